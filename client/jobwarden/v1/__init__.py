@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code for jobwarden.v1 (scripts/gen-protos; do not edit)."""

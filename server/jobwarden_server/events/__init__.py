@@ -1,0 +1,3 @@
+"""events layer."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""service layer."""
+
+from __future__ import annotations

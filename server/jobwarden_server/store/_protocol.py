@@ -1,0 +1,212 @@
+"""The store seam: a typed protocol the service depends on. Nothing above it imports SQLAlchemy.
+
+Every method is one database transaction. A change to a job is one compare-and-set (the `expect_*`
+fields of JobUpdateParams) together with its event rows, so a state change and its history can never
+disagree. Methods return domain records, never rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.status import JobStatus, StopReason
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NewEvent:
+    """An event to append to a job's history; the store assigns its sequence."""
+
+    kind: EventKind
+    actor: str
+    data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    """A job after a committed change, with the events the change appended (to publish)."""
+
+    job: Job
+    events: Sequence[Event]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobCreateParams:
+    """A new job. With a request_id, the (owner, request_id) pair is unique."""
+
+    id: str
+    owner: str
+    job_type: str
+    lifecycle: str
+    status: JobStatus
+    parameters: Mapping[str, Any]
+    priority: int
+    labels: Mapping[str, str]
+    max_attempts: int
+    run_after: dt.datetime | None
+    deadline: dt.datetime | None
+    callback_url: str
+    request_id: str
+    request_fingerprint: str
+    now: dt.datetime
+    actor: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobCreateResult:
+    """`created` is False when an earlier job with the same request_id and fingerprint was returned."""
+
+    change: Change
+    created: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobListParams:
+    """Filters (empty means any) and a keyset position (create_time, id) to continue after."""
+
+    owner: str
+    limit: int
+    statuses: frozenset[JobStatus] = frozenset()
+    job_types: frozenset[str] = frozenset()
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    stop_reasons: frozenset[StopReason] = frozenset()
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    after: tuple[dt.datetime, str] | None = None
+    descending: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    """A worker's lease on a running job. The token is the fencing token every worker call carries."""
+
+    token: str
+    worker_id: str
+    expire_time: dt.datetime
+    duration_s: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobChanges:
+    """Columns to set. None leaves a column as it is; `clear_lease` drops the lease."""
+
+    status: JobStatus | None = None
+    progress: Progress | None = None
+    result: Mapping[str, Any] | None = None
+    error: JobError | None = None
+    stop_reason: StopReason | None = None
+    cancel_requested: bool | None = None
+    run_after: dt.datetime | None = None
+    complete_time: dt.datetime | None = None
+    lease: Lease | None = None
+    lease_expire_time: dt.datetime | None = None
+    clear_lease: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobUpdateParams:
+    """A compare-and-set on one job: applied only if every `expect_*` condition holds.
+
+    owner None means the system (reaper) acts and the owner is not checked.
+    """
+
+    job_id: str
+    owner: str | None
+    now: dt.datetime
+    changes: JobChanges
+    events: Sequence[NewEvent] = ()
+    expect_statuses: frozenset[JobStatus] | None = None
+    expect_lease_token: str | None = None
+    expect_version: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobClaimParams:
+    """Lease up to `limit` QUEUED jobs of `job_types` whose run_after has passed, best first."""
+
+    owner: str
+    worker_id: str
+    job_types: frozenset[str]
+    limit: int
+    lease_duration_s: float
+    now: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AssetAddParams:
+    """An asset to attach to a RUNNING job under the caller's lease."""
+
+    id: str
+    job_id: str
+    owner: str
+    lease_token: str
+    asset_type: str
+    uri: str
+    storage_path: str
+    size_bytes: int
+    content_type: str
+    sha256: str
+    metadata: Mapping[str, str]
+    now: dt.datetime
+    actor: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class PageParams:
+    """A page of a job's events or assets: items after `after` (a sequence or a position), at most `limit`."""
+
+    owner: str
+    job_id: str
+    after: int
+    limit: int
+
+
+class Store(Protocol):
+    """Durable jobs, events and assets. Every method is one transaction.
+
+    Failures of the database itself raise domain.errors.StoreUnavailable (retryable, nothing changed).
+    """
+
+    async def job_create(self, params: JobCreateParams) -> JobCreateResult:
+        """Insert a job and its CREATED event. Same (owner, request_id): return the earlier job if
+        the fingerprint matches, else raise RequestIdMismatch."""
+        ...
+
+    async def job_get(self, owner: str | None, job_id: str) -> Job:
+        """One job; NotFound if missing or, when owner is given, not that owner's."""
+        ...
+
+    async def job_list(self, params: JobListParams) -> Sequence[Job]:
+        """Jobs matching the filters ordered by (create_time, id), ascending or descending."""
+        ...
+
+    async def job_update(self, params: JobUpdateParams) -> Change | None:
+        """Apply the changes and append the events if the conditions hold; None if they do not."""
+        ...
+
+    async def job_claim(self, params: JobClaimParams) -> Sequence[Change]:
+        """Atomically move up to `limit` jobs QUEUED -> RUNNING under fresh leases (never one job twice)."""
+        ...
+
+    async def asset_add(self, params: AssetAddParams) -> tuple[Asset, Change] | None:
+        """Insert the asset and its event if the job is RUNNING under `lease_token`; None otherwise."""
+        ...
+
+    async def asset_get(self, owner: str, asset_id: str) -> Asset:
+        """One asset; NotFound if missing or not the owner's."""
+        ...
+
+    async def asset_list(self, params: PageParams) -> Sequence[Asset]:
+        """A job's assets in the order they were added; `after` is the position of the last one seen."""
+        ...
+
+    async def event_list(self, params: PageParams) -> Sequence[Event]:
+        """A job's events with sequence > `after`, ascending."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
