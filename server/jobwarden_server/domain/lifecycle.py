@@ -61,19 +61,22 @@ class Lifecycle:
                 raise ConfigError(f"{where}: terminal state {a} has a way out (to {b})")
             if a == b:
                 raise ConfigError(f"{where}: state {a} has a transition to itself")
+        if not self.allows(S.QUEUED, S.RUNNING):
+            raise ConfigError(f"{where}: QUEUED -> RUNNING is missing, so no worker could ever claim a job")
         for status in sorted(self.statuses - TERMINAL):
             if not self._reaches_terminal(status):
                 raise ConfigError(f"{where}: state {status} cannot reach a terminal state")
-        for status in sorted(self.statuses - {self.initial, S.CREATED}):
-            if not self._reachable(status):
+        entries = self._entries()
+        for status in sorted(self.statuses - entries):
+            if not any(status in self._closure(s) for s in entries):
                 raise ConfigError(f"{where}: state {status} cannot be reached from {self.initial}")
 
     def _reaches_terminal(self, start: JobStatus) -> bool:
         return any(s.terminal for s in self._closure(start))
 
-    def _reachable(self, target: JobStatus) -> bool:
-        starts = {self.initial} | ({S.CREATED} if S.CREATED in self.statuses else set())
-        return any(target in self._closure(s) for s in starts)
+    def _entries(self) -> set[JobStatus]:
+        """Where jobs enter the table: the initial state, and CREATED when jobs can be held there."""
+        return {self.initial} | ({S.CREATED} if self.can_hold() else set())
 
     def _closure(self, start: JobStatus) -> set[JobStatus]:
         """Every status reachable from `start` (itself included)."""
@@ -88,7 +91,9 @@ class Lifecycle:
         return seen
 
 
-def _edges(pairs: Iterable[tuple[Iterable[JobStatus], Iterable[JobStatus]]]) -> list[tuple[JobStatus, JobStatus]]:
+def _edges(
+    pairs: Iterable[tuple[Iterable[JobStatus], Iterable[JobStatus]]],
+) -> list[tuple[JobStatus, JobStatus]]:
     return [(a, b) for sources, targets in pairs for a in sources for b in targets]
 
 

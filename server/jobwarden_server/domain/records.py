@@ -85,6 +85,8 @@ class Asset:
     sha256: str
     metadata: Mapping[str, str]
     create_time: dt.datetime
+    sequence: int = 0
+    """The sequence of the job event that added the asset: assets order and page by it."""
 
 
 class EventKind(enum.StrEnum):
@@ -93,7 +95,7 @@ class EventKind(enum.StrEnum):
     CREATED = "created"  # data: status
     TRANSITION = "transition"  # data: from, to, reason, stop_reason
     PROGRESS = "progress"  # data: percent, message, done, total
-    ASSET_ADDED = "asset_added"  # data: asset_id (the asset row is joined in by the store)
+    ASSET_ADDED = "asset_added"  # data: the asset's fields (Event.asset is rebuilt from them)
     LOG = "log"  # data: message
     CANCEL_REQUESTED = "cancel_requested"  # data: reason
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jobwarden_server.store._migrate import is_migrated, migrate
+from jobwarden_server.store._open import open_store
 from jobwarden_server.store._protocol import (
     AssetAddParams,
     Change,
@@ -16,6 +18,7 @@ from jobwarden_server.store._protocol import (
     PageParams,
     Store,
 )
+from jobwarden_server.store._sql import SqlStore
 
 __all__ = [
     "AssetAddParams",
@@ -29,5 +32,9 @@ __all__ = [
     "Lease",
     "NewEvent",
     "PageParams",
+    "SqlStore",
     "Store",
+    "is_migrated",
+    "migrate",
+    "open_store",
 ]

@@ -1,0 +1,268 @@
+"""``jobwarden jobs ...``: create, inspect, cancel and watch jobs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from jobwarden.cli import _render
+from jobwarden.client import Client, EventKind, Job, JobEvent, JobStatus, Progress
+
+EXIT_OK = 0
+EXIT_NOT_COMPLETED = 4
+
+Command = Callable[[Client, argparse.Namespace], Awaitable[int]]
+
+
+# --- argument types (errors here are usage errors: exit 2) ---------------------------------------
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """Parses ``key=value``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def param(text: str) -> tuple[str, Any]:
+    """Parses ``key=value`` where value is JSON if it parses (``n=3``, ``ok=true``) and text otherwise."""
+    key, value = key_value(text)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """Parses a JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"invalid JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def status(text: str) -> JobStatus:
+    """Parses a status name in any case."""
+    try:
+        return JobStatus(text.upper())
+    except ValueError:
+        names = ", ".join(s for s in JobStatus if s != JobStatus.UNSPECIFIED)
+        raise argparse.ArgumentTypeError(f"unknown status {text!r} (one of {names})") from None
+
+
+def when(text: str) -> datetime:
+    """Parses an ISO 8601 time; without a zone it is local time."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time, got {text!r}") from err
+    return value if value.tzinfo else value.astimezone()
+
+
+def positive(text: str) -> int:
+    """Parses an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+# --- the parser ----------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    """Adds ``jobs`` and its subcommands; ``common`` carries the connection options."""
+    jobs = subparsers.add_parser("jobs", help="create, inspect, cancel and watch jobs")
+    sub = jobs.add_subparsers(dest="jobs_command", metavar="COMMAND", required=True)
+
+    def command(name: str, fn: Command, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(
+            name, parents=[common], help=help_text, description=help_text
+        )
+        p.set_defaults(func=fn)
+        return p
+
+    p = command("create", _create, "create a job and print its id")
+    p.add_argument("job_type", metavar="TYPE")
+    p.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        type=param,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter; VALUE is parsed as JSON when it can be (n=3, ok=true), else taken as text",
+    )
+    p.add_argument("--params-json", type=json_object, metavar="JSON", help="parameters as a JSON object")
+    p.add_argument("--priority", type=int, default=0, help="higher runs first (-1000..1000)")
+    p.add_argument("--label", dest="labels", action="append", type=key_value, default=[], metavar="K=V")
+    p.add_argument("--max-attempts", type=int, default=0, metavar="N", help="0: the server's default")
+    p.add_argument("--run-after", type=when, metavar="TIME", help="not before this ISO 8601 time")
+    p.add_argument("--deadline", type=when, metavar="TIME", help="expire if not done by this time")
+    p.add_argument("--callback-url", default="", metavar="URL")
+    p.add_argument("--hold", action="store_true", help="create in CREATED; start with 'jobs release'")
+    p.add_argument("--request-id", metavar="ID", help="idempotency key: a retry returns the first job")
+    p.add_argument("--json", action="store_true", help="print the job as JSON")
+
+    p = command("get", _get, "show a job")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--json", action="store_true")
+
+    p = command("list", _list, "list jobs, oldest first")
+    p.add_argument("--status", dest="statuses", action="append", type=status, default=[], metavar="S")
+    p.add_argument("--type", dest="job_types", action="append", default=[], metavar="T")
+    p.add_argument("--label", dest="labels", action="append", type=key_value, default=[], metavar="K=V")
+    p.add_argument("--limit", type=positive, default=50, metavar="N", help="at most N jobs (default 50)")
+    p.add_argument("--desc", action="store_true", help="newest first")
+    p.add_argument("--json", action="store_true")
+
+    p = command("cancel", _cancel, "cancel a job (a running one stops at its next progress report)")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--reason", default="", metavar="R")
+    p.add_argument("--etag", default="", help="refuse if the job changed since this etag was read")
+    p.add_argument("--json", action="store_true")
+
+    p = command("release", _release, "start a held (CREATED) job")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--json", action="store_true")
+
+    p = command(
+        "watch",
+        _watch,
+        "follow a job until it ends; exit 0 if it COMPLETED, 4 if it ended otherwise",
+    )
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--after", type=int, default=0, metavar="SEQ", help="only events after this sequence")
+
+    p = command("events", _events, "print a job's recorded events")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--json", action="store_true")
+
+    p = command("assets", _assets, "list a job's assets")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--json", action="store_true")
+
+
+# --- the commands --------------------------------------------------------------------------------
+
+
+def _print(text: str) -> None:
+    print(text, file=sys.stdout, flush=True)
+
+
+async def _create(client: Client, args: argparse.Namespace) -> int:
+    parameters = dict(args.params_json or {})
+    parameters.update(args.params)
+    job = await client.create_job(
+        args.job_type,
+        parameters,
+        priority=args.priority,
+        labels=dict(args.labels),
+        max_attempts=args.max_attempts,
+        run_after=args.run_after,
+        deadline=args.deadline,
+        callback_url=args.callback_url,
+        hold=args.hold,
+        request_id=args.request_id,
+    )
+    _print(_render.to_json(job) if args.json else job.id)
+    return EXIT_OK
+
+
+async def _get(client: Client, args: argparse.Namespace) -> int:
+    job = await client.get_job(args.job_id)
+    _print(_render.to_json(job) if args.json else _render.job_details(job))
+    return EXIT_OK
+
+
+async def _list(client: Client, args: argparse.Namespace) -> int:
+    jobs: list[Job] = []
+    async for job in client.iter_jobs(
+        statuses=args.statuses,
+        job_types=args.job_types,
+        labels=dict(args.labels),
+        page_size=min(args.limit, 500),
+        descending=args.desc,
+    ):
+        jobs.append(job)
+        if len(jobs) >= args.limit:
+            break
+    _print(_render.to_json(jobs) if args.json else _render.jobs_table(jobs))
+    return EXIT_OK
+
+
+async def _cancel(client: Client, args: argparse.Namespace) -> int:
+    job = await client.cancel_job(args.job_id, args.reason, args.etag)
+    if args.json:
+        _print(_render.to_json(job))
+    elif job.cancel_requested and not job.is_terminal:
+        _print(f"job {job.id} {job.status}: cancel requested; it stops at the worker's next report")
+    else:
+        _print(f"job {job.id} {job.status}")
+    return EXIT_OK
+
+
+async def _release(client: Client, args: argparse.Namespace) -> int:
+    job = await client.release_job(args.job_id)
+    _print(_render.to_json(job) if args.json else f"job {job.id} {job.status}")
+    return EXIT_OK
+
+
+async def _events(client: Client, args: argparse.Namespace) -> int:
+    events = [e async for e in client.iter_job_events(args.job_id)]
+    if args.json:
+        _print(_render.to_json(events))
+    else:
+        for event in events:
+            _print(_render.event_line(event))
+    return EXIT_OK
+
+
+async def _assets(client: Client, args: argparse.Namespace) -> int:
+    assets = [a async for a in client.iter_assets(args.job_id)]
+    _print(_render.to_json(assets) if args.json else _render.assets_table(assets))
+    return EXIT_OK
+
+
+async def _watch(client: Client, args: argparse.Namespace) -> int:
+    live = _render.LiveLine(sys.stdout) if sys.stdout.isatty() else None
+    width = shutil.get_terminal_size().columns
+    status = JobStatus.UNSPECIFIED
+    progress = Progress()
+    snapshot_sequence = 0
+    async for item in client.watch_job(args.job_id, after_sequence=args.after):
+        if isinstance(item, Job):
+            status, progress, snapshot_sequence = item.status, item.progress, item.last_sequence
+            line = f"job {item.id} ({item.job_type}) {item.status} {_render.progress_text(item.progress)}"
+        else:
+            if item.sequence > snapshot_sequence:  # replayed history must not move the bar backwards
+                status = item.to_status or status
+                progress = item.progress or progress
+            line = _render.event_line(item)
+        if live is None:
+            _print(line)
+            continue
+        if not (isinstance(item, JobEvent) and item.kind == EventKind.PROGRESS):
+            live.println(line)  # progress only moves the bar; anything else is worth a line of its own
+        live.draw(_render.live_line(status, progress, width))
+    if live is not None:
+        live.clear()
+    # The stream carries neither the error message nor the result: read the job once more to sum up.
+    job = await client.get_job(args.job_id)
+    if not job.is_terminal:
+        print(f"error: the watch of job {job.id} ended while it is {job.status}", file=sys.stderr)
+        return 1
+    _print(_render.final_line(job))
+    return EXIT_OK if job.status == JobStatus.COMPLETED else EXIT_NOT_COMPLETED

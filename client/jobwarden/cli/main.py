@@ -1,0 +1,163 @@
+"""The ``jobwarden`` command: run the server, and create, inspect, cancel and watch jobs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from jobwarden import errors
+from jobwarden.cli import _jobs
+from jobwarden.client import DEFAULT_TARGET, Client
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_INTERRUPTED = 130
+
+_SERVER_COMMANDS = ("serve", "migrate")
+
+_EPILOG = """\
+exit status:
+  0    success
+  1    the server refused the request (the error's reason is printed), or another error
+  2    usage error
+  3    the server could not be reached or did not answer in time (UNAVAILABLE, DEADLINE_EXCEEDED)
+  4    'jobs watch' only: the job ended in a status other than COMPLETED
+  130  interrupted (Ctrl-C)
+
+environment:
+  JOBWARDEN_ADDRESS  default for --address
+  JOBWARDEN_TOKEN    default for --token
+  JOBWARDEN_DEBUG    set to 1 to show tracebacks of unexpected errors
+
+'serve' and 'migrate' pass their arguments to the server ('jobwarden serve --help');
+they need the server installed: pip install 'jobwarden[server]'.
+"""
+
+
+def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # The same options are accepted after the subcommand too; there they default to SUPPRESS so they
+    # override the top-level value only when given.
+    parser.add_argument(
+        "--address",
+        default=argparse.SUPPRESS if suppress else os.environ.get("JOBWARDEN_ADDRESS", DEFAULT_TARGET),
+        metavar="HOST:PORT",
+        help=f"server address (env JOBWARDEN_ADDRESS, default {DEFAULT_TARGET})",
+    )
+    parser.add_argument(
+        "--token",
+        default=argparse.SUPPRESS if suppress else os.environ.get("JOBWARDEN_TOKEN"),
+        help="bearer token (env JOBWARDEN_TOKEN; none for a server in local mode)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Builds the argument parser of the ``jobwarden`` command."""
+    parser = argparse.ArgumentParser(
+        prog="jobwarden",
+        description="jobwarden: a gRPC job coordination service.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _connection_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _connection_options(common, suppress=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # No options of their own (not even --help): everything after them goes to the server's parser.
+    sub.add_parser("serve", help="run the server", add_help=False)
+    sub.add_parser("migrate", help="create or upgrade the server's database", add_help=False)
+    _jobs.add_parser(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the ``jobwarden`` command and returns its exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args, rest = parser.parse_known_args(args_list)
+        if args.command not in _SERVER_COMMANDS and rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command in _SERVER_COMMANDS:
+        return _run_server(args.command, rest)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(_run_client(args))
+    except KeyboardInterrupt:
+        if sys.stdout.isatty():
+            print(file=sys.stdout)
+        return EXIT_INTERRUPTED
+    except errors.JobwardenError as err:
+        print(f"error: {_describe(err, args.address)}", file=sys.stderr)
+        if isinstance(err, errors.Unavailable | errors.DeadlineExceeded):
+            return EXIT_UNAVAILABLE
+        return EXIT_ERROR
+    except BrokenPipeError:
+        _silence_stdout()  # the reader went away (`| head`); not worth a message
+        return EXIT_ERROR
+    except Exception as err:
+        if os.environ.get("JOBWARDEN_DEBUG"):
+            raise
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+async def _run_client(args: argparse.Namespace) -> int:
+    fn = cast(_jobs.Command, args.func)
+    async with Client(args.address, token=args.token) as client:
+        return await fn(client, args)
+
+
+def _describe(err: errors.JobwardenError, address: str) -> str:
+    label = err.reason or err.code.name
+    message = err.message
+    if isinstance(err, errors.Unavailable) and not err.reason:
+        message = f"the server at {address} is unavailable ({message})"
+    elif isinstance(err, errors.DeadlineExceeded):
+        message = f"no answer from the server at {address} in time"
+    # Violations often repeat the message ("job_type: is required"); add only what is new.
+    extra = []
+    for v in err.field_violations:
+        text = v.description if v.description.startswith(v.field) else f"{v.field}: {v.description}"
+        if text not in message:
+            extra.append(text)
+    if extra:
+        message = f"{message} ({'; '.join(extra)})" if message else "; ".join(extra)
+    return f"{label}: {message}" if message else label
+
+
+def _run_server(command: str, rest: list[str]) -> int:
+    # Imported only now: the server is an optional extra, and the SDK must not depend on it.
+    try:
+        app = importlib.import_module("jobwarden_server.app")
+    except ImportError as err:
+        missing = f" (missing {err.name})" if err.name else ""
+        print(
+            f"error: the jobwarden server is not installed{missing}: pip install 'jobwarden[server]'",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    server_main = cast(Callable[[list[str]], int], app.main)
+    return server_main([command, *rest])
+
+
+def _silence_stdout() -> None:
+    # Python would report the broken pipe again when flushing stdout at exit.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

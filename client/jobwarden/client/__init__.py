@@ -1,0 +1,52 @@
+"""The jobwarden Python SDK: an asyncio client and a managed worker.
+
+Create and watch jobs with :class:`Client`; run handlers for claimed jobs with :class:`Worker`::
+
+    from jobwarden.client import Client, JobContext, Worker
+
+    async with Client("127.0.0.1:50051") as client:
+        job = await client.create_job("thumbnail", {"url": "https://example.com/a.png"})
+
+Failed calls raise the exceptions of :mod:`jobwarden.errors`.
+"""
+
+from __future__ import annotations
+
+from jobwarden.client._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT
+from jobwarden.client._client import Client
+from jobwarden.client._context import Handler, HandlerResult, JobContext, PartialResult, PermanentError
+from jobwarden.client._models import (
+    Asset,
+    Claim,
+    EventKind,
+    Job,
+    JobError,
+    JobEvent,
+    JobStatus,
+    Lifecycle,
+    Progress,
+    StopReason,
+)
+from jobwarden.client._worker import Worker
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "DEFAULT_TIMEOUT",
+    "Asset",
+    "Claim",
+    "Client",
+    "EventKind",
+    "Handler",
+    "HandlerResult",
+    "Job",
+    "JobContext",
+    "JobError",
+    "JobEvent",
+    "JobStatus",
+    "Lifecycle",
+    "PartialResult",
+    "PermanentError",
+    "Progress",
+    "StopReason",
+    "Worker",
+]

@@ -1,0 +1,306 @@
+"""Conversion between protobuf messages and the SDK's dataclasses.
+
+The only SDK module that touches both, so the rest of the SDK (and its users) never see pb types.
+Unknown enum values from a newer server map to ``UNSPECIFIED`` instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+
+from jobwarden.client import _models
+from jobwarden.v1 import job_pb2, worker_service_pb2
+
+_STATUS_PREFIX = "JOB_STATUS_"
+_STOP_PREFIX = "STOP_REASON_"
+
+
+# --- scalars -------------------------------------------------------------------------------------
+
+
+def status_from_pb(value: job_pb2.JobStatus.ValueType | int) -> _models.JobStatus:
+    """Maps a ``jobwarden.v1.JobStatus`` value to :class:`JobStatus`."""
+    try:
+        return _models.JobStatus(
+            job_pb2.JobStatus.Name(cast(job_pb2.JobStatus.ValueType, value)).removeprefix(_STATUS_PREFIX)
+        )
+    except ValueError:
+        return _models.JobStatus.UNSPECIFIED
+
+
+def status_to_pb(status: _models.JobStatus | str) -> job_pb2.JobStatus.ValueType:
+    """Maps a :class:`JobStatus` (or its name, any case) to ``jobwarden.v1.JobStatus``."""
+    return job_pb2.JobStatus.Value(_STATUS_PREFIX + _models.JobStatus(str(status).upper()).value)
+
+
+def stop_reason_from_pb(value: job_pb2.StopReason.ValueType | int) -> _models.StopReason:
+    """Maps a ``jobwarden.v1.StopReason`` value to :class:`StopReason`."""
+    try:
+        return _models.StopReason(
+            job_pb2.StopReason.Name(cast(job_pb2.StopReason.ValueType, value)).removeprefix(_STOP_PREFIX)
+        )
+    except ValueError:
+        return _models.StopReason.UNSPECIFIED
+
+
+def stop_reason_to_pb(reason: _models.StopReason | str) -> job_pb2.StopReason.ValueType:
+    """Maps a :class:`StopReason` (or its name, any case) to ``jobwarden.v1.StopReason``."""
+    return job_pb2.StopReason.Value(_STOP_PREFIX + _models.StopReason(str(reason).upper()).value)
+
+
+def time_from_pb(ts: timestamp_pb2.Timestamp) -> datetime:
+    """Converts a Timestamp to an aware UTC datetime."""
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def time_to_pb(value: datetime) -> timestamp_pb2.Timestamp:
+    """Converts a datetime to a Timestamp; a naive datetime is taken as UTC, not local time."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def duration_to_pb(seconds: float) -> duration_pb2.Duration:
+    """Converts seconds to a Duration."""
+    d = duration_pb2.Duration()
+    d.FromTimedelta(timedelta(seconds=seconds))
+    return d
+
+
+def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """Converts a Struct to a plain dict (numbers come back as floats)."""
+    return json_format.MessageToDict(struct)
+
+
+def dict_to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    """Converts a JSON-compatible mapping to a Struct.
+
+    Raises:
+        ValueError: A value is not JSON-compatible (str, number, bool, None, list, dict).
+    """
+    struct = struct_pb2.Struct()
+    try:
+        struct.update(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"not a JSON object: {err}") from err
+    return struct
+
+
+# --- messages to models --------------------------------------------------------------------------
+
+
+def progress_from_pb(msg: job_pb2.Progress) -> _models.Progress:
+    """Converts a Progress message."""
+    return _models.Progress(percent=msg.percent, message=msg.message, done=msg.done, total=msg.total)
+
+
+def job_from_pb(msg: job_pb2.Job) -> _models.Job:
+    """Converts a Job message."""
+    return _models.Job(
+        id=msg.id,
+        owner=msg.owner,
+        job_type=msg.job_type,
+        lifecycle=msg.lifecycle,
+        status=status_from_pb(msg.status),
+        progress=progress_from_pb(msg.progress),
+        parameters=struct_to_dict(msg.parameters),
+        result=struct_to_dict(msg.result) if msg.HasField("result") else None,
+        error=(
+            _models.JobError(
+                message=msg.error.message, reason=msg.error.reason, retryable=msg.error.retryable
+            )
+            if msg.HasField("error")
+            else None
+        ),
+        stop_reason=stop_reason_from_pb(msg.stop_reason),
+        attempt=msg.attempt,
+        max_attempts=msg.max_attempts,
+        priority=msg.priority,
+        labels=dict(msg.labels),
+        run_after=time_from_pb(msg.run_after) if msg.HasField("run_after") else None,
+        deadline=time_from_pb(msg.deadline) if msg.HasField("deadline") else None,
+        callback_url=msg.callback_url,
+        cancel_requested=msg.cancel_requested,
+        etag=msg.etag,
+        create_time=time_from_pb(msg.create_time) if msg.HasField("create_time") else None,
+        update_time=time_from_pb(msg.update_time) if msg.HasField("update_time") else None,
+        start_time=time_from_pb(msg.start_time) if msg.HasField("start_time") else None,
+        complete_time=time_from_pb(msg.complete_time) if msg.HasField("complete_time") else None,
+        worker_id=msg.worker_id,
+        last_sequence=msg.last_sequence,
+    )
+
+
+def asset_from_pb(msg: job_pb2.Asset) -> _models.Asset:
+    """Converts an Asset message."""
+    return _models.Asset(
+        id=msg.id,
+        job_id=msg.job_id,
+        owner=msg.owner,
+        asset_type=msg.asset_type,
+        uri=msg.uri,
+        storage_path=msg.storage_path,
+        size_bytes=msg.size_bytes,
+        content_type=msg.content_type,
+        sha256=msg.sha256,
+        metadata=dict(msg.metadata),
+        create_time=time_from_pb(msg.create_time) if msg.HasField("create_time") else None,
+    )
+
+
+def event_from_pb(msg: job_pb2.JobEvent) -> _models.JobEvent:
+    """Converts a JobEvent message; the oneof ``kind`` becomes :attr:`JobEvent.kind`."""
+    common: dict[str, Any] = {
+        "job_id": msg.job_id,
+        "sequence": msg.sequence,
+        "create_time": time_from_pb(msg.create_time) if msg.HasField("create_time") else None,
+        "actor": msg.actor,
+    }
+    which = msg.WhichOneof("kind")
+    if which == "created":
+        return _models.JobEvent(
+            kind=_models.EventKind.CREATED, to_status=status_from_pb(msg.created.status), **common
+        )
+    if which == "transition":
+        t = msg.transition
+        return _models.JobEvent(
+            kind=_models.EventKind.TRANSITION,
+            from_status=status_from_pb(t.from_status),
+            to_status=status_from_pb(t.to_status),
+            reason=t.reason,
+            stop_reason=stop_reason_from_pb(t.stop_reason),
+            **common,
+        )
+    if which == "progress":
+        return _models.JobEvent(
+            kind=_models.EventKind.PROGRESS, progress=progress_from_pb(msg.progress), **common
+        )
+    if which == "asset_added":
+        return _models.JobEvent(
+            kind=_models.EventKind.ASSET_ADDED, asset=asset_from_pb(msg.asset_added), **common
+        )
+    if which == "log":
+        return _models.JobEvent(kind=_models.EventKind.LOG, message=msg.log.message, **common)
+    if which == "cancel_requested":
+        return _models.JobEvent(
+            kind=_models.EventKind.CANCEL_REQUESTED, reason=msg.cancel_requested.reason, **common
+        )
+    # A kind added to the API after this SDK was built: keep the envelope rather than fail the watch.
+    return _models.JobEvent(kind=_models.EventKind.UNKNOWN, **common)
+
+
+def claim_from_pb(msg: worker_service_pb2.JobClaim) -> _models.Claim:
+    """Converts a JobClaim message."""
+    return _models.Claim(
+        job=job_from_pb(msg.job),
+        lease_token=msg.lease_token,
+        lease_expire_time=time_from_pb(msg.lease_expire_time) if msg.HasField("lease_expire_time") else None,
+    )
+
+
+def lifecycle_from_pb(msg: job_pb2.Lifecycle) -> _models.Lifecycle:
+    """Converts a Lifecycle message."""
+    return _models.Lifecycle(
+        name=msg.name,
+        initial_status=status_from_pb(msg.initial_status),
+        statuses=tuple(status_from_pb(s) for s in msg.statuses),
+        terminal_statuses=frozenset(status_from_pb(s) for s in msg.terminal_statuses),
+        transitions=frozenset(
+            (status_from_pb(t.from_status), status_from_pb(t.to_status)) for t in msg.transitions
+        ),
+    )
+
+
+# --- models to messages --------------------------------------------------------------------------
+
+
+def progress_to_pb(progress: _models.Progress) -> job_pb2.Progress:
+    """Converts a Progress."""
+    return job_pb2.Progress(
+        percent=progress.percent, message=progress.message, done=progress.done, total=progress.total
+    )
+
+
+def asset_to_pb(asset: _models.Asset) -> job_pb2.Asset:
+    """Converts an Asset (server-set fields included when present)."""
+    msg = job_pb2.Asset(
+        id=asset.id,
+        job_id=asset.job_id,
+        owner=asset.owner,
+        asset_type=asset.asset_type,
+        uri=asset.uri,
+        storage_path=asset.storage_path,
+        size_bytes=asset.size_bytes,
+        content_type=asset.content_type,
+        sha256=asset.sha256,
+        metadata=asset.metadata,
+    )
+    if asset.create_time is not None:
+        msg.create_time.CopyFrom(time_to_pb(asset.create_time))
+    return msg
+
+
+def job_to_pb(job: _models.Job) -> job_pb2.Job:
+    """Converts a Job; used by tests and fakes, since clients never send whole jobs."""
+    msg = job_pb2.Job(
+        id=job.id,
+        owner=job.owner,
+        job_type=job.job_type,
+        lifecycle=job.lifecycle,
+        status=status_to_pb(job.status),
+        progress=progress_to_pb(job.progress),
+        parameters=dict_to_struct(job.parameters),
+        stop_reason=stop_reason_to_pb(job.stop_reason),
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        priority=job.priority,
+        labels=job.labels,
+        callback_url=job.callback_url,
+        cancel_requested=job.cancel_requested,
+        etag=job.etag,
+        worker_id=job.worker_id,
+        last_sequence=job.last_sequence,
+    )
+    if job.result is not None:
+        msg.result.CopyFrom(dict_to_struct(job.result))
+    if job.error is not None:
+        msg.error.CopyFrom(
+            job_pb2.JobError(
+                message=job.error.message, reason=job.error.reason, retryable=job.error.retryable
+            )
+        )
+    for name in ("run_after", "deadline", "create_time", "update_time", "start_time", "complete_time"):
+        value: datetime | None = getattr(job, name)
+        if value is not None:
+            getattr(msg, name).CopyFrom(time_to_pb(value))
+    return msg
+
+
+def event_to_pb(event: _models.JobEvent) -> job_pb2.JobEvent:
+    """Converts a JobEvent; used by tests and fakes."""
+    msg = job_pb2.JobEvent(job_id=event.job_id, sequence=event.sequence, actor=event.actor)
+    if event.create_time is not None:
+        msg.create_time.CopyFrom(time_to_pb(event.create_time))
+    kind = event.kind
+    if kind == _models.EventKind.CREATED:
+        msg.created.status = status_to_pb(event.to_status or _models.JobStatus.UNSPECIFIED)
+    elif kind == _models.EventKind.TRANSITION:
+        msg.transition.from_status = status_to_pb(event.from_status or _models.JobStatus.UNSPECIFIED)
+        msg.transition.to_status = status_to_pb(event.to_status or _models.JobStatus.UNSPECIFIED)
+        msg.transition.reason = event.reason
+        msg.transition.stop_reason = stop_reason_to_pb(event.stop_reason or _models.StopReason.UNSPECIFIED)
+    elif kind == _models.EventKind.PROGRESS:
+        msg.progress.CopyFrom(progress_to_pb(event.progress or _models.Progress()))
+    elif kind == _models.EventKind.ASSET_ADDED and event.asset is not None:
+        msg.asset_added.CopyFrom(asset_to_pb(event.asset))
+    elif kind == _models.EventKind.LOG:
+        msg.log.message = event.message
+    elif kind == _models.EventKind.CANCEL_REQUESTED:
+        msg.cancel_requested.reason = event.reason
+    return msg

@@ -1,0 +1,277 @@
+"""The SDK's own data types: frozen dataclasses mirroring the API, free of protobuf.
+
+Times are timezone-aware UTC datetimes (None when the server left them unset); ``parameters``,
+``result`` and metadata are plain dicts. Note that JSON numbers travel as doubles
+(``google.protobuf.Struct``), so an integer parameter comes back as a float.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "Asset",
+    "Claim",
+    "EventKind",
+    "Job",
+    "JobError",
+    "JobEvent",
+    "JobStatus",
+    "Lifecycle",
+    "Progress",
+    "StopReason",
+]
+
+JsonObject = dict[str, Any]
+"""A JSON object: what ``google.protobuf.Struct`` holds."""
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job stands in its lifecycle (``JOB_STATUS_*`` without the prefix)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    CREATED = "CREATED"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    PARTIAL = "PARTIAL"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the status is final in every built-in lifecycle."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED}
+)
+
+
+class StopReason(enum.StrEnum):
+    """Why a job ended, when its status alone does not say (``STOP_REASON_*`` without the prefix)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    USER_CANCELLED = "USER_CANCELLED"
+    TIMEOUT_EXCEEDED = "TIMEOUT_EXCEEDED"
+    RESOURCE_LIMIT_EXCEEDED = "RESOURCE_LIMIT_EXCEEDED"
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    PROVIDER_ERROR = "PROVIDER_ERROR"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    LEASE_EXPIRED = "LEASE_EXPIRED"
+    MAX_ATTEMPTS_EXCEEDED = "MAX_ATTEMPTS_EXCEEDED"
+
+
+class EventKind(enum.StrEnum):
+    """What a :class:`JobEvent` records. ``UNKNOWN`` is an event kind newer than this SDK."""
+
+    CREATED = "created"
+    TRANSITION = "transition"
+    PROGRESS = "progress"
+    ASSET_ADDED = "asset_added"
+    LOG = "log"
+    CANCEL_REQUESTED = "cancel_requested"
+    UNKNOWN = "unknown"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Progress:
+    """A worker's latest report on a running job.
+
+    Attributes:
+        percent: 0 to 100 inclusive.
+        message: Free-form status line.
+        done: Units of work done (0 when unused).
+        total: Total units of work (0 when unknown).
+    """
+
+    percent: float = 0.0
+    message: str = ""
+    done: int = 0
+    total: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobError:
+    """Why a job failed or finished partially.
+
+    Attributes:
+        message: Human-readable message.
+        reason: Machine-readable reason chosen by the worker.
+        retryable: Whether the worker thought another attempt may succeed.
+    """
+
+    message: str
+    reason: str = ""
+    retryable: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """One unit of work, as the server last reported it.
+
+    Attributes:
+        id: Server-assigned id.
+        owner: The owner the job belongs to.
+        job_type: The kind of work.
+        lifecycle: Name of the lifecycle table governing the job.
+        status: Current status.
+        progress: Latest progress report.
+        parameters: Input of the job.
+        result: Output of the job; None until it is set on completion.
+        error: Set when the job failed or finished partially.
+        stop_reason: Why the job stopped, when that is not plain success.
+        attempt: Attempts started so far.
+        max_attempts: Attempts allowed in all.
+        priority: Higher runs first.
+        labels: Free-form labels.
+        run_after: Not claimable before this time.
+        deadline: The job expires if not terminal by this time.
+        callback_url: URL notified when the job ends.
+        cancel_requested: A cancel was asked for while the job was running.
+        etag: Changes whenever the job changes; send it to ``cancel_job`` to guard against races.
+        create_time: When the job was created.
+        update_time: When the job last changed.
+        start_time: When the current attempt started.
+        complete_time: When the job reached its terminal state.
+        worker_id: The worker holding the lease, while RUNNING.
+        last_sequence: Sequence of the job's latest event (resume a watch after it).
+    """
+
+    id: str
+    owner: str = ""
+    job_type: str
+    lifecycle: str = ""
+    status: JobStatus
+    progress: Progress = dataclasses.field(default_factory=Progress)
+    parameters: JsonObject = dataclasses.field(default_factory=dict)
+    result: JsonObject | None = None
+    error: JobError | None = None
+    stop_reason: StopReason = StopReason.UNSPECIFIED
+    attempt: int = 0
+    max_attempts: int = 0
+    priority: int = 0
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    run_after: datetime | None = None
+    deadline: datetime | None = None
+    callback_url: str = ""
+    cancel_requested: bool = False
+    etag: str = ""
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+    start_time: datetime | None = None
+    complete_time: datetime | None = None
+    worker_id: str = ""
+    last_sequence: int = 0
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job has reached a final status."""
+        return self.status.is_terminal
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Asset:
+    """An output attached to a job by its worker.
+
+    Attributes:
+        id: Server-assigned id.
+        job_id: The job the asset belongs to.
+        owner: The job's owner.
+        asset_type: Free-form kind, for example ``"image"``.
+        uri: Where the asset can be fetched.
+        storage_path: Where it is stored, for the storage's own use.
+        size_bytes: Size in bytes (0 when unknown).
+        content_type: MIME type.
+        sha256: Hex SHA-256 of the content, or empty.
+        metadata: Free-form metadata.
+        create_time: When the asset was added.
+    """
+
+    id: str = ""
+    job_id: str = ""
+    owner: str = ""
+    asset_type: str
+    uri: str
+    storage_path: str = ""
+    size_bytes: int = 0
+    content_type: str = ""
+    sha256: str = ""
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    create_time: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobEvent:
+    """One recorded change of a job; ``kind`` says which payload fields are set.
+
+    Attributes:
+        job_id: The job the event belongs to.
+        sequence: Position in the job's history: 1, 2, 3, ... with no gaps.
+        create_time: When the event was recorded.
+        actor: ``"client:<owner>"``, ``"worker:<worker_id>"`` or ``"system"``.
+        kind: What happened.
+        from_status: ``transition``: the status before.
+        to_status: ``transition``: the status after; ``created``: the status created in.
+        reason: ``transition``: why, in words; ``cancel_requested``: the client's reason.
+        stop_reason: ``transition``: set when the change ended the job.
+        progress: ``progress``: the report.
+        asset: ``asset_added``: the asset.
+        message: ``log``: the line.
+    """
+
+    job_id: str
+    sequence: int
+    create_time: datetime | None = None
+    actor: str = ""
+    kind: EventKind
+    from_status: JobStatus | None = None
+    to_status: JobStatus | None = None
+    reason: str = ""
+    stop_reason: StopReason | None = None
+    progress: Progress | None = None
+    asset: Asset | None = None
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """A job leased to a worker by ``claim_jobs``.
+
+    Attributes:
+        job: The job, RUNNING.
+        lease_token: The fencing token to send on every worker call about this job.
+        lease_expire_time: When the lease expires unless renewed by ``report_progress``.
+    """
+
+    job: Job
+    lease_token: str
+    lease_expire_time: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Lifecycle:
+    """A table of legal status changes, as published by the server.
+
+    Attributes:
+        name: The table's name, for example ``"standard"``.
+        initial_status: The status a new job starts in unless it is held.
+        statuses: Every status the table uses.
+        terminal_statuses: The statuses with no way out.
+        transitions: Every legal change, as ``(from_status, to_status)`` pairs.
+    """
+
+    name: str
+    initial_status: JobStatus
+    statuses: tuple[JobStatus, ...] = ()
+    terminal_statuses: frozenset[JobStatus] = frozenset()
+    transitions: frozenset[tuple[JobStatus, JobStatus]] = frozenset()
+
+    def allows(self, from_status: JobStatus, to_status: JobStatus) -> bool:
+        """Whether the table allows moving a job from ``from_status`` to ``to_status``."""
+        return (from_status, to_status) in self.transitions

@@ -1,0 +1,239 @@
+"""Protobuf <-> domain conversion: the only server module that knows both shapes.
+
+Decoding validates what the wire can get wrong (unknown enum values, unset timestamps); the domain's
+limits check the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+
+from jobwarden.v1 import job_pb2
+from jobwarden_server.domain.errors import InvalidArgument
+from jobwarden_server.domain.lifecycle import Lifecycle
+from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.status import JobStatus, StopReason
+
+E = TypeVar("E", JobStatus, StopReason)
+
+
+# --- scalars -------------------------------------------------------------------------------------
+
+
+def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    """A datetime as a Timestamp (None stays unset)."""
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def time_in(message: Any, field: str) -> dt.datetime | None:
+    """An optional Timestamp field as an aware UTC datetime."""
+    if not message.HasField(field):
+        return None
+    ts: timestamp_pb2.Timestamp = getattr(message, field)
+    if not 0 <= ts.nanos < 1_000_000_000:
+        raise InvalidArgument(field, "has out-of-range nanos")
+    try:
+        return ts.ToDatetime(tzinfo=dt.UTC)
+    except (ValueError, OverflowError) as err:
+        raise InvalidArgument(field, "is not a valid time") from err
+
+
+def seconds_in(message: Any, field: str, default: float) -> float:
+    """An optional Duration field in seconds."""
+    if not message.HasField(field):
+        return default
+    duration: duration_pb2.Duration = getattr(message, field)
+    return float(duration.seconds) + duration.nanos / 1e9
+
+
+def struct_in(value: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as a plain dict."""
+    return json_format.MessageToDict(value)
+
+
+def struct_out(value: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
+    """A dict as a Struct (None stays unset)."""
+    if value is None:
+        return None
+    out = struct_pb2.Struct()
+    out.update(value)
+    return out
+
+
+def _enum_in(kind: type[E], pb_enum: Any, prefix: str, field: str, value: int) -> E:
+    try:
+        name = pb_enum.Name(value)
+    except ValueError as err:
+        raise InvalidArgument(field, f"unknown value {value}") from err
+    if name == f"{prefix}UNSPECIFIED":
+        raise InvalidArgument(field, "must be set")
+    return kind(name.removeprefix(prefix))
+
+
+def status_in(field: str, value: int) -> JobStatus:
+    """A wire JobStatus (unknown or UNSPECIFIED is INVALID_ARGUMENT)."""
+    return _enum_in(JobStatus, job_pb2.JobStatus, "JOB_STATUS_", field, value)
+
+
+def stop_reason_in(field: str, value: int, *, allow_unspecified: bool = False) -> StopReason:
+    """A wire StopReason."""
+    if allow_unspecified and value == 0:
+        return StopReason.UNSPECIFIED
+    return _enum_in(StopReason, job_pb2.StopReason, "STOP_REASON_", field, value)
+
+
+def status_out(value: JobStatus) -> job_pb2.JobStatus.ValueType:
+    """A JobStatus on the wire."""
+    return job_pb2.JobStatus.Value(f"JOB_STATUS_{value.value}")
+
+
+def stop_reason_out(value: StopReason) -> job_pb2.StopReason.ValueType:
+    """A StopReason on the wire."""
+    return job_pb2.StopReason.Value(f"STOP_REASON_{value.value}")
+
+
+# --- records -------------------------------------------------------------------------------------
+
+
+def progress_in(value: job_pb2.Progress) -> Progress:
+    """Wire progress (range checks are the domain's)."""
+    return Progress(percent=value.percent, message=value.message, done=value.done, total=value.total)
+
+
+def progress_out(value: Progress) -> job_pb2.Progress:
+    """Progress on the wire."""
+    return job_pb2.Progress(percent=value.percent, message=value.message, done=value.done, total=value.total)
+
+
+def error_in(value: job_pb2.JobError) -> JobError:
+    """A wire JobError."""
+    return JobError(message=value.message, reason=value.reason, retryable=value.retryable)
+
+
+def job_out(job: Job) -> job_pb2.Job:
+    """A job on the wire. The lease token is never part of it: only the claimer gets it."""
+    out = job_pb2.Job(
+        id=job.id,
+        owner=job.owner,
+        job_type=job.job_type,
+        lifecycle=job.lifecycle,
+        status=status_out(job.status),
+        progress=progress_out(job.progress),
+        parameters=struct_out(job.parameters),
+        result=struct_out(job.result),
+        stop_reason=stop_reason_out(job.stop_reason),
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        priority=job.priority,
+        labels=dict(job.labels),
+        run_after=timestamp(job.run_after),
+        deadline=timestamp(job.deadline),
+        callback_url=job.callback_url,
+        cancel_requested=job.cancel_requested,
+        etag=job.etag,
+        create_time=timestamp(job.create_time),
+        update_time=timestamp(job.update_time),
+        start_time=timestamp(job.start_time),
+        complete_time=timestamp(job.complete_time),
+        worker_id=job.worker_id,
+        last_sequence=job.last_sequence,
+    )
+    if job.error is not None:
+        out.error.CopyFrom(
+            job_pb2.JobError(
+                message=job.error.message, reason=job.error.reason, retryable=job.error.retryable
+            )
+        )
+    return out
+
+
+def asset_out(asset: Asset) -> job_pb2.Asset:
+    """An asset on the wire."""
+    return job_pb2.Asset(
+        id=asset.id,
+        job_id=asset.job_id,
+        owner=asset.owner,
+        asset_type=asset.asset_type,
+        uri=asset.uri,
+        storage_path=asset.storage_path,
+        size_bytes=asset.size_bytes,
+        content_type=asset.content_type,
+        sha256=asset.sha256,
+        metadata=dict(asset.metadata),
+        create_time=timestamp(asset.create_time),
+    )
+
+
+def event_out(event: Event) -> job_pb2.JobEvent:
+    """An event on the wire, its payload in the oneof that matches its kind."""
+    out = job_pb2.JobEvent(
+        job_id=event.job_id,
+        sequence=event.sequence,
+        create_time=timestamp(event.create_time),
+        actor=event.actor,
+    )
+    data = event.data
+    match event.kind:
+        case EventKind.CREATED:
+            out.created.status = status_out(JobStatus(data["status"]))
+        case EventKind.TRANSITION:
+            out.transition.CopyFrom(
+                job_pb2.JobTransition(
+                    from_status=status_out(JobStatus(data["from"])),
+                    to_status=status_out(JobStatus(data["to"])),
+                    reason=str(data.get("reason", "")),
+                    stop_reason=stop_reason_out(StopReason(data.get("stop_reason", "UNSPECIFIED"))),
+                )
+            )
+        case EventKind.PROGRESS:
+            out.progress.CopyFrom(
+                progress_out(
+                    Progress(
+                        percent=float(data.get("percent", 0.0)),
+                        message=str(data.get("message", "")),
+                        done=int(data.get("done", 0)),
+                        total=int(data.get("total", 0)),
+                    )
+                )
+            )
+        case EventKind.ASSET_ADDED:
+            if event.asset is not None:
+                out.asset_added.CopyFrom(asset_out(event.asset))
+        case EventKind.LOG:
+            out.log.message = str(data.get("message", ""))
+        case EventKind.CANCEL_REQUESTED:
+            out.cancel_requested.reason = str(data.get("reason", ""))
+    return out
+
+
+def lifecycle_out(table: Lifecycle) -> job_pb2.Lifecycle:
+    """A lifecycle table on the wire, in a stable order."""
+    order = list(JobStatus)
+    return job_pb2.Lifecycle(
+        name=table.name,
+        initial_status=status_out(table.initial),
+        statuses=[status_out(s) for s in order if s in table.statuses],
+        terminal_statuses=[status_out(s) for s in order if s in table.statuses and s.terminal],
+        transitions=[
+            job_pb2.LifecycleTransition(from_status=status_out(a), to_status=status_out(b))
+            for a, b in sorted(table.transitions, key=lambda e: (order.index(e[0]), order.index(e[1])))
+        ],
+    )
+
+
+def statuses_in(field: str, values: Iterable[int]) -> frozenset[JobStatus]:
+    """A repeated JobStatus filter."""
+    return frozenset(status_in(field, v) for v in values)
+
+
+def stop_reasons_in(field: str, values: Iterable[int]) -> frozenset[StopReason]:
+    """A repeated StopReason filter."""
+    return frozenset(stop_reason_in(field, v) for v in values)

@@ -1,0 +1,114 @@
+"""One interceptor for every jobwarden RPC: authenticate, authorize by role, bound the request size,
+and map every error to a gRPC status with ErrorInfo. Handlers never abort by hand."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import message
+
+from jobwarden_server.api import auth
+from jobwarden_server.api import errors as api_errors
+from jobwarden_server.domain import errors
+from jobwarden_server.domain.auth import Role
+
+logger = logging.getLogger(__name__)
+
+ROLE_BY_SERVICE = {
+    "jobwarden.v1.JobService": Role.CLIENT,
+    "jobwarden.v1.WorkerService": Role.WORKER,
+}
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], error: errors.DomainError) -> None:
+    """End the RPC with the rich status for `error` (raises grpc's AbortError)."""
+    code, status = api_errors.to_status(error)
+    await context.abort(
+        code, status.message, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),)
+    )
+
+
+class Guard(grpc.aio.ServerInterceptor):
+    """Wraps the handlers of jobwarden's own services; health and reflection pass through."""
+
+    def __init__(self, authenticator: auth.Authenticator, *, max_request_bytes: int) -> None:
+        self._auth = authenticator
+        self._max_request_bytes = max_request_bytes
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        role = ROLE_BY_SERVICE.get(method.lstrip("/").split("/")[0])
+        if handler is None or role is None:
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, role, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, role, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _admit(
+        self, request: message.Message, context: grpc.aio.ServicerContext[Any, Any], role: Role
+    ) -> None:
+        principal = self._auth.authenticate(context.invocation_metadata())
+        if not principal.has(role):
+            raise errors.PermissionDenied(f"this token lacks the {role.value!r} role")
+        if request.ByteSize() > self._max_request_bytes:
+            raise errors.InvalidArgument(
+                "request", f"is larger than {self._max_request_bytes} bytes", reason="TOO_LARGE"
+            )
+        auth.set_principal(principal)
+
+    def _unary(self, behaviour: Any, role: Role, method: str) -> Any:
+        async def unary(request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                self._admit(request, context, role)
+                return await behaviour(request, context)
+            except errors.DomainError as err:
+                await abort(context, err)
+            except Exception as err:
+                if _is_abort(err):
+                    raise
+                logger.exception("unexpected failure in %s", method)
+                await abort(context, api_errors.internal())
+            return None  # unreachable: abort raises
+
+        return unary
+
+    def _stream(self, behaviour: Any, role: Role, method: str) -> Any:
+        async def stream(
+            request: message.Message, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            try:
+                self._admit(request, context, role)
+                async for item in behaviour(request, context):
+                    yield item
+            except errors.DomainError as err:
+                await abort(context, err)
+            except Exception as err:
+                if _is_abort(err):
+                    raise
+                logger.exception("unexpected failure in %s", method)
+                await abort(context, api_errors.internal())
+
+        return stream
+
+
+def _is_abort(err: Exception) -> bool:
+    # context.abort() raises grpc's own AbortError to unwind the handler; it must pass through.
+    return isinstance(err, grpc.aio.AbortError)

@@ -1,0 +1,139 @@
+"""JobService over gRPC: decode, call the service, encode. Errors are mapped by the guard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from jobwarden.v1 import job_service_pb2, job_service_pb2_grpc
+from jobwarden_server.api import convert
+from jobwarden_server.api.auth import current_principal
+from jobwarden_server.domain import limits
+from jobwarden_server.domain.records import Job
+from jobwarden_server.service.jobs import JobQuery, JobSpec, JobsService, check_spec
+from jobwarden_server.service.watch import WatchService
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _id(field: str, value: str) -> str:
+    return limits.check_text(field, value, limit=limits.MAX_ID, required=True)
+
+
+class JobServicer(job_service_pb2_grpc.JobServiceServicer):
+    """The client API."""
+
+    def __init__(self, jobs: JobsService, watches: WatchService) -> None:
+        self._jobs = jobs
+        self._watches = watches
+
+    async def CreateJob(
+        self, request: job_service_pb2.CreateJobRequest, context: Context
+    ) -> job_service_pb2.CreateJobResponse:
+        spec = check_spec(
+            JobSpec(
+                job_type=request.job_type,
+                parameters=convert.struct_in(request.parameters),
+                priority=request.priority,
+                labels=dict(request.labels),
+                max_attempts=request.max_attempts,
+                run_after=convert.time_in(request, "run_after"),
+                deadline=convert.time_in(request, "deadline"),
+                callback_url=request.callback_url,
+                hold=request.hold,
+                request_id=request.request_id,
+            )
+        )
+        job = await self._jobs.create(current_principal(), spec)
+        return job_service_pb2.CreateJobResponse(job=convert.job_out(job))
+
+    async def GetJob(
+        self, request: job_service_pb2.GetJobRequest, context: Context
+    ) -> job_service_pb2.GetJobResponse:
+        job = await self._jobs.get(current_principal(), _id("job_id", request.job_id))
+        return job_service_pb2.GetJobResponse(job=convert.job_out(job))
+
+    async def ListJobs(
+        self, request: job_service_pb2.ListJobsRequest, context: Context
+    ) -> job_service_pb2.ListJobsResponse:
+        for job_type in request.job_types:
+            limits.check_job_type("job_types", job_type)
+        query = JobQuery(
+            statuses=convert.statuses_in("statuses", request.statuses),
+            job_types=frozenset(request.job_types),
+            labels=limits.check_string_map("labels", request.labels),
+            stop_reasons=convert.stop_reasons_in("stop_reasons", request.stop_reasons),
+            created_after=convert.time_in(request, "created_after"),
+            created_before=convert.time_in(request, "created_before"),
+            descending=request.descending,
+        )
+        jobs, token = await self._jobs.list_jobs(
+            current_principal(), query, request.page_size, request.page_token
+        )
+        return job_service_pb2.ListJobsResponse(
+            jobs=[convert.job_out(j) for j in jobs], next_page_token=token
+        )
+
+    async def CancelJob(
+        self, request: job_service_pb2.CancelJobRequest, context: Context
+    ) -> job_service_pb2.CancelJobResponse:
+        limits.check_text("reason", request.reason)
+        limits.check_text("etag", request.etag, limit=limits.MAX_ID)
+        job = await self._jobs.cancel(
+            current_principal(), _id("job_id", request.job_id), request.reason, request.etag
+        )
+        return job_service_pb2.CancelJobResponse(job=convert.job_out(job))
+
+    async def ReleaseJob(
+        self, request: job_service_pb2.ReleaseJobRequest, context: Context
+    ) -> job_service_pb2.ReleaseJobResponse:
+        job = await self._jobs.release(current_principal(), _id("job_id", request.job_id))
+        return job_service_pb2.ReleaseJobResponse(job=convert.job_out(job))
+
+    async def WatchJob(
+        self, request: job_service_pb2.WatchJobRequest, context: Context
+    ) -> AsyncIterator[job_service_pb2.WatchJobResponse]:
+        stream = self._watches.watch(
+            current_principal(), _id("job_id", request.job_id), request.after_sequence
+        )
+        async for item in stream:
+            if isinstance(item, Job):
+                yield job_service_pb2.WatchJobResponse(job=convert.job_out(item))
+            else:
+                yield job_service_pb2.WatchJobResponse(event=convert.event_out(item))
+
+    async def ListJobEvents(
+        self, request: job_service_pb2.ListJobEventsRequest, context: Context
+    ) -> job_service_pb2.ListJobEventsResponse:
+        events, token = await self._jobs.events(
+            current_principal(), _id("job_id", request.job_id), request.page_size, request.page_token
+        )
+        return job_service_pb2.ListJobEventsResponse(
+            events=[convert.event_out(e) for e in events], next_page_token=token
+        )
+
+    async def ListAssets(
+        self, request: job_service_pb2.ListAssetsRequest, context: Context
+    ) -> job_service_pb2.ListAssetsResponse:
+        assets, token = await self._jobs.assets(
+            current_principal(), _id("job_id", request.job_id), request.page_size, request.page_token
+        )
+        return job_service_pb2.ListAssetsResponse(
+            assets=[convert.asset_out(a) for a in assets], next_page_token=token
+        )
+
+    async def GetAsset(
+        self, request: job_service_pb2.GetAssetRequest, context: Context
+    ) -> job_service_pb2.GetAssetResponse:
+        asset = await self._jobs.asset(current_principal(), _id("asset_id", request.asset_id))
+        return job_service_pb2.GetAssetResponse(asset=convert.asset_out(asset))
+
+    async def GetLifecycle(
+        self, request: job_service_pb2.GetLifecycleRequest, context: Context
+    ) -> job_service_pb2.GetLifecycleResponse:
+        if request.job_type:
+            limits.check_job_type("job_type", request.job_type)
+        table = self._jobs.lifecycle(request.job_type)
+        return job_service_pb2.GetLifecycleResponse(lifecycle=convert.lifecycle_out(table))

@@ -1,0 +1,174 @@
+"""Composition root: settings -> store -> services -> grpc.aio server; and the `serve`/`migrate` commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from jobwarden.v1 import job_service_pb2, job_service_pb2_grpc, worker_service_pb2, worker_service_pb2_grpc
+from jobwarden_server import settings as settings_mod
+from jobwarden_server import store
+from jobwarden_server.api.auth import Authenticator
+from jobwarden_server.api.guard import Guard
+from jobwarden_server.api.job_servicer import JobServicer
+from jobwarden_server.api.worker_servicer import WorkerServicer
+from jobwarden_server.domain.errors import ConfigError, DomainError
+from jobwarden_server.events.bus import EventBus
+from jobwarden_server.service.jobs import JobsService
+from jobwarden_server.service.watch import WatchService
+from jobwarden_server.service.work import WorkService
+from jobwarden_server.service.writer import Clock, JobWriter, utc_now
+from jobwarden_server.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+    worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+)
+# Headroom above our own request limit, so oversized requests get our INVALID_ARGUMENT/TOO_LARGE
+# answer (with ErrorInfo) instead of the transport's bare RESOURCE_EXHAUSTED.
+TRANSPORT_LIMIT_FACTOR = 4
+
+
+@dataclasses.dataclass(slots=True)
+class RunningServer:
+    """A started server: where it listens and how to stop it."""
+
+    server: grpc.aio.Server
+    store: store.Store
+    health: health.aio.HealthServicer
+    port: int
+    host: str
+
+    @property
+    def address(self) -> str:
+        """host:port to dial."""
+        return f"{self.host}:{self.port}"
+
+    async def stop(self, grace: float | None) -> None:
+        """Stop answering, let in-flight RPCs finish within `grace` seconds, release the store."""
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace)
+        await self.store.close()
+
+
+async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_now) -> RunningServer:
+    """Open the store (migrating it up to date), wire the services and start listening."""
+    settings.checked()
+    if migrate:
+        await store.migrate(settings.database)
+    db = store.open_store(settings.database)
+    bus = EventBus(subscriber_queue_size=settings.subscriber_queue_size)
+    writer = JobWriter(db, bus, settings.lifecycles, clock)
+    transport_limit = settings.max_request_bytes * TRANSPORT_LIMIT_FACTOR
+    server = grpc.aio.server(
+        interceptors=[
+            Guard(Authenticator(settings.principals_by_hash), max_request_bytes=settings.max_request_bytes)
+        ],
+        options=[
+            ("grpc.max_receive_message_length", transport_limit),
+            ("grpc.max_send_message_length", transport_limit),
+        ],
+    )
+    job_service_pb2_grpc.add_JobServiceServicer_to_server(
+        JobServicer(JobsService(writer, settings.retry), WatchService(writer)), server
+    )
+    worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
+        WorkerServicer(WorkService(writer, settings.retry)), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    try:
+        port = server.add_insecure_port(settings.listen)
+    except RuntimeError as err:
+        await db.close()
+        raise ConfigError(f"cannot listen on {settings.listen}: {err}") from err
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    host = settings.listen.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+    logger.info("jobwarden listening on %s:%d (database %s)", host, port, settings.database)
+    return RunningServer(server=server, store=db, health=health_servicer, port=port, host=host)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, **kwargs: object) -> AsyncIterator[RunningServer]:
+    """A started server for the duration of the block (tests and embedding)."""
+    srv = await start(settings, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield srv
+    finally:
+        await srv.stop(grace=1.0)
+
+
+async def _serve(settings: Settings) -> int:
+    srv = await start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"jobwarden serving on {srv.address} (database {settings.database})", flush=True)
+    await stop.wait()
+    logger.info("shutting down (grace %.1fs)", settings.shutdown_grace_s)
+    await srv.stop(settings.shutdown_grace_s)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jobwarden", description="jobwarden server commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server (migrates the database first)")
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date and exit")
+    for p in (serve, migrate):
+        p.add_argument("--config", help=f"TOML config file (env {settings_mod.ENV_CONFIG})")
+        p.add_argument(
+            "--database",
+            help=f"SQLite path or postgresql:// URL (env {settings_mod.ENV_DATABASE}; default jobwarden.db)",
+        )
+        p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument("--listen", help=f"host:port (env {settings_mod.ENV_LISTEN}; default 127.0.0.1:50051)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`jobwarden serve` and `jobwarden migrate`. Returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = settings_mod.load(
+            args.config, database=args.database, listen=getattr(args, "listen", None)
+        )
+        if args.command == "migrate":
+            asyncio.run(store.migrate(settings.database))
+            print(f"database {settings.database} is up to date")
+            return 0
+        return asyncio.run(_serve(settings))
+    except (ConfigError, DomainError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""Client use cases: create, read, list, cancel and release jobs; read their events and assets."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jobwarden_server import store
+from jobwarden_server.domain import errors, limits
+from jobwarden_server.domain.auth import Principal
+from jobwarden_server.domain.lifecycle import Lifecycle
+from jobwarden_server.domain.records import Asset, Event, EventKind, Job
+from jobwarden_server.domain.retry import RetryPolicy
+from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.service import paging
+from jobwarden_server.service.writer import JobWriter
+
+JOB_PAGE = (50, 500)
+ITEM_PAGE = (100, 1000)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobSpec:
+    """What a client asks for when creating a job (already decoded from the wire)."""
+
+    job_type: str
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    priority: int = 0
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    max_attempts: int = 0
+    run_after: dt.datetime | None = None
+    deadline: dt.datetime | None = None
+    callback_url: str = ""
+    hold: bool = False
+    request_id: str = ""
+
+    def fingerprint(self) -> str:
+        """Hash of everything but the request id: a reused request id must carry the same content."""
+        body = dataclasses.asdict(self)
+        body.pop("request_id")
+        canonical = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobQuery:
+    """ListJobs filters; empty means any."""
+
+    statuses: frozenset[JobStatus] = frozenset()
+    job_types: frozenset[str] = frozenset()
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    stop_reasons: frozenset[StopReason] = frozenset()
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    descending: bool = False
+
+
+def client_actor(who: Principal) -> str:
+    """How a client appears in job histories."""
+    return f"client:{who.owner}"
+
+
+class JobsService:
+    """What clients can do with their own jobs. Every read and write is scoped to the caller's owner."""
+
+    def __init__(self, writer: JobWriter, retry: RetryPolicy) -> None:
+        self._writer = writer
+        self._store = writer.store
+        self._retry = retry
+
+    async def create(self, who: Principal, spec: JobSpec) -> Job:
+        """Accept a job; a retried request_id returns the first job."""
+        table = self._writer.lifecycles.for_job_type(spec.job_type)
+        now = self._writer.clock()
+        if spec.hold and not table.can_hold():
+            raise errors.InvalidArgument("hold", f"lifecycle {table.name!r} has no held (CREATED) state")
+        if spec.deadline is not None and spec.deadline <= now:
+            raise errors.InvalidArgument("deadline", "is in the past")
+        if spec.run_after is not None and spec.deadline is not None and spec.run_after >= spec.deadline:
+            raise errors.InvalidArgument("run_after", "is not before the deadline")
+        result = await self._store.job_create(
+            store.JobCreateParams(
+                id=str(uuid.uuid4()),
+                owner=who.owner,
+                job_type=spec.job_type,
+                lifecycle=table.name,
+                status=JobStatus.CREATED if spec.hold else table.initial,
+                parameters=spec.parameters,
+                priority=spec.priority,
+                labels=spec.labels,
+                max_attempts=spec.max_attempts or self._retry.default_max_attempts,
+                run_after=spec.run_after,
+                deadline=spec.deadline,
+                callback_url=spec.callback_url,
+                request_id=spec.request_id,
+                request_fingerprint=spec.fingerprint(),
+                now=now,
+                actor=client_actor(who),
+            )
+        )
+        if not result.created:
+            return result.change.job
+        job = self._writer.published(result.change)
+        if job.status is JobStatus.QUEUED:
+            await self._writer.bus.work_available()
+        return job
+
+    async def get(self, who: Principal, job_id: str) -> Job:
+        """One of the caller's jobs."""
+        return await self._store.job_get(who.owner, job_id)
+
+    async def list_jobs(
+        self, who: Principal, query: JobQuery, page_size: int, page_token: str
+    ) -> tuple[list[Job], str]:
+        """One page of the caller's jobs and the token of the next page ("" on the last)."""
+        size = paging.page_size("page_size", page_size, *JOB_PAGE)
+        key = paging.query_key("jobs", who.owner, dataclasses.asdict(query))
+        position = paging.decode(page_token, key)
+        after = None
+        if position is not None:
+            try:
+                after = (dt.datetime.fromisoformat(position[0]), str(position[1]))
+            except (IndexError, TypeError, ValueError) as err:
+                raise errors.InvalidArgument(
+                    "page_token", "is malformed", reason="INVALID_PAGE_TOKEN"
+                ) from err
+        jobs = list(
+            await self._store.job_list(
+                store.JobListParams(
+                    owner=who.owner,
+                    limit=size + 1,
+                    statuses=query.statuses,
+                    job_types=query.job_types,
+                    labels=query.labels,
+                    stop_reasons=query.stop_reasons,
+                    created_after=query.created_after,
+                    created_before=query.created_before,
+                    after=after,
+                    descending=query.descending,
+                )
+            )
+        )
+        if len(jobs) <= size:
+            return jobs, ""
+        last = jobs[size - 1]
+        return jobs[:size], paging.encode(key, [last.create_time.isoformat(), last.id])
+
+    async def cancel(self, who: Principal, job_id: str, reason: str, etag: str) -> Job:
+        """Cancel at once when not running; ask the worker to stop when running."""
+        job = await self._store.job_get(who.owner, job_id)
+        if etag and etag != job.etag:
+            raise errors.EtagMismatch(
+                f"job {job_id} changed: etag is {job.etag}, not {etag}",
+                metadata={"job_id": job_id, "etag": job.etag},
+            )
+        if job.status is JobStatus.RUNNING and self._writer.lifecycles.named(job.lifecycle).allows(
+            JobStatus.RUNNING, JobStatus.CANCELLED
+        ):
+            return await self._request_cancel(who, job, reason)
+        return await self._writer.transition(
+            job,
+            JobStatus.CANCELLED,
+            actor=client_actor(who),
+            reason=reason or "cancelled by client",
+            owner=who.owner,
+            stop_reason=StopReason.USER_CANCELLED,
+            changes=store.JobChanges(complete_time=self._writer.clock()),
+        )
+
+    async def _request_cancel(self, who: Principal, job: Job, reason: str) -> Job:
+        if job.cancel_requested:
+            return job
+        change = await self._store.job_update(
+            store.JobUpdateParams(
+                job_id=job.id,
+                owner=who.owner,
+                now=self._writer.clock(),
+                changes=store.JobChanges(cancel_requested=True),
+                events=[
+                    store.NewEvent(
+                        kind=EventKind.CANCEL_REQUESTED, actor=client_actor(who), data={"reason": reason}
+                    )
+                ],
+                expect_statuses=frozenset({JobStatus.RUNNING}),
+            )
+        )
+        if change is None:  # it stopped running meanwhile: decide again on what it is now
+            return await self.cancel(who, job.id, reason, "")
+        return self._writer.published(change)
+
+    async def release(self, who: Principal, job_id: str) -> Job:
+        """Move a held job to its lifecycle's initial state."""
+        job = await self._store.job_get(who.owner, job_id)
+        table = self._writer.lifecycles.named(job.lifecycle)
+        released = await self._writer.transition(
+            job, table.initial, actor=client_actor(who), reason="released by client", owner=who.owner
+        )
+        await self._writer.bus.work_available()
+        return released
+
+    async def events(
+        self, who: Principal, job_id: str, page_size: int, page_token: str
+    ) -> tuple[list[Event], str]:
+        """One page of a job's history, in sequence order."""
+        size, after, key = self._item_page("events", who, job_id, page_size, page_token)
+        await self._store.job_get(who.owner, job_id)
+        events = list(
+            await self._store.event_list(
+                store.PageParams(owner=who.owner, job_id=job_id, after=after, limit=size + 1)
+            )
+        )
+        if len(events) <= size:
+            return events, ""
+        return events[:size], paging.encode(key, [events[size - 1].sequence])
+
+    async def assets(
+        self, who: Principal, job_id: str, page_size: int, page_token: str
+    ) -> tuple[list[Asset], str]:
+        """One page of a job's assets, in the order they were added."""
+        size, after, key = self._item_page("assets", who, job_id, page_size, page_token)
+        await self._store.job_get(who.owner, job_id)
+        assets = list(
+            await self._store.asset_list(
+                store.PageParams(owner=who.owner, job_id=job_id, after=after, limit=size + 1)
+            )
+        )
+        if len(assets) <= size:
+            return assets, ""
+        return assets[:size], paging.encode(key, [assets[size - 1].sequence])
+
+    def _item_page(
+        self, kind: str, who: Principal, job_id: str, page_size: int, page_token: str
+    ) -> tuple[int, int, str]:
+        size = paging.page_size("page_size", page_size, *ITEM_PAGE)
+        key = paging.query_key(kind, who.owner, job_id)
+        position = paging.decode(page_token, key)
+        if position is None:
+            return size, 0, key
+        if len(position) != 1 or not isinstance(position[0], int):
+            raise errors.InvalidArgument("page_token", "is malformed", reason="INVALID_PAGE_TOKEN")
+        return size, position[0], key
+
+    async def asset(self, who: Principal, asset_id: str) -> Asset:
+        """One of the caller's assets."""
+        return await self._store.asset_get(who.owner, asset_id)
+
+    def lifecycle(self, job_type: str) -> Lifecycle:
+        """The table governing `job_type` (the default table for an empty type)."""
+        return self._writer.lifecycles.for_job_type(job_type)
+
+
+def check_spec(spec: JobSpec) -> JobSpec:
+    """Validate a decoded CreateJob request; raise InvalidArgument naming the field."""
+    limits.check_job_type("job_type", spec.job_type)
+    limits.check_struct("parameters", spec.parameters)
+    limits.check_int("priority", spec.priority, -limits.MAX_PRIORITY, limits.MAX_PRIORITY)
+    limits.check_string_map("labels", spec.labels)
+    limits.check_int("max_attempts", spec.max_attempts, 0, limits.MAX_ATTEMPTS)
+    limits.check_url("callback_url", spec.callback_url)
+    limits.check_text("request_id", spec.request_id, limit=limits.MAX_ID)
+    return spec
+
+
+def terminal_event(event: Event) -> bool:
+    """Whether the event ends its job's history."""
+    return event.kind is EventKind.TRANSITION and JobStatus(event.data["to"]).terminal
+
+
+__all__: Sequence[str] = ["JobQuery", "JobSpec", "JobsService", "check_spec", "terminal_event"]

@@ -1,0 +1,66 @@
+"""WatchJob: the current job, then its history after a cursor, then live events, until terminal.
+
+The subscription is opened before the table is read, so an event committed in between is either in
+the table read or in the subscription (or both: duplicates are dropped by sequence). Any gap in the
+live sequence, or an overflow of the bounded subscription, sends the watcher back to the table. So
+delivery is in order, without gaps or duplicates, and memory per watcher is bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from jobwarden_server import store
+from jobwarden_server.domain.auth import Principal
+from jobwarden_server.domain.errors import InvalidArgument
+from jobwarden_server.domain.records import Event, Job
+from jobwarden_server.service.jobs import terminal_event
+from jobwarden_server.service.writer import JobWriter
+
+CATCH_UP_BATCH = 500
+
+
+class WatchService:
+    """Streams a job's snapshot and events to one watcher."""
+
+    def __init__(self, writer: JobWriter) -> None:
+        self._writer = writer
+        self._store = writer.store
+
+    async def watch(self, who: Principal, job_id: str, after_sequence: int) -> AsyncIterator[Job | Event]:
+        """Yield the job, then every event with sequence > after_sequence, ending after the terminal one."""
+        if after_sequence < 0:
+            raise InvalidArgument("after_sequence", "must not be negative")
+        with self._writer.bus.subscribe(job_id) as subscription:
+            job = await self._store.job_get(who.owner, job_id)
+            yield job
+            if job.status.terminal and after_sequence >= job.last_sequence:
+                return
+            cursor = after_sequence
+            while True:
+                async for event in self._from_table(who.owner, job_id, cursor):
+                    cursor = event.sequence
+                    yield event
+                    if terminal_event(event):
+                        return
+                # Live: take events while they follow on; a gap or an overflow means "read the table".
+                while True:
+                    item = await subscription.get()
+                    if item is None or item.sequence > cursor + 1:
+                        break
+                    if item.sequence == cursor + 1:
+                        cursor = item.sequence
+                        yield item
+                        if terminal_event(item):
+                            return
+
+    async def _from_table(self, owner: str, job_id: str, cursor: int) -> AsyncIterator[Event]:
+        while True:
+            batch = await self._store.event_list(
+                store.PageParams(owner=owner, job_id=job_id, after=cursor, limit=CATCH_UP_BATCH)
+            )
+            for event in batch:
+                yield event
+            if len(batch) < CATCH_UP_BATCH:
+                return
+            cursor = batch[-1].sequence

@@ -1,0 +1,247 @@
+"""Worker use cases: claim jobs, report progress, attach assets, complete and fail.
+
+Every call after the claim carries the lease token; it is checked in the same compare-and-set that
+makes the change, so a worker that lost its lease can never write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jobwarden_server import store
+from jobwarden_server.domain import errors, limits
+from jobwarden_server.domain.auth import Principal
+from jobwarden_server.domain.records import Asset, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.retry import RetryPolicy
+from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.service.writer import JobWriter
+
+DEFAULT_LEASE_S = 30.0
+MIN_LEASE_S = 1.0
+MAX_LEASE_S = 3600.0
+MAX_WAIT_S = 60.0
+RECHECK_S = 1.0
+"""Long-polling claimers re-check at least this often: scheduled jobs become due without an event."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimRequest:
+    """What a worker asks for."""
+
+    worker_id: str
+    job_types: frozenset[str]
+    max_jobs: int = 1
+    lease_duration_s: float = DEFAULT_LEASE_S
+    wait_s: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AssetSpec:
+    """An asset as the worker describes it."""
+
+    asset_type: str
+    uri: str = ""
+    storage_path: str = ""
+    size_bytes: int = 0
+    content_type: str = ""
+    sha256: str = ""
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def worker_actor(worker_id: str) -> str:
+    """How a worker appears in job histories."""
+    return f"worker:{worker_id}"
+
+
+def check_claim(request: ClaimRequest) -> ClaimRequest:
+    """Validate a decoded ClaimJobs request."""
+    limits.check_text("worker_id", request.worker_id, limit=limits.MAX_ID, required=True)
+    if not request.job_types:
+        raise errors.InvalidArgument("job_types", "name at least one job type")
+    for job_type in request.job_types:
+        limits.check_job_type("job_types", job_type)
+    limits.check_int("max_jobs", request.max_jobs, 1, limits.MAX_CLAIM)
+    if not MIN_LEASE_S <= request.lease_duration_s <= MAX_LEASE_S:
+        raise errors.InvalidArgument(
+            "lease_duration", f"must be between {MIN_LEASE_S:g} s and {MAX_LEASE_S:g} s"
+        )
+    if not 0 <= request.wait_s <= MAX_WAIT_S:
+        raise errors.InvalidArgument("wait", f"must be between 0 and {MAX_WAIT_S:g} s")
+    return request
+
+
+def check_asset(spec: AssetSpec) -> AssetSpec:
+    """Validate a decoded asset."""
+    limits.check_text("asset.asset_type", spec.asset_type, limit=limits.MAX_ID, required=True)
+    limits.check_url("asset.uri", spec.uri) if spec.uri.startswith("http") else limits.check_text(
+        "asset.uri", spec.uri, limit=limits.MAX_URL
+    )
+    limits.check_text("asset.storage_path", spec.storage_path, limit=limits.MAX_URL)
+    if spec.size_bytes < 0:
+        raise errors.InvalidArgument("asset.size_bytes", "must not be negative")
+    limits.check_text("asset.content_type", spec.content_type, limit=limits.MAX_LABEL_TEXT)
+    limits.check_sha256("asset.sha256", spec.sha256)
+    limits.check_string_map("asset.metadata", spec.metadata)
+    return spec
+
+
+def check_error(field: str, error: JobError) -> JobError:
+    """A failure needs a message a human can act on."""
+    limits.check_text(f"{field}.message", error.message, required=True)
+    limits.check_text(f"{field}.reason", error.reason, limit=limits.MAX_ID)
+    return error
+
+
+class WorkService:
+    """What workers can do. Workers see only their owner's jobs, like clients."""
+
+    def __init__(self, writer: JobWriter, retry: RetryPolicy) -> None:
+        self._writer = writer
+        self._store = writer.store
+        self._retry = retry
+
+    async def claim(self, who: Principal, request: ClaimRequest) -> Sequence[Job]:
+        """Lease up to max_jobs jobs; with wait_s, wait for work to arrive (long poll)."""
+        loop_deadline = self._writer.clock() + dt.timedelta(seconds=request.wait_s)
+        while True:
+            changes = await self._store.job_claim(
+                store.JobClaimParams(
+                    owner=who.owner,
+                    worker_id=request.worker_id,
+                    job_types=request.job_types,
+                    limit=request.max_jobs,
+                    lease_duration_s=request.lease_duration_s,
+                    now=self._writer.clock(),
+                )
+            )
+            if changes:
+                return [self._writer.published(change) for change in changes]
+            remaining = (loop_deadline - self._writer.clock()).total_seconds()
+            if remaining <= 0:
+                return []
+            await self._writer.bus.wait_for_work(min(remaining, RECHECK_S))
+
+    async def progress(self, who: Principal, job_id: str, lease_token: str, progress: Progress) -> Job:
+        """Record progress and renew the lease. A repeat of the last report (a heartbeat) only renews
+        the lease: it adds no event, so histories stay readable and watchers are not woken for nothing."""
+        job = await self._leased(who, job_id, lease_token)
+        now = self._writer.clock()
+        events = []
+        if progress != job.progress:
+            events.append(
+                store.NewEvent(
+                    kind=EventKind.PROGRESS,
+                    actor=worker_actor(job.worker_id),
+                    data=dataclasses.asdict(progress),
+                )
+            )
+        return await self._writer.update_leased(
+            job_id,
+            who.owner,
+            lease_token,
+            store.JobChanges(
+                progress=progress, lease_expire_time=now + dt.timedelta(seconds=job.lease_duration_s)
+            ),
+            events,
+        )
+
+    async def add_asset(self, who: Principal, job_id: str, lease_token: str, spec: AssetSpec) -> Asset:
+        """Attach an asset to a job under the caller's live lease."""
+        job = await self._leased(who, job_id, lease_token)
+        added = await self._store.asset_add(
+            store.AssetAddParams(
+                id=str(uuid.uuid4()),
+                job_id=job_id,
+                owner=who.owner,
+                lease_token=lease_token,
+                now=self._writer.clock(),
+                actor=worker_actor(job.worker_id),
+                **dataclasses.asdict(spec),
+            )
+        )
+        if added is None:
+            raise errors.LeaseLost(job_id)
+        asset, change = added
+        self._writer.published(change)
+        return asset
+
+    async def complete(
+        self,
+        who: Principal,
+        job_id: str,
+        lease_token: str,
+        result: Mapping[str, Any],
+        partial: JobError | None,
+    ) -> Job:
+        """Finish COMPLETED, or PARTIAL when `partial` says what went wrong. Progress becomes 100."""
+        job = await self._leased(who, job_id, lease_token)
+        now = self._writer.clock()
+        return await self._writer.transition(
+            job,
+            JobStatus.PARTIAL if partial is not None else JobStatus.COMPLETED,
+            actor=worker_actor(job.worker_id),
+            reason=partial.message if partial is not None else "completed by worker",
+            owner=who.owner,
+            lease_token=lease_token,
+            changes=store.JobChanges(
+                result=result,
+                error=partial,
+                progress=dataclasses.replace(job.progress, percent=100.0),
+                complete_time=now,
+                clear_lease=True,
+            ),
+        )
+
+    async def fail(
+        self, who: Principal, job_id: str, lease_token: str, error: JobError, stop_reason: StopReason
+    ) -> Job:
+        """End the attempt: CANCELLED if a cancel was requested, QUEUED again if retryable with
+        attempts left, else FAILED."""
+        job = await self._leased(who, job_id, lease_token)
+        table = self._writer.lifecycles.named(job.lifecycle)
+        now = self._writer.clock()
+        actor = worker_actor(job.worker_id)
+        if job.cancel_requested and table.allows(JobStatus.RUNNING, JobStatus.CANCELLED):
+            to, stop, reason = JobStatus.CANCELLED, StopReason.USER_CANCELLED, "cancel confirmed by worker"
+        elif (
+            error.retryable
+            and job.attempt < job.max_attempts
+            and table.allows(JobStatus.RUNNING, JobStatus.QUEUED)
+        ):
+            delay = dt.timedelta(seconds=self._retry.backoff_s(job.attempt))
+            requeued = await self._writer.transition(
+                job,
+                JobStatus.QUEUED,
+                actor=actor,
+                reason=f"retry after failure: {error.message}",
+                owner=who.owner,
+                lease_token=lease_token,
+                changes=store.JobChanges(error=error, run_after=now + delay, clear_lease=True),
+            )
+            return requeued
+        else:
+            to, reason = JobStatus.FAILED, error.message
+            exhausted = error.retryable and job.attempt >= job.max_attempts
+            stop = StopReason.MAX_ATTEMPTS_EXCEEDED if exhausted else stop_reason
+        return await self._writer.transition(
+            job,
+            to,
+            actor=actor,
+            reason=reason,
+            owner=who.owner,
+            lease_token=lease_token,
+            stop_reason=stop,
+            changes=store.JobChanges(error=error, complete_time=now, clear_lease=True),
+        )
+
+    async def _leased(self, who: Principal, job_id: str, lease_token: str) -> Job:
+        """The job, if the caller holds its current lease (LEASE_LOST otherwise)."""
+        limits.check_text("lease_token", lease_token, limit=limits.MAX_ID, required=True)
+        job = await self._store.job_get(who.owner, job_id)
+        if job.status is not JobStatus.RUNNING or job.lease_token != lease_token:
+            raise errors.LeaseLost(job_id)
+        return job

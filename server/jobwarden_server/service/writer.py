@@ -1,0 +1,138 @@
+"""Every change to a job goes through JobWriter: one compare-and-set in the store, then publication.
+
+A refused compare-and-set is diagnosed by reading the job back, so the caller gets the precise error
+(NOT_FOUND, LEASE_LOST, ETAG_MISMATCH, INVALID_TRANSITION) and the job is left untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+
+from jobwarden_server import store
+from jobwarden_server.domain import errors
+from jobwarden_server.domain.lifecycle import Lifecycles
+from jobwarden_server.domain.records import EventKind, Job
+from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.events.bus import EventBus
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+MAX_CAS_TRIES = 5
+
+
+def utc_now() -> dt.datetime:
+    """The server clock (UTC, microsecond precision as stored)."""
+    return dt.datetime.now(dt.UTC)
+
+
+class JobWriter:
+    """Applies compare-and-set changes, publishes their events and logs each transition."""
+
+    def __init__(self, store: store.Store, bus: EventBus, lifecycles: Lifecycles, clock: Clock) -> None:
+        self.store = store
+        self.bus = bus
+        self.lifecycles = lifecycles
+        self.clock = clock
+
+    def published(self, change: store.Change) -> Job:
+        """Publish a committed change's events, log its transitions, return the job."""
+        for event in change.events:
+            if event.kind is EventKind.TRANSITION:
+                logger.info(
+                    "transition job=%s owner=%s from=%s to=%s actor=%s reason=%r",
+                    event.job_id,
+                    event.owner,
+                    event.data.get("from"),
+                    event.data.get("to"),
+                    event.actor,
+                    event.data.get("reason", ""),
+                )
+        self.bus.publish(change.events)
+        return change.job
+
+    async def transition(
+        self,
+        job: Job,
+        to: JobStatus,
+        *,
+        actor: str,
+        reason: str = "",
+        owner: str | None,
+        changes: store.JobChanges | None = None,
+        stop_reason: StopReason = StopReason.UNSPECIFIED,
+        lease_token: str | None = None,
+    ) -> Job:
+        """Move `job` to `to` if its lifecycle allows it from the job's current status.
+
+        `job` is the caller's latest read; if it changed meanwhile, the compare-and-set fails and the
+        decision is taken again on a fresh read (so the recorded `from` is always the real one).
+        """
+        for _ in range(MAX_CAS_TRIES):
+            table = self.lifecycles.named(job.lifecycle)
+            if lease_token is not None and job.lease_token != lease_token:
+                raise errors.LeaseLost(job.id)
+            if not table.allows(job.status, to):
+                raise errors.InvalidTransition(job.id, table.name, job.status, to)
+            base = changes or store.JobChanges()
+            params = store.JobUpdateParams(
+                job_id=job.id,
+                owner=owner,
+                now=self.clock(),
+                changes=dataclasses.replace(
+                    base,
+                    status=to,
+                    stop_reason=stop_reason if stop_reason != StopReason.UNSPECIFIED else base.stop_reason,
+                ),
+                events=[
+                    store.NewEvent(
+                        kind=EventKind.TRANSITION,
+                        actor=actor,
+                        data={
+                            "from": job.status.value,
+                            "to": to.value,
+                            "reason": reason,
+                            "stop_reason": stop_reason.value,
+                        },
+                    )
+                ],
+                expect_statuses=frozenset({job.status}),
+                expect_lease_token=lease_token,
+                expect_version=job.version,
+            )
+            change = await self.store.job_update(params)
+            if change is not None:
+                return self.published(change)
+            job = await self.store.job_get(owner, job.id)
+        raise errors.EtagMismatch(
+            f"job {job.id} kept changing concurrently; retry", metadata={"job_id": job.id}
+        )
+
+    async def update_leased(
+        self,
+        job_id: str,
+        owner: str,
+        lease_token: str,
+        changes: store.JobChanges,
+        events: Sequence[store.NewEvent],
+    ) -> Job:
+        """Change a RUNNING job without moving it, only under the caller's current lease."""
+        change = await self.store.job_update(
+            store.JobUpdateParams(
+                job_id=job_id,
+                owner=owner,
+                now=self.clock(),
+                changes=changes,
+                events=events,
+                expect_statuses=frozenset({JobStatus.RUNNING}),
+                expect_lease_token=lease_token,
+            )
+        )
+        if change is None:
+            await self.store.job_get(owner, job_id)  # NotFound if it is gone or not the caller's
+            raise errors.LeaseLost(job_id)
+        return self.published(change)

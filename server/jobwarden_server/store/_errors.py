@@ -1,0 +1,67 @@
+"""Driver errors to domain errors, at the seam, so nothing above the store sees SQLAlchemy or a driver.
+
+Only failures of the database itself (busy, locked, unreachable, restarted, out of connections,
+serialization conflicts) become StoreUnavailable: the transaction did not commit, so a retry is safe.
+Anything else (a constraint the service should have checked, a bug in a query) propagates unchanged,
+because calling it "unavailable" would invite pointless retries of something that cannot succeed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from sqlalchemy import exc
+
+from jobwarden_server.domain import errors
+from jobwarden_server.store import _tables as tables
+
+# PostgreSQL SQLSTATE classes that mean "try again": connection exception, transaction rollback
+# (serialization failure, deadlock), insufficient resources (too many connections), operator
+# intervention (admin shutdown, cannot connect now), system error (I/O).
+_PROGRESS_CONSTRAINT = f"ck_jobs_{tables.PROGRESS_CHECK_NAME}"
+
+_RETRYABLE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+
+# pysqlite reports SQL mistakes as OperationalError too; these are bugs or an unmigrated database,
+# not unavailability, so they must not be retried.
+_SQLITE_PROGRAMMING_PREFIXES = ("no such table", "no such column", "near ", "table ", "index ")
+
+
+def _is_unavailable(err: exc.DBAPIError) -> bool:
+    if err.connection_invalidated:
+        return True
+    sqlstate = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in _RETRYABLE_SQLSTATE_CLASSES:
+        return True
+    if isinstance(err, exc.InterfaceError):
+        # The connection is closed or broken (asyncpg's ConnectionDoesNotExistError, for one).
+        return True
+    if isinstance(err, exc.OperationalError):
+        return not str(err.orig).lower().startswith(_SQLITE_PROGRAMMING_PREFIXES)
+    return False
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Re-raise database unavailability as StoreUnavailable with the driver error as its cause."""
+    try:
+        yield
+    except exc.IntegrityError as err:
+        # The service validates progress first; the CHECK constraint is the schema holding the line.
+        if _PROGRESS_CONSTRAINT in str(err.orig):
+            raise errors.InvalidArgument(
+                "progress.percent", "must be between 0 and 100", reason="PROGRESS_OUT_OF_RANGE"
+            ) from err
+        raise
+    except exc.DBAPIError as err:
+        if _is_unavailable(err):
+            raise errors.StoreUnavailable(f"database unavailable: {err.orig}") from err
+        raise
+    except exc.TimeoutError as err:
+        # Every pooled connection stayed busy for the pool timeout: overloaded, not broken.
+        raise errors.StoreUnavailable("database unavailable: no free connection") from err
+    except OSError as err:
+        # asyncpg raises these unwrapped while connecting: refused, reset, unreachable, and
+        # TimeoutError (an OSError subclass) when the connect timeout passes.
+        raise errors.StoreUnavailable(f"database unavailable: {err!r}") from err

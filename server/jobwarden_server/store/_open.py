@@ -1,0 +1,82 @@
+"""open_store: a database URL (or a bare file path) to a ready SqlStore for its dialect."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from jobwarden_server.domain.errors import ConfigError
+from jobwarden_server.store import _postgres, _sqlite
+from jobwarden_server.store._sql import SqlStore
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Database:
+    """Where the data lives: the dialect, and the SQLite file path or the PostgreSQL asyncpg URL."""
+
+    dialect: Literal["sqlite", "postgresql"]
+    sqlite_path: str = ""
+    postgres_url: sa.URL | None = None
+
+
+def parse_database_url(url: str) -> Database:
+    """Read `sqlite:///path`, a bare file path, or `postgresql://...`; raise ConfigError otherwise.
+
+    In-memory SQLite is refused: the store uses separate read and write connections, which would each
+    see a different empty database.
+    """
+    if "://" not in url:
+        if not url or url == ":memory:":
+            raise ConfigError("database: an in-memory SQLite database cannot be shared; give a file path")
+        return Database(dialect="sqlite", sqlite_path=url)
+    try:
+        parsed = sa.make_url(url)
+    except exc.ArgumentError as err:
+        raise ConfigError(f"database: cannot parse URL {url!r}") from err
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.drivername not in ("sqlite", "sqlite+aiosqlite"):
+            raise ConfigError(f"database: driver {parsed.drivername!r} is not supported; use sqlite://")
+        if not parsed.database or parsed.database == ":memory:":
+            raise ConfigError("database: an in-memory SQLite database cannot be shared; give a file path")
+        return Database(dialect="sqlite", sqlite_path=parsed.database)
+    if backend in ("postgresql", "postgres"):
+        if parsed.drivername not in ("postgresql", "postgres", "postgresql+asyncpg"):
+            raise ConfigError(f"database: driver {parsed.drivername!r} is not supported; use postgresql://")
+        return Database(dialect="postgresql", postgres_url=parsed.set(drivername="postgresql+asyncpg"))
+    raise ConfigError(
+        f"database: unsupported URL scheme {parsed.drivername!r}; use sqlite:// or postgresql://"
+    )
+
+
+def open_store(
+    url: str, *, pool_size: int = 5, busy_timeout_ms: int = _sqlite.DEFAULT_BUSY_TIMEOUT_MS
+) -> SqlStore:
+    """Open the store for a database URL. Connections are made on first use; nothing is migrated.
+
+    Args:
+        url: `sqlite:///relative.db`, `sqlite:////absolute.db`, a bare file path (SQLite), or
+            `postgresql://user@host:port/dbname` (asyncpg).
+        pool_size: connections for reads on SQLite (writes always use one); all connections on
+            PostgreSQL.
+        busy_timeout_ms: SQLite only: how long to wait for another process's lock before a call fails
+            with StoreUnavailable.
+
+    Returns:
+        A SqlStore, which implements the Store protocol; `await store.close()` releases it.
+
+    Raises:
+        ConfigError: the URL names no supported database.
+    """
+    database = parse_database_url(url)
+    if database.dialect == "sqlite":
+        writer, reader = _sqlite.create_engines(
+            database.sqlite_path, read_pool_size=pool_size, busy_timeout_ms=busy_timeout_ms
+        )
+        return SqlStore(writer=writer, reader=reader, dialect=_sqlite.DIALECT)
+    assert database.postgres_url is not None
+    engine = _postgres.create_engine(database.postgres_url, pool_size=pool_size)
+    return SqlStore(writer=engine, reader=engine, dialect=_postgres.DIALECT)

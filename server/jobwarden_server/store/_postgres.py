@@ -1,0 +1,80 @@
+"""What differs on PostgreSQL, each with its reason: the engine and the claim."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from jobwarden_server.store import _claim as claim
+from jobwarden_server.store import _rows as rows
+from jobwarden_server.store import _tables as tables
+from jobwarden_server.store._protocol import JobClaimParams
+from jobwarden_server.store._sql import Dialect
+
+# Taken (transaction-scoped) around migrations, so replicas starting together upgrade one at a time.
+MIGRATION_LOCK_KEY = 0x6A6F6277  # "jobw"
+
+jobs = tables.jobs
+
+
+def create_engine(url: sa.URL, *, pool_size: int, max_overflow: int = 0) -> AsyncEngine:
+    """One engine for reads and writes: PostgreSQL runs many writers at once, so no split is needed.
+
+    `max_overflow` is 0 by default so a replica never opens more than `pool_size` connections; with
+    several replicas, their sum must stay under the server's max_connections.
+    """
+    return create_async_engine(
+        url,
+        pool_size=max(1, pool_size),
+        max_overflow=max_overflow,
+        # A server restart or failover leaves dead connections in the pool; one cheap round trip at
+        # checkout replaces them instead of failing the next request.
+        pool_pre_ping=True,
+    )
+
+
+async def claim_rows(conn: AsyncConnection, params: JobClaimParams) -> Sequence[sa.RowMapping]:
+    """Claim on PostgreSQL: one statement, `FOR UPDATE SKIP LOCKED` in a CTE feeding the UPDATE.
+
+    Many replicas and connections claim at once. SKIP LOCKED lets each pass over rows another
+    transaction is claiming instead of queueing behind it (or, under READ COMMITTED, re-checking and
+    dropping them after the wait), so concurrent claimers get disjoint jobs without blocking. The
+    locked rows are numbered and each takes its own lease token from a bound array, so tokens come
+    from Python's CSPRNG and the claim stays one round trip.
+    """
+    picked = (
+        sa.select(jobs.c.id)
+        .where(*claim.claimable(params))
+        .order_by(*claim.CLAIM_ORDER)
+        .limit(params.limit)
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
+    numbered = sa.select(picked.c.id, sa.func.row_number().over().label("n")).cte("numbered")
+    tokens = sa.bindparam(
+        "lease_tokens",
+        [rows.new_lease_token() for _ in range(params.limit)],
+        type_=postgresql.ARRAY(sa.String()),
+    )
+    statement = (
+        sa.update(jobs)
+        .where(jobs.c.id == numbered.c.id)
+        # Grouped: PostgreSQL parses `$1::VARCHAR[][n]` as a type, so the array needs parentheses.
+        .values(claim.claim_values(params, sa.Grouping(tokens)[numbered.c.n]))
+        .returning(*jobs.c)
+    )
+    return list((await conn.execute(statement)).mappings())
+
+
+def labels_match(labels: Mapping[str, str]) -> sa.ColumnElement[bool]:
+    """Every label present with its value: one JSONB containment test, `labels @> '{...}'`.
+
+    Exact for any key, and a GIN index on labels would serve it should label filters need one.
+    """
+    return sa.type_coerce(jobs.c.labels, postgresql.JSONB()).contains(dict(labels))
+
+
+DIALECT = Dialect(claim_rows=claim_rows, labels_match=labels_match)

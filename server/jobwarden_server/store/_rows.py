@@ -1,0 +1,294 @@
+"""Rows to domain records and back: the one place that knows how columns map onto fields."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.store._protocol import JobChanges, JobCreateParams, NewEvent
+
+Row = Mapping[Any, Any]
+"""A row as a mapping by column name (SQLAlchemy's RowMapping, or the dict a row was inserted from)."""
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+# The fields of an asset_added event's data: the whole asset, so a watcher can be sent the asset
+# straight from the event row without a join (job_id, owner and create_time come from the event).
+ASSET_EVENT_FIELDS = (
+    "asset_id",
+    "asset_type",
+    "uri",
+    "storage_path",
+    "size_bytes",
+    "content_type",
+    "sha256",
+    "metadata",
+)
+
+
+def to_us(value: dt.datetime) -> int:
+    """Microseconds since the Unix epoch; refuses naive datetimes, whose zone would be a guess."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: the store takes timezone-aware times only")
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def to_us_or_none(value: dt.datetime | None) -> int | None:
+    """`to_us`, passing None through."""
+    return None if value is None else to_us(value)
+
+
+def from_us(value: int) -> dt.datetime:
+    """A timezone-aware UTC datetime from microseconds since the Unix epoch."""
+    return _EPOCH + dt.timedelta(microseconds=value)
+
+
+def from_us_or_none(value: int | None) -> dt.datetime | None:
+    """`from_us`, passing None through."""
+    return None if value is None else from_us(value)
+
+
+def new_lease_token() -> str:
+    """A fresh fencing token: unguessable, so only the worker that claimed the job can act on it."""
+    return secrets.token_urlsafe(24)
+
+
+def job_from_row(row: Row) -> Job:
+    """A Job from a `jobs` row mapping."""
+    error = None
+    if row["error_message"] is not None:
+        error = JobError(
+            message=row["error_message"],
+            reason=row["error_reason"] or "",
+            retryable=bool(row["error_retryable"]),
+        )
+    return Job(
+        id=row["id"],
+        owner=row["owner"],
+        job_type=row["job_type"],
+        lifecycle=row["lifecycle"],
+        status=JobStatus(row["status"]),
+        progress=Progress(
+            percent=row["progress_percent"],
+            message=row["progress_message"],
+            done=row["progress_done"],
+            total=row["progress_total"],
+        ),
+        parameters=row["parameters"],
+        result=row["result"],
+        error=error,
+        stop_reason=StopReason(row["stop_reason"]),
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        priority=row["priority"],
+        labels=row["labels"],
+        run_after=from_us_or_none(row["run_after_us"]),
+        deadline=from_us_or_none(row["deadline_us"]),
+        callback_url=row["callback_url"],
+        cancel_requested=bool(row["cancel_requested"]),
+        version=row["version"],
+        create_time=from_us(row["create_us"]),
+        update_time=from_us(row["update_us"]),
+        start_time=from_us_or_none(row["start_us"]),
+        complete_time=from_us_or_none(row["complete_us"]),
+        worker_id=row["worker_id"],
+        lease_token=row["lease_token"] or "",
+        lease_expire_time=from_us_or_none(row["lease_expire_us"]),
+        lease_duration_s=row["lease_duration_s"],
+        last_sequence=row["last_sequence"],
+        request_id=row["request_id"],
+    )
+
+
+def asset_from_row(row: Row) -> Asset:
+    """An Asset from an `assets` row mapping."""
+    return Asset(
+        id=row["id"],
+        job_id=row["job_id"],
+        owner=row["owner"],
+        asset_type=row["asset_type"],
+        uri=row["uri"],
+        storage_path=row["storage_path"],
+        size_bytes=row["size_bytes"],
+        content_type=row["content_type"],
+        sha256=row["sha256"],
+        metadata=row["metadata"],
+        create_time=from_us(row["create_us"]),
+    )
+
+
+def asset_event_data(asset: Asset) -> dict[str, Any]:
+    """The data of an asset_added event: every field of the asset the event row does not already hold."""
+    return {
+        "asset_id": asset.id,
+        "asset_type": asset.asset_type,
+        "uri": asset.uri,
+        "storage_path": asset.storage_path,
+        "size_bytes": asset.size_bytes,
+        "content_type": asset.content_type,
+        "sha256": asset.sha256,
+        "metadata": dict(asset.metadata),
+    }
+
+
+def event_from_row(row: Row) -> Event:
+    """An Event from a `job_events` row mapping, with its asset rebuilt for asset_added events."""
+    kind = EventKind(row["kind"])
+    data: Mapping[str, Any] = row["data"]
+    create_time = from_us(row["create_us"])
+    asset = None
+    # Events written by other paths (or older versions) may lack the fields: then there is no asset.
+    if kind is EventKind.ASSET_ADDED and all(field in data for field in ASSET_EVENT_FIELDS):
+        asset = Asset(
+            id=data["asset_id"],
+            job_id=row["job_id"],
+            owner=row["owner"],
+            asset_type=data["asset_type"],
+            uri=data["uri"],
+            storage_path=data["storage_path"],
+            size_bytes=data["size_bytes"],
+            content_type=data["content_type"],
+            sha256=data["sha256"],
+            metadata=data["metadata"],
+            create_time=create_time,
+        )
+    return Event(
+        job_id=row["job_id"],
+        owner=row["owner"],
+        sequence=row["sequence"],
+        create_time=create_time,
+        actor=row["actor"],
+        kind=kind,
+        data=data,
+        asset=asset,
+    )
+
+
+def create_values(params: JobCreateParams, now_us: int) -> dict[str, Any]:
+    """The `jobs` row of a new job: version 1, and last_sequence 1 for its CREATED event."""
+    return {
+        "id": params.id,
+        "owner": params.owner,
+        "job_type": params.job_type,
+        "lifecycle": params.lifecycle,
+        "status": params.status.value,
+        "progress_percent": 0.0,
+        "progress_message": "",
+        "progress_done": 0,
+        "progress_total": 0,
+        "parameters": dict(params.parameters),
+        "result": None,
+        "error_message": None,
+        "error_reason": None,
+        "error_retryable": None,
+        "stop_reason": "UNSPECIFIED",
+        "attempt": 0,
+        "max_attempts": params.max_attempts,
+        "priority": params.priority,
+        "labels": dict(params.labels),
+        "run_after_us": to_us_or_none(params.run_after),
+        "deadline_us": to_us_or_none(params.deadline),
+        "callback_url": params.callback_url,
+        "cancel_requested": False,
+        "version": 1,
+        "create_us": now_us,
+        "update_us": now_us,
+        "start_us": None,
+        "complete_us": None,
+        "worker_id": "",
+        "lease_token": None,
+        "lease_expire_us": None,
+        "lease_duration_s": 0.0,
+        "last_sequence": 1,
+        "request_id": params.request_id,
+        "request_fingerprint": params.request_fingerprint,
+    }
+
+
+def change_values(changes: JobChanges) -> dict[str, Any]:
+    """The SET clause for JobChanges; None fields are left out so the column keeps its value."""
+    values: dict[str, Any] = {}
+    if changes.status is not None:
+        values["status"] = changes.status.value
+    if changes.progress is not None:
+        values["progress_percent"] = changes.progress.percent
+        values["progress_message"] = changes.progress.message
+        values["progress_done"] = changes.progress.done
+        values["progress_total"] = changes.progress.total
+    if changes.result is not None:
+        values["result"] = dict(changes.result)
+    if changes.error is not None:
+        values["error_message"] = changes.error.message
+        values["error_reason"] = changes.error.reason
+        values["error_retryable"] = changes.error.retryable
+    if changes.stop_reason is not None:
+        values["stop_reason"] = changes.stop_reason.value
+    if changes.cancel_requested is not None:
+        values["cancel_requested"] = changes.cancel_requested
+    if changes.run_after is not None:
+        values["run_after_us"] = to_us(changes.run_after)
+    if changes.complete_time is not None:
+        values["complete_us"] = to_us(changes.complete_time)
+    values.update(lease_values(changes))
+    return values
+
+
+def lease_values(changes: JobChanges) -> dict[str, Any]:
+    """The lease columns JobChanges sets: a new lease, a renewed expiry, or none at all."""
+    lease, expire, clear = changes.lease, changes.lease_expire_time, changes.clear_lease
+    if sum((lease is not None, expire is not None, clear)) > 1:
+        # Which one should win is not obvious, so the caller must say exactly one thing.
+        raise ValueError("JobChanges: set at most one of lease, lease_expire_time and clear_lease")
+    if lease is not None:
+        return {
+            "worker_id": lease.worker_id,
+            "lease_token": lease.token,
+            "lease_expire_us": to_us(lease.expire_time),
+            "lease_duration_s": lease.duration_s,
+        }
+    if expire is not None:
+        return {"lease_expire_us": to_us(expire)}
+    if clear:
+        # worker_id stays: it records who ran the job last, which is still worth showing.
+        return {"lease_token": None, "lease_expire_us": None}
+    return {}
+
+
+def event_rows(job_row: Row, events: Sequence[NewEvent], now_us: int) -> list[dict[str, Any]]:
+    """Rows for events appended by an UPDATE that already advanced last_sequence by len(events)."""
+    first = job_row["last_sequence"] - len(events) + 1
+    return [
+        {
+            "job_id": job_row["id"],
+            "sequence": first + offset,
+            "owner": job_row["owner"],
+            "create_us": now_us,
+            "actor": event.actor,
+            "kind": event.kind.value,
+            "data": dict(event.data),
+        }
+        for offset, event in enumerate(events)
+    ]
+
+
+def asset_values(asset: Asset, position: int, now_us: int) -> dict[str, Any]:
+    """The `assets` row of an asset whose asset_added event has sequence `position`."""
+    return {
+        "id": asset.id,
+        "job_id": asset.job_id,
+        "owner": asset.owner,
+        "position": position,
+        "asset_type": asset.asset_type,
+        "uri": asset.uri,
+        "storage_path": asset.storage_path,
+        "size_bytes": asset.size_bytes,
+        "content_type": asset.content_type,
+        "sha256": asset.sha256,
+        "metadata": dict(asset.metadata),
+        "create_us": now_us,
+    }

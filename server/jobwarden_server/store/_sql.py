@@ -1,0 +1,294 @@
+"""SqlStore: the Store on SQLAlchemy 2 async Core, shared by SQLite and PostgreSQL.
+
+Each method is one transaction on the write engine or the read engine (the same engine on
+PostgreSQL). A change to a job is a single `UPDATE ... WHERE <expectations> RETURNING` that also
+bumps `version` and reserves `last_sequence` for the events inserted right after it in the same
+transaction, so a job's state and its history cannot disagree and sequences have no gaps. What
+differs per dialect (engines, the claim, label matching) comes in through `Dialect`, chosen by open_store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from jobwarden_server.domain import errors
+from jobwarden_server.domain.records import Asset, Event, EventKind, Job
+from jobwarden_server.domain.status import JobStatus
+from jobwarden_server.store import _claim as claim
+from jobwarden_server.store import _rows as rows
+from jobwarden_server.store import _tables as tables
+from jobwarden_server.store._errors import translated
+from jobwarden_server.store._protocol import (
+    AssetAddParams,
+    Change,
+    JobClaimParams,
+    JobCreateParams,
+    JobCreateResult,
+    JobListParams,
+    JobUpdateParams,
+    PageParams,
+)
+
+jobs, job_events, assets = tables.jobs, tables.job_events, tables.assets
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Dialect:
+    """The statements that differ per database; _sqlite.py and _postgres.py each provide one."""
+
+    claim_rows: claim.ClaimRows
+    """Move the chosen QUEUED jobs to RUNNING under fresh leases and return their rows."""
+    labels_match: Callable[[Mapping[str, str]], sa.ColumnElement[bool]]
+    """A WHERE term true for jobs carrying every given label (key and value, matched exactly)."""
+
+
+class SqlStore:
+    """The Store protocol over SQLAlchemy async engines; build it with `open_store`."""
+
+    def __init__(self, *, writer: AsyncEngine, reader: AsyncEngine, dialect: Dialect) -> None:
+        """Wrap engines (which the store then owns and disposes) and the dialect's statements."""
+        self._writer = writer
+        self._reader = reader
+        self._dialect = dialect
+
+    @property
+    def write_engine(self) -> AsyncEngine:
+        """The engine writes go through; for maintenance tasks and tests, not for the service."""
+        return self._writer
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        with translated():
+            async with self._writer.begin() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        with translated():
+            async with self._reader.begin() as conn:
+                yield conn
+
+    async def job_create(self, params: JobCreateParams) -> JobCreateResult:
+        """Insert a job (version 1) and its CREATED event (sequence 1); see Store.job_create."""
+        now_us = rows.to_us(params.now)
+        values = rows.create_values(params, now_us)
+        event = {
+            "job_id": params.id,
+            "sequence": 1,
+            "owner": params.owner,
+            "create_us": now_us,
+            "actor": params.actor,
+            "kind": EventKind.CREATED.value,
+            "data": {"status": params.status.value},
+        }
+        try:
+            async with self._write() as conn:
+                await conn.execute(sa.insert(jobs).values(values))
+                await conn.execute(sa.insert(job_events).values(event))
+        except sa_exc.IntegrityError:
+            # Checking for the request_id after the fact keeps the common path to two statements;
+            # the unique index, not a prior SELECT, is what makes concurrent retries safe.
+            earlier = (
+                await self._by_request_id(params.owner, params.request_id) if params.request_id else None
+            )
+            if earlier is None:
+                raise
+            if earlier["request_fingerprint"] != params.request_fingerprint:
+                raise errors.RequestIdMismatch(
+                    f"request_id {params.request_id!r} was already used for a different request",
+                    metadata={"request_id": params.request_id, "job_id": earlier["id"]},
+                ) from None
+            return JobCreateResult(change=Change(job=rows.job_from_row(earlier), events=()), created=False)
+        return JobCreateResult(
+            change=Change(job=rows.job_from_row(values), events=(rows.event_from_row(event),)), created=True
+        )
+
+    async def _by_request_id(self, owner: str, request_id: str) -> sa.RowMapping | None:
+        query = sa.select(jobs).where(jobs.c.owner == owner, jobs.c.request_id == request_id)
+        async with self._read() as conn:
+            return (await conn.execute(query)).mappings().one_or_none()
+
+    async def job_get(self, owner: str | None, job_id: str) -> Job:
+        """One job; NotFound if missing or, when owner is given, not that owner's."""
+        query = sa.select(jobs).where(jobs.c.id == job_id)
+        if owner is not None:
+            query = query.where(jobs.c.owner == owner)
+        async with self._read() as conn:
+            row = (await conn.execute(query)).mappings().one_or_none()
+        if row is None:
+            raise errors.NotFound(f"job {job_id} not found", metadata={"job_id": job_id})
+        return rows.job_from_row(row)
+
+    async def job_list(self, params: JobListParams) -> Sequence[Job]:
+        """One keyset page of the owner's jobs matching every filter; see Store.job_list."""
+        async with self._read() as conn:
+            result = await conn.execute(_list_query(params, self._dialect))
+            return [rows.job_from_row(row) for row in result.mappings()]
+
+    async def job_update(self, params: JobUpdateParams) -> Change | None:
+        """The compare-and-set: one guarded UPDATE, then its events; None if a guard failed."""
+        now_us = rows.to_us(params.now)
+        statement = (
+            sa.update(jobs)
+            .where(jobs.c.id == params.job_id)
+            .values(
+                **rows.change_values(params.changes),
+                version=jobs.c.version + 1,
+                last_sequence=jobs.c.last_sequence + len(params.events),
+                update_us=now_us,
+            )
+            .returning(*jobs.c)
+        )
+        if params.owner is not None:
+            statement = statement.where(jobs.c.owner == params.owner)
+        if params.expect_statuses is not None:
+            statement = statement.where(jobs.c.status.in_(sorted(s.value for s in params.expect_statuses)))
+        if params.expect_lease_token is not None:
+            statement = statement.where(jobs.c.lease_token == params.expect_lease_token)
+        if params.expect_version is not None:
+            statement = statement.where(jobs.c.version == params.expect_version)
+        async with self._write() as conn:
+            row = (await conn.execute(statement)).mappings().one_or_none()
+            if row is None:
+                return None
+            event_rows = rows.event_rows(row, params.events, now_us)
+            if event_rows:
+                await conn.execute(sa.insert(job_events), event_rows)
+        return Change(job=rows.job_from_row(row), events=tuple(rows.event_from_row(e) for e in event_rows))
+
+    async def job_claim(self, params: JobClaimParams) -> Sequence[Change]:
+        """Lease up to `limit` due QUEUED jobs, best first, each with its own token and event."""
+        if params.limit <= 0 or not params.job_types:
+            return []
+        async with self._write() as conn:
+            claimed = claim.sort_claimed(await self._dialect.claim_rows(conn, params))
+            event_rows = [claim.claim_event_row(row, params) for row in claimed]
+            if event_rows:
+                await conn.execute(sa.insert(job_events), event_rows)
+        return [
+            Change(job=rows.job_from_row(row), events=(rows.event_from_row(event),))
+            for row, event in zip(claimed, event_rows, strict=True)
+        ]
+
+    async def asset_add(self, params: AssetAddParams) -> tuple[Asset, Change] | None:
+        """Attach an asset under the caller's lease: job CAS, asset row and event in one transaction."""
+        now_us = rows.to_us(params.now)
+        statement = (
+            sa.update(jobs)
+            .where(
+                jobs.c.id == params.job_id,
+                jobs.c.owner == params.owner,
+                jobs.c.status == JobStatus.RUNNING.value,
+                jobs.c.lease_token == params.lease_token,
+            )
+            .values(version=jobs.c.version + 1, last_sequence=jobs.c.last_sequence + 1, update_us=now_us)
+            .returning(*jobs.c)
+        )
+        asset = Asset(
+            id=params.id,
+            job_id=params.job_id,
+            owner=params.owner,
+            asset_type=params.asset_type,
+            uri=params.uri,
+            storage_path=params.storage_path,
+            size_bytes=params.size_bytes,
+            content_type=params.content_type,
+            sha256=params.sha256,
+            metadata=dict(params.metadata),
+            create_time=rows.from_us(now_us),
+        )
+        async with self._write() as conn:
+            row = (await conn.execute(statement)).mappings().one_or_none()
+            if row is None:
+                return None
+            sequence = row["last_sequence"]
+            await conn.execute(sa.insert(assets).values(rows.asset_values(asset, sequence, now_us)))
+            event = {
+                "job_id": params.job_id,
+                "sequence": sequence,
+                "owner": params.owner,
+                "create_us": now_us,
+                "actor": params.actor,
+                "kind": EventKind.ASSET_ADDED.value,
+                "data": rows.asset_event_data(asset),
+            }
+            await conn.execute(sa.insert(job_events).values(event))
+        return asset, Change(job=rows.job_from_row(row), events=(rows.event_from_row(event),))
+
+    async def asset_get(self, owner: str, asset_id: str) -> Asset:
+        """One asset; NotFound if missing or not the owner's."""
+        query = sa.select(assets).where(assets.c.id == asset_id, assets.c.owner == owner)
+        async with self._read() as conn:
+            row = (await conn.execute(query)).mappings().one_or_none()
+        if row is None:
+            raise errors.NotFound(f"asset {asset_id} not found", metadata={"asset_id": asset_id})
+        return rows.asset_from_row(row)
+
+    async def asset_list(self, params: PageParams) -> Sequence[Asset]:
+        """A job's assets in the order they were added, after position `after`."""
+        query = (
+            sa.select(assets)
+            .where(
+                assets.c.job_id == params.job_id,
+                assets.c.owner == params.owner,
+                assets.c.position > params.after,
+            )
+            .order_by(assets.c.position)
+            .limit(params.limit)
+        )
+        async with self._read() as conn:
+            return [rows.asset_from_row(row) for row in (await conn.execute(query)).mappings()]
+
+    async def event_list(self, params: PageParams) -> Sequence[Event]:
+        """A job's events with sequence > `after`, ascending."""
+        query = (
+            sa.select(job_events)
+            .where(
+                job_events.c.job_id == params.job_id,
+                job_events.c.owner == params.owner,
+                job_events.c.sequence > params.after,
+            )
+            .order_by(job_events.c.sequence)
+            .limit(params.limit)
+        )
+        async with self._read() as conn:
+            return [rows.event_from_row(row) for row in (await conn.execute(query)).mappings()]
+
+    async def close(self) -> None:
+        """Dispose of both engines (once, when they are the same)."""
+        await self._writer.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()
+
+
+def _list_query(params: JobListParams, dialect: Dialect) -> sa.Select[Any]:
+    """The keyset query of job_list: filters, then rows strictly after the cursor in list order."""
+    query = sa.select(jobs).where(jobs.c.owner == params.owner)
+    if params.statuses:
+        query = query.where(jobs.c.status.in_(sorted(s.value for s in params.statuses)))
+    if params.job_types:
+        query = query.where(jobs.c.job_type.in_(sorted(params.job_types)))
+    if params.stop_reasons:
+        query = query.where(jobs.c.stop_reason.in_(sorted(r.value for r in params.stop_reasons)))
+    if params.labels:
+        query = query.where(dialect.labels_match(params.labels))
+    if params.created_after is not None:
+        query = query.where(jobs.c.create_us >= rows.to_us(params.created_after))
+    if params.created_before is not None:
+        query = query.where(jobs.c.create_us < rows.to_us(params.created_before))
+    key_columns = sa.tuple_(jobs.c.create_us, jobs.c.id)
+    if params.after is not None:
+        cursor = sa.tuple_(sa.literal(rows.to_us(params.after[0])), sa.literal(params.after[1]))
+        query = query.where(key_columns < cursor if params.descending else key_columns > cursor)
+    if params.descending:
+        query = query.order_by(jobs.c.create_us.desc(), jobs.c.id.desc())
+    else:
+        query = query.order_by(jobs.c.create_us, jobs.c.id)
+    return query.limit(params.limit)

@@ -1,0 +1,136 @@
+"""What differs on SQLite, each with its reason: engines, PRAGMAs, transactions and the claim."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from jobwarden_server.store import _claim as claim
+from jobwarden_server.store import _rows as rows
+from jobwarden_server.store import _tables as tables
+from jobwarden_server.store._protocol import JobClaimParams
+from jobwarden_server.store._sql import Dialect
+
+DEFAULT_BUSY_TIMEOUT_MS = 5_000
+# Writers queue in-process on the single write connection, so SQLite's busy handler only ever waits
+# for other processes (a second server, a backup); this long is already an outage.
+
+jobs = tables.jobs
+
+
+def _url(path: str) -> sa.URL:
+    return sa.URL.create("sqlite+aiosqlite", database=path)
+
+
+def _pragmas(busy_timeout_ms: int, *, foreign_keys: bool) -> list[str]:
+    return [
+        # WAL: readers never block the writer nor the writer readers; one writer at a time remains.
+        "PRAGMA journal_mode=WAL",
+        # Wait this long for another connection's lock instead of failing at once with SQLITE_BUSY.
+        f"PRAGMA busy_timeout={int(busy_timeout_ms)}",
+        # In WAL mode NORMAL cannot corrupt the database and survives a crash of the process; only a
+        # power loss can drop the last commits. FULL would fsync every commit, several times slower.
+        "PRAGMA synchronous=NORMAL",
+        # SQLite enforces foreign keys (and so ON DELETE CASCADE) only when asked, per connection.
+        f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}",
+    ]
+
+
+def _configure(engine: AsyncEngine, *, begin: str, pragmas: list[str]) -> None:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Stop the sqlite3 module from issuing its own implicit BEGIN (it would be deferred, and only
+        # before DML), so the `begin` hook below decides how every transaction starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in pragmas:
+            cursor.execute(pragma)
+        cursor.close()
+
+    def on_begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    event.listen(engine.sync_engine, "begin", on_begin)
+
+
+def create_engines(
+    path: str, *, read_pool_size: int, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+) -> tuple[AsyncEngine, AsyncEngine]:
+    """The write engine and the read engine for the database file at `path`.
+
+    Writes: one connection, BEGIN IMMEDIATE. SQLite has a single writer per database; a transaction
+    that starts deferred and upgrades to a write lock later can fail with SQLITE_BUSY without waiting
+    (the busy handler cannot help a reader that must upgrade), and several writer connections in
+    one process would only fight over that lock. So writes queue for the one connection (the pool),
+    and IMMEDIATE takes the write lock at BEGIN, where busy_timeout can wait for other processes.
+
+    Reads: a small pool with deferred BEGIN. Under WAL they see a consistent snapshot and never queue
+    behind the writer.
+    """
+    writer = create_async_engine(
+        _url(path), poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=30
+    )
+    _configure(writer, begin="BEGIN IMMEDIATE", pragmas=_pragmas(busy_timeout_ms, foreign_keys=True))
+    reader = create_async_engine(
+        _url(path), poolclass=AsyncAdaptedQueuePool, pool_size=max(1, read_pool_size), max_overflow=0
+    )
+    _configure(reader, begin="BEGIN", pragmas=_pragmas(busy_timeout_ms, foreign_keys=True))
+    return writer, reader
+
+
+def create_migration_engine(path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> AsyncEngine:
+    """An engine for Alembic: IMMEDIATE so concurrent migrators queue, and foreign keys OFF.
+
+    Foreign keys must be off while migrating: batch operations copy a table and drop the original,
+    and with enforcement on, dropping `jobs` would cascade-delete every event and asset.
+    """
+    engine = create_async_engine(_url(path), poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0)
+    _configure(engine, begin="BEGIN IMMEDIATE", pragmas=_pragmas(busy_timeout_ms, foreign_keys=False))
+    return engine
+
+
+async def claim_rows(conn: AsyncConnection, params: JobClaimParams) -> Sequence[sa.RowMapping]:
+    """Claim on SQLite: pick the ids, then one UPDATE ... RETURNING that sets a token per id.
+
+    No row locking is needed (or available): the transaction began IMMEDIATE, so it holds the
+    database's only write lock from the first statement, and no other connection or process can
+    claim between the SELECT and the UPDATE. The ids are read first because each job needs its own
+    lease token, and the tokens come from Python's CSPRNG (`secrets`) like everywhere else, rather
+    than from SQLite's randomblob().
+    """
+    picked = (
+        sa.select(jobs.c.id).where(*claim.claimable(params)).order_by(*claim.CLAIM_ORDER).limit(params.limit)
+    )
+    ids = list((await conn.execute(picked)).scalars())
+    if not ids:
+        return []
+    tokens = {job_id: rows.new_lease_token() for job_id in ids}
+    statement = (
+        sa.update(jobs)
+        .where(jobs.c.id.in_(ids), jobs.c.status == "QUEUED")
+        .values(claim.claim_values(params, sa.case(tokens, value=jobs.c.id)))
+        .returning(*jobs.c)
+    )
+    return list((await conn.execute(statement)).mappings())
+
+
+def labels_match(labels: Mapping[str, str]) -> sa.ColumnElement[bool]:
+    """Every label present with its value, via json_each.
+
+    Not `labels[key]` (JSON_EXTRACT with a path built from the key): keys holding a double quote,
+    and non-ASCII keys (which SQLAlchemy escapes into the path as \\u sequences SQLite does not
+    decode), would never match. json_each compares the stored key itself.
+    """
+    terms = []
+    for key, value in sorted(labels.items()):
+        label = sa.func.json_each(jobs.c.labels).table_valued("key", "value").alias("label")
+        terms.append(sa.exists().where(label.c.key == key, label.c.value == value))
+    return sa.and_(*terms)
+
+
+DIALECT = Dialect(claim_rows=claim_rows, labels_match=labels_match)

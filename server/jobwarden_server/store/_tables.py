@@ -1,0 +1,149 @@
+"""The schema as SQLAlchemy Core tables: the single source the store's queries are written against.
+
+Migrations (store/migrations) spell the same schema out explicitly; a conformance test compares the
+two, so a change here without a migration fails the suite.
+
+Times are integer microseconds since the Unix epoch (UTC): exact, orderable and identical on SQLite
+and PostgreSQL, where datetime columns differ (SQLite has no timezone-aware type at all).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from jobwarden_server.domain.status import JobStatus, StopReason
+
+# Named constraints: SQLite's batch migrations recreate tables and can only carry over (or drop)
+# constraints that have names, and stable names let the store recognise which constraint failed.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# JSONB on PostgreSQL: compact, comparable, and indexable should label filters ever need a GIN index.
+# none_as_null: Python None is SQL NULL (a job without a result), not the JSON value `null`.
+JSON_TYPE = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+
+
+def _in_values(column: str, values: list[str]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+STATUS_CHECK = _in_values("status", [s.value for s in JobStatus])
+STOP_REASON_CHECK = _in_values("stop_reason", [r.value for r in StopReason])
+PROGRESS_CHECK = "progress_percent >= 0 AND progress_percent <= 100"
+PROGRESS_CHECK_NAME = "progress_percent"
+# The claim query repeats this predicate as a literal so both planners can prove the partial index
+# applies (a bound parameter would hide it from SQLite, and from PostgreSQL's generic plans).
+CLAIMABLE_WHERE = "status = 'QUEUED'"
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(), primary_key=True),
+    sa.Column("owner", sa.String(), nullable=False),
+    sa.Column("job_type", sa.String(), nullable=False),
+    sa.Column("lifecycle", sa.String(), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("progress_percent", sa.Float(), nullable=False),
+    sa.Column("progress_message", sa.Text(), nullable=False),
+    sa.Column("progress_done", sa.BigInteger(), nullable=False),
+    sa.Column("progress_total", sa.BigInteger(), nullable=False),
+    sa.Column("parameters", JSON_TYPE, nullable=False),
+    sa.Column("result", JSON_TYPE, nullable=True),
+    sa.Column("error_message", sa.Text(), nullable=True),
+    sa.Column("error_reason", sa.String(), nullable=True),
+    sa.Column("error_retryable", sa.Boolean(), nullable=True),
+    sa.Column("stop_reason", sa.String(), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("priority", sa.Integer(), nullable=False),
+    sa.Column("labels", JSON_TYPE, nullable=False),
+    sa.Column("run_after_us", sa.BigInteger(), nullable=True),
+    sa.Column("deadline_us", sa.BigInteger(), nullable=True),
+    sa.Column("callback_url", sa.Text(), nullable=False),
+    sa.Column("cancel_requested", sa.Boolean(), nullable=False),
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.Column("create_us", sa.BigInteger(), nullable=False),
+    sa.Column("update_us", sa.BigInteger(), nullable=False),
+    sa.Column("start_us", sa.BigInteger(), nullable=True),
+    sa.Column("complete_us", sa.BigInteger(), nullable=True),
+    sa.Column("worker_id", sa.String(), nullable=False),
+    sa.Column("lease_token", sa.String(), nullable=True),
+    sa.Column("lease_expire_us", sa.BigInteger(), nullable=True),
+    sa.Column("lease_duration_s", sa.Float(), nullable=False),
+    sa.Column("last_sequence", sa.BigInteger(), nullable=False),
+    sa.Column("request_id", sa.String(), nullable=False, server_default=""),
+    sa.Column("request_fingerprint", sa.String(), nullable=False),
+    sa.CheckConstraint(STATUS_CHECK, name="status"),
+    sa.CheckConstraint(STOP_REASON_CHECK, name="stop_reason"),
+    sa.CheckConstraint(PROGRESS_CHECK, name=PROGRESS_CHECK_NAME),
+)
+
+# Claiming: only QUEUED rows, in the claim's order, so the index stays small however long the history.
+sa.Index(
+    "ix_jobs_claimable",
+    jobs.c.owner,
+    jobs.c.job_type,
+    jobs.c.priority.desc(),
+    jobs.c.create_us,
+    jobs.c.id,
+    sqlite_where=sa.text(CLAIMABLE_WHERE),
+    postgresql_where=sa.text(CLAIMABLE_WHERE),
+)
+# Listing: keyset pages on (create_us, id) within an owner, with or without a status filter.
+sa.Index("ix_jobs_owner_status_create_us_id", jobs.c.owner, jobs.c.status, jobs.c.create_us, jobs.c.id)
+sa.Index("ix_jobs_owner_create_us_id", jobs.c.owner, jobs.c.create_us, jobs.c.id)
+# Reaping: expired leases, passed deadlines.
+sa.Index("ix_jobs_status_lease_expire_us", jobs.c.status, jobs.c.lease_expire_us)
+sa.Index("ix_jobs_deadline_us", jobs.c.deadline_us)
+# AIP-155 idempotency: a request_id names one job per owner; the empty string means "none given".
+REQUEST_ID_INDEX = "uq_jobs_owner_request_id"
+sa.Index(
+    REQUEST_ID_INDEX,
+    jobs.c.owner,
+    jobs.c.request_id,
+    unique=True,
+    sqlite_where=sa.text("request_id <> ''"),
+    postgresql_where=sa.text("request_id <> ''"),
+)
+
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("job_id", sa.String(), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("sequence", sa.BigInteger(), primary_key=True),
+    sa.Column("owner", sa.String(), nullable=False),
+    sa.Column("create_us", sa.BigInteger(), nullable=False),
+    sa.Column("actor", sa.String(), nullable=False),
+    sa.Column("kind", sa.String(), nullable=False),
+    sa.Column("data", JSON_TYPE, nullable=False),
+)
+
+assets = sa.Table(
+    "assets",
+    metadata,
+    sa.Column("id", sa.String(), primary_key=True),
+    sa.Column("job_id", sa.String(), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("owner", sa.String(), nullable=False),
+    # The sequence of the asset's asset_added event: assets order and page by it.
+    sa.Column("position", sa.BigInteger(), nullable=False),
+    sa.Column("asset_type", sa.String(), nullable=False),
+    sa.Column("uri", sa.Text(), nullable=False),
+    sa.Column("storage_path", sa.Text(), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("content_type", sa.String(), nullable=False),
+    sa.Column("sha256", sa.String(), nullable=False),
+    sa.Column("metadata", JSON_TYPE, nullable=False),
+    sa.Column("create_us", sa.BigInteger(), nullable=False),
+)
+
+sa.Index("ix_assets_job_id_position", assets.c.job_id, assets.c.position, unique=True)
+sa.Index("ix_assets_owner_id", assets.c.owner, assets.c.id)

@@ -1,0 +1,172 @@
+"""The schema holds the line on its own, and the migrations build exactly the tables the store uses."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import exc
+
+from jobwarden_server.domain.records import Job
+from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.store import SqlStore, is_migrated, migrate, open_store
+from jobwarden_server.store._migrate import alembic_config, head_revisions
+from jobwarden_server.store._tables import metadata
+
+CreateJob = Callable[..., Awaitable[Job]]
+
+BAD_WRITES = {
+    "progress above 100": "UPDATE jobs SET progress_percent = 101 WHERE id = :id",
+    "progress below 0": "UPDATE jobs SET progress_percent = -0.5 WHERE id = :id",
+    "unknown status": "UPDATE jobs SET status = 'SLEEPING' WHERE id = :id",
+    "unknown stop reason": "UPDATE jobs SET stop_reason = 'BORED' WHERE id = :id",
+    "event of a missing job": (
+        "INSERT INTO job_events (job_id, sequence, owner, create_us, actor, kind, data) "
+        "VALUES ('no-such-job', 1, 'alice', 0, 'x', 'log', '{}')"
+    ),
+    "duplicate sequence": (
+        "INSERT INTO job_events (job_id, sequence, owner, create_us, actor, kind, data) "
+        "VALUES (:id, 1, 'alice', 0, 'x', 'log', '{}')"
+    ),
+}
+
+
+@pytest.mark.parametrize("statement", BAD_WRITES.values(), ids=BAD_WRITES.keys())
+async def test_the_database_refuses_bad_writes(
+    store: SqlStore, create_job: CreateJob, statement: str
+) -> None:
+    job = await create_job()
+    with pytest.raises(exc.IntegrityError):
+        async with store.write_engine.begin() as conn:
+            await conn.execute(sa.text(statement), {"id": job.id})
+    assert await store.job_get(None, job.id) == job
+
+
+async def test_the_database_accepts_the_edges_of_the_range(store: SqlStore, create_job: CreateJob) -> None:
+    """The control for the refusals above: legal values pass the same constraints."""
+    job = await create_job()
+    async with store.write_engine.begin() as conn:
+        for percent in (0, 100):
+            await conn.execute(
+                sa.text("UPDATE jobs SET progress_percent = :p, status = 'EXPIRED' WHERE id = :id"),
+                {"p": percent, "id": job.id},
+            )
+    assert (await store.job_get(None, job.id)).progress.percent == 100
+
+
+async def test_every_status_and_stop_reason_passes_the_checks(store: SqlStore, create_job: CreateJob) -> None:
+    """The migration spells the CHECK lists out; a status added to the enum must be added there too."""
+    job = await create_job()
+    async with store.write_engine.begin() as conn:
+        for status in JobStatus:
+            await conn.execute(
+                sa.text("UPDATE jobs SET status = :s WHERE id = :id"), {"s": status.value, "id": job.id}
+            )
+        for reason in StopReason:
+            await conn.execute(
+                sa.text("UPDATE jobs SET stop_reason = :r WHERE id = :id"), {"r": reason.value, "id": job.id}
+            )
+    assert (await store.job_get(None, job.id)).stop_reason is list(StopReason)[-1]
+
+
+async def _alembic_versions(store: SqlStore) -> list[str]:
+    async with store.write_engine.connect() as conn:
+        return list((await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalars())
+
+
+async def test_migrating_again_is_a_no_op(database_url: str, store: SqlStore, create_job: CreateJob) -> None:
+    job = await create_job()
+    await migrate(database_url)
+    await migrate(database_url)
+    assert await is_migrated(database_url)
+    assert await _alembic_versions(store) == sorted(head_revisions())
+    assert await store.job_get(None, job.id) == job
+
+
+async def test_an_empty_database_is_migrated_by_migrate(empty_database_url: str, backend: str) -> None:
+    assert not await is_migrated(empty_database_url)
+    await migrate(empty_database_url)
+    assert await is_migrated(empty_database_url)
+
+
+async def test_is_migrated_does_not_create_a_missing_sqlite_file(tmp_path: Any) -> None:
+    path = tmp_path / "missing.db"
+    assert not await is_migrated(str(path))
+    assert not path.exists()
+
+
+def _schema_diff(connection: sa.Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+def _constraints_and_indexes(connection: sa.Connection) -> dict[str, Any]:
+    inspector = sa.inspect(connection)
+    found: dict[str, Any] = {}
+    for table in metadata.sorted_tables:
+        found[f"{table.name} checks"] = sorted(c["name"] for c in inspector.get_check_constraints(table.name))
+        found[f"{table.name} indexes"] = sorted(
+            (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+            for i in inspector.get_indexes(table.name)
+        )
+        found[f"{table.name} foreign keys"] = sorted(
+            (fk["name"], fk["options"].get("ondelete")) for fk in inspector.get_foreign_keys(table.name)
+        )
+    return found
+
+
+def _column_name(expression: Any) -> str:
+    # A plain column, or a column wrapped in an ordering such as `priority DESC`.
+    column = expression if isinstance(expression, sa.Column) else expression.element
+    return str(column.name)
+
+
+def _declared(table: sa.Table) -> dict[str, Any]:
+    return {
+        f"{table.name} checks": sorted(
+            str(c.name) for c in table.constraints if isinstance(c, sa.CheckConstraint)
+        ),
+        f"{table.name} indexes": sorted(
+            (str(i.name), tuple(_column_name(e) for e in i.expressions), i.unique) for i in table.indexes
+        ),
+        f"{table.name} foreign keys": sorted(
+            (str(fk.name), fk.ondelete) for fk in table.foreign_key_constraints
+        ),
+    }
+
+
+async def test_the_migrations_build_the_tables_the_store_uses(store: SqlStore) -> None:
+    async with store.write_engine.connect() as conn:
+        diff = await conn.run_sync(_schema_diff)
+        found = await conn.run_sync(_constraints_and_indexes)
+    assert diff == []
+    declared: dict[str, Any] = {}
+    for table in metadata.sorted_tables:
+        declared.update(_declared(table))
+    assert found == declared
+
+
+async def test_downgrade_then_upgrade_round_trips(empty_database_url: str, backend: str) -> None:
+    await migrate(empty_database_url)
+    opened = open_store(empty_database_url)
+    try:
+
+        def downgrade(connection: sa.Connection) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+
+        async with opened.write_engine.begin() as conn:
+            await conn.run_sync(downgrade)
+            tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+        assert tables == {"alembic_version"}
+    finally:
+        await opened.close()
+    assert not await is_migrated(empty_database_url)
+    await migrate(empty_database_url)
+    assert await is_migrated(empty_database_url)

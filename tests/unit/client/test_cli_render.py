@@ -1,0 +1,159 @@
+"""The CLI's text rendering: event lines for every event kind, the live bar, tables and JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from jobwarden.cli import _render
+from jobwarden.client import (
+    Asset,
+    EventKind,
+    Job,
+    JobError,
+    JobEvent,
+    JobStatus,
+    Progress,
+    StopReason,
+)
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def _event(kind: EventKind, **fields: object) -> JobEvent:
+    return JobEvent(job_id="j1", sequence=fields.pop("sequence", 3), kind=kind, **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("event", "line"),
+    [
+        (
+            _event(EventKind.CREATED, sequence=1, actor="client:alice", to_status=JobStatus.QUEUED),
+            "#1 created QUEUED (client:alice)",
+        ),
+        (
+            _event(
+                EventKind.TRANSITION,
+                actor="worker:w1",
+                from_status=JobStatus.QUEUED,
+                to_status=JobStatus.RUNNING,
+            ),
+            "#3 transition QUEUED -> RUNNING (worker:w1)",
+        ),
+        (
+            _event(
+                EventKind.TRANSITION,
+                sequence=9,
+                actor="system",
+                from_status=JobStatus.RUNNING,
+                to_status=JobStatus.FAILED,
+                reason="lease expired",
+                stop_reason=StopReason.LEASE_EXPIRED,
+            ),
+            "#9 transition RUNNING -> FAILED [LEASE_EXPIRED]: lease expired (system)",
+        ),
+        (
+            _event(
+                EventKind.PROGRESS,
+                sequence=4,
+                actor="worker:w1",
+                progress=Progress(percent=50, message="halfway"),
+            ),
+            "#4 progress 50% halfway",
+        ),
+        (
+            _event(EventKind.PROGRESS, progress=Progress(percent=12.5, done=1, total=8)),
+            "#3 progress 12.5% (1/8)",
+        ),
+        (
+            _event(EventKind.ASSET_ADDED, asset=Asset(asset_type="report", uri="s3://b/r.pdf")),
+            "#3 asset_added report s3://b/r.pdf",
+        ),
+        (_event(EventKind.LOG, message="retrying upload"), "#3 log retrying upload"),
+        (
+            _event(EventKind.CANCEL_REQUESTED, actor="client:alice", reason="too slow"),
+            '#3 cancel_requested "too slow" (client:alice)',
+        ),
+        (_event(EventKind.CANCEL_REQUESTED, actor="client:alice"), "#3 cancel_requested (client:alice)"),
+        (_event(EventKind.UNKNOWN, actor="system"), "#3 unknown (system)"),
+    ],
+)
+def test_event_line(event: JobEvent, line: str) -> None:
+    assert _render.event_line(event) == line
+
+
+def test_every_event_kind_has_a_line() -> None:
+    for kind in EventKind:
+        assert _render.event_line(_event(kind)).startswith(f"#3 {kind.value}")
+
+
+def test_live_line_bar_and_width() -> None:
+    line = _render.live_line(JobStatus.RUNNING, Progress(percent=50, message="halfway"), 200)
+    assert line == "RUNNING   [############............] 50% halfway"
+    assert len(_render.live_line(JobStatus.RUNNING, Progress(percent=100, message="x" * 300), 80)) == 79
+    assert "[........................]" in _render.live_line(JobStatus.QUEUED, Progress(percent=-3), 80)
+
+
+def test_live_line_redraws_in_place() -> None:
+    out = io.StringIO()
+    live = _render.LiveLine(out)
+    live.draw("RUNNING 10%")
+    live.draw("RUNNING 20%")
+    live.println("#5 log hello")
+    live.clear()
+    assert out.getvalue() == "\r\x1b[2KRUNNING 10%\r\x1b[2KRUNNING 20%\r\x1b[2K#5 log hello\n"
+
+
+def _job(**fields: object) -> Job:
+    base: dict[str, object] = {
+        "id": "j1",
+        "job_type": "thumb",
+        "status": JobStatus.COMPLETED,
+        "create_time": T0,
+    }
+    base.update(fields)
+    return Job(**base)  # type: ignore[arg-type]
+
+
+def test_final_line() -> None:
+    assert _render.final_line(_job()) == "job j1 COMPLETED"
+    failed = _job(
+        status=JobStatus.FAILED,
+        stop_reason=StopReason.MAX_ATTEMPTS_EXCEEDED,
+        error=JobError(message="provider down"),
+    )
+    assert _render.final_line(failed) == "job j1 FAILED [MAX_ATTEMPTS_EXCEEDED]: provider down"
+
+
+def test_jobs_table() -> None:
+    text = _render.jobs_table(
+        [
+            _job(attempt=1, max_attempts=3, progress=Progress(percent=100)),
+            _job(id="j22", status=JobStatus.RUNNING, cancel_requested=True),
+        ]
+    )
+    assert text.splitlines() == [
+        "ID   TYPE   STATUS                      PROGRESS  ATTEMPT  CREATED",
+        "j1   thumb  COMPLETED                   100%      1/3      2026-03-01T12:00:00Z",
+        "j22  thumb  RUNNING (cancel requested)  0%        0/0      2026-03-01T12:00:00Z",
+    ]
+    assert _render.jobs_table([]) == "ID  TYPE  STATUS  PROGRESS  ATTEMPT  CREATED"
+
+
+def test_job_details_skip_empty_fields() -> None:
+    text = _render.job_details(_job(parameters={"n": 3.0}, result={"ok": True}, labels={"b": "2", "a": "1"}))
+    assert "id:          j1" in text
+    assert "labels:      a=1, b=2" in text
+    assert 'result:      {"ok": true}' in text
+    assert "error:" not in text and "worker:" not in text
+
+
+def test_to_json_is_plain_json() -> None:
+    data = json.loads(_render.to_json([_job(labels={"a": "1"})]))
+    assert data[0]["status"] == "COMPLETED"
+    assert data[0]["create_time"] == "2026-03-01T12:00:00+00:00"
+    assert data[0]["progress"] == {"percent": 0.0, "message": "", "done": 0, "total": 0}
+    assert data[0]["result"] is None

@@ -1,0 +1,245 @@
+"""pb <-> model conversion: round trips, unset fields, unknown enum values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from google.protobuf import struct_pb2
+
+from jobwarden.client import (
+    Asset,
+    EventKind,
+    Job,
+    JobError,
+    JobEvent,
+    JobStatus,
+    Progress,
+    StopReason,
+    _convert,
+)
+from jobwarden.v1 import job_pb2, worker_service_pb2
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def _asset(**overrides: object) -> Asset:
+    fields: dict[str, object] = {
+        "id": "a1",
+        "job_id": "j1",
+        "owner": "alice",
+        "asset_type": "report",
+        "uri": "s3://bucket/report.pdf",
+        "storage_path": "bucket/report.pdf",
+        "size_bytes": 2048,
+        "content_type": "application/pdf",
+        "sha256": "ab" * 32,
+        "metadata": {"pages": "3"},
+        "create_time": T0,
+    }
+    fields.update(overrides)
+    return Asset(**fields)  # type: ignore[arg-type]
+
+
+FULL_JOB = Job(
+    id="j1",
+    owner="alice",
+    job_type="thumbnail",
+    lifecycle="standard",
+    status=JobStatus.PARTIAL,
+    progress=Progress(percent=42.5, message="resizing", done=17, total=40),
+    parameters={
+        "url": "https://example.com/a.png",
+        "sizes": [64.0, 128.0],
+        "opts": {"crop": True, "q": None},
+    },
+    result={"uris": ["s3://b/64.png"]},
+    error=JobError(message="one size failed", reason="PROVIDER_TIMEOUT", retryable=True),
+    stop_reason=StopReason.PROVIDER_ERROR,
+    attempt=2,
+    max_attempts=3,
+    priority=-5,
+    labels={"team": "media"},
+    run_after=T0,
+    deadline=T0 + timedelta(hours=1),
+    callback_url="https://example.com/hook",
+    cancel_requested=True,
+    etag="e7",
+    create_time=T0,
+    update_time=T0 + timedelta(seconds=5),
+    start_time=T0 + timedelta(seconds=1),
+    complete_time=T0 + timedelta(seconds=9),
+    worker_id="w1",
+    last_sequence=12,
+)
+
+
+def test_job_round_trip() -> None:
+    pb = _convert.job_to_pb(FULL_JOB)
+    assert pb.status == job_pb2.JOB_STATUS_PARTIAL
+    assert pb.stop_reason == job_pb2.STOP_REASON_PROVIDER_ERROR
+    assert _convert.job_from_pb(job_pb2.Job.FromString(pb.SerializeToString())) == FULL_JOB
+
+
+def test_unset_fields_are_none_not_zero() -> None:
+    job = _convert.job_from_pb(job_pb2.Job(id="j2", job_type="t", status=job_pb2.JOB_STATUS_QUEUED))
+    assert job.status is JobStatus.QUEUED
+    assert job.result is None
+    assert job.error is None
+    assert job.parameters == {}
+    assert job.run_after is None and job.create_time is None and job.complete_time is None
+    assert job.progress == Progress()
+    assert job.stop_reason is StopReason.UNSPECIFIED
+    assert not job.is_terminal
+
+
+def test_times_are_aware_utc() -> None:
+    job = _convert.job_from_pb(_convert.job_to_pb(FULL_JOB))
+    assert job.create_time is not None
+    assert job.create_time.tzinfo is not None
+    assert job.create_time.utcoffset() == timedelta(0)
+
+
+def test_naive_datetimes_are_taken_as_utc_and_offsets_are_respected() -> None:
+    naive = datetime(2026, 3, 1, 12, 0, 0)
+    assert _convert.time_to_pb(naive).ToDatetime(tzinfo=UTC) == naive.replace(tzinfo=UTC)
+    plus_two = datetime(2026, 3, 1, 14, 0, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert _convert.time_from_pb(_convert.time_to_pb(plus_two)) == datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def test_unknown_enum_values_from_a_newer_server_map_to_unspecified() -> None:
+    assert _convert.status_from_pb(99) is JobStatus.UNSPECIFIED
+    assert _convert.stop_reason_from_pb(99) is StopReason.UNSPECIFIED
+
+
+def test_status_names_are_accepted_in_any_case() -> None:
+    assert _convert.status_to_pb("running") == job_pb2.JOB_STATUS_RUNNING
+    assert _convert.stop_reason_to_pb("lease_expired") == job_pb2.STOP_REASON_LEASE_EXPIRED
+    with pytest.raises(ValueError):
+        _convert.status_to_pb("sleeping")
+
+
+def test_every_status_and_stop_reason_maps_both_ways() -> None:
+    for status in JobStatus:
+        assert _convert.status_from_pb(_convert.status_to_pb(status)) is status
+    for reason in StopReason:
+        assert _convert.stop_reason_from_pb(_convert.stop_reason_to_pb(reason)) is reason
+    assert len(JobStatus) == len(job_pb2.JobStatus.keys())
+    assert len(StopReason) == len(job_pb2.StopReason.keys())
+
+
+def test_asset_round_trip() -> None:
+    asset = _asset()
+    pb = job_pb2.Asset.FromString(_convert.asset_to_pb(asset).SerializeToString())
+    assert _convert.asset_from_pb(pb) == asset
+
+
+EVENTS = [
+    JobEvent(
+        job_id="j1",
+        sequence=1,
+        create_time=T0,
+        actor="client:alice",
+        kind=EventKind.CREATED,
+        to_status=JobStatus.QUEUED,
+    ),
+    JobEvent(
+        job_id="j1",
+        sequence=2,
+        create_time=T0,
+        actor="worker:w1",
+        kind=EventKind.TRANSITION,
+        from_status=JobStatus.QUEUED,
+        to_status=JobStatus.RUNNING,
+        reason="claimed",
+        stop_reason=StopReason.UNSPECIFIED,
+    ),
+    JobEvent(
+        job_id="j1",
+        sequence=3,
+        create_time=T0,
+        actor="worker:w1",
+        kind=EventKind.PROGRESS,
+        progress=Progress(percent=50, message="halfway", done=5, total=10),
+    ),
+    JobEvent(
+        job_id="j1", sequence=4, create_time=T0, actor="worker:w1", kind=EventKind.ASSET_ADDED, asset=_asset()
+    ),
+    JobEvent(
+        job_id="j1",
+        sequence=5,
+        create_time=T0,
+        actor="system",
+        kind=EventKind.LOG,
+        message="lease renewed late",
+    ),
+    JobEvent(
+        job_id="j1",
+        sequence=6,
+        create_time=T0,
+        actor="client:alice",
+        kind=EventKind.CANCEL_REQUESTED,
+        reason="too slow",
+    ),
+    JobEvent(
+        job_id="j1",
+        sequence=7,
+        create_time=T0,
+        actor="worker:w1",
+        kind=EventKind.TRANSITION,
+        from_status=JobStatus.RUNNING,
+        to_status=JobStatus.CANCELLED,
+        reason="cancelled",
+        stop_reason=StopReason.USER_CANCELLED,
+    ),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: f"{e.sequence}-{e.kind}")
+def test_event_round_trip(event: JobEvent) -> None:
+    pb = job_pb2.JobEvent.FromString(_convert.event_to_pb(event).SerializeToString())
+    assert pb.WhichOneof("kind") == event.kind.value
+    assert _convert.event_from_pb(pb) == event
+
+
+def test_an_event_kind_newer_than_the_sdk_is_unknown_not_an_error() -> None:
+    event = _convert.event_from_pb(job_pb2.JobEvent(job_id="j1", sequence=8, actor="system"))
+    assert event.kind is EventKind.UNKNOWN
+    assert event.sequence == 8
+
+
+def test_claim_and_lifecycle() -> None:
+    claim = _convert.claim_from_pb(
+        worker_service_pb2.JobClaim(
+            job=_convert.job_to_pb(FULL_JOB), lease_token="tok", lease_expire_time=_convert.time_to_pb(T0)
+        )
+    )
+    assert claim.job == FULL_JOB
+    assert (claim.lease_token, claim.lease_expire_time) == ("tok", T0)
+
+    lifecycle = _convert.lifecycle_from_pb(
+        job_pb2.Lifecycle(
+            name="simple",
+            initial_status=job_pb2.JOB_STATUS_QUEUED,
+            statuses=[job_pb2.JOB_STATUS_QUEUED, job_pb2.JOB_STATUS_RUNNING, job_pb2.JOB_STATUS_COMPLETED],
+            terminal_statuses=[job_pb2.JOB_STATUS_COMPLETED],
+            transitions=[
+                job_pb2.LifecycleTransition(
+                    from_status=job_pb2.JOB_STATUS_QUEUED, to_status=job_pb2.JOB_STATUS_RUNNING
+                ),
+            ],
+        )
+    )
+    assert lifecycle.initial_status is JobStatus.QUEUED
+    assert lifecycle.terminal_statuses == {JobStatus.COMPLETED}
+    assert lifecycle.allows(JobStatus.QUEUED, JobStatus.RUNNING)
+    assert not lifecycle.allows(JobStatus.RUNNING, JobStatus.QUEUED)
+
+
+def test_struct_conversion() -> None:
+    value = {"s": "x", "n": 3, "f": 1.5, "b": False, "z": None, "l": [1, "two"], "d": {"k": [True]}}
+    struct = _convert.dict_to_struct(value)
+    assert isinstance(struct, struct_pb2.Struct)
+    assert _convert.struct_to_dict(struct) == value  # 3 == 3.0: Struct numbers are doubles
+    with pytest.raises(ValueError):
+        _convert.dict_to_struct({"when": datetime.now(UTC)})

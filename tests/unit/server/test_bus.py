@@ -1,0 +1,43 @@
+"""The event bus: bounded per-subscriber memory, catch-up on overflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from jobwarden_server.domain.records import Event, EventKind
+from jobwarden_server.events.bus import CATCH_UP, EventBus
+
+
+def _event(job_id: str, sequence: int) -> Event:
+    return Event(
+        job_id=job_id,
+        owner="o",
+        sequence=sequence,
+        create_time=dt.datetime.now(dt.UTC),
+        actor="t",
+        kind=EventKind.LOG,
+        data={},
+    )
+
+
+async def test_events_reach_only_their_jobs_subscribers_in_order() -> None:
+    bus = EventBus(subscriber_queue_size=10)
+    with bus.subscribe("a") as a, bus.subscribe("b") as b:
+        bus.publish([_event("a", 1), _event("b", 1), _event("a", 2)])
+        got = [await a.get(), await a.get()]
+        assert [e.sequence for e in got if e is not None] == [1, 2]
+        first_b = await b.get()
+        assert first_b is not None and first_b.job_id == "b"
+    assert bus.subscriber_count() == 0
+
+
+async def test_a_slow_subscriber_is_bounded_and_told_to_catch_up() -> None:
+    bus = EventBus(subscriber_queue_size=4)
+    with bus.subscribe("a") as sub:
+        bus.publish(_event("a", n) for n in range(1, 1001))
+        items = []
+        while sub._items:  # drain what is buffered without waiting
+            items.append(await sub.get())
+        assert len(items) <= 4
+        assert CATCH_UP in items
+        assert sub.overflows > 0

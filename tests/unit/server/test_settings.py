@@ -1,0 +1,82 @@
+"""The config file: tokens, lifecycles per job type, and clear errors for wrong files."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from jobwarden_server import settings
+from jobwarden_server.domain.auth import Role
+from jobwarden_server.domain.errors import ConfigError
+from jobwarden_server.domain.status import JobStatus
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "jobwarden.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_full_config(tmp_path: Path) -> None:
+    digest = hashlib.sha256(b"secret").hexdigest()
+    path = _write(
+        tmp_path,
+        f"""
+listen = "0.0.0.0:6000"
+database = "x.db"
+[[tokens]]
+sha256 = "{digest}"
+owner = "acme"
+roles = ["worker"]
+[job_types]
+"render" = "review"
+[lifecycles.review]
+initial = "QUEUED"
+transitions = [["QUEUED", "RUNNING"], ["RUNNING", "COMPLETED"], ["RUNNING", "FAILED"]]
+[retry]
+default_max_attempts = 5
+""",
+    )
+    loaded = settings.load(path)
+    assert loaded.listen == "0.0.0.0:6000"
+    principal = loaded.principals_by_hash[digest]
+    assert principal.owner == "acme" and principal.has(Role.WORKER) and not principal.has(Role.CLIENT)
+    table = loaded.lifecycles.for_job_type("render")
+    assert table.name == "review" and table.allows(JobStatus.RUNNING, JobStatus.COMPLETED)
+    assert loaded.lifecycles.for_job_type("other").name == "standard"
+    assert loaded.retry.default_max_attempts == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[lifecycles.bad]\ntransitions = [["QUEUED","RUNNING"],["RUNNING","QUEUED"]]',
+            "cannot reach a terminal state",
+        ),
+        (
+            '[lifecycles.bad]\ntransitions = [["QUEUED","RUNNING"],["RUNNING","DONE"]]',
+            "unknown status 'DONE'",
+        ),
+        (
+            '[lifecycles.bad]\ntransitions = [["QUEUED","RUNNING"],["RUNNING","FAILED"],["FAILED","QUEUED"]]',
+            "FAILED",
+        ),
+        ('[job_types]\n"x" = "nope"', "unknown lifecycle 'nope'"),
+        ('[[tokens]]\nsha256 = "abc"\nowner = "a"', "64 hex"),
+        ("surprise = 1", "unknown keys"),
+        ("listen = ", "config file"),
+    ],
+)
+def test_wrong_configs_are_refused_with_a_clear_message(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        settings.load(_write(tmp_path, text))
+
+
+def test_no_tokens_means_loopback_only() -> None:
+    with pytest.raises(ConfigError, match="without tokens"):
+        settings.Settings(listen="0.0.0.0:50051").checked()
+    for ok in ("127.0.0.1:1", "localhost:1", "[::1]:1"):
+        assert settings.Settings(listen=ok).checked().listen == ok
