@@ -1,0 +1,318 @@
+"""The real `jobwarden` CLI against the real `jobwarden serve`, both as subprocesses.
+
+A worker in this process (the SDK's low-level calls) plays the other side of each job. Each test uses
+its own job type and label, so the tests can share one server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from support import proc
+
+from jobwarden.client import Client, Job, JobStatus
+
+
+@pytest.fixture(scope="module")
+def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with proc.serving(tmp_path_factory.mktemp("cli") / "cli.db") as (_, addr):
+        yield addr
+
+
+@pytest.fixture
+def job_type() -> str:
+    """A job type no other test uses, so a claim takes only this test's jobs."""
+    return f"cli.{uuid.uuid4().hex[:10]}"
+
+
+def cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return proc.run(["jobs", *args, "--address", address])
+
+
+def ok(address: str, *args: str) -> str:
+    """Runs a command that must succeed quietly; returns its stdout."""
+    result = cli(address, *args)
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    assert result.stderr == ""
+    return result.stdout
+
+
+def create(address: str, job_type: str, *args: str) -> str:
+    out = ok(address, "create", job_type, *args)
+    lines = out.splitlines()
+    assert len(lines) == 1, out
+    job_id = lines[0]
+    uuid.UUID(job_id)  # an id and nothing else
+    return job_id
+
+
+def run_job(address: str, job_type: str, outcome: str = "complete") -> Job:
+    """Plays a worker: claims the one queued job of `job_type`, reports progress, adds an asset and
+    completes it (or fails it, for outcome "fail")."""
+
+    async def flow() -> Job:
+        async with Client(address) as client:
+            [claim] = await client.claim_jobs("w-cli", [job_type])
+            job_id, lease = claim.job.id, claim.lease_token
+            await client.report_progress(job_id, lease, 50, "halfway", done=5, total=10)
+            await client.add_asset(
+                job_id, lease, "image", "s3://bucket/out.png", size_bytes=10, content_type="image/png"
+            )
+            if outcome == "fail":
+                return await client.fail_job(job_id, lease, "renderer crashed")
+            return await client.complete_job(job_id, lease, {"frames": 3})
+
+    return asyncio.run(flow())
+
+
+COMPLETED = "#5 transition RUNNING -> COMPLETED: completed by worker (worker:w-cli)"
+"""The last event line of a job run_job completed."""
+
+
+def event_lines(last: str) -> list[str]:
+    """The event lines of a job run by run_job, as `jobs watch` and `jobs events` print them."""
+    return [
+        "#1 created QUEUED (client:default)",
+        "#2 transition QUEUED -> RUNNING: claimed by worker w-cli (attempt 1) (worker:w-cli)",
+        "#3 progress 50% halfway (5/10)",
+        "#4 asset_added image s3://bucket/out.png",
+        last,
+    ]
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The single stderr line of a failed command (no traceback, nothing on stdout)."""
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+# --- create / get / list -----------------------------------------------------------------------------
+
+
+def test_create_prints_an_id_that_get_and_list_show(address: str, job_type: str) -> None:
+    label = f"run={uuid.uuid4().hex[:8]}"
+    job_id = create(
+        address,
+        job_type,
+        "--param",
+        "n=3",
+        "--param",
+        "name=intro",
+        "--label",
+        label,
+        "--priority",
+        "5",
+        "--max-attempts",
+        "2",
+    )
+
+    details = ok(address, "get", job_id)
+    fields = dict(line.split(":", 1) for line in details.splitlines())
+    fields = {k: v.strip() for k, v in fields.items()}
+    assert fields["id"] == job_id
+    assert fields["type"] == job_type
+    assert fields["status"] == "QUEUED"
+    assert fields["attempt"] == "0 of 2"
+    assert fields["priority"] == "5"
+    assert fields["labels"] == label
+    assert json.loads(fields["parameters"]) == {"n": 3, "name": "intro"}
+
+    as_json = json.loads(ok(address, "get", job_id, "--json"))
+    assert (as_json["id"], as_json["status"], as_json["labels"]) == (job_id, "QUEUED", {"run": label[4:]})
+    assert as_json["parameters"] == {"n": 3.0, "name": "intro"}
+
+    second = create(address, job_type, "--label", label)
+    table = ok(address, "list", "--label", label).splitlines()
+    assert table[0].split() == ["ID", "TYPE", "STATUS", "PROGRESS", "ATTEMPT", "CREATED"]
+    assert [row.split()[:5] for row in table[1:]] == [
+        [job_id, job_type, "QUEUED", "0%", "0/2"],
+        [second, job_type, "QUEUED", "0%", "0/3"],
+    ]
+    assert [row.split()[0] for row in ok(address, "list", "--label", label, "--desc").splitlines()[1:]] == [
+        second,
+        job_id,
+    ]
+    assert len(ok(address, "list", "--label", label, "--limit", "1").splitlines()) == 2
+
+    listed = json.loads(ok(address, "list", "--json", "--label", label))
+    assert [j["id"] for j in listed] == [job_id, second]
+    assert listed[0]["job_type"] == job_type and listed[0]["max_attempts"] == 2
+    assert json.loads(ok(address, "list", "--json", "--label", label, "--type", "no.such.type")) == []
+
+
+def test_create_with_explicit_request_id_is_idempotent(address: str, job_type: str) -> None:
+    key = f"req-{uuid.uuid4().hex}"
+    first = create(address, job_type, "--request-id", key)
+    assert create(address, job_type, "--request-id", key) == first
+    assert [j["id"] for j in json.loads(ok(address, "list", "--json", "--type", job_type))] == [first]
+
+
+def test_held_job_is_released(address: str, job_type: str) -> None:
+    job_id = create(address, job_type, "--hold")
+    assert json.loads(ok(address, "get", job_id, "--json"))["status"] == "CREATED"
+    assert ok(address, "release", job_id) == f"job {job_id} QUEUED\n"
+
+
+# --- a job run by a worker, seen through the CLI -----------------------------------------------------
+
+
+def test_watch_events_and_assets_of_a_completed_job(address: str, job_type: str) -> None:
+    job_id = create(address, job_type)
+    done = run_job(address, job_type)
+    assert done.status is JobStatus.COMPLETED
+
+    watched = cli(address, "watch", job_id)
+    assert watched.returncode == 0, watched.stderr
+    assert watched.stderr == ""
+    assert watched.stdout.splitlines() == [
+        f"job {job_id} ({job_type}) COMPLETED 100% halfway (5/10)",
+        *event_lines(COMPLETED),
+        f"job {job_id} COMPLETED",
+    ]
+    # Piped output is plain lines: no terminal control sequences.
+    assert "\x1b" not in watched.stdout and "\r" not in watched.stdout
+
+    assert ok(address, "events", job_id).splitlines() == event_lines(COMPLETED)
+    events = json.loads(ok(address, "events", job_id, "--json"))
+    assert [(e["sequence"], e["kind"]) for e in events] == [
+        (1, "created"),
+        (2, "transition"),
+        (3, "progress"),
+        (4, "asset_added"),
+        (5, "transition"),
+    ]
+    assert events[4]["to_status"] == "COMPLETED"
+
+    assets = ok(address, "assets", job_id).splitlines()
+    assert assets[0].split() == ["ID", "TYPE", "SIZE", "CONTENT-TYPE", "URI"]
+    assert len(assets) == 2
+    asset_id, *row = assets[1].split()
+    assert row == ["image", "10", "image/png", "s3://bucket/out.png"]
+    [asset] = json.loads(ok(address, "assets", job_id, "--json"))
+    assert (asset["id"], asset["job_id"], asset["uri"]) == (asset_id, job_id, "s3://bucket/out.png")
+    assert events[3]["asset"]["id"] == asset_id
+
+    details = ok(address, "get", job_id)
+    assert "status:      COMPLETED" in details.splitlines()
+    assert 'result:      {"frames": 3.0}' in details.splitlines()
+
+
+def test_watch_follows_a_job_live_until_it_ends(address: str, job_type: str) -> None:
+    job_id = create(address, job_type)
+    watcher = subprocess.Popen(
+        [*proc.jobwarden_command(), "jobs", "watch", job_id, "--address", address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        # Once the history so far is printed, the watcher is following live.
+        assert watcher.stdout.readline() == f"job {job_id} ({job_type}) QUEUED 0%\n"
+        assert watcher.stdout.readline() == "#1 created QUEUED (client:default)\n"
+        run_job(address, job_type)
+        out, err = watcher.communicate(timeout=30)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.communicate()
+    assert watcher.returncode == 0, err
+    assert out.splitlines() == [
+        *event_lines(COMPLETED)[1:],
+        f"job {job_id} COMPLETED",
+    ]
+
+
+def test_watch_of_a_failed_job_exits_4(address: str, job_type: str) -> None:
+    job_id = create(address, job_type)
+    failed = run_job(address, job_type, outcome="fail")
+    assert failed.status is JobStatus.FAILED
+
+    watched = cli(address, "watch", job_id)
+    assert watched.returncode == 4, watched.stderr
+    lines = watched.stdout.splitlines()
+    assert lines[0] == f"job {job_id} ({job_type}) FAILED 50% halfway (5/10)"
+    assert lines[1:-1] == event_lines("#5 transition RUNNING -> FAILED: renderer crashed (worker:w-cli)")
+    assert lines[-1] == f"job {job_id} FAILED: renderer crashed"
+
+
+def test_cancel(address: str, job_type: str) -> None:
+    queued = create(address, job_type)
+    assert ok(address, "cancel", queued, "--reason", "not needed") == f"job {queued} CANCELLED\n"
+    assert json.loads(ok(address, "get", queued, "--json"))["stop_reason"] == "USER_CANCELLED"
+    assert ok(address, "events", queued).splitlines()[-1] == (
+        "#2 transition QUEUED -> CANCELLED [USER_CANCELLED]: not needed (client:default)"
+    )
+    assert cli(address, "watch", queued).returncode == 4
+
+    again = cli(address, "cancel", queued)
+    assert again.returncode == 1
+    assert one_error_line(again).startswith("error: INVALID_TRANSITION: ")
+    assert "CANCELLED -> CANCELLED" in again.stderr
+
+    running = create(address, job_type)
+
+    async def claim() -> str:
+        async with Client(address) as client:
+            [c] = await client.claim_jobs("w-cli", [job_type])
+            return c.job.id
+
+    assert asyncio.run(claim()) == running
+    assert ok(address, "cancel", running) == (
+        f"job {running} RUNNING: cancel requested; it stops at the worker's next report\n"
+    )
+    job: dict[str, Any] = json.loads(ok(address, "get", running, "--json"))
+    assert (job["status"], job["cancel_requested"]) == ("RUNNING", True)
+    assert "(cancel requested)" in ok(address, "list", "--type", job_type)
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+def test_unknown_job_is_one_not_found_line(address: str) -> None:
+    for command in (("get", "nope"), ("cancel", "nope"), ("watch", "nope"), ("events", "nope")):
+        result = cli(address, *command)
+        assert result.returncode == 1, (command, result.stderr)
+        assert one_error_line(result) == "error: NOT_FOUND: job nope not found"
+
+
+def test_refused_argument_names_the_reason(address: str) -> None:
+    result = cli(address, "create", "has spaces")
+    assert result.returncode == 1
+    assert one_error_line(result).startswith("error: INVALID_ARGUMENT: job_type")
+
+
+def test_usage_error_exits_2(address: str) -> None:
+    result = cli(address, "list", "--status", "bogus")
+    assert result.returncode == 2
+    assert "unknown status 'bogus'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_server_exits_3_with_one_line() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # The port is free again now; nothing listens there.
+    result = proc.run(["jobs", "get", "some-id", "--address", f"127.0.0.1:{port}"])
+    assert result.returncode == 3
+    line = one_error_line(result)
+    assert line.startswith(f"error: UNAVAILABLE: the server at 127.0.0.1:{port} is unavailable")
+
+
+def test_address_from_environment(address: str, job_type: str) -> None:
+    result = proc.run(["jobs", "create", job_type], env={"JOBWARDEN_ADDRESS": address})
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.strip()
+    assert json.loads(ok(address, "get", job_id, "--json"))["job_type"] == job_type
