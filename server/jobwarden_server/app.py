@@ -25,6 +25,7 @@ from jobwarden_server.api.worker_servicer import WorkerServicer
 from jobwarden_server.domain.errors import ConfigError, DomainError
 from jobwarden_server.events.bus import EventBus
 from jobwarden_server.service.jobs import JobsService
+from jobwarden_server.service.reaper import Reaper, ReaperSettings
 from jobwarden_server.service.watch import WatchService
 from jobwarden_server.service.work import WorkService
 from jobwarden_server.service.writer import Clock, JobWriter, utc_now
@@ -50,6 +51,8 @@ class RunningServer:
     health: health.aio.HealthServicer
     port: int
     host: str
+    background: asyncio.Task[None]
+    stopping: asyncio.Event
 
     @property
     def address(self) -> str:
@@ -61,6 +64,8 @@ class RunningServer:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(grace)
+        self.stopping.set()
+        await self.background
         await self.store.close()
 
 
@@ -83,7 +88,10 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         ],
     )
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
-        JobServicer(JobsService(writer, settings.retry), WatchService(writer)), server
+        JobServicer(
+            JobsService(writer, settings.retry, cancel_grace_s=settings.cancel_grace_s), WatchService(writer)
+        ),
+        server,
     )
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
         WorkerServicer(WorkService(writer, settings.retry)), server
@@ -103,8 +111,19 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = settings.listen.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+    stopping = asyncio.Event()
+    reaper = Reaper(writer, settings.retry, ReaperSettings(interval_s=settings.reaper_interval_s))
+    background = asyncio.create_task(reaper.run(stopping), name="jobwarden-reaper")
     logger.info("jobwarden listening on %s:%d (database %s)", host, port, settings.database)
-    return RunningServer(server=server, store=db, health=health_servicer, port=port, host=host)
+    return RunningServer(
+        server=server,
+        store=db,
+        health=health_servicer,
+        port=port,
+        host=host,
+        background=background,
+        stopping=stopping,
+    )
 
 
 @contextlib.asynccontextmanager

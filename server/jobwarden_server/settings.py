@@ -5,6 +5,8 @@ Config file (all keys optional):
     listen = "127.0.0.1:50051"
     database = "jobwarden.db"            # or postgresql://user@host/db
     shutdown_grace_seconds = 10
+    reaper_interval_seconds = 1           # how often expired leases and deadlines are looked for
+    cancel_grace_seconds = 30             # a running job's worker has this long to confirm a cancel
 
     [[tokens]]                            # no tokens = local mode (loopback only, owner "default")
     sha256 = "<hex sha256 of the token>"  # printf %s "$TOKEN" | sha256sum
@@ -62,6 +64,9 @@ class Settings:
     max_request_bytes: int = 4 << 20
     subscriber_queue_size: int = 256
     shutdown_grace_s: float = 10.0
+    reaper_interval_s: float = 1.0
+    cancel_grace_s: float = 30.0
+    """How long a worker has to confirm a cancel of a running job before the server cancels it."""
 
     def checked(self) -> Settings:
         """Refuse settings that would be unsafe: without tokens, only a loopback address."""
@@ -102,7 +107,8 @@ def _from_file(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"config file {path}: {err}") from err
-    known = {"listen", "database", "shutdown_grace_seconds", "tokens", "retry", "job_types", "lifecycles"}
+    known = {"listen", "database", "tokens", "retry", "job_types", "lifecycles"}
+    known |= {"shutdown_grace_seconds", "reaper_interval_seconds", "cancel_grace_seconds"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"config file {path}: unknown keys {unknown}")
@@ -110,8 +116,9 @@ def _from_file(path: Path) -> dict[str, Any]:
     for key in ("listen", "database"):
         if key in raw:
             values[key] = str(raw[key])
-    if "shutdown_grace_seconds" in raw:
-        values["shutdown_grace_s"] = float(raw["shutdown_grace_seconds"])
+    for key in ("shutdown_grace", "reaper_interval", "cancel_grace"):
+        if f"{key}_seconds" in raw:
+            values[f"{key}_s"] = float(raw[f"{key}_seconds"])
     values["principals_by_hash"] = _tokens(raw.get("tokens", []))
     values["retry"] = _retry(raw.get("retry", {}))
     custom = [_lifecycle(name, spec) for name, spec in raw.get("lifecycles", {}).items()]

@@ -134,6 +134,8 @@ async def test_assets_list_in_the_order_added_and_page_by_position(
     # `after` is a position, which is the sequence of the asset's event: page with those.
     events = await store.event_list(PageParams(owner="alice", job_id=job.id, after=0, limit=100))
     positions = [e.sequence for e in events if e.kind is EventKind.ASSET_ADDED]
+    assert [a.sequence for a in added] == positions  # each asset knows its position
+    assert [e.asset for e in events if e.kind is EventKind.ASSET_ADDED] == added
     page = await store.asset_list(PageParams(owner="alice", job_id=job.id, after=positions[1], limit=2))
     assert list(page) == added[2:4]
     assert (

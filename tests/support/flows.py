@@ -158,3 +158,23 @@ def kinds(events: list[job_pb2.JobEvent]) -> list[str]:
             kind = f"{job_pb2.JobStatus.Name(t.from_status)[11:]}->{job_pb2.JobStatus.Name(t.to_status)[11:]}"
         out.append(str(kind))
     return out
+
+
+async def until_transition(s: Stubs, job_id: str, to: str, after: int = 0) -> job_pb2.JobEvent:
+    """Follow the job's stream until a transition to `to` (e.g. "QUEUED") is recorded; return it.
+
+    Waits on the server's own event stream, not on a clock (the test's timeout bounds it)."""
+    call = s.jobs.WatchJob(
+        job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after), metadata=s.metadata
+    )
+    try:
+        async for item in call:
+            event = item.event
+            if (
+                event.HasField("transition")
+                and job_pb2.JobStatus.Name(event.transition.to_status) == f"JOB_STATUS_{to}"
+            ):
+                return event
+    finally:
+        call.cancel()
+    raise AssertionError(f"job {job_id} ended without a transition to {to}")

@@ -68,10 +68,11 @@ def client_actor(who: Principal) -> str:
 class JobsService:
     """What clients can do with their own jobs. Every read and write is scoped to the caller's owner."""
 
-    def __init__(self, writer: JobWriter, retry: RetryPolicy) -> None:
+    def __init__(self, writer: JobWriter, retry: RetryPolicy, *, cancel_grace_s: float = 30.0) -> None:
         self._writer = writer
         self._store = writer.store
         self._retry = retry
+        self._cancel_grace = dt.timedelta(seconds=cancel_grace_s)
 
     async def create(self, who: Principal, spec: JobSpec) -> Job:
         """Accept a job; a retried request_id returns the first job."""
@@ -81,6 +82,8 @@ class JobsService:
             raise errors.InvalidArgument("hold", f"lifecycle {table.name!r} has no held (CREATED) state")
         if spec.deadline is not None and spec.deadline <= now:
             raise errors.InvalidArgument("deadline", "is in the past")
+        if spec.deadline is not None and not table.allows(table.initial, JobStatus.EXPIRED):
+            raise errors.InvalidArgument("deadline", f"lifecycle {table.name!r} has no EXPIRED state")
         if spec.run_after is not None and spec.deadline is not None and spec.run_after >= spec.deadline:
             raise errors.InvalidArgument("run_after", "is not before the deadline")
         result = await self._store.job_create(
@@ -175,12 +178,18 @@ class JobsService:
     async def _request_cancel(self, who: Principal, job: Job, reason: str) -> Job:
         if job.cancel_requested:
             return job
+        now = self._writer.clock()
+        # The worker has the grace period to confirm; if it never does, its lease runs out then and
+        # the reaper cancels the job. Heartbeats no longer extend a lease once a cancel is requested.
+        expire = now + self._cancel_grace
+        if job.lease_expire_time is not None:
+            expire = min(expire, job.lease_expire_time)
         change = await self._store.job_update(
             store.JobUpdateParams(
                 job_id=job.id,
                 owner=who.owner,
-                now=self._writer.clock(),
-                changes=store.JobChanges(cancel_requested=True),
+                now=now,
+                changes=store.JobChanges(cancel_requested=True, lease_expire_time=expire),
                 events=[
                     store.NewEvent(
                         kind=EventKind.CANCEL_REQUESTED, actor=client_actor(who), data={"reason": reason}

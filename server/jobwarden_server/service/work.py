@@ -143,9 +143,7 @@ class WorkService:
             job_id,
             who.owner,
             lease_token,
-            store.JobChanges(
-                progress=progress, lease_expire_time=now + dt.timedelta(seconds=job.lease_duration_s)
-            ),
+            store.JobChanges(progress=progress, lease_expire_time=self._renewed_lease(job, now)),
             events,
         )
 
@@ -237,6 +235,13 @@ class WorkService:
             stop_reason=stop,
             changes=store.JobChanges(error=error, complete_time=now, clear_lease=True),
         )
+
+    @staticmethod
+    def _renewed_lease(job: Job, now: dt.datetime) -> dt.datetime | None:
+        """A heartbeat renews the lease, except after a cancel request: the grace period stands."""
+        if job.cancel_requested:
+            return job.lease_expire_time
+        return now + dt.timedelta(seconds=job.lease_duration_s)
 
     async def _leased(self, who: Principal, job_id: str, lease_token: str) -> Job:
         """The job, if the caller holds its current lease (LEASE_LOST otherwise)."""

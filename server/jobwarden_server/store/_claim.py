@@ -37,6 +37,8 @@ def claimable(params: JobClaimParams) -> list[sa.ColumnElement[bool]]:
         jobs.c.owner == params.owner,
         jobs.c.job_type.in_(sorted(params.job_types)),
         sa.or_(jobs.c.run_after_us.is_(None), jobs.c.run_after_us <= now_us),
+        # A job past its deadline is the reaper's (it becomes EXPIRED), never a worker's.
+        sa.or_(jobs.c.deadline_us.is_(None), jobs.c.deadline_us > now_us),
     ]
 
 

@@ -136,6 +136,15 @@ class JobClaimParams:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobDueParams:
+    """Jobs the reaper must act on at `now`: RUNNING with an expired lease, or not terminal and past
+    their deadline. At most `limit` of each kind, oldest first."""
+
+    now: dt.datetime
+    limit: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class AssetAddParams:
     """An asset to attach to a RUNNING job under the caller's lease."""
 
@@ -189,6 +198,10 @@ class Store(Protocol):
 
     async def job_claim(self, params: JobClaimParams) -> Sequence[Change]:
         """Atomically move up to `limit` jobs QUEUED -> RUNNING under fresh leases (never one job twice)."""
+        ...
+
+    async def job_due(self, params: JobDueParams) -> Sequence[Job]:
+        """Jobs whose lease expired or whose deadline passed (any owner), for the reaper."""
         ...
 
     async def asset_add(self, params: AssetAddParams) -> tuple[Asset, Change] | None:

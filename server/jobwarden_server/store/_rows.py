@@ -119,6 +119,7 @@ def asset_from_row(row: Row) -> Asset:
         sha256=row["sha256"],
         metadata=row["metadata"],
         create_time=from_us(row["create_us"]),
+        sequence=row["position"],
     )
 
 
@@ -156,6 +157,7 @@ def event_from_row(row: Row) -> Event:
             sha256=data["sha256"],
             metadata=data["metadata"],
             create_time=create_time,
+            sequence=row["sequence"],
         )
     return Event(
         job_id=row["job_id"],

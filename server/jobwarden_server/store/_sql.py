@@ -31,6 +31,7 @@ from jobwarden_server.store._protocol import (
     JobClaimParams,
     JobCreateParams,
     JobCreateResult,
+    JobDueParams,
     JobListParams,
     JobUpdateParams,
     PageParams,
@@ -132,6 +133,29 @@ class SqlStore:
             result = await conn.execute(_list_query(params, self._dialect))
             return [rows.job_from_row(row) for row in result.mappings()]
 
+    async def job_due(self, params: JobDueParams) -> Sequence[Job]:
+        """RUNNING jobs with an expired lease, then unfinished jobs past their deadline."""
+        now_us = rows.to_us(params.now)
+        unfinished = [s.value for s in JobStatus if not s.terminal]
+        expired = (
+            sa.select(jobs)
+            .where(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expire_us < now_us)
+            .order_by(jobs.c.lease_expire_us)
+            .limit(params.limit)
+        )
+        overdue = (
+            sa.select(jobs)
+            .where(jobs.c.deadline_us <= now_us, jobs.c.status.in_(unfinished))
+            .order_by(jobs.c.deadline_us)
+            .limit(params.limit)
+        )
+        async with self._read() as conn:
+            found: dict[str, Job] = {}
+            for query in (expired, overdue):
+                for row in (await conn.execute(query)).mappings():
+                    found.setdefault(row["id"], rows.job_from_row(row))
+            return list(found.values())
+
     async def job_update(self, params: JobUpdateParams) -> Change | None:
         """The compare-and-set: one guarded UPDATE, then its events; None if a guard failed."""
         now_us = rows.to_us(params.now)
@@ -220,7 +244,8 @@ class SqlStore:
                 "data": rows.asset_event_data(asset),
             }
             await conn.execute(sa.insert(job_events).values(event))
-        return asset, Change(job=rows.job_from_row(row), events=(rows.event_from_row(event),))
+        added = dataclasses.replace(asset, sequence=sequence)
+        return added, Change(job=rows.job_from_row(row), events=(rows.event_from_row(event),))
 
     async def asset_get(self, owner: str, asset_id: str) -> Asset:
         """One asset; NotFound if missing or not the owner's."""
