@@ -7,7 +7,7 @@ import asyncio
 import grpc
 from support import flows, rpc
 
-from jobwarden.v1 import job_service_pb2
+from jobwarden.v1 import job_pb2, job_service_pb2, worker_service_pb2
 
 
 async def test_retried_create_with_same_request_id_gives_one_job(stubs: rpc.Stubs) -> None:
@@ -40,3 +40,61 @@ async def test_reused_request_id_with_other_content_is_refused(stubs: rpc.Stubs)
     assert (failure.code, failure.reason) == (grpc.StatusCode.ALREADY_EXISTS, "REQUEST_ID_MISMATCH")
     listed = await stubs.jobs.ListJobs(job_service_pb2.ListJobsRequest())
     assert len(listed.jobs) == 1
+
+
+async def test_retried_worker_calls_answer_with_the_first_outcome(stubs: rpc.Stubs) -> None:
+    job = await flows.create(stubs)
+    claim = await flows.claim_one(stubs)
+    asset_request = worker_service_pb2.AddAssetRequest(
+        job_id=job.id,
+        lease_token=claim.lease_token,
+        asset=job_pb2.Asset(asset_type="image", uri="s3://b/1.png"),
+        request_id="asset-1",
+    )
+    first_asset = (await stubs.workers.AddAsset(asset_request)).asset
+    again_asset = (await stubs.workers.AddAsset(asset_request)).asset
+    assert again_asset.id == first_asset.id
+
+    complete = worker_service_pb2.CompleteJobRequest(
+        job_id=job.id, lease_token=claim.lease_token, result=flows.struct(n=1), request_id="done-1"
+    )
+    first = (await stubs.workers.CompleteJob(complete)).job
+    history = await flows.events(stubs, job.id)
+    again = (await stubs.workers.CompleteJob(complete)).job
+    assert again == first
+    assert again.status == job_pb2.JOB_STATUS_COMPLETED
+    assert await flows.events(stubs, job.id) == history
+
+    # The asset call retried after the job finished still finds its asset.
+    assert (await stubs.workers.AddAsset(asset_request)).asset.id == first_asset.id
+    assets = await stubs.jobs.ListAssets(job_service_pb2.ListAssetsRequest(job_id=job.id))
+    assert len(assets.assets) == 1
+
+    different = worker_service_pb2.CompleteJobRequest(
+        job_id=job.id, lease_token=claim.lease_token, result=flows.struct(n=2), request_id="done-1"
+    )
+    failure = await rpc.fails(stubs.workers.CompleteJob(different))
+    assert (failure.code, failure.reason) == (grpc.StatusCode.ALREADY_EXISTS, "REQUEST_ID_MISMATCH")
+    anonymous = worker_service_pb2.CompleteJobRequest(job_id=job.id, lease_token=claim.lease_token)
+    failure = await rpc.fails(stubs.workers.CompleteJob(anonymous))
+    assert (failure.code, failure.reason) == (grpc.StatusCode.ABORTED, "LEASE_LOST")
+
+
+async def test_retried_fail_and_cancel_answer_with_the_first_outcome(stubs: rpc.Stubs) -> None:
+    job = await flows.create(stubs)
+    claim = await flows.claim_one(stubs)
+    fail = worker_service_pb2.FailJobRequest(
+        job_id=job.id, lease_token=claim.lease_token, error=job_pb2.JobError(message="bad input"), request_id="f-1"
+    )
+    first = (await stubs.workers.FailJob(fail)).job
+    assert first.status == job_pb2.JOB_STATUS_FAILED
+    assert (await stubs.workers.FailJob(fail)).job == first
+
+    queued = await flows.create(stubs)
+    cancel = job_service_pb2.CancelJobRequest(job_id=queued.id, etag=queued.etag, request_id="c-1")
+    cancelled = (await stubs.jobs.CancelJob(cancel)).job
+    assert cancelled.status == job_pb2.JOB_STATUS_CANCELLED
+    assert (await stubs.jobs.CancelJob(cancel)).job == cancelled  # not ETAG_MISMATCH, not INVALID_TRANSITION
+    other = job_service_pb2.CancelJobRequest(job_id=queued.id, request_id="c-2")
+    failure = await rpc.fails(stubs.jobs.CancelJob(other))
+    assert (failure.code, failure.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "INVALID_TRANSITION")

@@ -7,16 +7,19 @@ limits check the rest.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from jobwarden.v1 import job_pb2
+from jobwarden_server.domain import limits
 from jobwarden_server.domain.errors import InvalidArgument
 from jobwarden_server.domain.lifecycle import Lifecycle
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
 from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.service.writer import ANONYMOUS, Request
 
 E = TypeVar("E", JobStatus, StopReason)
 
@@ -52,6 +55,20 @@ def seconds_in(message: Any, field: str, default: float) -> float:
         return default
     duration: duration_pb2.Duration = getattr(message, field)
     return float(duration.seconds) + duration.nanos / 1e9
+
+
+def request_of(message: Any) -> Request:
+    """The idempotency identity of a request: its request_id and a hash of everything else in it."""
+    request_id: str = message.request_id
+    if not request_id:
+        return ANONYMOUS
+    if len(request_id) > limits.MAX_ID:
+        raise InvalidArgument("request_id", f"is longer than {limits.MAX_ID} characters", reason="TOO_LARGE")
+    rest = type(message)()
+    rest.CopyFrom(message)
+    rest.ClearField("request_id")
+    digest = hashlib.sha256(rest.SerializeToString(deterministic=True)).hexdigest()
+    return Request(id=request_id, fingerprint=digest)
 
 
 def struct_in(value: struct_pb2.Struct) -> dict[str, Any]:

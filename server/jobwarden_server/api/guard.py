@@ -65,7 +65,7 @@ class Guard(grpc.aio.ServerInterceptor):
     def _admit(
         self, request: message.Message, context: grpc.aio.ServicerContext[Any, Any], role: Role
     ) -> None:
-        principal = self._auth.authenticate(context.invocation_metadata())
+        principal = self._auth.authenticate(context.invocation_metadata(), context.auth_context())
         if not principal.has(role):
             raise errors.PermissionDenied(f"this token lacks the {role.value!r} role")
         if request.ByteSize() > self._max_request_bytes:

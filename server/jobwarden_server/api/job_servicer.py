@@ -82,7 +82,11 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         limits.check_text("reason", request.reason)
         limits.check_text("etag", request.etag, limit=limits.MAX_ID)
         job = await self._jobs.cancel(
-            current_principal(), _id("job_id", request.job_id), request.reason, request.etag
+            current_principal(),
+            _id("job_id", request.job_id),
+            request.reason,
+            request.etag,
+            convert.request_of(request),
         )
         return job_service_pb2.CancelJobResponse(job=convert.job_out(job))
 

@@ -96,7 +96,11 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             )
         )
         asset = await self._work.add_asset(
-            current_principal(), _id("job_id", request.job_id), request.lease_token, spec
+            current_principal(),
+            _id("job_id", request.job_id),
+            request.lease_token,
+            spec,
+            convert.request_of(request),
         )
         return worker_service_pb2.AddAssetResponse(asset=convert.asset_out(asset))
 
@@ -106,7 +110,12 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         result = limits.check_struct("result", convert.struct_in(request.result))
         partial = check_error("error", convert.error_in(request.error)) if request.partial else None
         job = await self._work.complete(
-            current_principal(), _id("job_id", request.job_id), request.lease_token, result, partial
+            current_principal(),
+            _id("job_id", request.job_id),
+            request.lease_token,
+            result,
+            partial,
+            convert.request_of(request),
         )
         return worker_service_pb2.CompleteJobResponse(job=convert.job_out(job))
 
@@ -116,6 +125,11 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         error = check_error("error", convert.error_in(request.error))
         stop = convert.stop_reason_in("stop_reason", request.stop_reason, allow_unspecified=True)
         job = await self._work.fail(
-            current_principal(), _id("job_id", request.job_id), request.lease_token, error, stop
+            current_principal(),
+            _id("job_id", request.job_id),
+            request.lease_token,
+            error,
+            stop,
+            convert.request_of(request),
         )
         return worker_service_pb2.FailJobResponse(job=convert.job_out(job))

@@ -18,7 +18,7 @@ from jobwarden_server.domain.records import Asset, Event, EventKind, Job
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
 from jobwarden_server.service import paging
-from jobwarden_server.service.writer import JobWriter
+from jobwarden_server.service.writer import ANONYMOUS, JobWriter, Request
 
 JOB_PAGE = (50, 500)
 ITEM_PAGE = (100, 1000)
@@ -153,8 +153,15 @@ class JobsService:
         last = jobs[size - 1]
         return jobs[:size], paging.encode(key, [last.create_time.isoformat(), last.id])
 
-    async def cancel(self, who: Principal, job_id: str, reason: str, etag: str) -> Job:
+    async def cancel(
+        self, who: Principal, job_id: str, reason: str, etag: str, request: Request = ANONYMOUS
+    ) -> Job:
         """Cancel at once when not running; ask the worker to stop when running."""
+        return await self._writer.once(
+            who.owner, job_id, request, lambda: self._cancel(who, job_id, reason, etag, request)
+        )
+
+    async def _cancel(self, who: Principal, job_id: str, reason: str, etag: str, request: Request) -> Job:
         job = await self._store.job_get(who.owner, job_id)
         if etag and etag != job.etag:
             raise errors.EtagMismatch(
@@ -164,7 +171,7 @@ class JobsService:
         if job.status is JobStatus.RUNNING and self._writer.lifecycles.named(job.lifecycle).allows(
             JobStatus.RUNNING, JobStatus.CANCELLED
         ):
-            return await self._request_cancel(who, job, reason)
+            return await self._request_cancel(who, job, reason, request)
         return await self._writer.transition(
             job,
             JobStatus.CANCELLED,
@@ -173,9 +180,10 @@ class JobsService:
             owner=who.owner,
             stop_reason=StopReason.USER_CANCELLED,
             changes=store.JobChanges(complete_time=self._writer.clock()),
+            request=request,
         )
 
-    async def _request_cancel(self, who: Principal, job: Job, reason: str) -> Job:
+    async def _request_cancel(self, who: Principal, job: Job, reason: str, request: Request) -> Job:
         if job.cancel_requested:
             return job
         now = self._writer.clock()
@@ -192,14 +200,17 @@ class JobsService:
                 changes=store.JobChanges(cancel_requested=True, lease_expire_time=expire),
                 events=[
                     store.NewEvent(
-                        kind=EventKind.CANCEL_REQUESTED, actor=client_actor(who), data={"reason": reason}
+                        kind=EventKind.CANCEL_REQUESTED,
+                        actor=client_actor(who),
+                        data={"reason": reason, **request.event_data()},
+                        request_id=request.id,
                     )
                 ],
                 expect_statuses=frozenset({JobStatus.RUNNING}),
             )
         )
         if change is None:  # it stopped running meanwhile: decide again on what it is now
-            return await self.cancel(who, job.id, reason, "")
+            return await self._cancel(who, job.id, reason, "", request)
         return self._writer.published(change)
 
     async def release(self, who: Principal, job_id: str) -> Job:

@@ -18,12 +18,14 @@ from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.records import Asset, EventKind, Job, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
-from jobwarden_server.service.writer import JobWriter
+from jobwarden_server.service.writer import ANONYMOUS, JobWriter, Request
 
 DEFAULT_LEASE_S = 30.0
 MIN_LEASE_S = 1.0
 MAX_LEASE_S = 3600.0
 MAX_WAIT_S = 60.0
+_ASSET_IDS = uuid.UUID("6b1d3c52-5a4e-4d8e-9a53-0f1f5b7c2e11")
+"""Namespace of asset ids derived from (owner, job, request_id)."""
 RECHECK_S = 1.0
 """Long-polling claimers re-check at least this often: scheduled jobs become due without an event."""
 
@@ -147,12 +149,22 @@ class WorkService:
             events,
         )
 
-    async def add_asset(self, who: Principal, job_id: str, lease_token: str, spec: AssetSpec) -> Asset:
-        """Attach an asset to a job under the caller's live lease."""
+    async def add_asset(
+        self, who: Principal, job_id: str, lease_token: str, spec: AssetSpec, request: Request = ANONYMOUS
+    ) -> Asset:
+        """Attach an asset to a job under the caller's live lease.
+
+        With a request_id the asset's id is derived from it, so a retried call finds the asset the
+        first call added (and answers with it) instead of adding a second one."""
+        asset_id = str(uuid.uuid5(_ASSET_IDS, f"{who.owner}/{job_id}/{request.id}")) if request.id else ""
+        if asset_id:
+            earlier = await self._earlier_asset(who, asset_id, spec)
+            if earlier is not None:
+                return earlier
         job = await self._leased(who, job_id, lease_token)
         added = await self._store.asset_add(
             store.AssetAddParams(
-                id=str(uuid.uuid4()),
+                id=asset_id or str(uuid.uuid4()),
                 job_id=job_id,
                 owner=who.owner,
                 lease_token=lease_token,
@@ -167,6 +179,26 @@ class WorkService:
         self._writer.published(change)
         return asset
 
+    async def _earlier_asset(self, who: Principal, asset_id: str, spec: AssetSpec) -> Asset | None:
+        try:
+            asset = await self._store.asset_get(who.owner, asset_id)
+        except errors.NotFound:
+            return None
+        stored = AssetSpec(
+            asset_type=asset.asset_type,
+            uri=asset.uri,
+            storage_path=asset.storage_path,
+            size_bytes=asset.size_bytes,
+            content_type=asset.content_type,
+            sha256=asset.sha256,
+            metadata=dict(asset.metadata),
+        )
+        if stored != dataclasses.replace(spec, metadata=dict(spec.metadata)):
+            raise errors.RequestIdMismatch(
+                f"request_id was used for a different asset ({asset_id})", metadata={"asset_id": asset_id}
+            )
+        return asset
+
     async def complete(
         self,
         who: Principal,
@@ -174,66 +206,90 @@ class WorkService:
         lease_token: str,
         result: Mapping[str, Any],
         partial: JobError | None,
+        request: Request = ANONYMOUS,
     ) -> Job:
         """Finish COMPLETED, or PARTIAL when `partial` says what went wrong. Progress becomes 100."""
-        job = await self._leased(who, job_id, lease_token)
-        now = self._writer.clock()
-        return await self._writer.transition(
-            job,
-            JobStatus.PARTIAL if partial is not None else JobStatus.COMPLETED,
-            actor=worker_actor(job.worker_id),
-            reason=partial.message if partial is not None else "completed by worker",
-            owner=who.owner,
-            lease_token=lease_token,
-            changes=store.JobChanges(
-                result=result,
-                error=partial,
-                progress=dataclasses.replace(job.progress, percent=100.0),
-                complete_time=now,
-                clear_lease=True,
-            ),
-        )
+
+        async def change() -> Job:
+            job = await self._leased(who, job_id, lease_token)
+            return await self._writer.transition(
+                job,
+                JobStatus.PARTIAL if partial is not None else JobStatus.COMPLETED,
+                actor=worker_actor(job.worker_id),
+                reason=partial.message if partial is not None else "completed by worker",
+                owner=who.owner,
+                lease_token=lease_token,
+                request=request,
+                changes=store.JobChanges(
+                    result=result,
+                    error=partial,
+                    progress=dataclasses.replace(job.progress, percent=100.0),
+                    complete_time=self._writer.clock(),
+                    clear_lease=True,
+                ),
+            )
+
+        return await self._writer.once(who.owner, job_id, request, change)
 
     async def fail(
-        self, who: Principal, job_id: str, lease_token: str, error: JobError, stop_reason: StopReason
+        self,
+        who: Principal,
+        job_id: str,
+        lease_token: str,
+        error: JobError,
+        stop_reason: StopReason,
+        request: Request = ANONYMOUS,
     ) -> Job:
         """End the attempt: CANCELLED if a cancel was requested, QUEUED again if retryable with
         attempts left, else FAILED."""
-        job = await self._leased(who, job_id, lease_token)
+
+        async def change() -> Job:
+            job = await self._leased(who, job_id, lease_token)
+            to, stop, reason, changes = self._failure_outcome(job, error, stop_reason)
+            return await self._writer.transition(
+                job,
+                to,
+                actor=worker_actor(job.worker_id),
+                reason=reason,
+                owner=who.owner,
+                lease_token=lease_token,
+                stop_reason=stop,
+                request=request,
+                changes=changes,
+            )
+
+        return await self._writer.once(who.owner, job_id, request, change)
+
+    def _failure_outcome(
+        self, job: Job, error: JobError, stop_reason: StopReason
+    ) -> tuple[JobStatus, StopReason, str, store.JobChanges]:
         table = self._writer.lifecycles.named(job.lifecycle)
         now = self._writer.clock()
-        actor = worker_actor(job.worker_id)
         if job.cancel_requested and table.allows(JobStatus.RUNNING, JobStatus.CANCELLED):
-            to, stop, reason = JobStatus.CANCELLED, StopReason.USER_CANCELLED, "cancel confirmed by worker"
-        elif (
+            return (
+                JobStatus.CANCELLED,
+                StopReason.USER_CANCELLED,
+                "cancel confirmed by worker",
+                store.JobChanges(error=error, complete_time=now, clear_lease=True),
+            )
+        if (
             error.retryable
             and job.attempt < job.max_attempts
             and table.allows(JobStatus.RUNNING, JobStatus.QUEUED)
         ):
             delay = dt.timedelta(seconds=self._retry.backoff_s(job.attempt))
-            requeued = await self._writer.transition(
-                job,
+            return (
                 JobStatus.QUEUED,
-                actor=actor,
-                reason=f"retry after failure: {error.message}",
-                owner=who.owner,
-                lease_token=lease_token,
-                changes=store.JobChanges(error=error, run_after=now + delay, clear_lease=True),
+                StopReason.UNSPECIFIED,
+                f"retry after failure: {error.message}",
+                store.JobChanges(error=error, run_after=now + delay, clear_lease=True),
             )
-            return requeued
-        else:
-            to, reason = JobStatus.FAILED, error.message
-            exhausted = error.retryable and job.attempt >= job.max_attempts
-            stop = StopReason.MAX_ATTEMPTS_EXCEEDED if exhausted else stop_reason
-        return await self._writer.transition(
-            job,
-            to,
-            actor=actor,
-            reason=reason,
-            owner=who.owner,
-            lease_token=lease_token,
-            stop_reason=stop,
-            changes=store.JobChanges(error=error, complete_time=now, clear_lease=True),
+        exhausted = error.retryable and job.attempt >= job.max_attempts
+        return (
+            JobStatus.FAILED,
+            StopReason.MAX_ATTEMPTS_EXCEEDED if exhausted else stop_reason,
+            error.message,
+            store.JobChanges(error=error, complete_time=now, clear_lease=True),
         )
 
     @staticmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from jobwarden_server import store
 from jobwarden_server.domain import errors
@@ -21,6 +21,25 @@ from jobwarden_server.events.bus import EventBus
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """Who is asking, for idempotency: the call's request_id and a hash of everything else in it.
+
+    A retry after an ambiguous failure (deadline exceeded, connection reset) carries the same id; if
+    the first call went through, the retry is answered with its outcome instead of an error.
+    """
+
+    id: str = ""
+    fingerprint: str = ""
+
+    def event_data(self) -> dict[str, str]:
+        """What an event records so a retry can be matched (nothing for anonymous calls)."""
+        return {"request_fingerprint": self.fingerprint} if self.id else {}
+
+
+ANONYMOUS = Request()
 
 MAX_CAS_TRIES = 5
 
@@ -66,6 +85,7 @@ class JobWriter:
         changes: store.JobChanges | None = None,
         stop_reason: StopReason = StopReason.UNSPECIFIED,
         lease_token: str | None = None,
+        request: Request = ANONYMOUS,
     ) -> Job:
         """Move `job` to `to` if its lifecycle allows it from the job's current status.
 
@@ -92,7 +112,9 @@ class JobWriter:
                     store.NewEvent(
                         kind=EventKind.TRANSITION,
                         actor=actor,
+                        request_id=request.id,
                         data={
+                            **request.event_data(),
                             "from": job.status.value,
                             "to": to.value,
                             "reason": reason,
@@ -111,6 +133,34 @@ class JobWriter:
         raise errors.EtagMismatch(
             f"job {job.id} kept changing concurrently; retry", metadata={"job_id": job.id}
         )
+
+    async def once(
+        self, owner: str, job_id: str, request: Request, change: Callable[[], Awaitable[Job]]
+    ) -> Job:
+        """Run `change`; if it is refused because the same request already went through (a retry
+        after an ambiguous failure), answer with that first outcome instead."""
+        try:
+            return await change()
+        except (errors.LeaseLost, errors.InvalidTransition, errors.EtagMismatch):
+            first = await self.replayed(owner, job_id, request)
+            if first is None:
+                raise
+            return first
+
+    async def replayed(self, owner: str, job_id: str, request: Request) -> Job | None:
+        """If the call with `request`'s id already changed this job, the job as it is now (the first
+        call's outcome); None if no such call was recorded. A reused id with other content is refused."""
+        if not request.id:
+            return None
+        event = await self.store.event_by_request(owner, job_id, request.id)
+        if event is None:
+            return None
+        if event.data.get("request_fingerprint") != request.fingerprint:
+            raise errors.RequestIdMismatch(
+                f"request_id {request.id!r} was used for a different request on job {job_id}",
+                metadata={"job_id": job_id, "request_id": request.id},
+            )
+        return await self.store.job_get(owner, job_id)
 
     async def update_leased(
         self,

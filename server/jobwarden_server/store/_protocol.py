@@ -23,6 +23,8 @@ class NewEvent:
     kind: EventKind
     actor: str
     data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    request_id: str = ""
+    """The request_id of the call making the change, so a retry of it can be recognised."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,6 +216,10 @@ class Store(Protocol):
 
     async def asset_list(self, params: PageParams) -> Sequence[Asset]:
         """A job's assets in the order they were added; `after` is the position of the last one seen."""
+        ...
+
+    async def event_by_request(self, owner: str, job_id: str, request_id: str) -> Event | None:
+        """The first event of the job recorded by the call with `request_id`, if any."""
         ...
 
     async def event_list(self, params: PageParams) -> Sequence[Event]:

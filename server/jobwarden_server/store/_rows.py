@@ -273,6 +273,7 @@ def event_rows(job_row: Row, events: Sequence[NewEvent], now_us: int) -> list[di
             "actor": event.actor,
             "kind": event.kind.value,
             "data": dict(event.data),
+            "request_id": event.request_id,
         }
         for offset, event in enumerate(events)
     ]

@@ -247,6 +247,22 @@ class SqlStore:
         added = dataclasses.replace(asset, sequence=sequence)
         return added, Change(job=rows.job_from_row(row), events=(rows.event_from_row(event),))
 
+    async def event_by_request(self, owner: str, job_id: str, request_id: str) -> Event | None:
+        """The first event of the job recorded by the call with `request_id`, if any."""
+        query = (
+            sa.select(job_events)
+            .where(
+                job_events.c.job_id == job_id,
+                job_events.c.request_id == request_id,
+                job_events.c.owner == owner,
+            )
+            .order_by(job_events.c.sequence)
+            .limit(1)
+        )
+        async with self._read() as conn:
+            row = (await conn.execute(query)).mappings().one_or_none()
+        return None if row is None else rows.event_from_row(row)
+
     async def asset_get(self, owner: str, asset_id: str) -> Asset:
         """One asset; NotFound if missing or not the owner's."""
         query = sa.select(assets).where(assets.c.id == asset_id, assets.c.owner == owner)

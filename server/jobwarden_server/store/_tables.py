@@ -125,7 +125,10 @@ job_events = sa.Table(
     sa.Column("actor", sa.String(), nullable=False),
     sa.Column("kind", sa.String(), nullable=False),
     sa.Column("data", JSON_TYPE, nullable=False),
+    # The request_id of the call that made the event ('' if none): finds a retried call's first outcome.
+    sa.Column("request_id", sa.String(), nullable=False, server_default=""),
 )
+sa.Index("ix_job_events_job_id_request_id", job_events.c.job_id, job_events.c.request_id)
 
 assets = sa.Table(
     "assets",
