@@ -91,6 +91,7 @@ class JobContext:
         self._cancel_timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._last_report = self._loop.time()
+        self._report_lock = asyncio.Lock()
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -155,23 +156,32 @@ class JobContext:
 
     # --- used by the Worker -----------------------------------------------------------------------
 
-    async def _report(self, progress: _models.Progress) -> None:
-        try:
-            _, cancel = await self._client.report_progress(
-                self.job.id,
-                self.lease_token,
-                progress.percent,
-                progress.message,
-                progress.done,
-                progress.total,
-            )
-        except (errors.LeaseLost, errors.NotFound):
-            # NOT_FOUND for a job we hold means it is gone for us, which is the same thing.
-            self._set_abort(_Abort.LEASE_LOST)
-            raise
-        # Kept only once accepted: the heartbeat resends it, and a refused value would fail every beat.
-        self._progress = progress
-        self._last_report = self._loop.time()
+    async def _report(self, progress: _models.Progress | None = None) -> None:
+        """Sends ``progress``, or with None (the heartbeat) resends the last accepted progress.
+
+        One report at a time: a heartbeat in flight while the handler reports could otherwise reach
+        the server last and put older progress back, and would then be the value resent from then on.
+        The heartbeat reads the progress only once it is its turn, so it never resends a stale value.
+        """
+        async with self._report_lock:
+            if progress is None:
+                progress = self._progress
+            try:
+                _, cancel = await self._client.report_progress(
+                    self.job.id,
+                    self.lease_token,
+                    progress.percent,
+                    progress.message,
+                    progress.done,
+                    progress.total,
+                )
+            except (errors.LeaseLost, errors.NotFound):
+                # NOT_FOUND for a job we hold means it is gone for us, which is the same thing.
+                self._set_abort(_Abort.LEASE_LOST)
+                raise
+            # Kept only once accepted: the heartbeat resends it, and a refused value would fail every beat.
+            self._progress = progress
+            self._last_report = self._loop.time()
         if cancel:
             self._request_cancel()
 

@@ -321,7 +321,7 @@ class Worker:
                 continue
             retry_at = None
             try:
-                await ctx._report(ctx._progress)
+                await ctx._report()  # resends the latest progress
             except (errors.LeaseLost, errors.NotFound):
                 logger.warning("job %s: lease lost; abandoning it", ctx.job.id)
                 return
