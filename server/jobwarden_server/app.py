@@ -9,7 +9,8 @@ import dataclasses
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,8 +25,10 @@ from jobwarden_server.api.job_servicer import JobServicer
 from jobwarden_server.api.worker_servicer import WorkerServicer
 from jobwarden_server.domain.errors import ConfigError, DomainError
 from jobwarden_server.events.bus import EventBus
+from jobwarden_server.events.relay import BusRelay
 from jobwarden_server.service.jobs import JobsService
 from jobwarden_server.service.reaper import Reaper, ReaperSettings
+from jobwarden_server.service.streams import StreamSlots
 from jobwarden_server.service.watch import WatchService
 from jobwarden_server.service.work import WorkService
 from jobwarden_server.service.writer import Clock, JobWriter, utc_now
@@ -53,6 +56,8 @@ class RunningServer:
     host: str
     background: asyncio.Task[None]
     stopping: asyncio.Event
+    bus: EventBus
+    guard: Guard
 
     @property
     def address(self) -> str:
@@ -63,7 +68,11 @@ class RunningServer:
         """Stop answering, let in-flight RPCs finish within `grace` seconds, release the store."""
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        # Streams and long polls would otherwise hold the whole grace period: end them now, with a
+        # retryable status; unary calls in flight get the grace period to finish.
+        await self.bus.close()
         await self.server.stop(grace)
+        await self.guard.drain(within_s=5.0)
         self.stopping.set()
         await self.background
         await self.store.close()
@@ -74,14 +83,21 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
     settings.checked()
     if migrate:
         await store.migrate(settings.database)
-    db = store.open_store(settings.database)
+    db = store.open_store(
+        settings.database,
+        pool_size=settings.database_pool_size,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
     bus = EventBus(subscriber_queue_size=settings.subscriber_queue_size)
     writer = JobWriter(db, bus, settings.lifecycles, clock)
+    slots = StreamSlots(settings.max_streams_per_owner)  # shared: watches and long polls count together
     transport_limit = settings.max_request_bytes * TRANSPORT_LIMIT_FACTOR
+    guard = Guard(
+        Authenticator(settings.principals_by_hash, settings.principals_by_cn),
+        max_request_bytes=settings.max_request_bytes,
+    )
     server = grpc.aio.server(
-        interceptors=[
-            Guard(Authenticator(settings.principals_by_hash), max_request_bytes=settings.max_request_bytes)
-        ],
+        interceptors=[guard],
         options=[
             ("grpc.max_receive_message_length", transport_limit),
             ("grpc.max_send_message_length", transport_limit),
@@ -89,12 +105,13 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
     )
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
         JobServicer(
-            JobsService(writer, settings.retry, cancel_grace_s=settings.cancel_grace_s), WatchService(writer)
+            JobsService(writer, settings.retry, cancel_grace_s=settings.cancel_grace_s),
+            WatchService(writer, slots),
         ),
         server,
     )
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
-        WorkerServicer(WorkService(writer, settings.retry)), server
+        WorkerServicer(WorkService(writer, settings.retry, slots)), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -103,18 +120,36 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         server,
     )
     try:
-        port = server.add_insecure_port(settings.listen)
+        if settings.tls is None:
+            port = server.add_insecure_port(settings.listen)
+        else:
+            port = server.add_secure_port(settings.listen, settings.tls.server_credentials())
     except RuntimeError as err:
         await db.close()
-        raise ConfigError(f"cannot listen on {settings.listen}: {err}") from err
+        # gRPC reports a certificate it cannot use (e.g. a key of another certificate) only as a
+        # failed bind, so name that possibility too.
+        hint = " (or the TLS certificate and key do not belong together)" if settings.tls else ""
+        raise ConfigError(f"cannot listen on {settings.listen}{hint}: {err}") from err
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = settings.listen.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
     stopping = asyncio.Event()
     reaper = Reaper(writer, settings.retry, ReaperSettings(interval_s=settings.reaper_interval_s))
-    background = asyncio.create_task(reaper.run(stopping), name="jobwarden-reaper")
-    logger.info("jobwarden listening on %s:%d (database %s)", host, port, settings.database)
+    loops = [reaper.run(stopping)]
+    # PostgreSQL: other replicas' commits wake this replica's watchers and claimers (None on SQLite).
+    feed = db.change_feed(BusRelay(bus))
+    if feed is not None:
+        loops.append(feed.run(stopping))
+    background = asyncio.create_task(_together(loops), name="jobwarden-background")
+    transport = settings.tls.mode if settings.tls else "plaintext"
+    logger.info(
+        "jobwarden listening on %s:%d, %s (database %s)",
+        host,
+        port,
+        transport,
+        store.display_url(settings.database),
+    )
     return RunningServer(
         server=server,
         store=db,
@@ -123,7 +158,14 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         host=host,
         background=background,
         stopping=stopping,
+        bus=bus,
+        guard=guard,
     )
+
+
+async def _together(loops: Sequence[Coroutine[Any, Any, None]]) -> None:
+    # Each loop survives its own failures (store down, lost connection) and ends when told to stop.
+    await asyncio.gather(*loops)
 
 
 @contextlib.asynccontextmanager
@@ -142,7 +184,7 @@ async def _serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"jobwarden serving on {srv.address} (database {settings.database})", flush=True)
+    print(f"jobwarden serving on {srv.address} (database {store.display_url(settings.database)})", flush=True)
     await stop.wait()
     logger.info("shutting down (grace %.1fs)", settings.shutdown_grace_s)
     await srv.stop(settings.shutdown_grace_s)
@@ -162,6 +204,15 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     serve.add_argument("--listen", help=f"host:port (env {settings_mod.ENV_LISTEN}; default 127.0.0.1:50051)")
+    serve.add_argument(
+        "--tls-cert", metavar="PEM", help="serve TLS with this certificate (chain); needs --tls-key"
+    )
+    serve.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    serve.add_argument(
+        "--tls-client-ca",
+        metavar="PEM",
+        help="mutual TLS: require client certificates signed by this CA ([[tokens]] client_cn maps them)",
+    )
     return parser
 
 
@@ -175,11 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         settings = settings_mod.load(
-            args.config, database=args.database, listen=getattr(args, "listen", None)
+            args.config,
+            database=args.database,
+            listen=getattr(args, "listen", None),
+            tls_cert=getattr(args, "tls_cert", None),
+            tls_key=getattr(args, "tls_key", None),
+            tls_client_ca=getattr(args, "tls_client_ca", None),
         )
         if args.command == "migrate":
             asyncio.run(store.migrate(settings.database))
-            print(f"database {settings.database} is up to date")
+            print(f"database {store.display_url(settings.database)} is up to date")
             return 0
         return asyncio.run(_serve(settings))
     except (ConfigError, DomainError) as err:

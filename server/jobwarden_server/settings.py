@@ -3,16 +3,28 @@
 Config file (all keys optional):
 
     listen = "127.0.0.1:50051"
-    database = "jobwarden.db"            # or postgresql://user@host/db
+    database = "jobwarden.db"            # or postgresql://user@host/db (env JOBWARDEN_DATABASE_URL)
+    database_pool_size = 5                # connections per process (PostgreSQL: >= 2, plus one LISTENing)
     shutdown_grace_seconds = 10
     reaper_interval_seconds = 1           # how often expired leases and deadlines are looked for
     cancel_grace_seconds = 30             # a running job's worker has this long to confirm a cancel
+    max_streams_per_owner = 256           # open watch streams + long polls per owner
 
     [[tokens]]                            # no tokens = local mode (loopback only, owner "default")
     sha256 = "<hex sha256 of the token>"  # printf %s "$TOKEN" | sha256sum
     owner = "acme"
     roles = ["client", "worker"]          # client, worker, admin
     name = "acme-ci"
+
+    [[tokens]]                            # mTLS: a verified client certificate instead of a token
+    client_cn = "worker-7"                # the certificate's subject common name
+    owner = "acme"
+    roles = ["worker"]
+
+    [tls]                                 # paths relative to this file; flags --tls-* override
+    cert = "server.pem"
+    key = "server-key.pem"
+    client_ca = "clients-ca.pem"          # optional: require client certificates signed by this CA
 
     [retry]
     default_max_attempts = 3
@@ -44,6 +56,7 @@ from jobwarden_server.domain.errors import ConfigError
 from jobwarden_server.domain.lifecycle import Lifecycle, Lifecycles
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus
+from jobwarden_server.tls import TlsSettings
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_DATABASE = "jobwarden.db"
@@ -58,22 +71,42 @@ class Settings:
 
     listen: str = DEFAULT_LISTEN
     database: str = DEFAULT_DATABASE
+    database_pool_size: int = 5
+    """Connections per process: SQLite readers; on PostgreSQL all requests' (the listener has its own)."""
     principals_by_hash: Mapping[str, Principal] = dataclasses.field(default_factory=dict)
+    principals_by_cn: Mapping[str, Principal] = dataclasses.field(default_factory=dict)
+    """Callers identified by the common name of their verified client certificate (needs mTLS)."""
+    tls: TlsSettings | None = None
     lifecycles: Lifecycles = dataclasses.field(default_factory=Lifecycles.build)
     retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
     max_request_bytes: int = 4 << 20
     subscriber_queue_size: int = 256
     shutdown_grace_s: float = 10.0
     reaper_interval_s: float = 1.0
+    max_streams_per_owner: int = 256
+    sqlite_busy_timeout_ms: int = 5000
+    """How long a SQLite write waits for another process's lock before the RPC gets UNAVAILABLE."""
+    """Watch streams plus long-polling claims one owner may hold open at once."""
     cancel_grace_s: float = 30.0
     """How long a worker has to confirm a cancel of a running job before the server cancels it."""
 
     def checked(self) -> Settings:
-        """Refuse settings that would be unsafe: without tokens, only a loopback address."""
-        if not self.principals_by_hash and not is_loopback(self.listen):
+        """Refuse settings that would be unsafe: without tokens, only a loopback address.
+
+        TLS alone does not count: it hides the traffic but says nothing about who may call.
+        """
+        if self.principals_by_cn and (self.tls is None or not self.tls.mutual):
+            # Without a client CA no client certificate is requested, so no common name is ever verified.
+            raise ConfigError(
+                "[[tokens]] with client_cn need mutual TLS: set [tls] client_ca (--tls-client-ca)"
+            )
+        if not self.principals_by_hash and not self.principals_by_cn and not is_loopback(self.listen):
             raise ConfigError(
                 f"refusing to listen on {self.listen} without tokens: configure [[tokens]] or use 127.0.0.1"
             )
+        if self.database.startswith(("postgresql", "postgres:")) and self.database_pool_size < 2:
+            # The reaper holds one pooled connection (its advisory lock) while its pass uses another.
+            raise ConfigError("database_pool_size must be at least 2 with PostgreSQL")
         return self
 
 
@@ -89,11 +122,21 @@ def is_loopback(listen: str) -> bool:
 
 
 def load(config_path: str | None = None, **overrides: Any) -> Settings:
-    """Settings from the config file (if any), then environment, then non-None overrides."""
+    """Settings from the config file (if any), then environment, then non-None overrides.
+
+    The overrides `tls_cert`, `tls_key` and `tls_client_ca` (paths, from the flags) replace the
+    matching keys of the file's [tls] table one by one.
+    """
     path = config_path or os.environ.get(ENV_CONFIG)
     values: dict[str, Any] = {}
     if path:
         values.update(_from_file(Path(path)))
+    tls_paths: dict[str, Path] = values.pop("tls", {})
+    for key in ("cert", "key", "client_ca"):
+        flag = overrides.pop(f"tls_{key}", None)
+        if flag is not None:
+            tls_paths[key] = Path(flag)
+    values["tls"] = TlsSettings.from_files(**tls_paths)
     if ENV_DATABASE in os.environ:
         values["database"] = os.environ[ENV_DATABASE]
     if ENV_LISTEN in os.environ:
@@ -107,8 +150,14 @@ def _from_file(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"config file {path}: {err}") from err
-    known = {"listen", "database", "tokens", "retry", "job_types", "lifecycles"}
-    known |= {"shutdown_grace_seconds", "reaper_interval_seconds", "cancel_grace_seconds"}
+    known = {"listen", "database", "tokens", "tls", "retry", "job_types", "lifecycles"}
+    known |= {
+        "shutdown_grace_seconds",
+        "reaper_interval_seconds",
+        "cancel_grace_seconds",
+        "max_streams_per_owner",
+    }
+    known |= {"database_pool_size"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"config file {path}: unknown keys {unknown}")
@@ -116,10 +165,18 @@ def _from_file(path: Path) -> dict[str, Any]:
     for key in ("listen", "database"):
         if key in raw:
             values[key] = str(raw[key])
+    if "database_pool_size" in raw:
+        pool_size = raw["database_pool_size"]
+        if not isinstance(pool_size, int) or isinstance(pool_size, bool) or pool_size < 1:
+            raise ConfigError(f"config file {path}: database_pool_size must be a whole number >= 1")
+        values["database_pool_size"] = pool_size
+    if "max_streams_per_owner" in raw:
+        values["max_streams_per_owner"] = int(raw["max_streams_per_owner"])
     for key in ("shutdown_grace", "reaper_interval", "cancel_grace"):
         if f"{key}_seconds" in raw:
             values[f"{key}_s"] = float(raw[f"{key}_seconds"])
-    values["principals_by_hash"] = _tokens(raw.get("tokens", []))
+    values["principals_by_hash"], values["principals_by_cn"] = _tokens(raw.get("tokens", []))
+    values["tls"] = _tls_paths(raw.get("tls", {}), path.parent)
     values["retry"] = _retry(raw.get("retry", {}))
     custom = [_lifecycle(name, spec) for name, spec in raw.get("lifecycles", {}).items()]
     values["lifecycles"] = Lifecycles.build(
@@ -131,23 +188,54 @@ def _from_file(path: Path) -> dict[str, Any]:
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _tokens(entries: list[Mapping[str, Any]]) -> dict[str, Principal]:
-    out: dict[str, Principal] = {}
+def _tokens(entries: list[Mapping[str, Any]]) -> tuple[dict[str, Principal], dict[str, Principal]]:
+    """Each entry names a token hash (`sha256`) or a client certificate's common name (`client_cn`)."""
+    by_hash: dict[str, Principal] = {}
+    by_cn: dict[str, Principal] = {}
     for i, entry in enumerate(entries):
+        principal = _principal(i, entry)
+        if "client_cn" in entry:
+            if "sha256" in entry:
+                raise ConfigError(f"tokens[{i}]: give sha256 or client_cn, not both")
+            cn = str(entry["client_cn"])
+            if not cn:
+                raise ConfigError(f"tokens[{i}].client_cn must not be empty")
+            if cn in by_cn:
+                raise ConfigError(f"tokens[{i}] repeats client_cn {cn!r}")
+            by_cn[cn] = dataclasses.replace(principal, name=str(entry.get("name", cn)))
+            continue
         digest = str(entry.get("sha256", "")).lower()
-        owner = str(entry.get("owner", ""))
         if not _HEX64.match(digest):
-            raise ConfigError(f"tokens[{i}].sha256 must be 64 hex characters (printf %s TOKEN | sha256sum)")
-        if not owner:
-            raise ConfigError(f"tokens[{i}].owner is required")
-        try:
-            roles = frozenset(Role(r) for r in entry.get("roles", ["client", "worker"]))
-        except ValueError as err:
-            raise ConfigError(f"tokens[{i}].roles: {err} (use client, worker, admin)") from err
-        if digest in out:
+            raise ConfigError(
+                f"tokens[{i}].sha256 must be 64 hex characters (printf %s TOKEN | sha256sum), "
+                "or give client_cn for a client certificate"
+            )
+        if digest in by_hash:
             raise ConfigError(f"tokens[{i}] repeats a token")
-        out[digest] = Principal(owner=owner, roles=roles, name=str(entry.get("name", owner)))
-    return out
+        by_hash[digest] = principal
+    return by_hash, by_cn
+
+
+def _principal(i: int, entry: Mapping[str, Any]) -> Principal:
+    owner = str(entry.get("owner", ""))
+    if not owner:
+        raise ConfigError(f"tokens[{i}].owner is required")
+    try:
+        roles = frozenset(Role(r) for r in entry.get("roles", ["client", "worker"]))
+    except ValueError as err:
+        raise ConfigError(f"tokens[{i}].roles: {err} (use client, worker, admin)") from err
+    return Principal(owner=owner, roles=roles, name=str(entry.get("name", owner)))
+
+
+def _tls_paths(raw: Any, base: Path) -> dict[str, Path]:
+    """The [tls] table's file paths; relative ones are taken from the config file's directory, so the
+    server finds them whatever directory it is started from."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("[tls] must be a table (cert, key, client_ca)")
+    unknown = sorted(set(raw) - {"cert", "key", "client_ca"})
+    if unknown:
+        raise ConfigError(f"[tls]: unknown keys {unknown} (use cert, key, client_ca)")
+    return {key: base / str(value) for key, value in raw.items()}
 
 
 def _retry(raw: Mapping[str, Any]) -> RetryPolicy:

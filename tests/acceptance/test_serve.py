@@ -43,3 +43,24 @@ def test_refuses_public_address_without_tokens(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "without tokens" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_sigterm_ends_watches_with_a_resumable_status_and_exits_0(tmp_path: Path) -> None:
+    from support import flows, rpc
+
+    from jobwarden.v1 import job_service_pb2
+
+    with proc.serving(tmp_path / "jw.db") as (server, address):
+        async with rpc.stubs(address) as s:
+            job = await flows.create(s)
+            call = s.jobs.WatchJob(job_service_pb2.WatchJobRequest(job_id=job.id))
+            assert (await call.read()).HasField("job")
+            assert (await call.read()).event.sequence == 1
+            server.send_signal(signal.SIGTERM)
+            try:
+                await call.read()
+                raise AssertionError("the watch went on after SIGTERM")
+            except grpc.aio.AioRpcError as err:
+                failure = rpc.failure(err)
+            assert (failure.code, failure.reason) == (grpc.StatusCode.UNAVAILABLE, "SHUTTING_DOWN")
+        assert server.wait(timeout=20) == 0

@@ -84,7 +84,10 @@ async def test_retried_fail_and_cancel_answer_with_the_first_outcome(stubs: rpc.
     job = await flows.create(stubs)
     claim = await flows.claim_one(stubs)
     fail = worker_service_pb2.FailJobRequest(
-        job_id=job.id, lease_token=claim.lease_token, error=job_pb2.JobError(message="bad input"), request_id="f-1"
+        job_id=job.id,
+        lease_token=claim.lease_token,
+        error=job_pb2.JobError(message="bad input"),
+        request_id="f-1",
     )
     first = (await stubs.workers.FailJob(fail)).job
     assert first.status == job_pb2.JOB_STATUS_FAILED

@@ -17,6 +17,7 @@ from jobwarden.v1 import job_service_pb2_grpc, worker_service_pb2_grpc
 from jobwarden_server import app
 from jobwarden_server.domain.auth import Principal, Role
 from jobwarden_server.settings import Settings
+from support import pg
 
 T = TypeVar("T")
 
@@ -60,13 +61,23 @@ def database_url(tmp_path: Path) -> str:
 
 
 @contextlib.asynccontextmanager
-async def server(tmp_path: Path, **overrides: Any) -> AsyncIterator[app.RunningServer]:
-    """An in-process server on 127.0.0.1:0 over a real database, stopped at the end of the block."""
-    settings = Settings(
-        listen="127.0.0.1:0", database=overrides.pop("database", database_url(tmp_path)), **overrides
-    )
-    async with app.running(settings) as srv:
-        yield srv
+async def server(
+    tmp_path: Path, *, backend: str = "sqlite", **overrides: Any
+) -> AsyncIterator[app.RunningServer]:
+    """An in-process server on 127.0.0.1:0 over a real database, stopped at the end of the block.
+
+    The database is a SQLite file in tmp_path, or with `backend="postgres"` a throw-away PostgreSQL
+    database (tests doing that are marked `postgres`), unless `database` is given.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if "database" not in overrides:
+            if backend == "postgres":
+                overrides["database"] = await stack.enter_async_context(pg.throwaway_database())
+            else:
+                overrides["database"] = database_url(tmp_path)
+        settings = Settings(listen="127.0.0.1:0", **overrides)
+        async with app.running(settings) as srv:
+            yield srv
 
 
 @dataclasses.dataclass

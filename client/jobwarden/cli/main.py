@@ -9,11 +9,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import cast
 
 from jobwarden import errors
 from jobwarden.cli import _jobs
-from jobwarden.client import DEFAULT_TARGET, Client
+from jobwarden.client import DEFAULT_TARGET, Client, TlsOptions
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -35,6 +36,8 @@ exit status:
 environment:
   JOBWARDEN_ADDRESS  default for --address
   JOBWARDEN_TOKEN    default for --token
+  JOBWARDEN_TLS_CA, JOBWARDEN_TLS_CERT, JOBWARDEN_TLS_KEY
+                     defaults for --tls-ca, --tls-cert, --tls-key
   JOBWARDEN_DEBUG    set to 1 to show tracebacks of unexpected errors
 
 'serve' and 'migrate' pass their arguments to the server ('jobwarden serve --help');
@@ -56,6 +59,23 @@ def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         default=argparse.SUPPRESS if suppress else os.environ.get("JOBWARDEN_TOKEN"),
         help="bearer token (env JOBWARDEN_TOKEN; none for a server in local mode)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="use TLS, trusting the system's CAs (implied by the other --tls-* options)",
+    )
+    for flag, env, what in (
+        ("--tls-ca", "JOBWARDEN_TLS_CA", "use TLS, trusting this CA certificate (PEM file)"),
+        ("--tls-cert", "JOBWARDEN_TLS_CERT", "client certificate for mutual TLS (PEM file; needs --tls-key)"),
+        ("--tls-key", "JOBWARDEN_TLS_KEY", "private key of --tls-cert (PEM file)"),
+    ):
+        parser.add_argument(
+            flag,
+            default=argparse.SUPPRESS if suppress else os.environ.get(env) or None,
+            metavar="PEM",
+            help=f"{what} (env {env})",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_server(args.command, rest)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return asyncio.run(_run_client(args))
+        tls = _tls_options(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return asyncio.run(_run_client(args, tls))
     except KeyboardInterrupt:
         if sys.stdout.isatty():
             print(file=sys.stdout)
@@ -111,10 +136,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-async def _run_client(args: argparse.Namespace) -> int:
+async def _run_client(args: argparse.Namespace, tls: TlsOptions | bool) -> int:
     fn = cast(_jobs.Command, args.func)
-    async with Client(args.address, token=args.token) as client:
+    async with Client(args.address, token=args.token, tls=tls) as client:
         return await fn(client, args)
+
+
+def _tls_options(args: argparse.Namespace) -> TlsOptions | bool:
+    """TLS settings from --tls and --tls-*: any of them turns TLS on.
+
+    The files are read here, before any connection, so a wrong path is reported naming its option.
+
+    Raises:
+        ValueError: A file cannot be read, or --tls-cert and --tls-key were not given together.
+    """
+    paths = {"ca_cert": args.tls_ca, "client_cert": args.tls_cert, "client_key": args.tls_key}
+    if not any(paths.values()):
+        return bool(args.tls)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together; give both or neither")
+    flags = {"ca_cert": "--tls-ca", "client_cert": "--tls-cert", "client_key": "--tls-key"}
+    pem: dict[str, bytes | None] = {}
+    for field, path in paths.items():
+        try:
+            pem[field] = Path(path).read_bytes() if path else None
+        except OSError as err:
+            raise ValueError(f"{flags[field]}: cannot read {path} ({err.strerror or err})") from err
+    return TlsOptions(ca_cert=pem["ca_cert"], client_cert=pem["client_cert"], client_key=pem["client_key"])
 
 
 def _describe(err: errors.JobwardenError, address: str) -> str:

@@ -27,6 +27,7 @@ from jobwarden.client._models import (
     Progress,
     StopReason,
 )
+from jobwarden.client._tls import TlsOptions
 from jobwarden.client._worker import Worker
 
 __all__ = [
@@ -48,5 +49,6 @@ __all__ = [
     "PermanentError",
     "Progress",
     "StopReason",
+    "TlsOptions",
     "Worker",
 ]

@@ -12,7 +12,7 @@ import grpc
 import grpc.aio
 
 from jobwarden import errors
-from jobwarden.client import _channel, _convert, _models
+from jobwarden.client import _channel, _convert, _models, _tls
 from jobwarden.v1 import job_service_pb2, job_service_pb2_grpc, worker_service_pb2, worker_service_pb2_grpc
 
 _Req = TypeVar("_Req")
@@ -42,6 +42,7 @@ class Client:
         target: str = _channel.DEFAULT_TARGET,
         token: str | None = None,
         *,
+        tls: bool | _tls.TlsOptions = False,
         credentials: grpc.ChannelCredentials | None = None,
         timeout: float = _channel.DEFAULT_TIMEOUT,
         channel: grpc.aio.Channel | None = None,
@@ -50,13 +51,27 @@ class Client:
 
         Args:
             target: ``host:port`` of the server.
-            token: Bearer token sent on every call; None for a server in local mode.
-            credentials: TLS channel credentials; None for plaintext.
+            token: Bearer token sent on every call; None for a server in local mode, or when a
+                client certificate identifies the caller (mutual TLS).
+            tls: True to use TLS trusting the system's CAs, or :class:`TlsOptions` naming the CA
+                to trust and the client certificate for mutual TLS; False for plaintext.
+            credentials: Ready-made channel credentials, instead of ``tls``.
             timeout: Default deadline, in seconds, of each unary call.
             channel: An already open channel to use instead (the client will not close it).
+
+        Raises:
+            ValueError: Both ``tls`` and ``credentials`` were given.
+            OSError: A file named in ``tls`` cannot be read (files are read here, not on first use).
         """
         self.target = target
         self.timeout = timeout
+        self._channel_options: list[tuple[str, Any]] = []
+        if tls is not False:
+            if credentials is not None:
+                raise ValueError("give tls or credentials, not both")
+            options = _tls.TlsOptions() if tls is True else tls
+            credentials = options.channel_credentials()
+            self._channel_options = options.channel_options()
         self._credentials = credentials
         self._metadata = _channel.auth_metadata(token)
         self._channel = channel
@@ -86,7 +101,9 @@ class Client:
 
     def _open(self) -> grpc.aio.Channel:
         if self._channel is None:
-            self._channel = _channel.create_channel(self.target, credentials=self._credentials)
+            self._channel = _channel.create_channel(
+                self.target, credentials=self._credentials, options=self._channel_options
+            )
         return self._channel
 
     @property

@@ -3,6 +3,7 @@ and map every error to a gRPC status with ErrorInfo. Handlers never abort by han
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -37,6 +38,20 @@ class Guard(grpc.aio.ServerInterceptor):
     def __init__(self, authenticator: auth.Authenticator, *, max_request_bytes: int) -> None:
         self._auth = authenticator
         self._max_request_bytes = max_request_bytes
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    async def drain(self, within_s: float) -> None:
+        """Wait for every handler task to end (cancelled ones unwind their database work), so the
+        store is never closed under a call that is still using it. Gives up after `within_s`."""
+        pending = {t for t in self._inflight if not t.done()}
+        if pending:
+            await asyncio.wait(pending, timeout=within_s)
+
+    def _track(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
 
     async def intercept_service(
         self,
@@ -76,6 +91,7 @@ class Guard(grpc.aio.ServerInterceptor):
 
     def _unary(self, behaviour: Any, role: Role, method: str) -> Any:
         async def unary(request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            self._track()
             try:
                 self._admit(request, context, role)
                 return await behaviour(request, context)
@@ -94,6 +110,7 @@ class Guard(grpc.aio.ServerInterceptor):
         async def stream(
             request: message.Message, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
+            self._track()
             try:
                 self._admit(request, context, role)
                 async for item in behaviour(request, context):

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from jobwarden_server.domain.errors import ShuttingDown
 from jobwarden_server.domain.records import Event
 
 logger = logging.getLogger(__name__)
@@ -32,9 +33,12 @@ class Subscription:
         self._items: collections.deque[Event | None] = collections.deque()
         self._ready = asyncio.Event()
         self.overflows = 0
+        self.closed = False
 
     def offer(self, event: Event | None) -> None:
         """Queue an event (or a bare wake-up, None); on overflow replace everything by CATCH_UP."""
+        if event is CATCH_UP and self._items and self._items[-1] is CATCH_UP:
+            return  # the re-read already queued will find whatever this wake-up is about
         if len(self._items) >= self._maxsize:
             self._items.clear()
             self.overflows += 1
@@ -43,11 +47,21 @@ class Subscription:
         self._ready.set()
 
     async def get(self) -> Event | None:
-        """The next event, or CATCH_UP when the caller must read the table after its cursor."""
+        """The next event, or CATCH_UP when the caller must read the table after its cursor.
+
+        Raises ShuttingDown once the bus is closed: the watcher's stream ends with a retryable status
+        and the client resumes, from its last sequence, on another replica or after the restart."""
         while not self._items:
+            if self.closed:
+                raise ShuttingDown("server is shutting down; resume the watch from the last sequence seen")
             self._ready.clear()
             await self._ready.wait()
         return self._items.popleft()
+
+    def close(self) -> None:
+        """Wake the reader for good (see `get`)."""
+        self.closed = True
+        self._ready.set()
 
 
 class EventBus:
@@ -57,11 +71,18 @@ class EventBus:
         self._queue_size = subscriber_queue_size
         self._subscribers: dict[str, set[Subscription]] = collections.defaultdict(set)
         self._work = asyncio.Condition()
+        self._published: dict[str, int] = {}
+        """Newest sequence handed to each subscribed job's subscribers, to skip redundant pokes."""
+        self.closed = False
+        self.claimers_waiting = 0
+        """Long polls waiting for work right now (for metrics and tests)."""
 
     @contextmanager
     def subscribe(self, job_id: str) -> Iterator[Subscription]:
         """Subscribe for the duration of the `with` block (subscribe before reading the table)."""
         sub = Subscription(job_id, self._queue_size)
+        if self.closed:
+            sub.close()
         self._subscribers[job_id].add(sub)
         try:
             yield sub
@@ -71,17 +92,34 @@ class EventBus:
                 subs.discard(sub)
                 if not subs:
                     del self._subscribers[job_id]
+                    self._published.pop(job_id, None)
 
     def publish(self, events: Iterable[Event]) -> None:
         """Hand committed events to their job's subscribers. Never blocks."""
         for event in events:
-            for sub in self._subscribers.get(event.job_id, ()):
+            subs = self._subscribers.get(event.job_id)
+            if not subs:
+                continue
+            if event.sequence > self._published.get(event.job_id, 0):
+                self._published[event.job_id] = event.sequence
+            for sub in subs:
                 sub.offer(event)
 
-    def poke(self, job_id: str) -> None:
-        """Wake a job's subscribers without an event body (they re-read the table)."""
+    def poke(self, job_id: str, sequence: int | None = None) -> None:
+        """Wake a job's subscribers without an event body (they re-read the table).
+
+        With `sequence` (from a change notification, which arrives for this replica's own commits
+        too), subscribers already handed that event by `publish` are left alone."""
+        if sequence is not None and sequence <= self._published.get(job_id, 0):
+            return
         for sub in self._subscribers.get(job_id, ()):
             sub.offer(CATCH_UP)
+
+    def poke_all(self) -> None:
+        """Wake every subscriber to re-read the table (wake-ups from other replicas may be lost)."""
+        for subs in self._subscribers.values():
+            for sub in subs:
+                sub.offer(CATCH_UP)
 
     def subscriber_count(self) -> int:
         """How many watch subscriptions are open (for metrics and tests)."""
@@ -92,10 +130,23 @@ class EventBus:
         async with self._work:
             self._work.notify_all()
 
+    async def close(self) -> None:
+        """Shutdown: end every watch (ShuttingDown) and release every waiting claimer at once."""
+        self.closed = True
+        for subs in self._subscribers.values():
+            for sub in subs:
+                sub.close()
+        await self.work_available()
+
     async def wait_for_work(self, seconds: float) -> None:
-        """Wait until `work_available` is called or `seconds` pass."""
+        """Wait until `work_available` is called or `seconds` pass (at once when closed)."""
+        if self.closed:
+            return
         async with self._work:
+            self.claimers_waiting += 1
             try:
                 await asyncio.wait_for(self._work.wait(), seconds)
             except TimeoutError:
                 pass
+            finally:
+                self.claimers_waiting -= 1

@@ -23,6 +23,7 @@ from jobwarden_server.service.writer import JobWriter
 logger = logging.getLogger(__name__)
 
 SYSTEM = "system"
+SINGLETON = "reaper"
 BATCH = 200
 
 
@@ -45,7 +46,7 @@ class Reaper:
         """Tick until `stop` is set. A failing tick (database down) is logged and retried next time."""
         while not stop.is_set():
             try:
-                while await self.tick() >= BATCH:
+                while await self.tick_if_mine() >= BATCH:
                     pass  # a backlog: keep going without waiting
             except errors.StoreUnavailable as err:
                 logger.warning("reaper: store unavailable (%s); retrying", err)
@@ -55,6 +56,14 @@ class Reaper:
                 await asyncio.wait_for(stop.wait(), self._settings.interval_s)
             except TimeoutError:
                 pass
+
+    async def tick_if_mine(self) -> int:
+        """A tick, unless another replica is ticking right now (then 0).
+
+        The compare-and-sets already make concurrent reapers safe; the lock makes them not wasteful:
+        one replica does the pass, and whichever replica tries next after it dies takes over."""
+        async with self._writer.store.singleton(SINGLETON) as mine:
+            return await self.tick() if mine else 0
 
     async def tick(self) -> int:
         """One pass; returns how many jobs it looked at."""

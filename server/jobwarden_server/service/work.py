@@ -18,6 +18,7 @@ from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.records import Asset, EventKind, Job, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.service.streams import StreamSlots
 from jobwarden_server.service.writer import ANONYMOUS, JobWriter, Request
 
 DEFAULT_LEASE_S = 30.0
@@ -101,13 +102,20 @@ def check_error(field: str, error: JobError) -> JobError:
 class WorkService:
     """What workers can do. Workers see only their owner's jobs, like clients."""
 
-    def __init__(self, writer: JobWriter, retry: RetryPolicy) -> None:
+    def __init__(self, writer: JobWriter, retry: RetryPolicy, slots: StreamSlots) -> None:
         self._writer = writer
         self._store = writer.store
         self._retry = retry
+        self._slots = slots
 
     async def claim(self, who: Principal, request: ClaimRequest) -> Sequence[Job]:
         """Lease up to max_jobs jobs; with wait_s, wait for work to arrive (long poll)."""
+        if request.wait_s <= 0:
+            return await self._claim(who, request)
+        with self._slots.hold(who.owner):
+            return await self._claim(who, request)
+
+    async def _claim(self, who: Principal, request: ClaimRequest) -> Sequence[Job]:
         loop_deadline = self._writer.clock() + dt.timedelta(seconds=request.wait_s)
         while True:
             changes = await self._store.job_claim(
@@ -123,7 +131,7 @@ class WorkService:
             if changes:
                 return [self._writer.published(change) for change in changes]
             remaining = (loop_deadline - self._writer.clock()).total_seconds()
-            if remaining <= 0:
+            if remaining <= 0 or self._writer.bus.closed:
                 return []
             await self._writer.bus.wait_for_work(min(remaining, RECHECK_S))
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from jobwarden_server.store._feed import ChangeFeed, ChangeSink
 from jobwarden_server.store._migrate import is_migrated, migrate
-from jobwarden_server.store._open import open_store
+from jobwarden_server.store._open import display_url, open_store
 from jobwarden_server.store._protocol import (
     AssetAddParams,
     Change,
@@ -24,6 +25,8 @@ from jobwarden_server.store._sql import SqlStore
 __all__ = [
     "AssetAddParams",
     "Change",
+    "ChangeFeed",
+    "ChangeSink",
     "JobChanges",
     "JobClaimParams",
     "JobCreateParams",
@@ -36,6 +39,7 @@ __all__ = [
     "PageParams",
     "SqlStore",
     "Store",
+    "display_url",
     "is_migrated",
     "migrate",
     "open_store",

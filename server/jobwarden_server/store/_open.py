@@ -52,6 +52,16 @@ def parse_database_url(url: str) -> Database:
     )
 
 
+def display_url(url: str) -> str:
+    """The database URL for logs and messages, its password (if any) shown as ***."""
+    if "://" not in url:
+        return url
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return "<unparsable database URL>"
+
+
 def open_store(
     url: str, *, pool_size: int = 5, busy_timeout_ms: int = _sqlite.DEFAULT_BUSY_TIMEOUT_MS
 ) -> SqlStore:

@@ -1,7 +1,11 @@
-"""What differs on PostgreSQL, each with its reason: the engine and the claim."""
+"""What differs on PostgreSQL, each with its reason: the engine, the claim and the singleton lock.
+
+(Cross-replica wake-ups, LISTEN/NOTIFY, are in _pg_notify.py.)
+"""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
@@ -9,6 +13,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from jobwarden_server.store import _claim as claim
+from jobwarden_server.store import _pg_notify as pg_notify
 from jobwarden_server.store import _rows as rows
 from jobwarden_server.store import _tables as tables
 from jobwarden_server.store._protocol import JobClaimParams
@@ -16,6 +21,12 @@ from jobwarden_server.store._sql import Dialect
 
 # Taken (transaction-scoped) around migrations, so replicas starting together upgrade one at a time.
 MIGRATION_LOCK_KEY = 0x6A6F6277  # "jobw"
+# Singleton locks use the two-key form (this class, a hash of the name), a key space PostgreSQL keeps
+# apart from the one-bigint form of the migration lock.
+SINGLETON_LOCK_CLASS = 0x6A6F6273  # "jobs"
+SINGLETON_IDLE_LIMIT = "60s"
+"""A singleton holder idle in its transaction this long is cut off by the server, freeing the lock
+even when its host vanished without closing the connection (the kernel may take hours to notice)."""
 
 jobs = tables.jobs
 
@@ -23,8 +34,9 @@ jobs = tables.jobs
 def create_engine(url: sa.URL, *, pool_size: int, max_overflow: int = 0) -> AsyncEngine:
     """One engine for reads and writes: PostgreSQL runs many writers at once, so no split is needed.
 
-    `max_overflow` is 0 by default so a replica never opens more than `pool_size` connections; with
-    several replicas, their sum must stay under the server's max_connections.
+    `max_overflow` is 0 by default so a replica never opens more than `pool_size` connections (plus
+    the one its change feed LISTENs on); with several replicas, their sum must stay under the server's
+    max_connections.
     """
     return create_async_engine(
         url,
@@ -69,6 +81,26 @@ async def claim_rows(conn: AsyncConnection, params: JobClaimParams) -> Sequence[
     return list((await conn.execute(statement)).mappings())
 
 
+def singleton_key(name: str) -> int:
+    """A stable 32-bit key for a lock name (crc32, as a signed int4)."""
+    key = zlib.crc32(name.encode())
+    return key - (1 << 32) if key >= 1 << 31 else key
+
+
+async def try_singleton(conn: AsyncConnection, name: str) -> bool:
+    """`pg_try_advisory_xact_lock`: never waits, and the transaction's end (or the session's) frees it.
+
+    So one replica at a time does the named work; when it dies, the server drops its session and the
+    lock with it, and the next replica to try takes over. No leader election of our own.
+    """
+    statement = sa.select(
+        # Local to this transaction (the third argument), so the pooled connection keeps its defaults.
+        sa.func.set_config("idle_in_transaction_session_timeout", SINGLETON_IDLE_LIMIT, True),
+        sa.func.pg_try_advisory_xact_lock(SINGLETON_LOCK_CLASS, singleton_key(name)),
+    )
+    return bool((await conn.execute(statement)).one()[1])
+
+
 def labels_match(labels: Mapping[str, str]) -> sa.ColumnElement[bool]:
     """Every label present with its value: one JSONB containment test, `labels @> '{...}'`.
 
@@ -77,4 +109,10 @@ def labels_match(labels: Mapping[str, str]) -> sa.ColumnElement[bool]:
     return sa.type_coerce(jobs.c.labels, postgresql.JSONB()).contains(dict(labels))
 
 
-DIALECT = Dialect(claim_rows=claim_rows, labels_match=labels_match)
+DIALECT = Dialect(
+    claim_rows=claim_rows,
+    labels_match=labels_match,
+    announce=pg_notify.announce,
+    try_singleton=try_singleton,
+    change_feed=pg_notify.PgChangeFeed,
+)

@@ -7,6 +7,7 @@ disagree. Methods return domain records, never rows.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
@@ -224,6 +225,12 @@ class Store(Protocol):
 
     async def event_list(self, params: PageParams) -> Sequence[Event]:
         """A job's events with sequence > `after`, ascending."""
+        ...
+
+    def singleton(self, name: str) -> contextlib.AbstractAsyncContextManager[bool]:
+        """`async with store.singleton("reaper") as mine:` -- whether this process may do the named
+        background work now. Across the processes sharing a database, at most one gets True at a time;
+        the lock is freed when the block ends, or when its holder dies, so another takes over."""
         ...
 
     async def close(self) -> None:

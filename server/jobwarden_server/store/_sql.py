@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -25,6 +25,7 @@ from jobwarden_server.store import _claim as claim
 from jobwarden_server.store import _rows as rows
 from jobwarden_server.store import _tables as tables
 from jobwarden_server.store._errors import translated
+from jobwarden_server.store._feed import ChangeFeed, ChangeSink
 from jobwarden_server.store._protocol import (
     AssetAddParams,
     Change,
@@ -40,6 +41,14 @@ from jobwarden_server.store._protocol import (
 jobs, job_events, assets = tables.jobs, tables.job_events, tables.assets
 
 
+class Announce(Protocol):
+    """Queues a write's wake-ups in its transaction: see Dialect.announce."""
+
+    def __call__(
+        self, conn: AsyncConnection, event_rows: Sequence[Mapping[str, Any]], *, work: bool
+    ) -> Awaitable[None]: ...
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Dialect:
     """The statements that differ per database; _sqlite.py and _postgres.py each provide one."""
@@ -48,6 +57,12 @@ class Dialect:
     """Move the chosen QUEUED jobs to RUNNING under fresh leases and return their rows."""
     labels_match: Callable[[Mapping[str, str]], sa.ColumnElement[bool]]
     """A WHERE term true for jobs carrying every given label (key and value, matched exactly)."""
+    announce: Announce | None = None
+    """Queue wake-ups for other replicas in a write's transaction (None: one process, nothing to tell)."""
+    try_singleton: Callable[[AsyncConnection, str], Awaitable[bool]] | None = None
+    """Take the named lock for the rest of the connection's transaction; False if another holds it."""
+    change_feed: Callable[[AsyncEngine, ChangeSink], ChangeFeed] | None = None
+    """The listener that turns other replicas' announcements into wake-ups for `sink`."""
 
 
 class SqlStore:
@@ -76,6 +91,37 @@ class SqlStore:
             async with self._reader.begin() as conn:
                 yield conn
 
+    async def _append_events(
+        self, conn: AsyncConnection, event_rows: Sequence[Mapping[str, Any]], *, work: bool = False
+    ) -> None:
+        """Insert a write's events; with them, in the same transaction, the wake-ups for other replicas.
+
+        Every write that appends events goes through here, so no write path can forget to announce."""
+        if event_rows:
+            await conn.execute(sa.insert(job_events), list(event_rows))
+        if self._dialect.announce is not None:
+            await self._dialect.announce(conn, event_rows, work=work)
+
+    @contextlib.asynccontextmanager
+    async def singleton(self, name: str) -> AsyncIterator[bool]:
+        """Whether this store may do the named background work now; see Store.singleton."""
+        if self._dialect.try_singleton is None:
+            yield True  # one process per SQLite database: nobody to share the work with
+            return
+        with translated():
+            # The lock is transaction-scoped on a connection held for the block: it is released
+            # when the block ends, and by the server if this process dies mid-block.
+            async with self._writer.connect() as conn:
+                yield await self._dialect.try_singleton(conn, name)
+                await conn.rollback()
+
+    def change_feed(self, sink: ChangeSink) -> ChangeFeed | None:
+        """A listener for other replicas' changes, to run for the store's life; None if there can
+        be no other replicas (SQLite)."""
+        if self._dialect.change_feed is None:
+            return None
+        return self._dialect.change_feed(self._writer, sink)
+
     async def job_create(self, params: JobCreateParams) -> JobCreateResult:
         """Insert a job (version 1) and its CREATED event (sequence 1); see Store.job_create."""
         now_us = rows.to_us(params.now)
@@ -92,7 +138,7 @@ class SqlStore:
         try:
             async with self._write() as conn:
                 await conn.execute(sa.insert(jobs).values(values))
-                await conn.execute(sa.insert(job_events).values(event))
+                await self._append_events(conn, [event], work=params.status is JobStatus.QUEUED)
         except sa_exc.IntegrityError:
             # Checking for the request_id after the fact keeps the common path to two statements;
             # the unique index, not a prior SELECT, is what makes concurrent retries safe.
@@ -183,8 +229,7 @@ class SqlStore:
             if row is None:
                 return None
             event_rows = rows.event_rows(row, params.events, now_us)
-            if event_rows:
-                await conn.execute(sa.insert(job_events), event_rows)
+            await self._append_events(conn, event_rows, work=params.changes.status is JobStatus.QUEUED)
         return Change(job=rows.job_from_row(row), events=tuple(rows.event_from_row(e) for e in event_rows))
 
     async def job_claim(self, params: JobClaimParams) -> Sequence[Change]:
@@ -194,8 +239,7 @@ class SqlStore:
         async with self._write() as conn:
             claimed = claim.sort_claimed(await self._dialect.claim_rows(conn, params))
             event_rows = [claim.claim_event_row(row, params) for row in claimed]
-            if event_rows:
-                await conn.execute(sa.insert(job_events), event_rows)
+            await self._append_events(conn, event_rows)
         return [
             Change(job=rows.job_from_row(row), events=(rows.event_from_row(event),))
             for row, event in zip(claimed, event_rows, strict=True)
@@ -243,7 +287,7 @@ class SqlStore:
                 "kind": EventKind.ASSET_ADDED.value,
                 "data": rows.asset_event_data(asset),
             }
-            await conn.execute(sa.insert(job_events).values(event))
+            await self._append_events(conn, [event])
         added = dataclasses.replace(asset, sequence=sequence)
         return added, Change(job=rows.job_from_row(row), events=(rows.event_from_row(event),))
 

@@ -8,6 +8,7 @@ import sys
 import types
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import grpc
@@ -22,6 +23,7 @@ from jobwarden.client import (
     JobEvent,
     JobStatus,
     Progress,
+    TlsOptions,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -32,8 +34,8 @@ class FakeClient:
 
     instances: ClassVar[list[FakeClient]] = []
 
-    def __init__(self, target: str, token: str | None = None) -> None:
-        self.target, self.token = target, token
+    def __init__(self, target: str, token: str | None = None, *, tls: TlsOptions | bool = False) -> None:
+        self.target, self.token, self.tls = target, token, tls
         self.calls: list[tuple[str, Any]] = []
         self.error: errors.JobwardenError | None = None
         self.final = JobStatus.COMPLETED
@@ -100,13 +102,15 @@ def fake_client(monkeypatch: pytest.MonkeyPatch) -> type[FakeClient]:
     monkeypatch.setattr(cli, "Client", FakeClient)
     monkeypatch.delenv("JOBWARDEN_ADDRESS", raising=False)
     monkeypatch.delenv("JOBWARDEN_TOKEN", raising=False)
+    for name in ("JOBWARDEN_TLS_CA", "JOBWARDEN_TLS_CERT", "JOBWARDEN_TLS_KEY"):
+        monkeypatch.delenv(name, raising=False)
     return FakeClient
 
 
 def _failing(error: errors.JobwardenError) -> type[FakeClient]:
     class Failing(FakeClient):
-        def __init__(self, target: str, token: str | None = None) -> None:
-            super().__init__(target, token)
+        def __init__(self, target: str, token: str | None = None, **kwargs: Any) -> None:
+            super().__init__(target, token, **kwargs)
             self.error = error
 
     return Failing
@@ -189,8 +193,8 @@ def test_watch_exits_4_when_the_job_did_not_complete(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     class Failed(FakeClient):
-        def __init__(self, target: str, token: str | None = None) -> None:
-            super().__init__(target, token)
+        def __init__(self, target: str, token: str | None = None, **kwargs: Any) -> None:
+            super().__init__(target, token, **kwargs)
             self.final = JobStatus.FAILED
 
     monkeypatch.setattr(cli, "Client", Failed)
@@ -326,3 +330,38 @@ def test_violations_repeating_the_message_are_not_repeated(
     monkeypatch.setattr(cli, "Client", _failing(err))
     assert cli.main(["jobs", "get", "x"]) == 1
     assert capsys.readouterr().err == "error: INVALID_ARGUMENT: job_type: is required\n"
+
+
+def test_tls_is_off_unless_asked_and_any_tls_option_turns_it_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("ca", "cert", "key"):
+        (tmp_path / f"{name}.pem").write_bytes(f"PEM {name}".encode())
+    assert cli.main(["jobs", "get", "j1"]) == 0
+    assert cli.main(["--tls", "jobs", "get", "j1"]) == 0
+    assert cli.main(["jobs", "get", "j1", "--tls-ca", str(tmp_path / "ca.pem")]) == 0
+    monkeypatch.setenv("JOBWARDEN_TLS_CERT", str(tmp_path / "cert.pem"))
+    monkeypatch.setenv("JOBWARDEN_TLS_KEY", str(tmp_path / "key.pem"))
+    assert cli.main(["jobs", "get", "j1"]) == 0
+    off, system, ca, mutual = (c.tls for c in FakeClient.instances)
+    assert off is False and system is True
+    assert ca == TlsOptions(ca_cert=b"PEM ca")
+    assert mutual == TlsOptions(client_cert=b"PEM cert", client_key=b"PEM key")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tls-cert", "c.pem"], "error: --tls-cert and --tls-key go together; give both or neither\n"),
+        (
+            ["--tls-ca", "missing.pem"],
+            "error: --tls-ca: cannot read missing.pem (No such file or directory)\n",
+        ),
+    ],
+)
+def test_wrong_tls_options_are_usage_errors_without_a_connection(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert cli.main(["jobs", "get", "j1", *args]) == 2
+    assert capsys.readouterr().err == message
+    assert FakeClient.instances == []

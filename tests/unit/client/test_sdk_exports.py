@@ -28,6 +28,7 @@ CLIENT_EXPORTS = [
     "PermanentError",
     "Progress",
     "StopReason",
+    "TlsOptions",
     "Worker",
 ]
 
