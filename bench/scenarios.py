@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 
 import grpc.aio
@@ -136,8 +135,10 @@ async def _caught_up(
         seen = item.event.sequence
 
 
-def _stamp(into: list[float], _done: object) -> None:
-    into.append(time.perf_counter())
+async def _complete_at(rig: Rig, c: worker_service_pb2.JobClaim, i: int) -> float:
+    """CompleteJob; returns when its reply arrived, whether that was before or after the event."""
+    await complete(rig, c, i)
+    return time.perf_counter()
 
 
 async def watch_latency(rig: Rig) -> Measurement:
@@ -156,14 +157,10 @@ async def watch_latency(rig: Rig) -> Measurement:
         )
         await _caught_up(call)
         start = time.perf_counter()
-        completing = asyncio.ensure_future(complete(rig, c, i))
-        # When the reply arrived, whether before or after the event: says what the fan-out adds.
-        replied_at: list[float] = []
-        completing.add_done_callback(functools.partial(_stamp, replied_at))
+        completing = asyncio.ensure_future(_complete_at(rig, c, i))
         terminal = await call.read()
         elapsed = time.perf_counter() - start
-        await completing
-        replied = replied_at[0] - start
+        replied = await completing - start  # set beside the event's arrival: what the fan-out adds
         assert isinstance(terminal, job_service_pb2.WatchJobResponse)
         assert terminal.event.HasField("transition"), terminal
         while await call.read() is not grpc.aio.EOF:  # the server ends the stream after the terminal event
