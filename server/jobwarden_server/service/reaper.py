@@ -18,6 +18,7 @@ from jobwarden_server.domain import errors
 from jobwarden_server.domain.records import Job, JobError
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.service.attempts import end_attempt
 from jobwarden_server.service.writer import JobWriter
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class Reaper:
                 if job.deadline is not None and job.deadline <= now:
                     await self._expire(job, now)
                 else:
-                    await self._rescue(job, now)
+                    await self._rescue(job)
             except (errors.InvalidTransition, errors.EtagMismatch, errors.NotFound) as err:
                 # Someone else moved it first (its worker, a client, another replica): nothing to do.
                 logger.debug("reaper: job %s not changed: %s", job.id, err)
@@ -94,38 +95,17 @@ class Reaper:
             changes=store.JobChanges(complete_time=now, clear_lease=True),
         )
 
-    async def _rescue(self, job: Job, now: dt.datetime) -> None:
-        table = self._writer.lifecycles.named(job.lifecycle)
+    async def _rescue(self, job: Job) -> None:
         lost = JobError(
             message=f"lease of worker {job.worker_id} expired", reason="LEASE_EXPIRED", retryable=True
         )
-        if job.cancel_requested and table.allows(JobStatus.RUNNING, JobStatus.CANCELLED):
-            await self._writer.transition(
-                job,
-                JobStatus.CANCELLED,
-                actor=SYSTEM,
-                reason="cancel requested and the worker did not confirm in time",
-                owner=None,
-                stop_reason=StopReason.USER_CANCELLED,
-                changes=store.JobChanges(complete_time=now, clear_lease=True),
-            )
-        elif job.attempt < job.max_attempts and table.allows(JobStatus.RUNNING, JobStatus.QUEUED):
-            delay = dt.timedelta(seconds=self._retry.backoff_s(job.attempt))
-            await self._writer.transition(
-                job,
-                JobStatus.QUEUED,
-                actor=SYSTEM,
-                reason=lost.message,
-                owner=None,
-                changes=store.JobChanges(error=lost, run_after=now + delay, clear_lease=True),
-            )
-        else:
-            await self._writer.transition(
-                job,
-                JobStatus.FAILED,
-                actor=SYSTEM,
-                reason=lost.message,
-                owner=None,
-                stop_reason=StopReason.LEASE_EXPIRED,
-                changes=store.JobChanges(error=lost, complete_time=now, clear_lease=True),
-            )
+        await end_attempt(
+            self._writer,
+            self._retry,
+            job,
+            lost,
+            actor=SYSTEM,
+            owner=None,
+            cancel_reason="cancel requested and the worker did not confirm in time",
+            stop_reason=StopReason.LEASE_EXPIRED,
+        )

@@ -18,6 +18,7 @@ from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.records import Asset, EventKind, Job, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.service.attempts import end_attempt
 from jobwarden_server.service.streams import StreamSlots
 from jobwarden_server.service.writer import ANONYMOUS, JobWriter, Request
 
@@ -80,9 +81,7 @@ def check_claim(request: ClaimRequest) -> ClaimRequest:
 def check_asset(spec: AssetSpec) -> AssetSpec:
     """Validate a decoded asset."""
     limits.check_text("asset.asset_type", spec.asset_type, limit=limits.MAX_ID, required=True)
-    limits.check_url("asset.uri", spec.uri) if spec.uri.startswith("http") else limits.check_text(
-        "asset.uri", spec.uri, limit=limits.MAX_URL
-    )
+    limits.check_text("asset.uri", spec.uri, limit=limits.MAX_URL)  # any scheme: s3://, file://, https://
     limits.check_text("asset.storage_path", spec.storage_path, limit=limits.MAX_URL)
     if spec.size_bytes < 0:
         raise errors.InvalidArgument("asset.size_bytes", "must not be negative")
@@ -253,52 +252,20 @@ class WorkService:
 
         async def change() -> Job:
             job = await self._leased(who, job_id, lease_token)
-            to, stop, reason, changes = self._failure_outcome(job, error, stop_reason)
-            return await self._writer.transition(
+            return await end_attempt(
+                self._writer,
+                self._retry,
                 job,
-                to,
+                error,
                 actor=worker_actor(job.worker_id),
-                reason=reason,
                 owner=who.owner,
+                cancel_reason="cancel confirmed by worker",
+                stop_reason=stop_reason,
                 lease_token=lease_token,
-                stop_reason=stop,
                 request=request,
-                changes=changes,
             )
 
         return await self._writer.once(who.owner, job_id, request, change)
-
-    def _failure_outcome(
-        self, job: Job, error: JobError, stop_reason: StopReason
-    ) -> tuple[JobStatus, StopReason, str, store.JobChanges]:
-        table = self._writer.lifecycles.named(job.lifecycle)
-        now = self._writer.clock()
-        if job.cancel_requested and table.allows(JobStatus.RUNNING, JobStatus.CANCELLED):
-            return (
-                JobStatus.CANCELLED,
-                StopReason.USER_CANCELLED,
-                "cancel confirmed by worker",
-                store.JobChanges(error=error, complete_time=now, clear_lease=True),
-            )
-        if (
-            error.retryable
-            and job.attempt < job.max_attempts
-            and table.allows(JobStatus.RUNNING, JobStatus.QUEUED)
-        ):
-            delay = dt.timedelta(seconds=self._retry.backoff_s(job.attempt))
-            return (
-                JobStatus.QUEUED,
-                StopReason.UNSPECIFIED,
-                f"retry after failure: {error.message}",
-                store.JobChanges(error=error, run_after=now + delay, clear_lease=True),
-            )
-        exhausted = error.retryable and job.attempt >= job.max_attempts
-        return (
-            JobStatus.FAILED,
-            StopReason.MAX_ATTEMPTS_EXCEEDED if exhausted else stop_reason,
-            error.message,
-            store.JobChanges(error=error, complete_time=now, clear_lease=True),
-        )
 
     @staticmethod
     def _renewed_lease(job: Job, now: dt.datetime) -> dt.datetime | None:
