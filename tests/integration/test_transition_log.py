@@ -15,9 +15,9 @@ async def test_each_transition_is_one_structured_log_line(
     job = await flows.create(stubs)
     await flows.complete(stubs, await flows.claim_one(stubs))
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("transition ")]
+    claim = f"transition job={job.id} owner=default from=QUEUED to=RUNNING actor=worker:w1"
+    done = f"transition job={job.id} owner=default from=RUNNING to=COMPLETED actor=worker:w1"
     assert lines == [
-        f"transition job={job.id} owner=default from=QUEUED to=RUNNING actor=worker:w1 "
-        "reason='claimed by worker w1 (attempt 1)'",
-        f"transition job={job.id} owner=default from=RUNNING to=COMPLETED actor=worker:w1 "
-        "reason='completed by worker'",
+        f"{claim} reason='claimed by worker w1 (attempt 1)'",
+        f"{done} reason='completed by worker'",
     ]

@@ -140,24 +140,27 @@ async def call(
     raw = isinstance(request, bytes)
     serialize = None if raw else rpc.request_type.SerializeToString
     deserialize = None if raw else rpc.response_type.FromString
+    # The multicallables are typed for messages; with identity serializers they carry bytes as well.
+    payload: Any = request
     replies: list[Any] = []
     try:
         if not rpc.method.server_streaming and not rpc.method.client_streaming:
             unary = channel.unary_unary(
                 rpc.path, request_serializer=serialize, response_deserializer=deserialize
             )
-            replies.append(await unary(request, metadata=metadata, timeout=within_s))
+            replies.append(await unary(payload, metadata=metadata, timeout=within_s))
         else:
+            stream: Any
             if rpc.method.client_streaming:
-                streaming = channel.stream_stream(
+                to_stream = channel.stream_stream(
                     rpc.path, request_serializer=serialize, response_deserializer=deserialize
                 )
-                stream = streaming(_one(request), metadata=metadata, timeout=within_s)
+                stream = to_stream(_one(payload), metadata=metadata, timeout=within_s)
             else:
-                server_streaming = channel.unary_stream(
+                from_stream = channel.unary_stream(
                     rpc.path, request_serializer=serialize, response_deserializer=deserialize
                 )
-                stream = server_streaming(request, metadata=metadata, timeout=within_s)
+                stream = from_stream(payload, metadata=metadata, timeout=within_s)
             try:
                 async for reply in stream:
                     replies.append(reply)

@@ -71,9 +71,12 @@ def request_of(message: Any) -> Request:
     return Request(id=request_id, fingerprint=digest)
 
 
-def struct_in(value: struct_pb2.Struct) -> dict[str, Any]:
-    """A Struct as a plain dict."""
-    return json_format.MessageToDict(value)
+def struct_in(field: str, value: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as a plain dict; NaN and infinities (which JSON cannot hold) are INVALID_ARGUMENT."""
+    try:
+        return json_format.MessageToDict(value)
+    except ValueError as err:
+        raise InvalidArgument(field, "numbers must be finite (no NaN or Infinity)") from err
 
 
 def struct_out(value: Mapping[str, Any] | None) -> struct_pb2.Struct | None:

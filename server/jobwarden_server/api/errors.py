@@ -22,6 +22,7 @@ CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.InvalidTransition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.LeaseLost: grpc.StatusCode.ABORTED,
     errors.EtagMismatch: grpc.StatusCode.ABORTED,
+    errors.Conflict: grpc.StatusCode.ABORTED,
     errors.RequestIdMismatch: grpc.StatusCode.ALREADY_EXISTS,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,

@@ -4,6 +4,7 @@ and map every error to a gRPC status with ErrorInfo. Handlers never abort by han
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -66,13 +67,13 @@ class Guard(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, role, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(handler.unary_stream, role, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -83,6 +84,8 @@ class Guard(grpc.aio.ServerInterceptor):
         principal = self._auth.authenticate(context.invocation_metadata(), context.auth_context())
         if not principal.has(role):
             raise errors.PermissionDenied(f"this token lacks the {role.value!r} role")
+        if isinstance(request, Undecodable):  # validated only after authorization (AIP-211)
+            raise errors.InvalidArgument("request", f"is not a valid message of this method: {request.error}")
         if request.ByteSize() > self._max_request_bytes:
             raise errors.InvalidArgument(
                 "request", f"is larger than {self._max_request_bytes} bytes", reason="TOO_LARGE"
@@ -124,6 +127,28 @@ class Guard(grpc.aio.ServerInterceptor):
                 await abort(context, api_errors.internal())
 
         return stream
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Undecodable:
+    """Stands in for a request whose bytes did not parse, so the guard can answer INVALID_ARGUMENT
+    with an ErrorInfo (grpcio's own answer would be UNKNOWN, with a traceback in the log)."""
+
+    error: str
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+    parse = deserializer
+
+    def decode(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except message.DecodeError as err:
+            return Undecodable(str(err)[:200])
+
+    return decode
 
 
 def _is_abort(err: Exception) -> bool:

@@ -35,7 +35,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         spec = check_spec(
             JobSpec(
                 job_type=request.job_type,
-                parameters=convert.struct_in(request.parameters),
+                parameters=convert.struct_in("parameters", request.parameters),
                 priority=request.priority,
                 labels=dict(request.labels),
                 max_attempts=request.max_attempts,

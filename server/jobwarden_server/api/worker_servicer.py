@@ -107,7 +107,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     async def CompleteJob(
         self, request: worker_service_pb2.CompleteJobRequest, context: Context
     ) -> worker_service_pb2.CompleteJobResponse:
-        result = limits.check_struct("result", convert.struct_in(request.result))
+        result = limits.check_struct("result", convert.struct_in("result", request.result))
         partial = check_error("error", convert.error_in(request.error)) if request.partial else None
         job = await self._work.complete(
             current_principal(),

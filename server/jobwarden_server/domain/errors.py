@@ -72,6 +72,11 @@ class EtagMismatch(DomainError):
     reason = "ETAG_MISMATCH"
 
 
+class Conflict(EtagMismatch):
+    """The job changed between the caller's read and its write; deciding again on a fresh read may
+    succeed. Retried inside the service; reaches a client only if the job keeps changing."""
+
+
 class Unauthenticated(DomainError):
     """No credentials, or unknown ones."""
 

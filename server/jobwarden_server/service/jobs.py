@@ -158,7 +158,10 @@ class JobsService:
     ) -> Job:
         """Cancel at once when not running; ask the worker to stop when running."""
         return await self._writer.once(
-            who.owner, job_id, request, lambda: self._cancel(who, job_id, reason, etag, request)
+            who.owner,
+            job_id,
+            request,
+            lambda: self._writer.retrying(lambda: self._cancel(who, job_id, reason, etag, request)),
         )
 
     async def _cancel(self, who: Principal, job_id: str, reason: str, etag: str, request: Request) -> Job:
@@ -210,18 +213,25 @@ class JobsService:
             )
         )
         if change is None:  # it stopped running meanwhile: decide again on what it is now
-            return await self._cancel(who, job.id, reason, "", request)
+            raise errors.Conflict(f"job {job.id} stopped running meanwhile", metadata={"job_id": job.id})
         return self._writer.published(change)
 
     async def release(self, who: Principal, job_id: str) -> Job:
-        """Move a held job to its lifecycle's initial state."""
-        job = await self._store.job_get(who.owner, job_id)
-        table = self._writer.lifecycles.named(job.lifecycle)
-        released = await self._writer.transition(
-            job, table.initial, actor=client_actor(who), reason="released by client", owner=who.owner
-        )
+        """Move a held (CREATED) job to its lifecycle's initial state."""
+        released = await self._writer.retrying(lambda: self._release(who, job_id))
         await self._writer.bus.work_available()
         return released
+
+    async def _release(self, who: Principal, job_id: str) -> Job:
+        job = await self._store.job_get(who.owner, job_id)
+        table = self._writer.lifecycles.named(job.lifecycle)
+        if job.status is not JobStatus.CREATED:
+            # Only held jobs are released; other edges into the initial state (a retry's RUNNING ->
+            # QUEUED) are the server's own.
+            raise errors.InvalidTransition(job.id, table.name, job.status, table.initial)
+        return await self._writer.transition(
+            job, table.initial, actor=client_actor(who), reason="released by client", owner=who.owner
+        )
 
     async def events(
         self, who: Principal, job_id: str, page_size: int, page_token: str

@@ -236,7 +236,7 @@ class WorkService:
                 ),
             )
 
-        return await self._writer.once(who.owner, job_id, request, change)
+        return await self._writer.once(who.owner, job_id, request, lambda: self._writer.retrying(change))
 
     async def fail(
         self,
@@ -265,7 +265,7 @@ class WorkService:
                 request=request,
             )
 
-        return await self._writer.once(who.owner, job_id, request, change)
+        return await self._writer.once(who.owner, job_id, request, lambda: self._writer.retrying(change))
 
     @staticmethod
     def _renewed_lease(job: Job, now: dt.datetime) -> dt.datetime | None:

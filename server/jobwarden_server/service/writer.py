@@ -87,52 +87,66 @@ class JobWriter:
         lease_token: str | None = None,
         request: Request = ANONYMOUS,
     ) -> Job:
-        """Move `job` to `to` if its lifecycle allows it from the job's current status.
+        """Move `job` to `to` if its lifecycle allows it from the job's status as the caller read it.
 
-        `job` is the caller's latest read; if it changed meanwhile, the compare-and-set fails and the
-        decision is taken again on a fresh read (so the recorded `from` is always the real one).
+        One compare-and-set on that read (status and version), so the recorded `from` is the real one
+        and the caller's decision was taken on what is really there. If the job changed meanwhile, the
+        refusal is diagnosed on a fresh read: LEASE_LOST, INVALID_TRANSITION, or Conflict when the
+        change is still possible and the caller should decide again (see `retrying`).
         """
-        for _ in range(MAX_CAS_TRIES):
-            table = self.lifecycles.named(job.lifecycle)
-            if lease_token is not None and job.lease_token != lease_token:
-                raise errors.LeaseLost(job.id)
-            if not table.allows(job.status, to):
-                raise errors.InvalidTransition(job.id, table.name, job.status, to)
-            base = changes or store.JobChanges()
-            params = store.JobUpdateParams(
-                job_id=job.id,
-                owner=owner,
-                now=self.clock(),
-                changes=dataclasses.replace(
-                    base,
-                    status=to,
-                    stop_reason=stop_reason if stop_reason != StopReason.UNSPECIFIED else base.stop_reason,
-                ),
-                events=[
-                    store.NewEvent(
-                        kind=EventKind.TRANSITION,
-                        actor=actor,
-                        request_id=request.id,
-                        data={
-                            **request.event_data(),
-                            "from": job.status.value,
-                            "to": to.value,
-                            "reason": reason,
-                            "stop_reason": stop_reason.value,
-                        },
-                    )
-                ],
-                expect_statuses=frozenset({job.status}),
-                expect_lease_token=lease_token,
-                expect_version=job.version,
-            )
-            change = await self.store.job_update(params)
-            if change is not None:
-                return self.published(change)
-            job = await self.store.job_get(owner, job.id)
-        raise errors.EtagMismatch(
-            f"job {job.id} kept changing concurrently; retry", metadata={"job_id": job.id}
+        table = self.lifecycles.named(job.lifecycle)
+        if lease_token is not None and job.lease_token != lease_token:
+            raise errors.LeaseLost(job.id)
+        if not table.allows(job.status, to):
+            raise errors.InvalidTransition(job.id, table.name, job.status, to)
+        base = changes or store.JobChanges()
+        params = store.JobUpdateParams(
+            job_id=job.id,
+            owner=owner,
+            now=self.clock(),
+            changes=dataclasses.replace(
+                base,
+                status=to,
+                stop_reason=stop_reason if stop_reason != StopReason.UNSPECIFIED else base.stop_reason,
+            ),
+            events=[
+                store.NewEvent(
+                    kind=EventKind.TRANSITION,
+                    actor=actor,
+                    request_id=request.id,
+                    data={
+                        **request.event_data(),
+                        "from": job.status.value,
+                        "to": to.value,
+                        "reason": reason,
+                        "stop_reason": stop_reason.value,
+                    },
+                )
+            ],
+            expect_statuses=frozenset({job.status}),
+            expect_lease_token=lease_token,
+            expect_version=job.version,
         )
+        change = await self.store.job_update(params)
+        if change is not None:
+            return self.published(change)
+        now = await self.store.job_get(owner, job.id)
+        if lease_token is not None and now.lease_token != lease_token:
+            raise errors.LeaseLost(job.id)
+        if not table.allows(now.status, to):
+            raise errors.InvalidTransition(job.id, table.name, now.status, to)
+        raise errors.Conflict(
+            f"job {job.id} changed while this call was deciding; retry", metadata={"job_id": job.id}
+        )
+
+    async def retrying(self, decide_and_change: Callable[[], Awaitable[Job]]) -> Job:
+        """Run a read-decide-change step again while it meets a concurrent change (bounded)."""
+        for _ in range(MAX_CAS_TRIES - 1):
+            try:
+                return await decide_and_change()
+            except errors.Conflict:
+                continue
+        return await decide_and_change()
 
     async def once(
         self, owner: str, job_id: str, request: Request, change: Callable[[], Awaitable[Job]]

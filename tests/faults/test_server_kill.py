@@ -1,0 +1,291 @@
+"""Server kill -9 under load: no acknowledged job lost or duplicated, every job ends, every history legal.
+
+A real `jobwarden serve` (SQLite file, fast reaper) is SIGKILLed three times at seeded moments while
+submitters create jobs and two SDK worker processes run them; each time it is restarted on the same
+database and port. Submitters retry an unanswered CreateJob with the same request_id, and record every
+operation as acknowledged (`ok`), refused (`fail`) or unknown (`info`). After the load, the jobs drain;
+then the final state is checked against the history (reference battery B.1, invariants I1-I4, I6, I7).
+
+JOBWARDEN_FAULT_SEED replays a run (the seed and the kill schedule are printed with the figures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import random
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import json_format, struct_pb2
+from support import faultproc, history
+from support.rpc import Stubs
+
+from jobwarden.v1 import job_pb2, job_service_pb2
+
+SEED = int(os.environ.get("JOBWARDEN_FAULT_SEED", "1337"))
+JOB_TYPE = "load"
+LOAD_S = 15.0
+KILLS = 3
+SUBMITTERS = 4
+CREATES_PER_S = 14.0
+LEASE_S = 2.0
+CREATE_TIMEOUT_S = 2.0
+GIVE_UP_S = 20.0
+"""An operation still unanswered after this long is recorded as unknown (`info`)."""
+DRAIN_S = 45.0
+
+CONFIG = {
+    "reaper_interval_seconds": 0.5,
+    "cancel_grace_seconds": 5,
+    "shutdown_grace_seconds": 2,
+}
+RETRY = {
+    "default_max_attempts": 4,
+    "initial_backoff_seconds": 0.1,
+    "max_backoff_seconds": 0.5,
+    "multiplier": 2.0,
+}
+# Answers that leave the outcome open (the server may have committed before it died): retry, same id.
+AMBIGUOUS = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
+NON_TERMINAL: list[job_pb2.JobStatus.ValueType] = [
+    job_pb2.JOB_STATUS_CREATED,
+    job_pb2.JOB_STATUS_QUEUED,
+    job_pb2.JOB_STATUS_RUNNING,
+]
+
+
+def _plan(rng: random.Random, rid: str) -> dict[str, Any]:
+    """What the job will do in the worker: a mix of successes, retried failures, partials, failures."""
+    roll = rng.random()
+    outcome = (
+        "complete" if roll < 0.75 else "flaky" if roll < 0.87 else "partial" if roll < 0.94 else "permanent"
+    )
+    return {
+        "rid": rid,
+        "steps": rng.randint(1, 3),
+        "step_ms": rng.randint(30, 120),
+        "asset": rng.random() < 0.3,
+        "outcome": outcome,
+        "flaky_attempts": 1,
+    }
+
+
+def _kill_schedule(rng: random.Random) -> list[tuple[float, float]]:
+    """(seconds into the load, seconds down) per kill: one kill in each third of the load window."""
+    start, end = 1.5, LOAD_S - 1.5
+    span = (end - start) / KILLS
+    return [
+        (round(start + i * span + rng.uniform(0.2, span - 0.2), 2), round(rng.uniform(0.2, 1.5), 2))
+        for i in range(KILLS)
+    ]
+
+
+def _from_jobwarden(err: grpc.aio.AioRpcError) -> bool:
+    """Whether the answer came from jobwarden code (it carries a rich status), not from the transport."""
+    return any(key == "grpc-status-details-bin" for key, _ in err.trailing_metadata() or ())
+
+
+async def _create(s: Stubs, op: history.Op, request: job_service_pb2.CreateJobRequest) -> None:
+    give_up = time.monotonic() + GIVE_UP_S
+    while True:
+        op.attempts += 1
+        try:
+            reply = await s.jobs.CreateJob(request, timeout=CREATE_TIMEOUT_S)
+        except grpc.aio.AioRpcError as err:
+            op.code = err.code().name
+            ambiguous = err.code() in AMBIGUOUS or (
+                err.code() == grpc.StatusCode.UNKNOWN and not _from_jobwarden(err)
+            )
+            if ambiguous and time.monotonic() < give_up:
+                await asyncio.sleep(random.uniform(0.1, 0.3))  # retry backoff
+                continue
+            op.type = "info" if ambiguous else "fail"
+            break
+        else:
+            op.type, op.job_id, op.code = "ok", reply.job.id, "OK"
+            break
+    op.complete_t = time.time()
+
+
+async def _submitter(
+    n: int,
+    s: Stubs,
+    rng: random.Random,
+    log: history.History,
+    until: float,
+    inflight: set[asyncio.Task[None]],
+) -> None:
+    period = SUBMITTERS / CREATES_PER_S
+    while time.monotonic() < until:
+        rid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        params = struct_pb2.Struct()
+        params.update(_plan(rng, rid))
+        request = job_service_pb2.CreateJobRequest(job_type=JOB_TYPE, parameters=params, request_id=rid)
+        op = history.Op(op="create", proc=f"submitter-{n}", request_id=rid, invoke_t=time.time())
+        log.ops.append(op)
+        # Open loop: the next create does not wait for this one (a slow answer must not slow the load).
+        task = asyncio.create_task(_create(s, op, request))
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
+        await asyncio.sleep(period * rng.uniform(0.5, 1.5))  # the offered load's pacing
+
+
+async def _nemesis(
+    server: faultproc.ServerProcess, schedule: list[tuple[float, float]], t0: float
+) -> list[dict[str, float]]:
+    done = []
+    for at, down in schedule:
+        await asyncio.sleep(max(0.0, t0 + at - time.monotonic()))  # the seeded moment of the fault
+        server.kill()
+        killed = time.monotonic()
+        await asyncio.sleep(down)  # the outage itself
+        took = await server.start()
+        done.append({"at_s": round(killed - t0, 2), "down_s": down, "restart_to_serving_s": round(took, 3)})
+    return done
+
+
+async def _loop_lag(stop: asyncio.Event, worst: list[float]) -> None:
+    """The test process's own event-loop lag, so starvation can be told apart from server faults."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(0.1)
+        worst[0] = max(worst[0], loop.time() - before - 0.1)
+
+
+async def _drain(s: Stubs) -> tuple[float, int]:
+    """Wait (bounded) until no job is left unfinished; returns how long it took and how many remain."""
+    began = time.monotonic()
+    while True:
+        try:
+            left = len(await history.all_jobs(s, [JOB_TYPE], NON_TERMINAL))
+        except grpc.aio.AioRpcError:
+            left = -1
+        if left == 0 or time.monotonic() - began > DRAIN_S:
+            return time.monotonic() - began, left
+        await asyncio.sleep(0.5)  # re-check the condition
+
+
+def _worker_figures(workers: list[faultproc.WorkerProcess]) -> dict[str, Any]:
+    codes: collections.Counter[str] = collections.Counter()
+    executions: collections.Counter[str] = collections.Counter()
+    server_errors = 0
+    for worker in workers:
+        for record in worker.records():
+            if "code" in record:
+                codes[f"{record['call']}:{record['code']}"] += 1
+                server_errors += record["code"] in ("UNKNOWN", "INTERNAL") and record.get("rich", False)
+            for claim in record.get("claims", ()):
+                executions[claim["job"]] += 1
+    return {
+        "worker_calls_by_outcome": dict(sorted(codes.items())),
+        "jobs_executed_more_than_once": sum(n > 1 for n in executions.values()),
+        "worker_server_errors": server_errors,
+    }
+
+
+@pytest.mark.timeout(150)
+async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    schedule = _kill_schedule(rng)
+    config = faultproc.write_config(tmp_path / "server.toml", settings=CONFIG, retry=RETRY)
+    server = faultproc.ServerProcess(tmp_path, config)
+    workers = [
+        faultproc.WorkerProcess(
+            tmp_path, server.address, worker_id=f"load-{i}", job_type=JOB_TYPE, mode="load", lease_s=LEASE_S
+        )
+        for i in (1, 2)
+    ]
+    log = history.History()
+    with faultproc.cleanup(server, *workers):
+        await server.start()
+        for worker in workers:
+            worker.start()
+        async with faultproc.stubs(server.address) as s:
+            t0 = time.monotonic()
+            stop_lag, lag = asyncio.Event(), [0.0]
+            lag_task = asyncio.create_task(_loop_lag(stop_lag, lag))
+            inflight: set[asyncio.Task[None]] = set()
+            submitters = [
+                asyncio.create_task(_submitter(n, s, random.Random(rng.random()), log, t0 + LOAD_S, inflight))
+                for n in range(SUBMITTERS)
+            ]
+            kills = await _nemesis(server, schedule, t0)
+            await asyncio.gather(*submitters)
+            if inflight:
+                await asyncio.wait(inflight)  # each bounded by GIVE_UP_S
+            load_s = time.monotonic() - t0
+            drain_s, left = await _drain(s)
+            stop_lag.set()
+            await lag_task
+            exit_codes = [worker.stop() for worker in workers]
+
+            jobs = await history.all_jobs(s, [JOB_TYPE])
+            table = history.Table.from_pb(
+                (await s.jobs.GetLifecycle(job_service_pb2.GetLifecycleRequest(job_type=JOB_TYPE))).lifecycle
+            )
+            problems: dict[str, list[str]] = {}
+            illegal = rescues = 0
+            for job in jobs:
+                events = await history.all_events(s, job.id)
+                illegal += history.illegal_transitions(events, table)
+                rescues += sum(e.actor == "system" and e.HasField("transition") for e in events)
+                wrong = history.path_problems(job, events, table)
+                starts = sum(
+                    e.HasField("transition") and e.transition.to_status == job_pb2.JOB_STATUS_RUNNING
+                    for e in events
+                )
+                if starts != job.attempt:
+                    wrong.append(f"{starts} claims recorded but attempt is {job.attempt}")
+                if wrong:
+                    problems[job.id] = wrong
+
+    log.write(tmp_path / "history.jsonl")
+    rids = {job.id: str(json_format.MessageToDict(job.parameters).get("rid", "")) for job in jobs}
+    figures: dict[str, Any] = {
+        "seed": SEED,
+        "kill_schedule": kills,
+        "kills": server.kills,
+        **history.check_creates(log, rids),
+        "jobs": len(jobs),
+        "jobs_by_status": dict(
+            collections.Counter(history.status_name(j.status).removeprefix("JOB_STATUS_") for j in jobs)
+        ),
+        "non_terminal_after_drain": sum(j.status in NON_TERMINAL for j in jobs),
+        "illegal_transitions": illegal,
+        "jobs_with_history_problems": len(problems),
+        "attempts_over_max": sum(j.attempt > j.max_attempts for j in jobs),
+        "attempt_histogram": dict(sorted(collections.Counter(j.attempt for j in jobs).items())),
+        "reaper_rescues": rescues,
+        "acked_after_retry": sum(op.type == "ok" and op.attempts > 1 for op in log.ops),
+        "load_s": round(load_s, 1),
+        "drain_s": round(drain_s, 1),
+        "create_latency_p50_s": history.percentile(
+            [op.complete_t - op.invoke_t for op in log.ops if op.type == "ok"], 50
+        ),
+        "create_latency_p99_s": history.percentile(
+            [op.complete_t - op.invoke_t for op in log.ops if op.type == "ok"], 99
+        ),
+        "test_loop_max_lag_s": round(lag[0], 3),
+        "worker_exit_codes": exit_codes,
+        **_worker_figures(workers),
+    }
+    history.report("server_kill", figures, tmp_path)
+
+    assert server.kills == KILLS
+    assert figures["attempted"] > 100, "the load never got going"
+    assert figures["failed"] == 0, [op for op in log.ops if op.type == "fail"][:5]
+    assert figures["lost"] == 0, figures["lost_request_ids"]
+    assert figures["duplicated"] == 0
+    assert figures["unexpected"] == 0
+    assert left == 0 and figures["non_terminal_after_drain"] == 0, figures["jobs_by_status"]
+    assert illegal == 0 and not problems, dict(list(problems.items())[:5])
+    assert figures["attempts_over_max"] == 0
+    assert figures["worker_server_errors"] == 0, figures["worker_calls_by_outcome"]
+    assert figures["jobs_by_status"].get("COMPLETED", 0) > figures["jobs"] // 2
