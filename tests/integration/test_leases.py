@@ -86,3 +86,39 @@ async def test_retryable_failures_end_failed_after_max_attempts(tmp_path: Path) 
         assert final.attempt == 3
         assert final.stop_reason == job_pb2.STOP_REASON_MAX_ATTEMPTS_EXCEEDED
         assert await flows.claim(s) == []
+
+
+async def test_a_jobs_own_retry_policy_sets_its_backoff(tmp_path: Path) -> None:
+    from google.protobuf import duration_pb2
+
+    from jobwarden.v1 import job_service_pb2
+
+    slow_default = RetryPolicy(initial_backoff_s=3600.0, max_backoff_s=3600.0)
+    async with rpc.server(tmp_path, retry=slow_default) as srv, rpc.stubs(srv.address) as s:
+        request = job_service_pb2.CreateJobRequest(job_type="demo", max_attempts=3)
+        request.retry_policy.initial_backoff.CopyFrom(duration_pb2.Duration(seconds=0))
+        request.retry_policy.max_backoff.CopyFrom(duration_pb2.Duration(seconds=0))
+        job = (await s.jobs.CreateJob(request)).job
+        assert job.retry_policy.max_backoff.seconds == 0
+        assert job.retry_policy.multiplier == 2.0  # unset: the server's default
+        await flows.fail(s, await flows.claim_one(s), "flaky", retryable=True)
+        # With the server's hour-long default this job would not be claimable again now.
+        assert (await flows.claim_one(s)).job.attempt == 2
+
+        other = (await s.jobs.CreateJob(job_service_pb2.CreateJobRequest(job_type="other"))).job
+        assert not other.HasField("retry_policy")
+        bad = job_service_pb2.CreateJobRequest(job_type="demo")
+        bad.retry_policy.multiplier = 0.5
+        failure = await rpc.fails(s.jobs.CreateJob(bad))
+        assert (failure.code, failure.fields) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["retry_policy.multiplier"],
+        )
+        bad = job_service_pb2.CreateJobRequest(job_type="demo")
+        bad.retry_policy.initial_backoff.seconds = 10
+        bad.retry_policy.max_backoff.seconds = 5
+        failure = await rpc.fails(s.jobs.CreateJob(bad))
+        assert (failure.code, failure.fields) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["retry_policy.max_backoff"],
+        )

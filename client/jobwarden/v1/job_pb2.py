@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16jobwarden/v1/job.proto\x12\x0cjobwarden.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\x08Progress\x12\x0f\n\x07percent\x18\x01 \x01(\x01\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04\x64one\x18\x03 \x01(\x03\x12\r\n\x05total\x18\x04 \x01(\x03\">\n\x08JobError\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"\xe5\x06\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x10\n\x08job_type\x18\x03 \x01(\t\x12\x11\n\tlifecycle\x18\x04 \x01(\t\x12\'\n\x06status\x18\x05 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\x12(\n\x08progress\x18\x06 \x01(\x0b\x32\x16.jobwarden.v1.Progress\x12+\n\nparameters\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06result\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x05\x65rror\x18\t \x01(\x0b\x32\x16.jobwarden.v1.JobError\x12-\n\x0bstop_reason\x18\n \x01(\x0e\x32\x18.jobwarden.v1.StopReason\x12\x0f\n\x07\x61ttempt\x18\x0b \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x0c \x01(\x05\x12\x10\n\x08priority\x18\r \x01(\x05\x12-\n\x06labels\x18\x0e \x03(\x0b\x32\x1d.jobwarden.v1.Job.LabelsEntry\x12-\n\trun_after\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61llback_url\x18\x11 \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x12 \x01(\x08\x12\x0c\n\x04\x65tag\x18\x13 \x01(\t\x12/\n\x0b\x63reate_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tworker_id\x18\x18 \x01(\t\x12\x15\n\rlast_sequence\x18\x19 \x01(\x03\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xba\x02\n\x05\x41sset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x12\n\nasset_type\x18\x04 \x01(\t\x12\x0b\n\x03uri\x18\x05 \x01(\t\x12\x14\n\x0cstorage_path\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x08 \x01(\t\x12\x0e\n\x06sha256\x18\t \x01(\t\x12\x33\n\x08metadata\x18\n \x03(\x0b\x32!.jobwarden.v1.Asset.MetadataEntry\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8c\x03\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12+\n\x07\x63reated\x18\n \x01(\x0b\x32\x18.jobwarden.v1.JobCreatedH\x00\x12\x31\n\ntransition\x18\x0b \x01(\x0b\x32\x1b.jobwarden.v1.JobTransitionH\x00\x12*\n\x08progress\x18\x0c \x01(\x0b\x32\x16.jobwarden.v1.ProgressH\x00\x12*\n\x0b\x61sset_added\x18\r \x01(\x0b\x32\x13.jobwarden.v1.AssetH\x00\x12#\n\x03log\x18\x0e \x01(\x0b\x32\x14.jobwarden.v1.JobLogH\x00\x12\x39\n\x10\x63\x61ncel_requested\x18\x0f \x01(\x0b\x32\x1d.jobwarden.v1.CancelRequestedH\x00\x42\x06\n\x04kind\"5\n\nJobCreated\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\"\xa8\x01\n\rJobTransition\x12,\n\x0b\x66rom_status\x18\x01 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\x12*\n\tto_status\x18\x02 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12-\n\x0bstop_reason\x18\x04 \x01(\x0e\x32\x18.jobwarden.v1.StopReason\"\x19\n\x06JobLog\x12\x0f\n\x07message\x18\x01 \x01(\t\"!\n\x0f\x43\x61ncelRequested\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xe1\x01\n\tLifecycle\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x0einitial_status\x18\x02 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\x12)\n\x08statuses\x18\x03 \x03(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x32\n\x11terminal_statuses\x18\x04 \x03(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x36\n\x0btransitions\x18\x05 \x03(\x0b\x32!.jobwarden.v1.LifecycleTransition\"o\n\x13LifecycleTransition\x12,\n\x0b\x66rom_status\x18\x01 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\x12*\n\tto_status\x18\x02 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus*\xe9\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_CREATED\x10\x01\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x02\x12\x16\n\x12JOB_STATUS_RUNNING\x10\x03\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x04\x12\x16\n\x12JOB_STATUS_PARTIAL\x10\x05\x12\x15\n\x11JOB_STATUS_FAILED\x10\x06\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x07\x12\x16\n\x12JOB_STATUS_EXPIRED\x10\x08*\xbc\x02\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSTOP_REASON_USER_CANCELLED\x10\x01\x12 \n\x1cSTOP_REASON_TIMEOUT_EXCEEDED\x10\x02\x12\'\n#STOP_REASON_RESOURCE_LIMIT_EXCEEDED\x10\x03\x12 \n\x1cSTOP_REASON_VALIDATION_ERROR\x10\x04\x12\x1e\n\x1aSTOP_REASON_PROVIDER_ERROR\x10\x05\x12\x1e\n\x1aSTOP_REASON_INTERNAL_ERROR\x10\x06\x12\x1d\n\x19STOP_REASON_LEASE_EXPIRED\x10\x07\x12%\n!STOP_REASON_MAX_ATTEMPTS_EXCEEDED\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16jobwarden/v1/job.proto\x12\x0cjobwarden.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\x08Progress\x12\x0f\n\x07percent\x18\x01 \x01(\x01\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04\x64one\x18\x03 \x01(\x03\x12\r\n\x05total\x18\x04 \x01(\x03\">\n\x08JobError\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"\x96\x07\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x10\n\x08job_type\x18\x03 \x01(\t\x12\x11\n\tlifecycle\x18\x04 \x01(\t\x12\'\n\x06status\x18\x05 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\x12(\n\x08progress\x18\x06 \x01(\x0b\x32\x16.jobwarden.v1.Progress\x12+\n\nparameters\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06result\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x05\x65rror\x18\t \x01(\x0b\x32\x16.jobwarden.v1.JobError\x12-\n\x0bstop_reason\x18\n \x01(\x0e\x32\x18.jobwarden.v1.StopReason\x12\x0f\n\x07\x61ttempt\x18\x0b \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x0c \x01(\x05\x12\x10\n\x08priority\x18\r \x01(\x05\x12-\n\x06labels\x18\x0e \x03(\x0b\x32\x1d.jobwarden.v1.Job.LabelsEntry\x12-\n\trun_after\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61llback_url\x18\x11 \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x12 \x01(\x08\x12\x0c\n\x04\x65tag\x18\x13 \x01(\t\x12/\n\x0b\x63reate_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tworker_id\x18\x18 \x01(\t\x12\x15\n\rlast_sequence\x18\x19 \x01(\x03\x12/\n\x0cretry_policy\x18\x1a \x01(\x0b\x32\x19.jobwarden.v1.RetryPolicy\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x85\x01\n\x0bRetryPolicy\x12\x32\n\x0finitial_backoff\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0bmax_backoff\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nmultiplier\x18\x03 \x01(\x01\"\xba\x02\n\x05\x41sset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x12\n\nasset_type\x18\x04 \x01(\t\x12\x0b\n\x03uri\x18\x05 \x01(\t\x12\x14\n\x0cstorage_path\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x08 \x01(\t\x12\x0e\n\x06sha256\x18\t \x01(\t\x12\x33\n\x08metadata\x18\n \x03(\x0b\x32!.jobwarden.v1.Asset.MetadataEntry\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8c\x03\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12+\n\x07\x63reated\x18\n \x01(\x0b\x32\x18.jobwarden.v1.JobCreatedH\x00\x12\x31\n\ntransition\x18\x0b \x01(\x0b\x32\x1b.jobwarden.v1.JobTransitionH\x00\x12*\n\x08progress\x18\x0c \x01(\x0b\x32\x16.jobwarden.v1.ProgressH\x00\x12*\n\x0b\x61sset_added\x18\r \x01(\x0b\x32\x13.jobwarden.v1.AssetH\x00\x12#\n\x03log\x18\x0e \x01(\x0b\x32\x14.jobwarden.v1.JobLogH\x00\x12\x39\n\x10\x63\x61ncel_requested\x18\x0f \x01(\x0b\x32\x1d.jobwarden.v1.CancelRequestedH\x00\x42\x06\n\x04kind\"5\n\nJobCreated\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\"\xa8\x01\n\rJobTransition\x12,\n\x0b\x66rom_status\x18\x01 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\x12*\n\tto_status\x18\x02 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12-\n\x0bstop_reason\x18\x04 \x01(\x0e\x32\x18.jobwarden.v1.StopReason\"\x19\n\x06JobLog\x12\x0f\n\x07message\x18\x01 \x01(\t\"!\n\x0f\x43\x61ncelRequested\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xe1\x01\n\tLifecycle\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x0einitial_status\x18\x02 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\x12)\n\x08statuses\x18\x03 \x03(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x32\n\x11terminal_statuses\x18\x04 \x03(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x36\n\x0btransitions\x18\x05 \x03(\x0b\x32!.jobwarden.v1.LifecycleTransition\"o\n\x13LifecycleTransition\x12,\n\x0b\x66rom_status\x18\x01 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\x12*\n\tto_status\x18\x02 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus*\xe9\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_CREATED\x10\x01\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x02\x12\x16\n\x12JOB_STATUS_RUNNING\x10\x03\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x04\x12\x16\n\x12JOB_STATUS_PARTIAL\x10\x05\x12\x15\n\x11JOB_STATUS_FAILED\x10\x06\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x07\x12\x16\n\x12JOB_STATUS_EXPIRED\x10\x08*\xbc\x02\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSTOP_REASON_USER_CANCELLED\x10\x01\x12 \n\x1cSTOP_REASON_TIMEOUT_EXCEEDED\x10\x02\x12\'\n#STOP_REASON_RESOURCE_LIMIT_EXCEEDED\x10\x03\x12 \n\x1cSTOP_REASON_VALIDATION_ERROR\x10\x04\x12\x1e\n\x1aSTOP_REASON_PROVIDER_ERROR\x10\x05\x12\x1e\n\x1aSTOP_REASON_INTERNAL_ERROR\x10\x06\x12\x1d\n\x19STOP_REASON_LEASE_EXPIRED\x10\x07\x12%\n!STOP_REASON_MAX_ATTEMPTS_EXCEEDED\x10\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,34 +38,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOB_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_ASSET_METADATAENTRY']._loaded_options = None
   _globals['_ASSET_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATUS']._serialized_start=2460
-  _globals['_JOBSTATUS']._serialized_end=2693
-  _globals['_STOPREASON']._serialized_start=2696
-  _globals['_STOPREASON']._serialized_end=3012
-  _globals['_PROGRESS']._serialized_start=103
-  _globals['_PROGRESS']._serialized_end=176
-  _globals['_JOBERROR']._serialized_start=178
-  _globals['_JOBERROR']._serialized_end=240
-  _globals['_JOB']._serialized_start=243
-  _globals['_JOB']._serialized_end=1112
-  _globals['_JOB_LABELSENTRY']._serialized_start=1067
-  _globals['_JOB_LABELSENTRY']._serialized_end=1112
-  _globals['_ASSET']._serialized_start=1115
-  _globals['_ASSET']._serialized_end=1429
-  _globals['_ASSET_METADATAENTRY']._serialized_start=1382
-  _globals['_ASSET_METADATAENTRY']._serialized_end=1429
-  _globals['_JOBEVENT']._serialized_start=1432
-  _globals['_JOBEVENT']._serialized_end=1828
-  _globals['_JOBCREATED']._serialized_start=1830
-  _globals['_JOBCREATED']._serialized_end=1883
-  _globals['_JOBTRANSITION']._serialized_start=1886
-  _globals['_JOBTRANSITION']._serialized_end=2054
-  _globals['_JOBLOG']._serialized_start=2056
-  _globals['_JOBLOG']._serialized_end=2081
-  _globals['_CANCELREQUESTED']._serialized_start=2083
-  _globals['_CANCELREQUESTED']._serialized_end=2116
-  _globals['_LIFECYCLE']._serialized_start=2119
-  _globals['_LIFECYCLE']._serialized_end=2344
-  _globals['_LIFECYCLETRANSITION']._serialized_start=2346
-  _globals['_LIFECYCLETRANSITION']._serialized_end=2457
+  _globals['_JOBSTATUS']._serialized_start=2677
+  _globals['_JOBSTATUS']._serialized_end=2910
+  _globals['_STOPREASON']._serialized_start=2913
+  _globals['_STOPREASON']._serialized_end=3229
+  _globals['_PROGRESS']._serialized_start=135
+  _globals['_PROGRESS']._serialized_end=208
+  _globals['_JOBERROR']._serialized_start=210
+  _globals['_JOBERROR']._serialized_end=272
+  _globals['_JOB']._serialized_start=275
+  _globals['_JOB']._serialized_end=1193
+  _globals['_JOB_LABELSENTRY']._serialized_start=1148
+  _globals['_JOB_LABELSENTRY']._serialized_end=1193
+  _globals['_RETRYPOLICY']._serialized_start=1196
+  _globals['_RETRYPOLICY']._serialized_end=1329
+  _globals['_ASSET']._serialized_start=1332
+  _globals['_ASSET']._serialized_end=1646
+  _globals['_ASSET_METADATAENTRY']._serialized_start=1599
+  _globals['_ASSET_METADATAENTRY']._serialized_end=1646
+  _globals['_JOBEVENT']._serialized_start=1649
+  _globals['_JOBEVENT']._serialized_end=2045
+  _globals['_JOBCREATED']._serialized_start=2047
+  _globals['_JOBCREATED']._serialized_end=2100
+  _globals['_JOBTRANSITION']._serialized_start=2103
+  _globals['_JOBTRANSITION']._serialized_end=2271
+  _globals['_JOBLOG']._serialized_start=2273
+  _globals['_JOBLOG']._serialized_end=2298
+  _globals['_CANCELREQUESTED']._serialized_start=2300
+  _globals['_CANCELREQUESTED']._serialized_end=2333
+  _globals['_LIFECYCLE']._serialized_start=2336
+  _globals['_LIFECYCLE']._serialized_end=2561
+  _globals['_LIFECYCLETRANSITION']._serialized_start=2563
+  _globals['_LIFECYCLETRANSITION']._serialized_end=2674
 # @@protoc_insertion_point(module_scope)

@@ -57,6 +57,7 @@ class CreateJobRequest(_message.Message):
     CALLBACK_URL_FIELD_NUMBER: _builtins.int
     HOLD_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RETRY_POLICY_FIELD_NUMBER: _builtins.int
     job_type: _builtins.str
     """The kind of work (required; letters, digits, ".", "_", "-", "/", at most 128 characters)."""
     priority: _builtins.int
@@ -85,6 +86,10 @@ class CreateJobRequest(_message.Message):
     def deadline(self) -> _timestamp_pb2.Timestamp:
         """The job becomes EXPIRED if not terminal by this time."""
 
+    @_builtins.property
+    def retry_policy(self) -> _job_pb2.RetryPolicy:
+        """Backoff between attempts for this job; unset fields take the server's defaults."""
+
     def __init__(
         self,
         *,
@@ -98,10 +103,11 @@ class CreateJobRequest(_message.Message):
         callback_url: _builtins.str = ...,
         hold: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        retry_policy: _job_pb2.RetryPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "parameters", b"parameters", "run_after", b"run_after"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "parameters", b"parameters", "retry_policy", b"retry_policy", "run_after", b"run_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_url", b"callback_url", "deadline", b"deadline", "hold", b"hold", "job_type", b"job_type", "labels", b"labels", "max_attempts", b"max_attempts", "parameters", b"parameters", "priority", b"priority", "request_id", b"request_id", "run_after", b"run_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_url", b"callback_url", "deadline", b"deadline", "hold", b"hold", "job_type", b"job_type", "labels", b"labels", "max_attempts", b"max_attempts", "parameters", b"parameters", "priority", b"priority", "request_id", b"request_id", "retry_policy", b"retry_policy", "run_after", b"run_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

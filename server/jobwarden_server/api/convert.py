@@ -71,12 +71,35 @@ def request_of(message: Any) -> Request:
     return Request(id=request_id, fingerprint=digest)
 
 
+def retry_in(request: Any) -> dict[str, float | None]:
+    """CreateJobRequest.retry_policy as JobSpec keyword arguments (None: the server's default)."""
+    if not request.HasField("retry_policy"):
+        return {}
+    policy = request.retry_policy
+    return {
+        "retry_initial_backoff_s": seconds_in(policy, "initial_backoff", 0.0)
+        if policy.HasField("initial_backoff")
+        else None,
+        "retry_max_backoff_s": seconds_in(policy, "max_backoff", 0.0)
+        if policy.HasField("max_backoff")
+        else None,
+        "retry_multiplier": policy.multiplier or None,
+    }
+
+
 def struct_in(field: str, value: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as a plain dict; NaN and infinities (which JSON cannot hold) are INVALID_ARGUMENT."""
     try:
         return json_format.MessageToDict(value)
     except ValueError as err:
         raise InvalidArgument(field, "numbers must be finite (no NaN or Infinity)") from err
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    """Seconds as a Duration."""
+    out = duration_pb2.Duration()
+    out.FromNanoseconds(round(seconds * 1e9))
+    return out
 
 
 def struct_out(value: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
@@ -166,6 +189,14 @@ def job_out(job: Job) -> job_pb2.Job:
         worker_id=job.worker_id,
         last_sequence=job.last_sequence,
     )
+    if job.retry is not None:
+        out.retry_policy.CopyFrom(
+            job_pb2.RetryPolicy(
+                initial_backoff=duration(job.retry.initial_backoff_s),
+                max_backoff=duration(job.retry.max_backoff_s),
+                multiplier=job.retry.multiplier,
+            )
+        )
     if job.error is not None:
         out.error.CopyFrom(
             job_pb2.JobError(

@@ -44,6 +44,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
                 callback_url=request.callback_url,
                 hold=request.hold,
                 request_id=request.request_id,
+                **convert.retry_in(request),
             )
         )
         job = await self._jobs.create(current_principal(), spec)

@@ -23,6 +23,8 @@ MAX_PRIORITY = 1000
 MAX_ATTEMPTS = 100
 MAX_CLAIM = 100
 MAX_URL = 2048
+MAX_BACKOFF_S = 86400.0
+MAX_BACKOFF_MULTIPLIER = 10.0
 
 _JOB_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

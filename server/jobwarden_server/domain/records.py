@@ -8,6 +8,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
+from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
 
 
@@ -63,6 +64,8 @@ class Job:
     lease_duration_s: float
     last_sequence: int
     request_id: str
+    retry: RetryPolicy | None = None
+    """The job's own backoff between attempts; None takes the server's defaults."""
 
     @property
     def etag(self) -> str:

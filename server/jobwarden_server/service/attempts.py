@@ -44,7 +44,7 @@ async def end_attempt(
         and job.attempt < job.max_attempts
         and table.allows(JobStatus.RUNNING, JobStatus.QUEUED)
     ):
-        retry_at = now + dt.timedelta(seconds=retry.backoff_s(job.attempt))
+        retry_at = now + dt.timedelta(seconds=(job.retry or retry).backoff_s(job.attempt))
         to, stop, reason = JobStatus.QUEUED, StopReason.UNSPECIFIED, f"retry after failure: {error.message}"
         changes = store.JobChanges(error=error, run_after=retry_at, clear_lease=True)
     else:

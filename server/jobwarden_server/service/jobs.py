@@ -38,6 +38,10 @@ class JobSpec:
     callback_url: str = ""
     hold: bool = False
     request_id: str = ""
+    retry_initial_backoff_s: float | None = None
+    retry_max_backoff_s: float | None = None
+    retry_multiplier: float | None = None
+    """The job's own backoff; each None takes the server's default."""
 
     def fingerprint(self) -> str:
         """Hash of everything but the request id: a reused request id must carry the same content."""
@@ -104,6 +108,7 @@ class JobsService:
                 request_fingerprint=spec.fingerprint(),
                 now=now,
                 actor=client_actor(who),
+                retry=self._retry_of(spec),
             )
         )
         if not result.created:
@@ -112,6 +117,21 @@ class JobsService:
         if job.status is JobStatus.QUEUED:
             await self._writer.bus.work_available()
         return job
+
+    def _retry_of(self, spec: JobSpec) -> RetryPolicy | None:
+        """The job's backoff: its own values over the server's defaults (None if it set none)."""
+        given = (spec.retry_initial_backoff_s, spec.retry_max_backoff_s, spec.retry_multiplier)
+        if all(v is None for v in given):
+            return None
+        policy = dataclasses.replace(
+            self._retry,
+            initial_backoff_s=self._retry.initial_backoff_s if given[0] is None else given[0],
+            max_backoff_s=self._retry.max_backoff_s if given[1] is None else given[1],
+            multiplier=self._retry.multiplier if given[2] is None else given[2],
+        )
+        if policy.max_backoff_s < policy.initial_backoff_s:
+            raise errors.InvalidArgument("retry_policy.max_backoff", "must not be below initial_backoff")
+        return policy
 
     async def get(self, who: Principal, job_id: str) -> Job:
         """One of the caller's jobs."""
@@ -293,6 +313,16 @@ def check_spec(spec: JobSpec) -> JobSpec:
     limits.check_int("max_attempts", spec.max_attempts, 0, limits.MAX_ATTEMPTS)
     limits.check_url("callback_url", spec.callback_url)
     limits.check_text("request_id", spec.request_id, limit=limits.MAX_ID)
+    for field, seconds in (
+        ("retry_policy.initial_backoff", spec.retry_initial_backoff_s),
+        ("retry_policy.max_backoff", spec.retry_max_backoff_s),
+    ):
+        if seconds is not None and not 0 <= seconds <= limits.MAX_BACKOFF_S:
+            raise errors.InvalidArgument(field, f"must be between 0 s and {limits.MAX_BACKOFF_S:g} s")
+    if spec.retry_multiplier is not None and not 1 <= spec.retry_multiplier <= limits.MAX_BACKOFF_MULTIPLIER:
+        raise errors.InvalidArgument(
+            "retry_policy.multiplier", f"must be between 1 and {limits.MAX_BACKOFF_MULTIPLIER}"
+        )
     return spec
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
 
 
@@ -56,6 +57,8 @@ class JobCreateParams:
     request_fingerprint: str
     now: dt.datetime
     actor: str
+    retry: RetryPolicy | None = None
+    """The job's own backoff; None takes the server's defaults."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
 from jobwarden_server.store._protocol import JobChanges, JobCreateParams, NewEvent
 
@@ -102,6 +103,17 @@ def job_from_row(row: Row) -> Job:
         lease_duration_s=row["lease_duration_s"],
         last_sequence=row["last_sequence"],
         request_id=row["request_id"],
+        retry=_retry_from_row(row),
+    )
+
+
+def _retry_from_row(row: Row) -> RetryPolicy | None:
+    if row["retry_initial_backoff_s"] is None:
+        return None
+    return RetryPolicy(
+        initial_backoff_s=row["retry_initial_backoff_s"],
+        max_backoff_s=row["retry_max_backoff_s"],
+        multiplier=row["retry_multiplier"],
     )
 
 
@@ -209,6 +221,9 @@ def create_values(params: JobCreateParams, now_us: int) -> dict[str, Any]:
         "last_sequence": 1,
         "request_id": params.request_id,
         "request_fingerprint": params.request_fingerprint,
+        "retry_initial_backoff_s": params.retry.initial_backoff_s if params.retry else None,
+        "retry_max_backoff_s": params.retry.max_backoff_s if params.retry else None,
+        "retry_multiplier": params.retry.multiplier if params.retry else None,
     }
 
 

@@ -82,6 +82,10 @@ jobs = sa.Table(
     sa.Column("last_sequence", sa.BigInteger(), nullable=False),
     sa.Column("request_id", sa.String(), nullable=False, server_default=""),
     sa.Column("request_fingerprint", sa.String(), nullable=False),
+    # The job's own retry backoff; NULL takes the server's defaults (see domain.retry.RetryPolicy).
+    sa.Column("retry_initial_backoff_s", sa.Float(), nullable=True),
+    sa.Column("retry_max_backoff_s", sa.Float(), nullable=True),
+    sa.Column("retry_multiplier", sa.Float(), nullable=True),
     sa.CheckConstraint(STATUS_CHECK, name="status"),
     sa.CheckConstraint(STOP_REASON_CHECK, name="stop_reason"),
     sa.CheckConstraint(PROGRESS_CHECK, name=PROGRESS_CHECK_NAME),
