@@ -9,6 +9,7 @@ Config file (all keys optional):
     reaper_interval_seconds = 1           # how often expired leases and deadlines are looked for
     cancel_grace_seconds = 30             # a running job's worker has this long to confirm a cancel
     max_streams_per_owner = 256           # open watch streams + long polls per owner
+    watch_queue_size = 256                # events a live watcher may fall behind before it is cut off
 
     [[tokens]]                            # no tokens = local mode (loopback only, owner "default")
     sha256 = "<hex sha256 of the token>"  # printf %s "$TOKEN" | sha256sum
@@ -81,12 +82,13 @@ class Settings:
     retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
     max_request_bytes: int = 4 << 20
     subscriber_queue_size: int = 256
+    """Events a live watcher may fall behind before its stream ends with WATCHER_TOO_SLOW."""
     shutdown_grace_s: float = 10.0
     reaper_interval_s: float = 1.0
     max_streams_per_owner: int = 256
+    """Watch streams plus long-polling claims one owner may hold open at once."""
     sqlite_busy_timeout_ms: int = 5000
     """How long a SQLite write waits for another process's lock before the RPC gets UNAVAILABLE."""
-    """Watch streams plus long-polling claims one owner may hold open at once."""
     cancel_grace_s: float = 30.0
     """How long a worker has to confirm a cancel of a running job before the server cancels it."""
 
@@ -157,7 +159,7 @@ def _from_file(path: Path) -> dict[str, Any]:
         "cancel_grace_seconds",
         "max_streams_per_owner",
     }
-    known |= {"database_pool_size"}
+    known |= {"database_pool_size", "watch_queue_size"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"config file {path}: unknown keys {unknown}")
@@ -165,13 +167,16 @@ def _from_file(path: Path) -> dict[str, Any]:
     for key in ("listen", "database"):
         if key in raw:
             values[key] = str(raw[key])
-    if "database_pool_size" in raw:
-        pool_size = raw["database_pool_size"]
-        if not isinstance(pool_size, int) or isinstance(pool_size, bool) or pool_size < 1:
-            raise ConfigError(f"config file {path}: database_pool_size must be a whole number >= 1")
-        values["database_pool_size"] = pool_size
-    if "max_streams_per_owner" in raw:
-        values["max_streams_per_owner"] = int(raw["max_streams_per_owner"])
+    for key, field in (
+        ("database_pool_size", "database_pool_size"),
+        ("max_streams_per_owner", "max_streams_per_owner"),
+        ("watch_queue_size", "subscriber_queue_size"),
+    ):
+        if key in raw:
+            number = raw[key]
+            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+                raise ConfigError(f"config file {path}: {key} must be a whole number >= 1")
+            values[field] = number
     for key in ("shutdown_grace", "reaper_interval", "cancel_grace"):
         if f"{key}_seconds" in raw:
             values[f"{key}_s"] = float(raw[f"{key}_seconds"])

@@ -19,6 +19,8 @@ from support.rpc import Stubs
 from jobwarden.v1 import job_pb2, job_service_pb2
 
 LEASE_S = 2.0
+LONG_LEASE_S = 60.0
+"""A lease no test waits out: a job back in the queue before it expires was handed back, not rescued."""
 REAPER_S = 0.5
 MARGIN_S = 3.0
 REQUEUE_BOUND_S = LEASE_S + REAPER_S + MARGIN_S
@@ -209,3 +211,64 @@ async def test_frozen_worker_resumed_after_its_lease_is_refused_every_write(tmp_
     assert final.status == job_pb2.JOB_STATUS_COMPLETED and final.worker_id == "rescuer"
     assert json_format.MessageToDict(final.result) == {"by": "rescuer"}
     assert events[-1].actor == rescuer.actor and final.last_sequence == len(events)
+
+
+@pytest.mark.timeout(90)
+async def test_sigterm_to_a_worker_process_hands_its_jobs_back_at_once_and_it_exits_0(tmp_path: Path) -> None:
+    """The SDK's own signal handling: on SIGTERM the worker claims no more, gives its handlers the
+    shutdown grace, then fails what is still running as retryable, so no job waits out its lease."""
+    server = faultproc.ServerProcess(tmp_path, _config(tmp_path))
+    leaver = faultproc.WorkerProcess(
+        tmp_path, server.address, worker_id="leaver", job_type="held", mode="hold", lease_s=LONG_LEASE_S
+    )
+    rescuer = faultproc.WorkerProcess(
+        tmp_path, server.address, worker_id="rescuer", job_type="held", mode="quick", lease_s=LEASE_S
+    )
+    with faultproc.cleanup(server, leaver, rescuer):
+        await server.start()
+        async with faultproc.stubs(server.address) as s:
+            jobs = [await flows.create(s, "held") for _ in range(3)]
+            leaver.start()
+            async with asyncio.timeout(WAIT_S):
+                for job in jobs:
+                    await _until_progress(s, job.id, "holding")
+            held = [await flows.get(s, job.id) for job in jobs]
+            rescuer.start()  # only now, so every job it runs is one the leaver handed back
+            watchers = [asyncio.create_task(flows.watch(s, j.id, j.last_sequence)) for j in held]
+
+            signalled_at = time.time()
+            exit_code = leaver.stop()  # SIGTERM, then waits (bounded) for the process to exit
+            exited_s = time.time() - signalled_at
+            async with asyncio.timeout(WAIT_S):  # far less than the lease: nobody waits it out
+                watched = await asyncio.gather(*watchers)
+            rescuer.stop()
+            finals = [await flows.get(s, job.id) for job in jobs]
+
+    handed_back = [
+        next(e for e in events if e.HasField("transition") and e.actor == leaver.actor)
+        for _, events in watched
+    ]
+    figures = {
+        "jobs_held": len(jobs),
+        "exit_code": exit_code,
+        "sigterm_to_exit_s": round(exited_s, 3),
+        "sigterm_to_hand_back_s": [round(_seconds(e) - signalled_at, 3) for e in handed_back],
+        "lease_s": LONG_LEASE_S,
+        "finished_by": sorted({j.worker_id for j in finals}),
+    }
+    history.report("worker_sigterm", figures, tmp_path)
+
+    assert {j.worker_id for j in held} == {"leaver"}
+    assert exit_code == 0
+    assert exited_s < LONG_LEASE_S / 4
+    for event in handed_back:
+        assert (event.transition.from_status, event.transition.to_status) == (
+            job_pb2.JOB_STATUS_RUNNING,
+            job_pb2.JOB_STATUS_QUEUED,
+        )
+        assert "worker shutting down" in event.transition.reason, event.transition.reason
+        assert _seconds(event) - signalled_at < LONG_LEASE_S / 4
+    for job, (_, events) in zip(finals, watched, strict=True):
+        assert job.status == job_pb2.JOB_STATUS_COMPLETED and job.worker_id == "rescuer", flows.kinds(events)
+        assert job.attempt == 2
+        assert not any(e.actor == "system" for e in events), "the reaper had to step in"

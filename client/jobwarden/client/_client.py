@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
@@ -13,7 +14,11 @@ import grpc.aio
 
 from jobwarden import errors
 from jobwarden.client import _channel, _convert, _models, _tls
+from jobwarden.client._backoff import backoff
 from jobwarden.v1 import job_service_pb2, job_service_pb2_grpc, worker_service_pb2, worker_service_pb2_grpc
+
+RESUME_ATTEMPTS = 8
+"""Reopenings of a broken watch in a row, without an event in between, before the error is raised."""
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
@@ -311,36 +316,52 @@ class Client:
         return _convert.job_from_pb(response.job)
 
     async def watch_job(
-        self, job_id: str, after_sequence: int = 0
+        self, job_id: str, after_sequence: int = 0, *, resume: bool = True
     ) -> AsyncIterator[_models.Job | _models.JobEvent]:
         """Streams a job: first a :class:`Job` snapshot, then every :class:`JobEvent` in order.
 
         The stream ends after the job's terminal event (at once, after the history, if the job
-        had already ended). To resume after a broken stream (for example
-        :class:`jobwarden.errors.WatcherTooSlow`), watch again with ``after_sequence`` set to the
-        last sequence seen: no event is lost or repeated.
+        had already ended). With ``resume`` (the default), a stream broken by a retryable failure
+        (the server restarting or shutting down, the watch cut off as too slow, a lost connection)
+        is reopened after the last sequence seen, so the caller sees one unbroken stream: the
+        snapshot once, then each event once, in order. Only :data:`RESUME_ATTEMPTS` reopenings in a
+        row that bring no event are tried; then the last error is raised. To resume yourself
+        (``resume=False``), watch again with ``after_sequence`` set to the last sequence seen.
 
         Args:
             job_id: The job.
             after_sequence: Send only events after this sequence (0 sends the whole history).
+            resume: Reopen a broken stream by itself.
 
         Yields:
             The snapshot, then the events.
         """
-        request = job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after_sequence)
-        call = self._job_stub.WatchJob(request, metadata=self._metadata)
-        try:
-            async for response in call:
-                which = response.WhichOneof("item")
-                if which == "job":
-                    yield _convert.job_from_pb(response.job)
-                elif which == "event":
-                    yield _convert.event_from_pb(response.event)
-        except grpc.RpcError as err:
-            raise errors.from_rpc_error(err) from err
-        finally:
-            # Reached on early exit too (break, aclose, cancellation): stop the server's stream.
-            call.cancel()
+        cursor, snapshot_sent, failures = after_sequence, False, 0
+        while True:
+            request = job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=cursor)
+            call = self._job_stub.WatchJob(request, metadata=self._metadata)
+            try:
+                async for response in call:
+                    which = response.WhichOneof("item")
+                    if which == "job" and not snapshot_sent:
+                        snapshot_sent = True
+                        yield _convert.job_from_pb(response.job)
+                    elif which == "event":
+                        failures = 0
+                        cursor = response.event.sequence
+                        yield _convert.event_from_pb(response.event)
+                return
+            except grpc.RpcError as err:
+                error = errors.from_rpc_error(err)
+                if not (resume and error.retryable and failures < RESUME_ATTEMPTS):
+                    raise error from err
+            finally:
+                # Reached on early exit too (break, aclose, cancellation): stop the server's stream.
+                call.cancel()
+            failures += 1
+            # A watch cut off as too slow may come back at once: it is the consumer that was late.
+            if not isinstance(error, errors.WatcherTooSlow):
+                await asyncio.sleep(error.retry_delay or backoff(failures))
 
     async def list_job_events(
         self, job_id: str, *, page_size: int = 0, page_token: str = ""

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import signal
 import socket
 import uuid
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 
 from jobwarden import errors
 from jobwarden.client import _client, _context, _models
+from jobwarden.client._backoff import backoff
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,6 @@ _FATAL_POLL_ERRORS = (
     errors.InvalidArgument,
     errors.Unimplemented,
 )
-_MAX_BACKOFF = 30.0
 _FINISH_ATTEMPTS = 5
 _MIN_EMPTY_POLL = 1.0
 # The server caps error messages; a traceback-sized message would be refused and lose the failure.
@@ -38,11 +37,6 @@ _MAX_MESSAGE_CHARS = 4000
 def _default_worker_id() -> str:
     # pid alone collides across containers (everyone is pid 1); the suffix keeps restarts apart too.
     return f"{socket.gethostname()[:64]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def _backoff(attempt: int, base: float = 0.5) -> float:
-    delay = min(_MAX_BACKOFF, base * 2.0**attempt)
-    return delay * random.uniform(0.5, 1.0)  # jitter so a fleet does not retry in lockstep
 
 
 class Worker:
@@ -221,7 +215,7 @@ class Worker:
                 logger.error("worker %s cannot claim jobs (%s); stopping", self.worker_id, err)
                 raise
             except errors.JobwardenError as err:
-                delay = err.retry_delay or _backoff(failures)
+                delay = err.retry_delay or backoff(failures)
                 failures += 1
                 logger.warning("claiming failed (%s); retrying in %.1fs", err, delay)
                 await self._wait_until_stopping(asyncio.sleep(delay))
@@ -423,7 +417,7 @@ class Worker:
                 if not err.retryable or attempt == _FINISH_ATTEMPTS - 1:
                     logger.error("job %s: reporting its outcome failed: %s", ctx.job.id, err)
                     return
-                await asyncio.sleep(err.retry_delay or _backoff(attempt))
+                await asyncio.sleep(err.retry_delay or backoff(attempt))
 
     # --- shutdown ---------------------------------------------------------------------------------
 

@@ -1,18 +1,21 @@
 """In-process fan-out of committed events.
 
-The bus is a wake-up path, not the record: the events table is. A subscriber's queue is bounded; when
-it overflows, the queue is dropped and the subscriber is told to catch up from the table. So a slow
-watcher costs at most `maxsize` events of memory, and a missed or reordered publication is repaired by
-reading the table (the watcher sees a gap in sequences). The same holds for wake-ups arriving from
-other replicas, which carry no event bodies at all.
+The bus is a wake-up path, not the record: the events table is. A subscriber's queue is bounded, so a
+watcher costs at most `maxsize` events of memory. When the queue overflows while its watcher reads the
+table, the queue is dropped and the watcher re-reads after its cursor; when it overflows while the
+watcher is live, the watcher is not taking what it is sent and is cut off (TOO_SLOW): it resumes from
+its last sequence, like after any broken stream. A missed or reordered publication is repaired by
+reading the table (the watcher sees a gap in sequences), and so are the wake-ups arriving from other
+replicas, which carry no event bodies at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from jobwarden_server.domain.errors import ShuttingDown
@@ -21,37 +24,62 @@ from jobwarden_server.domain.records import Event
 logger = logging.getLogger(__name__)
 
 CATCH_UP = None
-"""Delivered instead of an event when the subscriber must re-read the table (overflow)."""
+"""Delivered instead of an event when the subscriber must re-read the table after its cursor."""
+
+
+class CutOff(enum.Enum):
+    TOO_SLOW = "too_slow"
+    """Delivered, and then nothing more, once a live subscriber's queue overflowed: end the watch."""
+
+
+TOO_SLOW = CutOff.TOO_SLOW
 
 
 class Subscription:
     """Events of one job as they are committed, at most `maxsize` buffered."""
 
-    def __init__(self, job_id: str, maxsize: int) -> None:
+    def __init__(
+        self, job_id: str, maxsize: int, on_cut_off: Callable[[Subscription], None] | None = None
+    ) -> None:
         self.job_id = job_id
+        self._on_cut_off = on_cut_off
         self._maxsize = maxsize
         self._items: collections.deque[Event | None] = collections.deque()
         self._ready = asyncio.Event()
         self.overflows = 0
+        self.reading_table = False
+        """Set by the reader while it reads the table: an overflow then only means "read on"."""
+        self.cut_off = False
         self.closed = False
 
     def offer(self, event: Event | None) -> None:
-        """Queue an event (or a bare wake-up, None); on overflow replace everything by CATCH_UP."""
+        """Queue an event (or a bare wake-up, None); see the module for what an overflow does."""
+        if self.cut_off:
+            return
         if event is CATCH_UP and self._items and self._items[-1] is CATCH_UP:
             return  # the re-read already queued will find whatever this wake-up is about
         if len(self._items) >= self._maxsize:
             self._items.clear()
             self.overflows += 1
+            if not self.reading_table:
+                self.cut_off = True
+                if self._on_cut_off is not None:
+                    self._on_cut_off(self)
+                self._ready.set()
+                return
             event = CATCH_UP
         self._items.append(event)
         self._ready.set()
 
-    async def get(self) -> Event | None:
-        """The next event, or CATCH_UP when the caller must read the table after its cursor.
+    async def get(self) -> Event | CutOff | None:
+        """The next event; CATCH_UP when the caller must read the table after its cursor; TOO_SLOW
+        when it was cut off.
 
         Raises ShuttingDown once the bus is closed: the watcher's stream ends with a retryable status
         and the client resumes, from its last sequence, on another replica or after the restart."""
         while not self._items:
+            if self.cut_off:
+                return TOO_SLOW
             if self.closed:
                 raise ShuttingDown("server is shutting down; resume the watch from the last sequence seen")
             self._ready.clear()
@@ -76,11 +104,13 @@ class EventBus:
         self.closed = False
         self.claimers_waiting = 0
         """Long polls waiting for work right now (for metrics and tests)."""
+        self.watchers_cut_off = 0
+        """Watches ended as too slow since start-up (for metrics and tests)."""
 
     @contextmanager
     def subscribe(self, job_id: str) -> Iterator[Subscription]:
         """Subscribe for the duration of the `with` block (subscribe before reading the table)."""
-        sub = Subscription(job_id, self._queue_size)
+        sub = Subscription(job_id, self._queue_size, self._count_cut_off)
         if self.closed:
             sub.close()
         self._subscribers[job_id].add(sub)
@@ -93,6 +123,10 @@ class EventBus:
                 if not subs:
                     del self._subscribers[job_id]
                     self._published.pop(job_id, None)
+
+    def _count_cut_off(self, sub: Subscription) -> None:
+        self.watchers_cut_off += 1
+        logger.info("a watcher of job %s fell %d events behind and was cut off", sub.job_id, self._queue_size)
 
     def publish(self, events: Iterable[Event]) -> None:
         """Hand committed events to their job's subscribers. Never blocks."""

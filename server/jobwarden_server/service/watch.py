@@ -2,8 +2,9 @@
 
 The subscription is opened before the table is read, so an event committed in between is either in
 the table read or in the subscription (or both: duplicates are dropped by sequence). Any gap in the
-live sequence, or an overflow of the bounded subscription, sends the watcher back to the table. So
-delivery is in order, without gaps or duplicates, and memory per watcher is bounded.
+live sequence, or a wake-up without an event, sends the watcher back to the table. So delivery is in
+order, without gaps or duplicates. Memory per watcher is bounded: a watcher that falls a whole queue
+behind while live is cut off with WATCHER_TOO_SLOW (retryable) naming the sequence to resume after.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import AsyncIterator
 
 from jobwarden_server import store
 from jobwarden_server.domain.auth import Principal
-from jobwarden_server.domain.errors import InvalidArgument
+from jobwarden_server.domain.errors import InvalidArgument, WatcherTooSlow
 from jobwarden_server.domain.records import Event, Job
+from jobwarden_server.events.bus import CutOff
 from jobwarden_server.service.jobs import terminal_event
 from jobwarden_server.service.streams import StreamSlots
 from jobwarden_server.service.writer import JobWriter
@@ -40,14 +42,22 @@ class WatchService:
                 return
             cursor = after_sequence
             while True:
+                subscription.reading_table = True
                 async for event in self._from_table(who.owner, job_id, cursor):
                     cursor = event.sequence
                     yield event
                     if terminal_event(event):
                         return
-                # Live: take events while they follow on; a gap or an overflow means "read the table".
+                subscription.reading_table = False
+                # Live: take events while they follow on; a gap or a bare wake-up means "read the table".
                 while True:
                     item = await subscription.get()
+                    if item is CutOff.TOO_SLOW:
+                        raise WatcherTooSlow(
+                            f"the watch fell too far behind and was cut off; watch again with "
+                            f"after_sequence={cursor}",
+                            metadata={"job_id": job_id, "after_sequence": str(cursor)},
+                        )
                     if item is None or item.sequence > cursor + 1:
                         break
                     if item.sequence == cursor + 1:

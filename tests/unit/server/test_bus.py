@@ -1,11 +1,12 @@
-"""The event bus: bounded per-subscriber memory, catch-up on overflow."""
+"""The event bus: bounded per-subscriber memory; an overflow means "read on" while reading the table
+and "cut off" while live."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from jobwarden_server.domain.records import Event, EventKind
-from jobwarden_server.events.bus import CATCH_UP, EventBus
+from jobwarden_server.events.bus import CATCH_UP, TOO_SLOW, EventBus
 
 
 def _event(job_id: str, sequence: int) -> Event:
@@ -31,13 +32,26 @@ async def test_events_reach_only_their_jobs_subscribers_in_order() -> None:
     assert bus.subscriber_count() == 0
 
 
-async def test_a_slow_subscriber_is_bounded_and_told_to_catch_up() -> None:
+async def test_a_subscriber_overflowing_while_it_reads_the_table_is_bounded_and_told_to_read_on() -> None:
     bus = EventBus(subscriber_queue_size=4)
     with bus.subscribe("a") as sub:
+        sub.reading_table = True
         bus.publish(_event("a", n) for n in range(1, 1001))
         items = []
         while sub._items:  # drain what is buffered without waiting
             items.append(await sub.get())
         assert len(items) <= 4
         assert CATCH_UP in items
-        assert sub.overflows > 0
+        assert sub.overflows > 0 and not sub.cut_off
+
+
+async def test_a_live_subscriber_that_overflows_is_cut_off_and_buffers_nothing_more() -> None:
+    bus = EventBus(subscriber_queue_size=4)
+    with bus.subscribe("a") as sub:
+        bus.publish(_event("a", n) for n in range(1, 5))
+        assert not sub.cut_off  # a full queue is not yet an overflow
+        bus.publish(_event("a", n) for n in range(5, 1001))
+        assert sub.cut_off and not sub._items
+        assert await sub.get() is TOO_SLOW
+        bus.poke("a")
+        assert await sub.get() is TOO_SLOW  # nothing is queued after the cut-off, not even wake-ups
