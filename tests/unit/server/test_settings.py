@@ -26,6 +26,8 @@ def test_full_config(tmp_path: Path) -> None:
         f"""
 listen = "0.0.0.0:6000"
 database = "x.db"
+max_streams_per_owner = 7
+watch_queue_size = 9
 [[tokens]]
 sha256 = "{digest}"
 owner = "acme"
@@ -47,6 +49,7 @@ default_max_attempts = 5
     assert table.name == "review" and table.allows(JobStatus.RUNNING, JobStatus.COMPLETED)
     assert loaded.lifecycles.for_job_type("other").name == "standard"
     assert loaded.retry.default_max_attempts == 5
+    assert (loaded.max_streams_per_owner, loaded.subscriber_queue_size) == (7, 9)
 
 
 @pytest.mark.parametrize(
@@ -68,6 +71,8 @@ default_max_attempts = 5
         ('[[tokens]]\nsha256 = "abc"\nowner = "a"', "64 hex"),
         ("surprise = 1", "unknown keys"),
         ("listen = ", "config file"),
+        ('max_streams_per_owner = "many"', "max_streams_per_owner must be a whole number"),
+        ("watch_queue_size = 0", "watch_queue_size must be a whole number"),
     ],
 )
 def test_wrong_configs_are_refused_with_a_clear_message(tmp_path: Path, text: str, message: str) -> None:
