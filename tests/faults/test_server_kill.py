@@ -1,6 +1,6 @@
 """Server kill -9 under load: no acknowledged job lost or duplicated, every job ends, every history legal.
 
-A real `jobwarden serve` (SQLite file, fast reaper) is SIGKILLed three times at seeded moments while
+A real `jobwarden serve` (SQLite file or PostgreSQL, fast reaper) is SIGKILLed three times at seeded moments while
 submitters create jobs and two SDK worker processes run them; each time it is restarted on the same
 database and port. Submitters retry an unanswered CreateJob with the same request_id, and record every
 operation as acknowledged (`ok`), refused (`fail`) or unknown (`info`). After the load, the jobs drain;
@@ -191,11 +191,13 @@ def _worker_figures(workers: list[faultproc.WorkerProcess]) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(150)
-async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(tmp_path: Path) -> None:
+async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(
+    tmp_path: Path, database: str
+) -> None:
     rng = random.Random(SEED)
     schedule = _kill_schedule(rng)
     config = faultproc.write_config(tmp_path / "server.toml", settings=CONFIG, retry=RETRY)
-    server = faultproc.ServerProcess(tmp_path, config)
+    server = faultproc.ServerProcess(tmp_path, config, database=database)
     workers = [
         faultproc.WorkerProcess(
             tmp_path, server.address, worker_id=f"load-{i}", job_type=JOB_TYPE, mode="load", lease_s=LEASE_S
@@ -249,6 +251,7 @@ async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(tmp_pat
     log.write(tmp_path / "history.jsonl")
     rids = {job.id: str(json_format.MessageToDict(job.parameters).get("rid", "")) for job in jobs}
     figures: dict[str, Any] = {
+        "store": history.store_name(database),
         "seed": SEED,
         "kill_schedule": kills,
         "kills": server.kills,
@@ -276,7 +279,7 @@ async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(tmp_pat
         "worker_exit_codes": exit_codes,
         **_worker_figures(workers),
     }
-    history.report("server_kill", figures, tmp_path)
+    history.report(f"server_kill_{figures['store']}", figures, tmp_path)
 
     assert server.kills == KILLS
     assert figures["attempted"] > 100, "the load never got going"

@@ -80,9 +80,9 @@ async def _until_logged(worker: faultproc.WorkerProcess, call: str) -> list[dict
 
 @pytest.mark.timeout(90)
 async def test_killed_workers_jobs_are_requeued_within_the_bound_and_finished_by_another(
-    tmp_path: Path,
+    tmp_path: Path, database: str
 ) -> None:
-    server = faultproc.ServerProcess(tmp_path, _config(tmp_path))
+    server = faultproc.ServerProcess(tmp_path, _config(tmp_path), database=database)
     victim = faultproc.WorkerProcess(
         tmp_path, server.address, worker_id="victim", job_type="held", mode="hold", lease_s=LEASE_S
     )
@@ -127,7 +127,7 @@ async def test_killed_workers_jobs_are_requeued_within_the_bound_and_finished_by
         "false_lease_expiries": len(alive_refusals),
         "finished_by": sorted({j.worker_id for j in finals}),
     }
-    history.report("worker_kill", figures, tmp_path)
+    history.report(f"worker_kill_{history.store_name(database)}", figures, tmp_path)
 
     assert all(0 < t <= REQUEUE_BOUND_S for t in requeue_s), requeue_s
     assert not alive_refusals, "a live, heartbeating worker lost a lease"
@@ -140,8 +140,10 @@ async def test_killed_workers_jobs_are_requeued_within_the_bound_and_finished_by
 
 
 @pytest.mark.timeout(90)
-async def test_frozen_worker_resumed_after_its_lease_is_refused_every_write(tmp_path: Path) -> None:
-    server = faultproc.ServerProcess(tmp_path, _config(tmp_path))
+async def test_frozen_worker_resumed_after_its_lease_is_refused_every_write(
+    tmp_path: Path, database: str
+) -> None:
+    server = faultproc.ServerProcess(tmp_path, _config(tmp_path), database=database)
     zombie = faultproc.WorkerProcess(
         tmp_path, server.address, worker_id="zombie", job_type="frozen", mode="zombie", lease_s=LEASE_S
     )
@@ -199,7 +201,7 @@ async def test_frozen_worker_resumed_after_its_lease_is_refused_every_write(tmp_
         "final_status": history.status_name(final.status),
         "finished_by": final.worker_id,
     }
-    history.report("worker_freeze", figures, tmp_path)
+    history.report(f"worker_freeze_{history.store_name(database)}", figures, tmp_path)
 
     assert flows.kinds(while_frozen)[-1] == "RUNNING->COMPLETED", flows.kinds(while_frozen)
     assert stopped_at < _seconds(rescued) < resumed_at, "the job was not rescued while the worker was frozen"

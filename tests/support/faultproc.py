@@ -136,11 +136,22 @@ def _reap(p: subprocess.Popen[str], sig: signal.Signals, timeout: float) -> int:
 
 
 class ServerProcess:
-    """`jobwarden serve --config ... --database ... --listen 127.0.0.1:<port>`, restartable in place."""
+    """`jobwarden serve --config ... --database ... --listen 127.0.0.1:<port>`, restartable in place.
 
-    def __init__(self, workdir: Path, config: Path, *, port: int | None = None, name: str = "server") -> None:
+    The database is a SQLite file in `workdir` unless `database` names another file or a PostgreSQL URL.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        config: Path,
+        *,
+        port: int | None = None,
+        name: str = "server",
+        database: str | None = None,
+    ) -> None:
         self.workdir = workdir
-        self.database = workdir / f"{name}.db"
+        self.database = database or str(workdir / f"{name}.db")
         self.config = config
         self.port = port or free_port()
         self.name = name

@@ -181,6 +181,11 @@ async def all_events(s: Stubs, job_id: str) -> list[job_pb2.JobEvent]:
             return out
 
 
+def store_name(database: str) -> str:
+    """ "postgres" or "sqlite", for a server's --database value (figures name the store they measured)."""
+    return "postgres" if database.startswith("postgresql") else "sqlite"
+
+
 def report(name: str, figures: Mapping[str, Any], directory: Path) -> Path:
     """Print the figures (visible with `pytest -s`) and write them as JSON beside the test's files."""
     text = json.dumps(figures, indent=2, sort_keys=True, default=str)
