@@ -24,6 +24,7 @@ from jobwarden.client import (
     Progress,
     StopReason,
 )
+from jobwarden.client import RetryPolicy as SdkRetryPolicy
 from jobwarden_server import app
 from jobwarden_server.domain.auth import Role
 from jobwarden_server.domain.lifecycle import Lifecycles
@@ -569,3 +570,23 @@ async def test_unauthenticated_and_permission_denied_are_typed(tmp_path: Path) -
             claim = await claim_only(worker_only)
             assert claim.job.id == job.id
             assert (await alice.get_job(job.id)).status is JobStatus.RUNNING
+
+
+async def test_a_jobs_own_retry_policy_is_sent_returned_and_used(tmp_path: Path) -> None:
+    slow_default = RetryPolicy(initial_backoff_s=3600.0, max_backoff_s=3600.0)
+    async with rpc.server(tmp_path, retry=slow_default) as srv, Client(srv.address) as client:
+        quick = SdkRetryPolicy(initial_backoff=0.0, max_backoff=0.0)
+        job = await client.create_job("demo", max_attempts=3, retry_policy=quick)
+        assert job.retry_policy == SdkRetryPolicy(initial_backoff=0.0, max_backoff=0.0, multiplier=2.0)
+        plain = await client.create_job("other")
+        assert plain.retry_policy is None  # the server's default applies
+
+        claim = await claim_only(client)
+        requeued = await client.fail_job(job.id, claim.lease_token, "flaky", retryable=True)
+        assert requeued.status is JobStatus.QUEUED
+        again = await claim_only(client)  # claimable at once: the job's policy, not the hour-long default
+        assert (again.job.id, again.job.attempt) == (job.id, 2)
+
+        with pytest.raises(errors.InvalidArgument) as caught:
+            await client.create_job("demo", retry_policy=SdkRetryPolicy(initial_backoff=5, max_backoff=1))
+        assert caught.value.field_violations[0].field.startswith("retry_policy")

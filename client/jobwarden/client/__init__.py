@@ -25,6 +25,7 @@ from jobwarden.client._models import (
     JobStatus,
     Lifecycle,
     Progress,
+    RetryPolicy,
     StopReason,
 )
 from jobwarden.client._tls import TlsOptions
@@ -48,6 +49,7 @@ __all__ = [
     "PartialResult",
     "PermanentError",
     "Progress",
+    "RetryPolicy",
     "StopReason",
     "TlsOptions",
     "Worker",

@@ -145,6 +145,7 @@ class Client:
         priority: int = 0,
         labels: Mapping[str, str] | None = None,
         max_attempts: int = 0,
+        retry_policy: _models.RetryPolicy | None = None,
         run_after: datetime | None = None,
         deadline: datetime | None = None,
         callback_url: str = "",
@@ -159,6 +160,7 @@ class Client:
             priority: Higher runs first (-1000..1000).
             labels: Free-form labels, usable as list filters.
             max_attempts: Attempts allowed (0 means the server default).
+            retry_policy: How long to wait before each retry (None means the server default).
             run_after: Not claimable before this time (naive datetimes are taken as UTC).
             deadline: The job expires if not terminal by this time.
             callback_url: URL notified when the job ends.
@@ -185,6 +187,8 @@ class Client:
             hold=hold,
             request_id=_request_id(request_id),
         )
+        if retry_policy is not None:
+            request.retry_policy.CopyFrom(_convert.retry_policy_to_pb(retry_policy))
         if run_after is not None:
             request.run_after.CopyFrom(_convert.time_to_pb(run_after))
         if deadline is not None:

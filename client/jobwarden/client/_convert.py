@@ -73,6 +73,24 @@ def duration_to_pb(seconds: float) -> duration_pb2.Duration:
     return d
 
 
+def retry_policy_to_pb(policy: _models.RetryPolicy) -> job_pb2.RetryPolicy:
+    """Converts a RetryPolicy."""
+    return job_pb2.RetryPolicy(
+        initial_backoff=duration_to_pb(policy.initial_backoff),
+        max_backoff=duration_to_pb(policy.max_backoff),
+        multiplier=policy.multiplier,
+    )
+
+
+def retry_policy_from_pb(msg: job_pb2.RetryPolicy) -> _models.RetryPolicy:
+    """Converts a RetryPolicy message."""
+    return _models.RetryPolicy(
+        initial_backoff=msg.initial_backoff.ToTimedelta().total_seconds(),
+        max_backoff=msg.max_backoff.ToTimedelta().total_seconds(),
+        multiplier=msg.multiplier,
+    )
+
+
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     """Converts a Struct to a plain dict (numbers come back as floats)."""
     return json_format.MessageToDict(struct)
@@ -133,6 +151,7 @@ def job_from_pb(msg: job_pb2.Job) -> _models.Job:
         start_time=time_from_pb(msg.start_time) if msg.HasField("start_time") else None,
         complete_time=time_from_pb(msg.complete_time) if msg.HasField("complete_time") else None,
         worker_id=msg.worker_id,
+        retry_policy=retry_policy_from_pb(msg.retry_policy) if msg.HasField("retry_policy") else None,
         last_sequence=msg.last_sequence,
     )
 
@@ -269,6 +288,8 @@ def job_to_pb(job: _models.Job) -> job_pb2.Job:
     )
     if job.result is not None:
         msg.result.CopyFrom(dict_to_struct(job.result))
+    if job.retry_policy is not None:
+        msg.retry_policy.CopyFrom(retry_policy_to_pb(job.retry_policy))
     if job.error is not None:
         msg.error.CopyFrom(
             job_pb2.JobError(

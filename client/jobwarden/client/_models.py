@@ -112,6 +112,22 @@ class JobError:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How long a job waits before each retry: ``initial_backoff * multiplier ** (retry - 1)``, at most
+    ``max_backoff``, with jitter. The number of attempts is the job's ``max_attempts``.
+
+    Attributes:
+        initial_backoff: Seconds before the first retry (0 to 1 day).
+        max_backoff: Longest wait in seconds (0 to 1 day, not below ``initial_backoff``).
+        multiplier: Growth per retry (1 to 10; 0 means the server's default).
+    """
+
+    initial_backoff: float
+    max_backoff: float
+    multiplier: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     """One unit of work, as the server last reported it.
 
@@ -141,6 +157,7 @@ class Job:
         complete_time: When the job reached its terminal state.
         worker_id: The worker holding the lease, while RUNNING.
         last_sequence: Sequence of the job's latest event (resume a watch after it).
+        retry_policy: The job's own retry timing; None when the server's default applies.
     """
 
     id: str
@@ -168,6 +185,7 @@ class Job:
     complete_time: datetime | None = None
     worker_id: str = ""
     last_sequence: int = 0
+    retry_policy: RetryPolicy | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -27,6 +27,7 @@ CLIENT_EXPORTS = [
     "PartialResult",
     "PermanentError",
     "Progress",
+    "RetryPolicy",
     "StopReason",
     "TlsOptions",
     "Worker",
