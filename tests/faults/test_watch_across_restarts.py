@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from support import faultproc, flows, waiting
 
+from jobwarden import errors
 from jobwarden.client import Client, Job, JobEvent
 
 WAIT_S = 30.0
@@ -54,3 +55,10 @@ async def test_sdk_watch_sees_every_event_once_across_a_server_restart(tmp_path:
     assert [e.sequence for e in events if isinstance(e, JobEvent)] == [e.sequence for e in recorded]
     assert len(recorded) == 6  # created, claimed, progress 10, progress 20, asset, completed
     assert flows.kinds(recorded)[-1] == "RUNNING->COMPLETED"
+
+
+async def test_a_watch_that_cannot_start_fails_at_once_instead_of_resuming() -> None:
+    async with Client(f"127.0.0.1:{faultproc.free_port()}") as client:  # nobody listens there
+        async with asyncio.timeout(WAIT_S / 3):
+            with pytest.raises(errors.Unavailable):
+                await anext(client.watch_job("0" * 32))

@@ -325,11 +325,12 @@ class Client:
         """Streams a job: first a :class:`Job` snapshot, then every :class:`JobEvent` in order.
 
         The stream ends after the job's terminal event (at once, after the history, if the job
-        had already ended). With ``resume`` (the default), a stream broken by a retryable failure
-        (the server restarting or shutting down, the watch cut off as too slow, a lost connection)
-        is reopened after the last sequence seen, so the caller sees one unbroken stream: the
-        snapshot once, then each event once, in order. Only :data:`RESUME_ATTEMPTS` reopenings in a
-        row that bring no event are tried; then the last error is raised. To resume yourself
+        had already ended). With ``resume`` (the default), a stream that started and then broke on a
+        retryable failure (the server restarting or shutting down, the watch cut off as too slow, a
+        lost connection) is reopened after the last sequence seen, so the caller sees one unbroken
+        stream: the snapshot once, then each event once, in order. Only :data:`RESUME_ATTEMPTS`
+        reopenings in a row that bring no event are tried; then the last error is raised. A watch
+        that cannot start at all fails at once, like any call. To resume yourself
         (``resume=False``), watch again with ``after_sequence`` set to the last sequence seen.
 
         Args:
@@ -357,7 +358,7 @@ class Client:
                 return
             except grpc.RpcError as err:
                 error = errors.from_rpc_error(err)
-                if not (resume and error.retryable and failures < RESUME_ATTEMPTS):
+                if not (resume and snapshot_sent and error.retryable and failures < RESUME_ATTEMPTS):
                     raise error from err
             finally:
                 # Reached on early exit too (break, aclose, cancellation): stop the server's stream.
