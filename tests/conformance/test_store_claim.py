@@ -169,3 +169,23 @@ async def test_concurrent_claimers_never_get_the_same_job_and_together_get_all(
         ).scalar_one()
     assert [tuple(r) for r in rows] == [("RUNNING", 1, 2, 2, total)]
     assert transitions == total
+
+
+async def test_a_claim_records_its_request_id_and_events_by_request_finds_every_job_it_took(
+    store: SqlStore, create_job: CreateJob, clock: Any
+) -> None:
+    jobs = [await create_job() for _ in range(3)]
+    taken = await store.job_claim(
+        _claim(clock.tick(), limit=2, request_id="claim-7", request_fingerprint="f7")
+    )
+    await store.job_claim(_claim(clock.tick(), limit=1))  # another claim, without a request_id
+
+    found = await store.events_by_request("alice", "claim-7")
+    assert sorted(e.job_id for e in found) == sorted(c.job.id for c in taken)
+    assert {c.job.id for c in taken} < {j.id for j in jobs}
+    assert all(e.data["request_fingerprint"] == "f7" and e.data["to"] == "RUNNING" for e in found)
+    assert [e.create_time for e in found] == [
+        next(c.job.start_time for c in taken if c.job.id == e.job_id) for e in found
+    ]
+    assert await store.events_by_request("bob", "claim-7") == []  # another owner's request ids are apart
+    assert await store.events_by_request("alice", "nothing") == []

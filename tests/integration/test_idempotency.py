@@ -1,10 +1,11 @@
-"""CreateJob with a request_id is idempotent."""
+"""Every mutating call with a request_id is idempotent: a retry gets the first outcome."""
 
 from __future__ import annotations
 
 import asyncio
 
 import grpc
+from google.protobuf import duration_pb2
 from support import flows, rpc
 
 from jobwarden.v1 import job_pb2, job_service_pb2, worker_service_pb2
@@ -101,3 +102,78 @@ async def test_retried_fail_and_cancel_answer_with_the_first_outcome(stubs: rpc.
     other = job_service_pb2.CancelJobRequest(job_id=queued.id, request_id="c-2")
     failure = await rpc.fails(stubs.jobs.CancelJob(other))
     assert (failure.code, failure.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "INVALID_TRANSITION")
+
+
+NO_BACKOFF = job_pb2.RetryPolicy(initial_backoff=duration_pb2.Duration(), max_backoff=duration_pb2.Duration())
+
+
+async def test_a_fail_retried_after_the_job_was_claimed_again_answers_with_what_it_did(
+    stubs: rpc.Stubs,
+) -> None:
+    job = await flows.create(stubs, max_attempts=3, retry_policy=NO_BACKOFF)
+    first_claim = await flows.claim_one(stubs)
+    fail = worker_service_pb2.FailJobRequest(
+        job_id=job.id,
+        lease_token=first_claim.lease_token,
+        error=job_pb2.JobError(message="flaky", retryable=True),
+        request_id="f-again",
+    )
+    first = (await stubs.workers.FailJob(fail)).job
+    assert (first.status, first.attempt) == (job_pb2.JOB_STATUS_QUEUED, 1)
+    [second_claim] = await flows.claim(stubs, worker_id="w2")
+    await flows.progress(stubs, second_claim, 40)
+
+    late = (await stubs.workers.FailJob(fail)).job  # the retry of a call whose reply was lost
+    assert (late.status, late.attempt, late.worker_id) == (job_pb2.JOB_STATUS_QUEUED, 1, "")
+    assert late.last_sequence == first.last_sequence
+    now = await flows.get(stubs, job.id)
+    assert (now.status, now.attempt, now.worker_id) == (job_pb2.JOB_STATUS_RUNNING, 2, "w2")
+    assert flows.kinds(await flows.events(stubs, job.id)) == [
+        "created",
+        "QUEUED->RUNNING",
+        "RUNNING->QUEUED",
+        "QUEUED->RUNNING",
+        "progress",
+    ]
+
+
+async def test_a_retried_claim_gets_the_jobs_the_first_call_claimed_and_claims_no_more(
+    stubs: rpc.Stubs,
+) -> None:
+    jobs = [await flows.create(stubs) for _ in range(4)]
+    request = worker_service_pb2.ClaimJobsRequest(
+        worker_id="w1", job_types=["demo"], max_jobs=2, request_id="claim-1"
+    )
+    first = list((await stubs.workers.ClaimJobs(request)).claims)
+    again = list((await stubs.workers.ClaimJobs(request)).claims)
+    assert [c.job.id for c in first] == [j.id for j in jobs[:2]]
+    assert [(c.job.id, c.lease_token) for c in again] == [(c.job.id, c.lease_token) for c in first]
+    queued = await stubs.jobs.ListJobs(job_service_pb2.ListJobsRequest(statuses=[job_pb2.JOB_STATUS_QUEUED]))
+    assert sorted(j.id for j in queued.jobs) == sorted(j.id for j in jobs[2:])
+
+    # A claimed job that has moved on since is not handed out again under the old lease.
+    await flows.complete(stubs, first[0])
+    later = list((await stubs.workers.ClaimJobs(request)).claims)
+    assert [(c.job.id, c.lease_token) for c in later] == [(first[1].job.id, first[1].lease_token)]
+
+    other = worker_service_pb2.ClaimJobsRequest(worker_id="w1", job_types=["demo"], request_id="claim-1")
+    failure = await rpc.fails(stubs.workers.ClaimJobs(other))
+    assert (failure.code, failure.reason) == (grpc.StatusCode.ALREADY_EXISTS, "REQUEST_ID_MISMATCH")
+
+
+async def test_a_retried_claim_whose_first_call_found_nothing_claims_afresh(stubs: rpc.Stubs) -> None:
+    request = worker_service_pb2.ClaimJobsRequest(worker_id="w1", job_types=["demo"], request_id="claim-2")
+    assert list((await stubs.workers.ClaimJobs(request)).claims) == []
+    job = await flows.create(stubs)
+    assert [c.job.id for c in (await stubs.workers.ClaimJobs(request)).claims] == [job.id]
+
+
+async def test_a_retried_release_answers_with_the_released_job(stubs: rpc.Stubs) -> None:
+    job = await flows.create(stubs, hold=True)
+    release = job_service_pb2.ReleaseJobRequest(job_id=job.id, request_id="r-1")
+    first = (await stubs.jobs.ReleaseJob(release)).job
+    assert first.status == job_pb2.JOB_STATUS_QUEUED
+    assert (await stubs.jobs.ReleaseJob(release)).job == first  # not INVALID_TRANSITION
+    failure = await rpc.fails(stubs.jobs.ReleaseJob(job_service_pb2.ReleaseJobRequest(job_id=job.id)))
+    assert (failure.code, failure.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "INVALID_TRANSITION")
+    assert flows.kinds(await flows.events(stubs, job.id)) == ["created", "CREATED->QUEUED"]

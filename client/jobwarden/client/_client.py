@@ -309,13 +309,18 @@ class Client:
         response = await self._unary(self._job_stub.CancelJob, request)
         return _convert.job_from_pb(response.job)
 
-    async def release_job(self, job_id: str) -> _models.Job:
+    async def release_job(self, job_id: str, *, request_id: str | None = None) -> _models.Job:
         """Moves a held (CREATED) job to QUEUED.
+
+        Args:
+            job_id: The job.
+            request_id: Idempotency key; one is generated when omitted, so a retry after a lost
+                reply is answered with the released job instead of InvalidTransition.
 
         Raises:
             jobwarden.errors.InvalidTransition: The job is not held.
         """
-        request = job_service_pb2.ReleaseJobRequest(job_id=job_id)
+        request = job_service_pb2.ReleaseJobRequest(job_id=job_id, request_id=_request_id(request_id))
         response = await self._unary(self._job_stub.ReleaseJob, request)
         return _convert.job_from_pb(response.job)
 
@@ -439,6 +444,8 @@ class Client:
         max_jobs: int = 1,
         lease_duration: float = 30.0,
         wait: float = 0.0,
+        *,
+        request_id: str | None = None,
     ) -> list[_models.Claim]:
         """Leases up to ``max_jobs`` QUEUED jobs of the given types.
 
@@ -448,6 +455,9 @@ class Client:
             max_jobs: At most this many jobs (1..100).
             lease_duration: Seconds the lease lasts without a progress report (1..3600).
             wait: Long-poll: seconds to wait for work when none is ready (at most 60).
+            request_id: Idempotency key; one is generated when omitted. A retry with the same key
+                (the transport's own, after a lost reply) gets the jobs the first call claimed
+                instead of claiming more, so no job is stranded until its lease runs out.
 
         Returns:
             The claims; empty when no work arrived in time.
@@ -457,6 +467,7 @@ class Client:
             job_types=list(job_types),
             max_jobs=max_jobs,
             lease_duration=_convert.duration_to_pb(lease_duration),
+            request_id=_request_id(request_id),
         )
         if wait > 0:
             request.wait.CopyFrom(_convert.duration_to_pb(wait))

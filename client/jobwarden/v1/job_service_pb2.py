@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from jobwarden.v1 import job_pb2 as jobwarden_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ejobwarden/v1/job_service.proto\x12\x0cjobwarden.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16jobwarden/v1/job.proto\"\xaa\x03\n\x10\x43reateJobRequest\x12\x10\n\x08job_type\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12:\n\x06labels\x18\x04 \x03(\x0b\x32*.jobwarden.v1.CreateJobRequest.LabelsEntry\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\x05\x12-\n\trun_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61llback_url\x18\x08 \x01(\t\x12\x0c\n\x04hold\x18\t \x01(\x08\x12\x12\n\nrequest_id\x18\n \x01(\t\x12/\n\x0cretry_policy\x18\x0b \x01(\x0b\x32\x19.jobwarden.v1.RetryPolicy\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\x11\x43reateJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x0eGetJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\x8b\x03\n\x0fListJobsRequest\x12)\n\x08statuses\x18\x01 \x03(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x11\n\tjob_types\x18\x02 \x03(\t\x12\x39\n\x06labels\x18\x03 \x03(\x0b\x32).jobwarden.v1.ListJobsRequest.LabelsEntry\x12.\n\x0cstop_reasons\x18\x04 \x03(\x0e\x32\x18.jobwarden.v1.StopReason\x12\x31\n\rcreated_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\x12\x12\n\ndescending\x18\t \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.jobwarden.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"3\n\x11\x43\x61ncelJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"#\n\x11ReleaseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"4\n\x12ReleaseJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"e\n\x10WatchJobResponse\x12 \n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobH\x00\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.jobwarden.v1.JobEventH\x00\x42\x06\n\x04item\"M\n\x14ListJobEventsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x15ListJobEventsResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x11ListAssetsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x12ListAssetsResponse\x12#\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x13.jobwarden.v1.Asset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x0fGetAssetRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\"6\n\x10GetAssetResponse\x12\"\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x13.jobwarden.v1.Asset\"\'\n\x13GetLifecycleRequest\x12\x10\n\x08job_type\x18\x01 \x01(\t\"B\n\x14GetLifecycleResponse\x12*\n\tlifecycle\x18\x01 \x01(\x0b\x32\x17.jobwarden.v1.Lifecycle2\xa3\x06\n\nJobService\x12L\n\tCreateJob\x12\x1e.jobwarden.v1.CreateJobRequest\x1a\x1f.jobwarden.v1.CreateJobResponse\x12\x43\n\x06GetJob\x12\x1b.jobwarden.v1.GetJobRequest\x1a\x1c.jobwarden.v1.GetJobResponse\x12I\n\x08ListJobs\x12\x1d.jobwarden.v1.ListJobsRequest\x1a\x1e.jobwarden.v1.ListJobsResponse\x12L\n\tCancelJob\x12\x1e.jobwarden.v1.CancelJobRequest\x1a\x1f.jobwarden.v1.CancelJobResponse\x12O\n\nReleaseJob\x12\x1f.jobwarden.v1.ReleaseJobRequest\x1a .jobwarden.v1.ReleaseJobResponse\x12K\n\x08WatchJob\x12\x1d.jobwarden.v1.WatchJobRequest\x1a\x1e.jobwarden.v1.WatchJobResponse0\x01\x12X\n\rListJobEvents\x12\".jobwarden.v1.ListJobEventsRequest\x1a#.jobwarden.v1.ListJobEventsResponse\x12O\n\nListAssets\x12\x1f.jobwarden.v1.ListAssetsRequest\x1a .jobwarden.v1.ListAssetsResponse\x12I\n\x08GetAsset\x12\x1d.jobwarden.v1.GetAssetRequest\x1a\x1e.jobwarden.v1.GetAssetResponse\x12U\n\x0cGetLifecycle\x12!.jobwarden.v1.GetLifecycleRequest\x1a\".jobwarden.v1.GetLifecycleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ejobwarden/v1/job_service.proto\x12\x0cjobwarden.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16jobwarden/v1/job.proto\"\xaa\x03\n\x10\x43reateJobRequest\x12\x10\n\x08job_type\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12:\n\x06labels\x18\x04 \x03(\x0b\x32*.jobwarden.v1.CreateJobRequest.LabelsEntry\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\x05\x12-\n\trun_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61llback_url\x18\x08 \x01(\t\x12\x0c\n\x04hold\x18\t \x01(\x08\x12\x12\n\nrequest_id\x18\n \x01(\t\x12/\n\x0cretry_policy\x18\x0b \x01(\x0b\x32\x19.jobwarden.v1.RetryPolicy\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\x11\x43reateJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x0eGetJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\x8b\x03\n\x0fListJobsRequest\x12)\n\x08statuses\x18\x01 \x03(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x11\n\tjob_types\x18\x02 \x03(\t\x12\x39\n\x06labels\x18\x03 \x03(\x0b\x32).jobwarden.v1.ListJobsRequest.LabelsEntry\x12.\n\x0cstop_reasons\x18\x04 \x03(\x0e\x32\x18.jobwarden.v1.StopReason\x12\x31\n\rcreated_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\x12\x12\n\ndescending\x18\t \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.jobwarden.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"3\n\x11\x43\x61ncelJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"7\n\x11ReleaseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x12ReleaseJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"e\n\x10WatchJobResponse\x12 \n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobH\x00\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.jobwarden.v1.JobEventH\x00\x42\x06\n\x04item\"M\n\x14ListJobEventsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x15ListJobEventsResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x11ListAssetsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x12ListAssetsResponse\x12#\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x13.jobwarden.v1.Asset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x0fGetAssetRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\"6\n\x10GetAssetResponse\x12\"\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x13.jobwarden.v1.Asset\"\'\n\x13GetLifecycleRequest\x12\x10\n\x08job_type\x18\x01 \x01(\t\"B\n\x14GetLifecycleResponse\x12*\n\tlifecycle\x18\x01 \x01(\x0b\x32\x17.jobwarden.v1.Lifecycle2\xa3\x06\n\nJobService\x12L\n\tCreateJob\x12\x1e.jobwarden.v1.CreateJobRequest\x1a\x1f.jobwarden.v1.CreateJobResponse\x12\x43\n\x06GetJob\x12\x1b.jobwarden.v1.GetJobRequest\x1a\x1c.jobwarden.v1.GetJobResponse\x12I\n\x08ListJobs\x12\x1d.jobwarden.v1.ListJobsRequest\x1a\x1e.jobwarden.v1.ListJobsResponse\x12L\n\tCancelJob\x12\x1e.jobwarden.v1.CancelJobRequest\x1a\x1f.jobwarden.v1.CancelJobResponse\x12O\n\nReleaseJob\x12\x1f.jobwarden.v1.ReleaseJobRequest\x1a .jobwarden.v1.ReleaseJobResponse\x12K\n\x08WatchJob\x12\x1d.jobwarden.v1.WatchJobRequest\x1a\x1e.jobwarden.v1.WatchJobResponse0\x01\x12X\n\rListJobEvents\x12\".jobwarden.v1.ListJobEventsRequest\x1a#.jobwarden.v1.ListJobEventsResponse\x12O\n\nListAssets\x12\x1f.jobwarden.v1.ListAssetsRequest\x1a .jobwarden.v1.ListAssetsResponse\x12I\n\x08GetAsset\x12\x1d.jobwarden.v1.GetAssetRequest\x1a\x1e.jobwarden.v1.GetAssetResponse\x12U\n\x0cGetLifecycle\x12!.jobwarden.v1.GetLifecycleRequest\x1a\".jobwarden.v1.GetLifecycleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -59,29 +59,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELJOBRESPONSE']._serialized_start=1262
   _globals['_CANCELJOBRESPONSE']._serialized_end=1313
   _globals['_RELEASEJOBREQUEST']._serialized_start=1315
-  _globals['_RELEASEJOBREQUEST']._serialized_end=1350
-  _globals['_RELEASEJOBRESPONSE']._serialized_start=1352
-  _globals['_RELEASEJOBRESPONSE']._serialized_end=1404
-  _globals['_WATCHJOBREQUEST']._serialized_start=1406
-  _globals['_WATCHJOBREQUEST']._serialized_end=1463
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1465
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1566
-  _globals['_LISTJOBEVENTSREQUEST']._serialized_start=1568
-  _globals['_LISTJOBEVENTSREQUEST']._serialized_end=1645
-  _globals['_LISTJOBEVENTSRESPONSE']._serialized_start=1647
-  _globals['_LISTJOBEVENTSRESPONSE']._serialized_end=1735
-  _globals['_LISTASSETSREQUEST']._serialized_start=1737
-  _globals['_LISTASSETSREQUEST']._serialized_end=1811
-  _globals['_LISTASSETSRESPONSE']._serialized_start=1813
-  _globals['_LISTASSETSRESPONSE']._serialized_end=1895
-  _globals['_GETASSETREQUEST']._serialized_start=1897
-  _globals['_GETASSETREQUEST']._serialized_end=1932
-  _globals['_GETASSETRESPONSE']._serialized_start=1934
-  _globals['_GETASSETRESPONSE']._serialized_end=1988
-  _globals['_GETLIFECYCLEREQUEST']._serialized_start=1990
-  _globals['_GETLIFECYCLEREQUEST']._serialized_end=2029
-  _globals['_GETLIFECYCLERESPONSE']._serialized_start=2031
-  _globals['_GETLIFECYCLERESPONSE']._serialized_end=2097
-  _globals['_JOBSERVICE']._serialized_start=2100
-  _globals['_JOBSERVICE']._serialized_end=2903
+  _globals['_RELEASEJOBREQUEST']._serialized_end=1370
+  _globals['_RELEASEJOBRESPONSE']._serialized_start=1372
+  _globals['_RELEASEJOBRESPONSE']._serialized_end=1424
+  _globals['_WATCHJOBREQUEST']._serialized_start=1426
+  _globals['_WATCHJOBREQUEST']._serialized_end=1483
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1485
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1586
+  _globals['_LISTJOBEVENTSREQUEST']._serialized_start=1588
+  _globals['_LISTJOBEVENTSREQUEST']._serialized_end=1665
+  _globals['_LISTJOBEVENTSRESPONSE']._serialized_start=1667
+  _globals['_LISTJOBEVENTSRESPONSE']._serialized_end=1755
+  _globals['_LISTASSETSREQUEST']._serialized_start=1757
+  _globals['_LISTASSETSREQUEST']._serialized_end=1831
+  _globals['_LISTASSETSRESPONSE']._serialized_start=1833
+  _globals['_LISTASSETSRESPONSE']._serialized_end=1915
+  _globals['_GETASSETREQUEST']._serialized_start=1917
+  _globals['_GETASSETREQUEST']._serialized_end=1952
+  _globals['_GETASSETRESPONSE']._serialized_start=1954
+  _globals['_GETASSETRESPONSE']._serialized_end=2008
+  _globals['_GETLIFECYCLEREQUEST']._serialized_start=2010
+  _globals['_GETLIFECYCLEREQUEST']._serialized_end=2049
+  _globals['_GETLIFECYCLERESPONSE']._serialized_start=2051
+  _globals['_GETLIFECYCLERESPONSE']._serialized_end=2117
+  _globals['_JOBSERVICE']._serialized_start=2120
+  _globals['_JOBSERVICE']._serialized_end=2923
 # @@protoc_insertion_point(module_scope)

@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from jobwarden.v1 import job_pb2 as jobwarden_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!jobwarden/v1/worker_service.proto\x12\x0cjobwarden.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16jobwarden/v1/job.proto\"\xa6\x01\n\x10\x43laimJobsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tjob_types\x18\x02 \x03(\t\x12\x10\n\x08max_jobs\x18\x03 \x01(\x05\x12\x31\n\x0elease_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x04wait\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\";\n\x11\x43laimJobsResponse\x12&\n\x06\x63laims\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobClaim\"v\n\x08JobClaim\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x15ReportProgressRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12(\n\x08progress\x18\x03 \x01(\x0b\x32\x16.jobwarden.v1.Progress\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"i\n\x16ReportProgressResponse\x12\x35\n\x11lease_expire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"n\n\x0f\x41\x64\x64\x41ssetRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\"\n\x05\x61sset\x18\x03 \x01(\x0b\x32\x13.jobwarden.v1.Asset\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"6\n\x10\x41\x64\x64\x41ssetResponse\x12\"\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x13.jobwarden.v1.Asset\"\xae\x01\n\x12\x43ompleteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07partial\x18\x04 \x01(\x08\x12%\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.jobwarden.v1.JobError\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"5\n\x13\x43ompleteJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\x9f\x01\n\x0e\x46\x61ilJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x16.jobwarden.v1.JobError\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12-\n\x0bstop_reason\x18\x05 \x01(\x0e\x32\x18.jobwarden.v1.StopReason\"1\n\x0f\x46\x61ilJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job2\xa1\x03\n\rWorkerService\x12L\n\tClaimJobs\x12\x1e.jobwarden.v1.ClaimJobsRequest\x1a\x1f.jobwarden.v1.ClaimJobsResponse\x12[\n\x0eReportProgress\x12#.jobwarden.v1.ReportProgressRequest\x1a$.jobwarden.v1.ReportProgressResponse\x12I\n\x08\x41\x64\x64\x41sset\x12\x1d.jobwarden.v1.AddAssetRequest\x1a\x1e.jobwarden.v1.AddAssetResponse\x12R\n\x0b\x43ompleteJob\x12 .jobwarden.v1.CompleteJobRequest\x1a!.jobwarden.v1.CompleteJobResponse\x12\x46\n\x07\x46\x61ilJob\x12\x1c.jobwarden.v1.FailJobRequest\x1a\x1d.jobwarden.v1.FailJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!jobwarden/v1/worker_service.proto\x12\x0cjobwarden.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16jobwarden/v1/job.proto\"\xba\x01\n\x10\x43laimJobsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tjob_types\x18\x02 \x03(\t\x12\x10\n\x08max_jobs\x18\x03 \x01(\x05\x12\x31\n\x0elease_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x04wait\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x06 \x01(\t\";\n\x11\x43laimJobsResponse\x12&\n\x06\x63laims\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobClaim\"v\n\x08JobClaim\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x15ReportProgressRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12(\n\x08progress\x18\x03 \x01(\x0b\x32\x16.jobwarden.v1.Progress\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"i\n\x16ReportProgressResponse\x12\x35\n\x11lease_expire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"n\n\x0f\x41\x64\x64\x41ssetRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\"\n\x05\x61sset\x18\x03 \x01(\x0b\x32\x13.jobwarden.v1.Asset\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"6\n\x10\x41\x64\x64\x41ssetResponse\x12\"\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x13.jobwarden.v1.Asset\"\xae\x01\n\x12\x43ompleteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07partial\x18\x04 \x01(\x08\x12%\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.jobwarden.v1.JobError\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"5\n\x13\x43ompleteJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\x9f\x01\n\x0e\x46\x61ilJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x16.jobwarden.v1.JobError\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12-\n\x0bstop_reason\x18\x05 \x01(\x0e\x32\x18.jobwarden.v1.StopReason\"1\n\x0f\x46\x61ilJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job2\xa1\x03\n\rWorkerService\x12L\n\tClaimJobs\x12\x1e.jobwarden.v1.ClaimJobsRequest\x1a\x1f.jobwarden.v1.ClaimJobsResponse\x12[\n\x0eReportProgress\x12#.jobwarden.v1.ReportProgressRequest\x1a$.jobwarden.v1.ReportProgressResponse\x12I\n\x08\x41\x64\x64\x41sset\x12\x1d.jobwarden.v1.AddAssetRequest\x1a\x1e.jobwarden.v1.AddAssetResponse\x12R\n\x0b\x43ompleteJob\x12 .jobwarden.v1.CompleteJobRequest\x1a!.jobwarden.v1.CompleteJobResponse\x12\x46\n\x07\x46\x61ilJob\x12\x1c.jobwarden.v1.FailJobRequest\x1a\x1d.jobwarden.v1.FailJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,27 +36,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jobwarden.v1.worker_service
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CLAIMJOBSREQUEST']._serialized_start=171
-  _globals['_CLAIMJOBSREQUEST']._serialized_end=337
-  _globals['_CLAIMJOBSRESPONSE']._serialized_start=339
-  _globals['_CLAIMJOBSRESPONSE']._serialized_end=398
-  _globals['_JOBCLAIM']._serialized_start=400
-  _globals['_JOBCLAIM']._serialized_end=518
-  _globals['_REPORTPROGRESSREQUEST']._serialized_start=520
-  _globals['_REPORTPROGRESSREQUEST']._serialized_end=642
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=644
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=749
-  _globals['_ADDASSETREQUEST']._serialized_start=751
-  _globals['_ADDASSETREQUEST']._serialized_end=861
-  _globals['_ADDASSETRESPONSE']._serialized_start=863
-  _globals['_ADDASSETRESPONSE']._serialized_end=917
-  _globals['_COMPLETEJOBREQUEST']._serialized_start=920
-  _globals['_COMPLETEJOBREQUEST']._serialized_end=1094
-  _globals['_COMPLETEJOBRESPONSE']._serialized_start=1096
-  _globals['_COMPLETEJOBRESPONSE']._serialized_end=1149
-  _globals['_FAILJOBREQUEST']._serialized_start=1152
-  _globals['_FAILJOBREQUEST']._serialized_end=1311
-  _globals['_FAILJOBRESPONSE']._serialized_start=1313
-  _globals['_FAILJOBRESPONSE']._serialized_end=1362
-  _globals['_WORKERSERVICE']._serialized_start=1365
-  _globals['_WORKERSERVICE']._serialized_end=1782
+  _globals['_CLAIMJOBSREQUEST']._serialized_end=357
+  _globals['_CLAIMJOBSRESPONSE']._serialized_start=359
+  _globals['_CLAIMJOBSRESPONSE']._serialized_end=418
+  _globals['_JOBCLAIM']._serialized_start=420
+  _globals['_JOBCLAIM']._serialized_end=538
+  _globals['_REPORTPROGRESSREQUEST']._serialized_start=540
+  _globals['_REPORTPROGRESSREQUEST']._serialized_end=662
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=664
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=769
+  _globals['_ADDASSETREQUEST']._serialized_start=771
+  _globals['_ADDASSETREQUEST']._serialized_end=881
+  _globals['_ADDASSETRESPONSE']._serialized_start=883
+  _globals['_ADDASSETRESPONSE']._serialized_end=937
+  _globals['_COMPLETEJOBREQUEST']._serialized_start=940
+  _globals['_COMPLETEJOBREQUEST']._serialized_end=1114
+  _globals['_COMPLETEJOBRESPONSE']._serialized_start=1116
+  _globals['_COMPLETEJOBRESPONSE']._serialized_end=1169
+  _globals['_FAILJOBREQUEST']._serialized_start=1172
+  _globals['_FAILJOBREQUEST']._serialized_end=1331
+  _globals['_FAILJOBRESPONSE']._serialized_start=1333
+  _globals['_FAILJOBRESPONSE']._serialized_end=1382
+  _globals['_WORKERSERVICE']._serialized_start=1385
+  _globals['_WORKERSERVICE']._serialized_end=1802
 # @@protoc_insertion_point(module_scope)

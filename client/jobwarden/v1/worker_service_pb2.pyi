@@ -33,10 +33,16 @@ class ClaimJobsRequest(_message.Message):
     MAX_JOBS_FIELD_NUMBER: _builtins.int
     LEASE_DURATION_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """The worker's self-chosen id (required, at most 128 characters), recorded on the job."""
     max_jobs: _builtins.int
     """At most this many jobs (1..100; 0 means 1)."""
+    request_id: _builtins.str
+    """Idempotency key. A retry with the same request_id claims nothing new: it answers with the jobs
+    the first call claimed that are still held under that call's leases (so a lost reply does not
+    strand jobs until their leases expire).
+    """
     @_builtins.property
     def job_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Job types the worker can run (at least one)."""
@@ -57,10 +63,11 @@ class ClaimJobsRequest(_message.Message):
         max_jobs: _builtins.int = ...,
         lease_duration: _duration_pb2.Duration | None = ...,
         wait: _duration_pb2.Duration | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lease_duration", b"lease_duration", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_types", b"job_types", "lease_duration", b"lease_duration", "max_jobs", b"max_jobs", "wait", b"wait", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_types", b"job_types", "lease_duration", b"lease_duration", "max_jobs", b"max_jobs", "request_id", b"request_id", "wait", b"wait", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

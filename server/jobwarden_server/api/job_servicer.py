@@ -94,7 +94,9 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     async def ReleaseJob(
         self, request: job_service_pb2.ReleaseJobRequest, context: Context
     ) -> job_service_pb2.ReleaseJobResponse:
-        job = await self._jobs.release(current_principal(), _id("job_id", request.job_id))
+        job = await self._jobs.release(
+            current_principal(), _id("job_id", request.job_id), convert.request_of(request)
+        )
         return job_service_pb2.ReleaseJobResponse(job=convert.job_out(job))
 
     async def WatchJob(

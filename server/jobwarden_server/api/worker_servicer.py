@@ -56,7 +56,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 lease_duration_s=claim.lease_duration_s,
                 wait_s=max(0.0, min(claim.wait_s, remaining - 0.5)),
             )
-        jobs = await self._work.claim(current_principal(), claim)
+        jobs = await self._work.claim(current_principal(), claim, convert.request_of(request))
         return worker_service_pb2.ClaimJobsResponse(
             claims=[
                 worker_service_pb2.JobClaim(

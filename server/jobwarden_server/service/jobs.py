@@ -236,13 +236,18 @@ class JobsService:
             raise errors.Conflict(f"job {job.id} stopped running meanwhile", metadata={"job_id": job.id})
         return self._writer.published(change)
 
-    async def release(self, who: Principal, job_id: str) -> Job:
+    async def release(self, who: Principal, job_id: str, request: Request = ANONYMOUS) -> Job:
         """Move a held (CREATED) job to its lifecycle's initial state."""
-        released = await self._writer.retrying(lambda: self._release(who, job_id))
+        released = await self._writer.once(
+            who.owner,
+            job_id,
+            request,
+            lambda: self._writer.retrying(lambda: self._release(who, job_id, request)),
+        )
         await self._writer.bus.work_available()
         return released
 
-    async def _release(self, who: Principal, job_id: str) -> Job:
+    async def _release(self, who: Principal, job_id: str, request: Request) -> Job:
         job = await self._store.job_get(who.owner, job_id)
         table = self._writer.lifecycles.named(job.lifecycle)
         if job.status is not JobStatus.CREATED:
@@ -250,7 +255,12 @@ class JobsService:
             # QUEUED) are the server's own.
             raise errors.InvalidTransition(job.id, table.name, job.status, table.initial)
         return await self._writer.transition(
-            job, table.initial, actor=client_actor(who), reason="released by client", owner=who.owner
+            job,
+            table.initial,
+            actor=client_actor(who),
+            reason="released by client",
+            owner=who.owner,
+            request=request,
         )
 
     async def events(

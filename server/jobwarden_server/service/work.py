@@ -107,14 +107,45 @@ class WorkService:
         self._retry = retry
         self._slots = slots
 
-    async def claim(self, who: Principal, request: ClaimRequest) -> Sequence[Job]:
-        """Lease up to max_jobs jobs; with wait_s, wait for work to arrive (long poll)."""
-        if request.wait_s <= 0:
-            return await self._claim(who, request)
-        with self._slots.hold(who.owner):
-            return await self._claim(who, request)
+    async def claim(self, who: Principal, request: ClaimRequest, idem: Request = ANONYMOUS) -> Sequence[Job]:
+        """Lease up to max_jobs jobs; with wait_s, wait for work to arrive (long poll).
 
-    async def _claim(self, who: Principal, request: ClaimRequest) -> Sequence[Job]:
+        A retry of a call that went through (same request_id) claims nothing new: it answers with
+        the jobs that call claimed and still holds, so a lost reply strands no job until its lease
+        runs out."""
+        if idem.id:
+            earlier = await self._claimed_by(who, request, idem)
+            if earlier is not None:
+                return earlier
+        if request.wait_s <= 0:
+            return await self._claim(who, request, idem)
+        with self._slots.hold(who.owner):
+            return await self._claim(who, request, idem)
+
+    async def _claimed_by(self, who: Principal, request: ClaimRequest, idem: Request) -> list[Job] | None:
+        """The jobs an earlier call with `idem`'s id claimed and still holds; None if there was none."""
+        events = await self._store.events_by_request(who.owner, idem.id)
+        if not events:
+            return None
+        if any(e.data.get("request_fingerprint") != idem.fingerprint for e in events):
+            raise errors.RequestIdMismatch(
+                f"request_id {idem.id!r} was used for a different request",
+                metadata={"request_id": idem.id},
+            )
+        held = []
+        for event in events:
+            job = await self._store.job_get(who.owner, event.job_id)
+            # Only a claim sets start_time, so an unchanged one means the lease is still this claim's.
+            if (
+                job.status is JobStatus.RUNNING
+                and job.worker_id == request.worker_id
+                and job.start_time == event.create_time
+            ):
+                held.append(job)
+        held.sort(key=lambda j: (-j.priority, j.create_time, j.id))  # best first, as the claim answered
+        return held
+
+    async def _claim(self, who: Principal, request: ClaimRequest, idem: Request) -> Sequence[Job]:
         loop_deadline = self._writer.clock() + dt.timedelta(seconds=request.wait_s)
         while True:
             changes = await self._store.job_claim(
@@ -125,6 +156,8 @@ class WorkService:
                     limit=request.max_jobs,
                     lease_duration_s=request.lease_duration_s,
                     now=self._writer.clock(),
+                    request_id=idem.id,
+                    request_fingerprint=idem.fingerprint,
                 )
             )
             if changes:

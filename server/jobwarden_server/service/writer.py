@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from jobwarden_server import store
 from jobwarden_server.domain import errors
 from jobwarden_server.domain.lifecycle import Lifecycles
-from jobwarden_server.domain.records import EventKind, Job
+from jobwarden_server.domain.records import Event, EventKind, Job
 from jobwarden_server.domain.status import JobStatus, StopReason
 from jobwarden_server.events.bus import EventBus
 
@@ -40,6 +40,41 @@ class Request:
 
 
 ANONYMOUS = Request()
+
+REPLAY_PAGE = 1000
+
+
+def is_claim(event: Event) -> bool:
+    """Whether `event` is a QUEUED -> RUNNING transition, the start of an attempt."""
+    return event.kind is EventKind.TRANSITION and event.data.get("to") == JobStatus.RUNNING.value
+
+
+def as_left_by(job: Job, event: Event, *, claims_since: int) -> Job:
+    """`job` as the call that recorded `event` left it, though later changes followed.
+
+    A retry can arrive after the job moved on (a FailJob that re-queued it, retried once another
+    worker claimed it): it must still be answered with what that call did, not with a later attempt.
+    The fields later attempts change are taken back to the event; the others are as they are now.
+    """
+    if event.kind is EventKind.CANCEL_REQUESTED:
+        status, cancel_requested = JobStatus.RUNNING, True
+    else:
+        status, cancel_requested = JobStatus(event.data["to"]), False
+    running = status is JobStatus.RUNNING and claims_since == 0
+    return dataclasses.replace(
+        job,
+        status=status,
+        attempt=job.attempt - claims_since,
+        cancel_requested=cancel_requested,
+        stop_reason=StopReason(event.data.get("stop_reason", StopReason.UNSPECIFIED.value)),
+        complete_time=event.create_time if status.terminal else None,
+        update_time=event.create_time,
+        last_sequence=event.sequence,
+        worker_id=job.worker_id if running else "",
+        lease_token=job.lease_token if running else "",
+        lease_expire_time=job.lease_expire_time if running else None,
+    )
+
 
 MAX_CAS_TRIES = 5
 
@@ -162,8 +197,8 @@ class JobWriter:
             return first
 
     async def replayed(self, owner: str, job_id: str, request: Request) -> Job | None:
-        """If the call with `request`'s id already changed this job, the job as it is now (the first
-        call's outcome); None if no such call was recorded. A reused id with other content is refused."""
+        """If the call with `request`'s id already changed this job, the job as that call left it (its
+        outcome); None if no such call was recorded. A reused id with other content is refused."""
         if not request.id:
             return None
         event = await self.store.event_by_request(owner, job_id, request.id)
@@ -174,7 +209,21 @@ class JobWriter:
                 f"request_id {request.id!r} was used for a different request on job {job_id}",
                 metadata={"job_id": job_id, "request_id": request.id},
             )
-        return await self.store.job_get(owner, job_id)
+        job = await self.store.job_get(owner, job_id)
+        if job.last_sequence == event.sequence:
+            return job  # nothing happened since
+        return as_left_by(job, event, claims_since=await self._claims_after(owner, job_id, event.sequence))
+
+    async def _claims_after(self, owner: str, job_id: str, sequence: int) -> int:
+        claims = 0
+        while True:
+            page = await self.store.event_list(
+                store.PageParams(owner=owner, job_id=job_id, after=sequence, limit=REPLAY_PAGE)
+            )
+            claims += sum(is_claim(e) for e in page)
+            if len(page) < REPLAY_PAGE:
+                return claims
+            sequence = page[-1].sequence
 
     async def update_leased(
         self,

@@ -78,5 +78,7 @@ def claim_event_row(row: sa.RowMapping, params: JobClaimParams) -> dict[str, Any
             "to": JobStatus.RUNNING.value,
             "reason": f"claimed by worker {params.worker_id} (attempt {row['attempt']})",
             "stop_reason": StopReason.UNSPECIFIED.value,
+            **({"request_fingerprint": params.request_fingerprint} if params.request_id else {}),
         },
+        "request_id": params.request_id,
     }

@@ -139,6 +139,9 @@ class JobClaimParams:
     limit: int
     lease_duration_s: float
     now: dt.datetime
+    request_id: str = ""
+    """The claiming call's idempotency key, recorded on each claim event ('' for none)."""
+    request_fingerprint: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -224,6 +227,11 @@ class Store(Protocol):
 
     async def event_by_request(self, owner: str, job_id: str, request_id: str) -> Event | None:
         """The first event of the job recorded by the call with `request_id`, if any."""
+        ...
+
+    async def events_by_request(self, owner: str, request_id: str) -> Sequence[Event]:
+        """Every event, of any of the owner's jobs, recorded by the call with `request_id` (a claim
+        spans jobs); by job id, then sequence."""
         ...
 
     async def event_list(self, params: PageParams) -> Sequence[Event]:

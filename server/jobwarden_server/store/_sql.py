@@ -307,6 +307,17 @@ class SqlStore:
             row = (await conn.execute(query)).mappings().one_or_none()
         return None if row is None else rows.event_from_row(row)
 
+    async def events_by_request(self, owner: str, request_id: str) -> Sequence[Event]:
+        """Every event, of any of the owner's jobs, recorded by the call with `request_id`."""
+        query = (
+            sa.select(job_events)
+            .where(job_events.c.owner == owner, job_events.c.request_id == request_id)
+            .order_by(job_events.c.job_id, job_events.c.sequence)
+        )
+        async with self._read() as conn:
+            found = (await conn.execute(query)).mappings().all()
+        return [rows.event_from_row(row) for row in found]
+
     async def asset_get(self, owner: str, asset_id: str) -> Asset:
         """One asset; NotFound if missing or not the owner's."""
         query = sa.select(assets).where(assets.c.id == asset_id, assets.c.owner == owner)

@@ -133,6 +133,14 @@ job_events = sa.Table(
     sa.Column("request_id", sa.String(), nullable=False, server_default=""),
 )
 sa.Index("ix_job_events_job_id_request_id", job_events.c.job_id, job_events.c.request_id)
+# A retried ClaimJobs finds what the first call claimed, across jobs the caller does not know yet.
+sa.Index(
+    "ix_job_events_owner_request_id",
+    job_events.c.owner,
+    job_events.c.request_id,
+    sqlite_where=sa.text("request_id <> ''"),
+    postgresql_where=sa.text("request_id <> ''"),
+)
 
 assets = sa.Table(
     "assets",
