@@ -137,7 +137,8 @@ class SqlStore:
         }
         try:
             async with self._write() as conn:
-                await conn.execute(sa.insert(jobs).values(values))
+                # Values as parameters, not .values(): no per-call coercion, and the compiled INSERT is cached.
+                await conn.execute(sa.insert(jobs), values)
                 await self._append_events(conn, [event], work=params.status is JobStatus.QUEUED)
         except sa_exc.IntegrityError:
             # Checking for the request_id after the fact keeps the common path to two statements;
@@ -277,7 +278,7 @@ class SqlStore:
             if row is None:
                 return None
             sequence = row["last_sequence"]
-            await conn.execute(sa.insert(assets).values(rows.asset_values(asset, sequence, now_us)))
+            await conn.execute(sa.insert(assets), rows.asset_values(asset, sequence, now_us))
             event = {
                 "job_id": params.job_id,
                 "sequence": sequence,
