@@ -7,7 +7,10 @@ every call is logged with its outcome. Reference battery B.2 (a) crash and (b) z
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -78,41 +81,66 @@ async def _until_logged(worker: faultproc.WorkerProcess, call: str) -> list[dict
             await asyncio.sleep(0.1)  # the log is a file: look again shortly
 
 
-@pytest.mark.timeout(90)
-async def test_killed_workers_jobs_are_requeued_within_the_bound_and_finished_by_another(
-    tmp_path: Path, database: str
-) -> None:
+@dataclasses.dataclass
+class HeldJobs:
+    """Three jobs held by one worker process, a second worker started only now, and open watches."""
+
+    s: Stubs
+    holder: faultproc.WorkerProcess
+    rescuer: faultproc.WorkerProcess
+    held: list[job_pb2.Job]
+    watchers: list[asyncio.Task[tuple[job_pb2.Job, list[job_pb2.JobEvent]]]]
+
+    async def finish(self) -> tuple[list[job_pb2.Job], list[list[job_pb2.JobEvent]]]:
+        """Wait (bounded) for every watch to see its job end; stop the rescuer; the final jobs and the
+        events each watch saw."""
+        async with asyncio.timeout(WAIT_S):
+            watched = await asyncio.gather(*self.watchers)
+        self.rescuer.stop()
+        return [await flows.get(self.s, j.id) for j in self.held], [events for _, events in watched]
+
+
+@contextlib.asynccontextmanager
+async def _held_by(
+    tmp_path: Path, holder_id: str, *, lease_s: float, database: str | None = None
+) -> AsyncIterator[HeldJobs]:
+    """A server; worker `holder_id` holding three jobs (each RUNNING and past its first progress
+    report); then a quick worker, started only now so that every job it runs is one the holder lost.
+    Each job's watch starts after its current sequence."""
     server = faultproc.ServerProcess(tmp_path, _config(tmp_path), database=database)
-    victim = faultproc.WorkerProcess(
-        tmp_path, server.address, worker_id="victim", job_type="held", mode="hold", lease_s=LEASE_S
+    holder = faultproc.WorkerProcess(
+        tmp_path, server.address, worker_id=holder_id, job_type="held", mode="hold", lease_s=lease_s
     )
     rescuer = faultproc.WorkerProcess(
         tmp_path, server.address, worker_id="rescuer", job_type="held", mode="quick", lease_s=LEASE_S
     )
-    with faultproc.cleanup(server, victim, rescuer):
+    with faultproc.cleanup(server, holder, rescuer):
         await server.start()
         async with faultproc.stubs(server.address) as s:
             jobs = [await flows.create(s, "held") for _ in range(3)]
-            victim.start()
+            holder.start()
             async with asyncio.timeout(WAIT_S):
                 for job in jobs:
-                    await flows.until_transition(s, job.id, "RUNNING")
                     await _until_progress(s, job.id, "holding")
             held = [await flows.get(s, job.id) for job in jobs]
-            assert {j.worker_id for j in held} == {"victim"}
-            rescuer.start()  # only now: it must get the jobs from the reaper, not from the queue
+            assert {j.worker_id for j in held} == {holder_id}
+            rescuer.start()
             watchers = [asyncio.create_task(flows.watch(s, j.id, j.last_sequence)) for j in held]
+            yield HeldJobs(s=s, holder=holder, rescuer=rescuer, held=held, watchers=watchers)
 
-            killed_at = time.time()
-            victim.kill()
-            async with asyncio.timeout(WAIT_S):
-                watched = await asyncio.gather(*watchers)
-            rescuer.stop()
 
-            finals = [await flows.get(s, job.id) for job in jobs]
-            histories = [await history.all_events(s, job.id) for job in jobs]
+@pytest.mark.timeout(90)
+async def test_killed_workers_jobs_are_requeued_within_the_bound_and_finished_by_another(
+    tmp_path: Path, database: str
+) -> None:
+    async with _held_by(tmp_path, "victim", lease_s=LEASE_S, database=database) as rig:
+        killed_at = time.time()
+        rig.holder.kill()
+        finals, watched = await rig.finish()
+        histories = [await history.all_events(rig.s, job.id) for job in finals]
+    victim, rescuer, jobs = rig.holder, rig.rescuer, rig.held
 
-    requeue_s = [_seconds(_rescue(events)) - killed_at for _, events in watched]
+    requeue_s = [_seconds(_rescue(events)) - killed_at for events in watched]
     alive_refusals = [r for r in victim.records() if r["call"] in WRITES and not r["ok"]]
     figures = {
         "jobs_held_by_killed_worker": len(jobs),
@@ -219,36 +247,15 @@ async def test_frozen_worker_resumed_after_its_lease_is_refused_every_write(
 async def test_sigterm_to_a_worker_process_hands_its_jobs_back_at_once_and_it_exits_0(tmp_path: Path) -> None:
     """The SDK's own signal handling: on SIGTERM the worker claims no more, gives its handlers the
     shutdown grace, then fails what is still running as retryable, so no job waits out its lease."""
-    server = faultproc.ServerProcess(tmp_path, _config(tmp_path))
-    leaver = faultproc.WorkerProcess(
-        tmp_path, server.address, worker_id="leaver", job_type="held", mode="hold", lease_s=LONG_LEASE_S
-    )
-    rescuer = faultproc.WorkerProcess(
-        tmp_path, server.address, worker_id="rescuer", job_type="held", mode="quick", lease_s=LEASE_S
-    )
-    with faultproc.cleanup(server, leaver, rescuer):
-        await server.start()
-        async with faultproc.stubs(server.address) as s:
-            jobs = [await flows.create(s, "held") for _ in range(3)]
-            leaver.start()
-            async with asyncio.timeout(WAIT_S):
-                for job in jobs:
-                    await _until_progress(s, job.id, "holding")
-            held = [await flows.get(s, job.id) for job in jobs]
-            rescuer.start()  # only now, so every job it runs is one the leaver handed back
-            watchers = [asyncio.create_task(flows.watch(s, j.id, j.last_sequence)) for j in held]
-
-            signalled_at = time.time()
-            exit_code = leaver.stop()  # SIGTERM, then waits (bounded) for the process to exit
-            exited_s = time.time() - signalled_at
-            async with asyncio.timeout(WAIT_S):  # far less than the lease: nobody waits it out
-                watched = await asyncio.gather(*watchers)
-            rescuer.stop()
-            finals = [await flows.get(s, job.id) for job in jobs]
+    async with _held_by(tmp_path, "leaver", lease_s=LONG_LEASE_S) as rig:
+        signalled_at = time.time()
+        exit_code = rig.holder.stop()  # SIGTERM, then waits (bounded) for the process to exit
+        exited_s = time.time() - signalled_at
+        finals, watched = await rig.finish()  # bounded far below the lease: nobody waits it out
+    leaver, jobs = rig.holder, rig.held
 
     handed_back = [
-        next(e for e in events if e.HasField("transition") and e.actor == leaver.actor)
-        for _, events in watched
+        next(e for e in events if e.HasField("transition") and e.actor == leaver.actor) for events in watched
     ]
     figures = {
         "jobs_held": len(jobs),
@@ -260,7 +267,6 @@ async def test_sigterm_to_a_worker_process_hands_its_jobs_back_at_once_and_it_ex
     }
     history.report("worker_sigterm", figures, tmp_path)
 
-    assert {j.worker_id for j in held} == {"leaver"}
     assert exit_code == 0
     assert exited_s < LONG_LEASE_S / 4
     for event in handed_back:
@@ -270,7 +276,7 @@ async def test_sigterm_to_a_worker_process_hands_its_jobs_back_at_once_and_it_ex
         )
         assert "worker shutting down" in event.transition.reason, event.transition.reason
         assert _seconds(event) - signalled_at < LONG_LEASE_S / 4
-    for job, (_, events) in zip(finals, watched, strict=True):
+    for job, events in zip(finals, watched, strict=True):
         assert job.status == job_pb2.JOB_STATUS_COMPLETED and job.worker_id == "rescuer", flows.kinds(events)
         assert job.attempt == 2
         assert not any(e.actor == "system" for e in events), "the reaper had to step in"
