@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any
 
 import grpc
-import grpc.aio
 
 from jobwarden import errors
-from jobwarden.client import _channel, _convert, _models, _tls
+from jobwarden.client import _convert, _models
 from jobwarden.client._backoff import backoff
-from jobwarden.v1 import job_service_pb2, job_service_pb2_grpc, worker_service_pb2, worker_service_pb2_grpc
+from jobwarden.client._calls import idempotency_key
+from jobwarden.client._worker_calls import WorkerCalls
+from jobwarden.v1 import job_service_pb2
 
 RESUME_ATTEMPTS = 8
 """Reopenings of a broken watch in a row, without an event in between, before the error is raised."""
 
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
 
-
-def _request_id(given: str | None) -> str:
-    return given if given else str(uuid.uuid4())
-
-
-class Client:
+class Client(WorkerCalls):
     """An asyncio client for a jobwarden server.
 
     Use it as an async context manager, or call :meth:`close` when done::
@@ -41,101 +33,6 @@ class Client:
     Every failed call raises a :class:`jobwarden.errors.JobwardenError` subclass chained to the
     original ``grpc.aio.AioRpcError``. The channel is opened on first use, inside the running loop.
     """
-
-    def __init__(
-        self,
-        target: str = _channel.DEFAULT_TARGET,
-        token: str | None = None,
-        *,
-        tls: bool | _tls.TlsOptions = False,
-        credentials: grpc.ChannelCredentials | None = None,
-        timeout: float = _channel.DEFAULT_TIMEOUT,
-        channel: grpc.aio.Channel | None = None,
-    ) -> None:
-        """Creates a client; no connection is made until the first call.
-
-        Args:
-            target: ``host:port`` of the server.
-            token: Bearer token sent on every call; None for a server in local mode, or when a
-                client certificate identifies the caller (mutual TLS).
-            tls: True to use TLS trusting the system's CAs, or :class:`TlsOptions` naming the CA
-                to trust and the client certificate for mutual TLS; False for plaintext.
-            credentials: Ready-made channel credentials, instead of ``tls``.
-            timeout: Default deadline, in seconds, of each unary call.
-            channel: An already open channel to use instead (the client will not close it).
-
-        Raises:
-            ValueError: Both ``tls`` and ``credentials`` were given.
-            OSError: A file named in ``tls`` cannot be read (files are read here, not on first use).
-        """
-        self.target = target
-        self.timeout = timeout
-        self._channel_options: list[tuple[str, Any]] = []
-        if tls is not False:
-            if credentials is not None:
-                raise ValueError("give tls or credentials, not both")
-            options = _tls.TlsOptions() if tls is True else tls
-            credentials = options.channel_credentials()
-            self._channel_options = options.channel_options()
-        self._credentials = credentials
-        self._metadata = _channel.auth_metadata(token)
-        self._channel = channel
-        self._owns_channel = channel is None
-        self._jobs: job_service_pb2_grpc.JobServiceAsyncStub | None = None
-        self._workers: worker_service_pb2_grpc.WorkerServiceAsyncStub | None = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Closes the channel (if the client opened it); cancels calls still in flight."""
-        if self._channel is not None and self._owns_channel:
-            await self._channel.close()
-            self._channel = None
-        self._jobs = self._workers = None
-
-    # --- plumbing ---------------------------------------------------------------------------------
-
-    def _open(self) -> grpc.aio.Channel:
-        if self._channel is None:
-            self._channel = _channel.create_channel(
-                self.target, credentials=self._credentials, options=self._channel_options
-            )
-        return self._channel
-
-    @property
-    def _job_stub(self) -> job_service_pb2_grpc.JobServiceAsyncStub:
-        if self._jobs is None:
-            self._jobs = job_service_pb2_grpc.JobServiceStub(self._open())
-        return self._jobs
-
-    @property
-    def _worker_stub(self) -> worker_service_pb2_grpc.WorkerServiceAsyncStub:
-        if self._workers is None:
-            self._workers = worker_service_pb2_grpc.WorkerServiceStub(self._open())
-        return self._workers
-
-    async def _unary(
-        self,
-        method: grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp],
-        request: _Req,
-        *,
-        deadline: float | None = None,
-    ) -> _Resp:
-        try:
-            return await method(request, timeout=deadline or self.timeout, metadata=self._metadata)
-        except grpc.RpcError as err:
-            raise errors.from_rpc_error(err) from err
-
-    # --- JobService -------------------------------------------------------------------------------
 
     async def create_job(
         self,
@@ -185,7 +82,7 @@ class Client:
             max_attempts=max_attempts,
             callback_url=callback_url,
             hold=hold,
-            request_id=_request_id(request_id),
+            request_id=idempotency_key(request_id),
         )
         if retry_policy is not None:
             request.retry_policy.CopyFrom(_convert.retry_policy_to_pb(retry_policy))
@@ -304,7 +201,7 @@ class Client:
             jobwarden.errors.EtagMismatch: The job changed since ``etag`` was read.
         """
         request = job_service_pb2.CancelJobRequest(
-            job_id=job_id, reason=reason, etag=etag, request_id=_request_id(request_id)
+            job_id=job_id, reason=reason, etag=etag, request_id=idempotency_key(request_id)
         )
         response = await self._unary(self._job_stub.CancelJob, request)
         return _convert.job_from_pb(response.job)
@@ -320,7 +217,7 @@ class Client:
         Raises:
             jobwarden.errors.InvalidTransition: The job is not held.
         """
-        request = job_service_pb2.ReleaseJobRequest(job_id=job_id, request_id=_request_id(request_id))
+        request = job_service_pb2.ReleaseJobRequest(job_id=job_id, request_id=idempotency_key(request_id))
         response = await self._unary(self._job_stub.ReleaseJob, request)
         return _convert.job_from_pb(response.job)
 
@@ -434,202 +331,3 @@ class Client:
         request = job_service_pb2.GetLifecycleRequest(job_type=job_type)
         response = await self._unary(self._job_stub.GetLifecycle, request)
         return _convert.lifecycle_from_pb(response.lifecycle)
-
-    # --- WorkerService (low level; see Worker for the managed loop) ---------------------------------
-
-    async def claim_jobs(
-        self,
-        worker_id: str,
-        job_types: Iterable[str],
-        max_jobs: int = 1,
-        lease_duration: float = 30.0,
-        wait: float = 0.0,
-        *,
-        request_id: str | None = None,
-    ) -> list[_models.Claim]:
-        """Leases up to ``max_jobs`` QUEUED jobs of the given types.
-
-        Args:
-            worker_id: The worker's self-chosen id, recorded on the jobs.
-            job_types: Job types the worker can run.
-            max_jobs: At most this many jobs (1..100).
-            lease_duration: Seconds the lease lasts without a progress report (1..3600).
-            wait: Long-poll: seconds to wait for work when none is ready (at most 60).
-            request_id: Idempotency key; one is generated when omitted. A retry with the same key
-                (the transport's own, after a lost reply) gets the jobs the first call claimed
-                instead of claiming more, so no job is stranded until its lease runs out.
-
-        Returns:
-            The claims; empty when no work arrived in time.
-        """
-        request = worker_service_pb2.ClaimJobsRequest(
-            worker_id=worker_id,
-            job_types=list(job_types),
-            max_jobs=max_jobs,
-            lease_duration=_convert.duration_to_pb(lease_duration),
-            request_id=_request_id(request_id),
-        )
-        if wait > 0:
-            request.wait.CopyFrom(_convert.duration_to_pb(wait))
-        # The deadline must outlast the long-poll, or every empty poll would end in DEADLINE_EXCEEDED.
-        response = await self._unary(self._worker_stub.ClaimJobs, request, deadline=self.timeout + wait)
-        return [_convert.claim_from_pb(c) for c in response.claims]
-
-    async def report_progress(
-        self,
-        job_id: str,
-        lease_token: str,
-        percent: float,
-        message: str = "",
-        done: int = 0,
-        total: int = 0,
-        *,
-        request_id: str | None = None,
-    ) -> tuple[datetime | None, bool]:
-        """Records progress on a leased job and renews its lease.
-
-        Returns:
-            The renewed lease expiry, and whether a client asked to cancel the job (the worker
-            should then stop and call :meth:`fail_job`).
-
-        Raises:
-            jobwarden.errors.LeaseLost: The lease is no longer the caller's.
-            jobwarden.errors.ProgressOutOfRange: ``percent`` outside 0..100 or ``done > total``.
-        """
-        request = worker_service_pb2.ReportProgressRequest(
-            job_id=job_id,
-            lease_token=lease_token,
-            progress=_convert.progress_to_pb(
-                _models.Progress(percent=percent, message=message, done=done, total=total)
-            ),
-            request_id=_request_id(request_id),
-        )
-        response = await self._unary(self._worker_stub.ReportProgress, request)
-        expire = (
-            _convert.time_from_pb(response.lease_expire_time)
-            if response.HasField("lease_expire_time")
-            else None
-        )
-        return expire, response.cancel_requested
-
-    async def add_asset(
-        self,
-        job_id: str,
-        lease_token: str,
-        asset_type: str,
-        uri: str,
-        *,
-        storage_path: str = "",
-        size_bytes: int = 0,
-        content_type: str = "",
-        sha256: str = "",
-        metadata: Mapping[str, str] | None = None,
-        request_id: str | None = None,
-    ) -> _models.Asset:
-        """Attaches an output to a leased job.
-
-        Returns:
-            The stored asset, with its id and create time.
-
-        Raises:
-            jobwarden.errors.LeaseLost: The lease is no longer the caller's.
-        """
-        asset = _models.Asset(
-            asset_type=asset_type,
-            uri=uri,
-            storage_path=storage_path,
-            size_bytes=size_bytes,
-            content_type=content_type,
-            sha256=sha256,
-            metadata=dict(metadata or {}),
-        )
-        request = worker_service_pb2.AddAssetRequest(
-            job_id=job_id,
-            lease_token=lease_token,
-            asset=_convert.asset_to_pb(asset),
-            request_id=_request_id(request_id),
-        )
-        response = await self._unary(self._worker_stub.AddAsset, request)
-        return _convert.asset_from_pb(response.asset)
-
-    async def complete_job(
-        self,
-        job_id: str,
-        lease_token: str,
-        result: Mapping[str, Any] | None = None,
-        partial: bool = False,
-        error_message: str = "",
-        *,
-        request_id: str | None = None,
-    ) -> _models.Job:
-        """Finishes a leased job COMPLETED, or PARTIAL when ``partial`` is set.
-
-        Args:
-            job_id: The job.
-            lease_token: The lease token from :meth:`claim_jobs`.
-            result: The job's output; must be JSON-compatible.
-            partial: Finish PARTIAL; ``error_message`` is then required.
-            error_message: What went wrong, for a PARTIAL finish.
-            request_id: Idempotency key (generated when omitted).
-
-        Returns:
-            The finished job.
-
-        Raises:
-            jobwarden.errors.LeaseLost: The lease is no longer the caller's.
-        """
-        request = worker_service_pb2.CompleteJobRequest(
-            job_id=job_id,
-            lease_token=lease_token,
-            result=_convert.dict_to_struct(result or {}),
-            partial=partial,
-            request_id=_request_id(request_id),
-        )
-        if partial or error_message:
-            request.error.message = error_message
-        response = await self._unary(self._worker_stub.CompleteJob, request)
-        return _convert.job_from_pb(response.job)
-
-    async def fail_job(
-        self,
-        job_id: str,
-        lease_token: str,
-        message: str,
-        reason: str = "",
-        retryable: bool = False,
-        *,
-        stop_reason: _models.StopReason | str | None = None,
-        request_id: str | None = None,
-    ) -> _models.Job:
-        """Ends the current attempt of a leased job with an error.
-
-        The server re-queues the job if ``retryable`` and attempts are left, marks it CANCELLED if
-        a cancel was requested, and FAILED otherwise.
-
-        Args:
-            job_id: The job.
-            lease_token: The lease token from :meth:`claim_jobs`.
-            message: What went wrong (required).
-            reason: Machine-readable reason, for example ``"PROVIDER_TIMEOUT"``.
-            retryable: Whether another attempt may succeed.
-            stop_reason: Why the job stopped, when known.
-            request_id: Idempotency key (generated when omitted).
-
-        Returns:
-            The job: FAILED, CANCELLED, or QUEUED again.
-
-        Raises:
-            jobwarden.errors.LeaseLost: The lease is no longer the caller's.
-        """
-        request = worker_service_pb2.FailJobRequest(
-            job_id=job_id,
-            lease_token=lease_token,
-            request_id=_request_id(request_id),
-        )
-        request.error.message = message
-        request.error.reason = reason
-        request.error.retryable = retryable
-        if stop_reason is not None:
-            request.stop_reason = _convert.stop_reason_to_pb(stop_reason)
-        response = await self._unary(self._worker_stub.FailJob, request)
-        return _convert.job_from_pb(response.job)
