@@ -157,6 +157,19 @@ def test_create_with_explicit_request_id_is_idempotent(address: str, job_type: s
     assert [j["id"] for j in json.loads(ok(address, "list", "--json", "--type", job_type))] == [first]
 
 
+def test_create_with_a_retry_policy_keeps_the_server_default_for_what_is_not_given(
+    address: str, job_type: str
+) -> None:
+    plain = json.loads(ok(address, "get", create(address, job_type), "--json"))
+    assert plain["retry_policy"] is None
+    job_id = create(address, job_type, "--retry-initial", "0.5", "--retry-multiplier", "3")
+    policy = json.loads(ok(address, "get", job_id, "--json"))["retry_policy"]
+    assert (policy["initial_backoff"], policy["multiplier"]) == (0.5, 3.0)
+    assert policy["max_backoff"] >= 0.5  # the server's default max
+    refused = cli(address, "create", job_type, "--retry-initial", "10", "--retry-max", "1")
+    assert refused.returncode == 1 and "retry_policy" in refused.stderr
+
+
 def test_held_job_is_released(address: str, job_type: str) -> None:
     job_id = create(address, job_type, "--hold")
     assert json.loads(ok(address, "get", job_id, "--json"))["status"] == "CREATED"

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from jobwarden.cli import _render
-from jobwarden.client import Client, EventKind, Job, JobEvent, JobStatus, Progress
+from jobwarden.client import Client, EventKind, Job, JobEvent, JobStatus, Progress, RetryPolicy
 
 EXIT_OK = 0
 EXIT_NOT_COMPLETED = 4
@@ -109,6 +109,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--priority", type=int, default=0, help="higher runs first (-1000..1000)")
     p.add_argument("--label", dest="labels", action="append", type=key_value, default=[], metavar="K=V")
     p.add_argument("--max-attempts", type=int, default=0, metavar="N", help="0: the server's default")
+    p.add_argument("--retry-initial", type=float, metavar="S", help="seconds before the first retry")
+    p.add_argument("--retry-max", type=float, metavar="S", help="longest wait between attempts, seconds")
+    p.add_argument("--retry-multiplier", type=float, default=0.0, metavar="X", help="growth per retry")
     p.add_argument("--run-after", type=when, metavar="TIME", help="not before this ISO 8601 time")
     p.add_argument("--deadline", type=when, metavar="TIME", help="expire if not done by this time")
     p.add_argument("--callback-url", default="", metavar="URL")
@@ -171,6 +174,7 @@ async def _create(client: Client, args: argparse.Namespace) -> int:
         priority=args.priority,
         labels=dict(args.labels),
         max_attempts=args.max_attempts,
+        retry_policy=_retry_policy(args),
         run_after=args.run_after,
         deadline=args.deadline,
         callback_url=args.callback_url,
@@ -179,6 +183,15 @@ async def _create(client: Client, args: argparse.Namespace) -> int:
     )
     _print(_render.to_json(job) if args.json else job.id)
     return EXIT_OK
+
+
+def _retry_policy(args: argparse.Namespace) -> RetryPolicy | None:
+    """The job's own retry timing from the --retry-* flags; None (the server's) when none is given."""
+    if args.retry_initial is None and args.retry_max is None and not args.retry_multiplier:
+        return None
+    return RetryPolicy(
+        initial_backoff=args.retry_initial, max_backoff=args.retry_max, multiplier=args.retry_multiplier
+    )
 
 
 async def _get(client: Client, args: argparse.Namespace) -> int:

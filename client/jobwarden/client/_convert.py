@@ -74,12 +74,13 @@ def duration_to_pb(seconds: float) -> duration_pb2.Duration:
 
 
 def retry_policy_to_pb(policy: _models.RetryPolicy) -> job_pb2.RetryPolicy:
-    """Converts a RetryPolicy."""
-    return job_pb2.RetryPolicy(
-        initial_backoff=duration_to_pb(policy.initial_backoff),
-        max_backoff=duration_to_pb(policy.max_backoff),
-        multiplier=policy.multiplier,
-    )
+    """Converts a RetryPolicy; an unset backoff stays unset (the server's default)."""
+    msg = job_pb2.RetryPolicy(multiplier=policy.multiplier)
+    if policy.initial_backoff is not None:
+        msg.initial_backoff.CopyFrom(duration_to_pb(policy.initial_backoff))
+    if policy.max_backoff is not None:
+        msg.max_backoff.CopyFrom(duration_to_pb(policy.max_backoff))
+    return msg
 
 
 def retry_policy_from_pb(msg: job_pb2.RetryPolicy) -> _models.RetryPolicy:

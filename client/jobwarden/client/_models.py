@@ -114,16 +114,17 @@ class JobError:
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
     """How long a job waits before each retry: ``initial_backoff * multiplier ** (retry - 1)``, at most
-    ``max_backoff``, with jitter. The number of attempts is the job's ``max_attempts``.
+    ``max_backoff``, with jitter. The number of attempts is the job's ``max_attempts``. What is left
+    unset (None, or 0 for the multiplier) takes the server's default; a job read back has all three.
 
     Attributes:
         initial_backoff: Seconds before the first retry (0 to 1 day).
         max_backoff: Longest wait in seconds (0 to 1 day, not below ``initial_backoff``).
-        multiplier: Growth per retry (1 to 10; 0 means the server's default).
+        multiplier: Growth per retry (1 to 10).
     """
 
-    initial_backoff: float
-    max_backoff: float
+    initial_backoff: float | None = None
+    max_backoff: float | None = None
     multiplier: float = 0.0
 
 
