@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -63,6 +64,37 @@ class Dialect:
     """Take the named lock for the rest of the connection's transaction; False if another holds it."""
     change_feed: Callable[[AsyncEngine, ChangeSink], ChangeFeed] | None = None
     """The listener that turns other replicas' announcements into wake-ups for `sink`."""
+
+
+@functools.cache
+def _update_statement(
+    columns: tuple[str, ...], *, owner: bool, statuses: bool, lease_token: bool, version: bool
+) -> sa.Update:
+    """The compare-and-set UPDATE for one shape of change, built once: its values and guards are bound
+    parameters (v_<column>, p_<guard>), so a call costs no statement building and hits the compiled
+    cache. There are few shapes: one per kind of change the service makes."""
+    statement = (
+        sa.update(jobs)
+        .where(jobs.c.id == sa.bindparam("p_job_id"))
+        .values(
+            {
+                **{name: sa.bindparam(f"v_{name}", type_=jobs.c[name].type) for name in columns},
+                "version": jobs.c.version + 1,
+                "last_sequence": jobs.c.last_sequence + sa.bindparam("p_events", type_=sa.BigInteger()),
+                "update_us": sa.bindparam("p_now", type_=sa.BigInteger()),
+            }
+        )
+        .returning(*jobs.c)
+    )
+    if owner:
+        statement = statement.where(jobs.c.owner == sa.bindparam("p_owner"))
+    if statuses:
+        statement = statement.where(jobs.c.status.in_(sa.bindparam("p_statuses", expanding=True)))
+    if lease_token:
+        statement = statement.where(jobs.c.lease_token == sa.bindparam("p_lease_token"))
+    if version:
+        statement = statement.where(jobs.c.version == sa.bindparam("p_version"))
+    return statement
 
 
 class SqlStore:
@@ -206,27 +238,26 @@ class SqlStore:
     async def job_update(self, params: JobUpdateParams) -> Change | None:
         """The compare-and-set: one guarded UPDATE, then its events; None if a guard failed."""
         now_us = rows.to_us(params.now)
-        statement = (
-            sa.update(jobs)
-            .where(jobs.c.id == params.job_id)
-            .values(
-                **rows.change_values(params.changes),
-                version=jobs.c.version + 1,
-                last_sequence=jobs.c.last_sequence + len(params.events),
-                update_us=now_us,
-            )
-            .returning(*jobs.c)
+        values = rows.change_values(params.changes)
+        statement = _update_statement(
+            tuple(values),
+            owner=params.owner is not None,
+            statuses=params.expect_statuses is not None,
+            lease_token=params.expect_lease_token is not None,
+            version=params.expect_version is not None,
         )
-        if params.owner is not None:
-            statement = statement.where(jobs.c.owner == params.owner)
-        if params.expect_statuses is not None:
-            statement = statement.where(jobs.c.status.in_(sorted(s.value for s in params.expect_statuses)))
-        if params.expect_lease_token is not None:
-            statement = statement.where(jobs.c.lease_token == params.expect_lease_token)
-        if params.expect_version is not None:
-            statement = statement.where(jobs.c.version == params.expect_version)
+        bound = {f"v_{name}": value for name, value in values.items()}
+        bound |= {
+            "p_job_id": params.job_id,
+            "p_events": len(params.events),
+            "p_now": now_us,
+            "p_owner": params.owner,
+            "p_statuses": sorted(s.value for s in params.expect_statuses or ()),
+            "p_lease_token": params.expect_lease_token,
+            "p_version": params.expect_version,
+        }
         async with self._write() as conn:
-            row = (await conn.execute(statement)).mappings().one_or_none()
+            row = (await conn.execute(statement, bound)).mappings().one_or_none()
             if row is None:
                 return None
             event_rows = rows.event_rows(row, params.events, now_us)
