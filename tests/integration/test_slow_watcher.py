@@ -6,11 +6,13 @@ and the job's events pile up in the watcher's bounded queue (4 here) until it ov
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import grpc
 import grpc.aio
-from support import flows, rpc
+import pytest
+from support import flows, rpc, waiting
 
 from jobwarden.client import Client, Job, JobEvent
 from jobwarden.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
@@ -94,3 +96,25 @@ async def test_the_sdk_watch_resumes_by_itself_after_a_cut_off(tmp_path: Path) -
         assert isinstance(snapshot, Job) and all(isinstance(e, JobEvent) for e in seen)
         assert srv.bus.watchers_cut_off >= 1, "the consumer was never cut off, so nothing was resumed"
         assert [e.sequence for e in seen] == list(range(1, len(await flows.events(s, job.id)) + 1))
+
+
+async def test_a_watcher_that_goes_away_while_a_message_is_held_back_leaves_no_error_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with (
+        rpc.server(tmp_path, subscriber_queue_size=10 * REPORTS) as srv,  # never cut off: it stays blocked
+        rpc.stubs(srv.address) as s,
+        grpc.aio.insecure_channel(srv.address, options=SMALL_WINDOW) as slow_channel,
+    ):
+        job = await flows.create(s)
+        claim = await flows.claim_one(s)
+        call = job_service_pb2_grpc.JobServiceStub(slow_channel).WatchJob(
+            job_service_pb2.WatchJobRequest(job_id=job.id)
+        )
+        assert (await call.read()).HasField("job")
+        for n in range(REPORTS // 2):
+            await flows.progress(s, claim, n / 2, message=BULKY)
+        with caplog.at_level(logging.INFO):
+            call.cancel()  # the client leaves while the server waits to send
+            await waiting.until(lambda: srv.bus.subscriber_count() == 0)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -110,14 +110,13 @@ class Guard(grpc.aio.ServerInterceptor):
         return unary
 
     def _stream(self, behaviour: Any, role: Role, method: str) -> Any:
-        async def stream(
-            request: message.Message, context: grpc.aio.ServicerContext[Any, Any]
-        ) -> AsyncIterator[Any]:
+        async def stream(request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             self._track()
             try:
                 self._admit(request, context, role)
                 async for item in behaviour(request, context):
-                    yield item
+                    if not await _sent(context, item):
+                        return  # the caller went away while its message was held back: nobody to tell
             except errors.DomainError as err:
                 await abort(context, err)
             except Exception as err:
@@ -149,6 +148,21 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
             return Undecodable(str(err)[:200])
 
     return decode
+
+
+async def _sent(context: grpc.aio.ServicerContext[Any, Any], item: Any) -> bool:
+    """Write one streamed message; False if the stream broke under the write.
+
+    A slow reader's message waits for HTTP/2 flow control; if the client cancels or disconnects
+    meanwhile, the write fails (grpcio's own ExecuteBatchError, not public API). That is the client's
+    doing, not a server fault, and a broken stream has nobody left to hear a status; written by grpcio
+    itself (a yielded message) it would be logged as an error with a traceback."""
+    try:
+        await context.write(item)
+    except Exception as err:  # noqa: BLE001 - any failed write means the stream is gone
+        logger.info("stream ended by the client during a write (%s)", type(err).__name__)
+        return False
+    return True
 
 
 def _is_abort(err: Exception) -> bool:
