@@ -87,6 +87,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         settings.database,
         pool_size=settings.database_pool_size,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        sqlite_synchronous=settings.sqlite_synchronous,
     )
     bus = EventBus(subscriber_queue_size=settings.subscriber_queue_size)
     writer = JobWriter(db, bus, settings.lifecycles, clock)

@@ -10,6 +10,7 @@ Config file (all keys optional):
     cancel_grace_seconds = 30             # a running job's worker has this long to confirm a cancel
     max_streams_per_owner = 256           # open watch streams + long polls per owner
     watch_queue_size = 256                # events a live watcher may fall behind before it is cut off
+    sqlite_synchronous = "NORMAL"         # FULL: every commit also survives a power loss (slower)
 
     [[tokens]]                            # no tokens = local mode (loopback only, owner "default")
     sha256 = "<hex sha256 of the token>"  # printf %s "$TOKEN" | sha256sum
@@ -57,6 +58,7 @@ from jobwarden_server.domain.errors import ConfigError
 from jobwarden_server.domain.lifecycle import Lifecycle, Lifecycles
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus
+from jobwarden_server.store import SQLITE_SYNCHRONOUS
 from jobwarden_server.tls import TlsSettings
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -89,6 +91,8 @@ class Settings:
     """Watch streams plus long-polling claims one owner may hold open at once."""
     sqlite_busy_timeout_ms: int = 5000
     """How long a SQLite write waits for another process's lock before the RPC gets UNAVAILABLE."""
+    sqlite_synchronous: str = "NORMAL"
+    """NORMAL: an acknowledged change survives a crash of the process; FULL: a power loss too (slower)."""
     cancel_grace_s: float = 30.0
     """How long a worker has to confirm a cancel of a running job before the server cancels it."""
 
@@ -159,7 +163,7 @@ def _from_file(path: Path) -> dict[str, Any]:
         "cancel_grace_seconds",
         "max_streams_per_owner",
     }
-    known |= {"database_pool_size", "watch_queue_size"}
+    known |= {"database_pool_size", "watch_queue_size", "sqlite_synchronous"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"config file {path}: unknown keys {unknown}")
@@ -167,6 +171,11 @@ def _from_file(path: Path) -> dict[str, Any]:
     for key in ("listen", "database"):
         if key in raw:
             values[key] = str(raw[key])
+    if "sqlite_synchronous" in raw:
+        mode = str(raw["sqlite_synchronous"]).upper()
+        if mode not in SQLITE_SYNCHRONOUS:
+            raise ConfigError(f"config file {path}: sqlite_synchronous must be NORMAL or FULL")
+        values["sqlite_synchronous"] = mode
     for key, field in (
         ("database_pool_size", "database_pool_size"),
         ("max_streams_per_owner", "max_streams_per_owner"),

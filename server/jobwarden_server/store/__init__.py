@@ -21,8 +21,10 @@ from jobwarden_server.store._protocol import (
     Store,
 )
 from jobwarden_server.store._sql import SqlStore
+from jobwarden_server.store._sqlite import SYNCHRONOUS as SQLITE_SYNCHRONOUS
 
 __all__ = [
+    "SQLITE_SYNCHRONOUS",
     "AssetAddParams",
     "Change",
     "ChangeFeed",

@@ -63,7 +63,11 @@ def display_url(url: str) -> str:
 
 
 def open_store(
-    url: str, *, pool_size: int = 5, busy_timeout_ms: int = _sqlite.DEFAULT_BUSY_TIMEOUT_MS
+    url: str,
+    *,
+    pool_size: int = 5,
+    busy_timeout_ms: int = _sqlite.DEFAULT_BUSY_TIMEOUT_MS,
+    sqlite_synchronous: str = "NORMAL",
 ) -> SqlStore:
     """Open the store for a database URL. Connections are made on first use; nothing is migrated.
 
@@ -74,6 +78,8 @@ def open_store(
             PostgreSQL.
         busy_timeout_ms: SQLite only: how long to wait for another process's lock before a call fails
             with StoreUnavailable.
+        sqlite_synchronous: SQLite only: NORMAL (a commit survives a crash of the process) or FULL
+            (it survives a power loss too; slower).
 
     Returns:
         A SqlStore, which implements the Store protocol; `await store.close()` releases it.
@@ -84,7 +90,10 @@ def open_store(
     database = parse_database_url(url)
     if database.dialect == "sqlite":
         writer, reader = _sqlite.create_engines(
-            database.sqlite_path, read_pool_size=pool_size, busy_timeout_ms=busy_timeout_ms
+            database.sqlite_path,
+            read_pool_size=pool_size,
+            busy_timeout_ms=busy_timeout_ms,
+            synchronous=sqlite_synchronous,
         )
         return SqlStore(writer=writer, reader=reader, dialect=_sqlite.DIALECT)
     assert database.postgres_url is not None

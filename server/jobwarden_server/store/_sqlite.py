@@ -27,15 +27,23 @@ def _url(path: str) -> sa.URL:
     return sa.URL.create("sqlite+aiosqlite", database=path)
 
 
-def _pragmas(busy_timeout_ms: int, *, foreign_keys: bool) -> list[str]:
+SYNCHRONOUS = ("NORMAL", "FULL")
+"""What `synchronous` may be. In WAL mode both survive a crash of the process and neither can
+corrupt the database. NORMAL (the default) syncs only at checkpoints, so a power loss or an OS crash
+can take the last commits with it; FULL syncs the log at every commit, so an acknowledged change
+survives those too, at the price of a disk sync per commit (on the single writer, so every write
+waits for it)."""
+
+
+def _pragmas(busy_timeout_ms: int, *, foreign_keys: bool, synchronous: str = "NORMAL") -> list[str]:
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, not {synchronous!r}")
     return [
         # WAL: readers never block the writer nor the writer readers; one writer at a time remains.
         "PRAGMA journal_mode=WAL",
         # Wait this long for another connection's lock instead of failing at once with SQLITE_BUSY.
         f"PRAGMA busy_timeout={int(busy_timeout_ms)}",
-        # In WAL mode NORMAL cannot corrupt the database and survives a crash of the process; only a
-        # power loss can drop the last commits. FULL would fsync every commit, several times slower.
-        "PRAGMA synchronous=NORMAL",
+        f"PRAGMA synchronous={synchronous}",
         # SQLite enforces foreign keys (and so ON DELETE CASCADE) only when asked, per connection.
         f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}",
     ]
@@ -59,7 +67,11 @@ def _configure(engine: AsyncEngine, *, begin: str, pragmas: list[str]) -> None:
 
 
 def create_engines(
-    path: str, *, read_pool_size: int, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+    path: str,
+    *,
+    read_pool_size: int,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    synchronous: str = "NORMAL",
 ) -> tuple[AsyncEngine, AsyncEngine]:
     """The write engine and the read engine for the database file at `path`.
 
@@ -75,7 +87,11 @@ def create_engines(
     writer = create_async_engine(
         _url(path), poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=30
     )
-    _configure(writer, begin="BEGIN IMMEDIATE", pragmas=_pragmas(busy_timeout_ms, foreign_keys=True))
+    _configure(
+        writer,
+        begin="BEGIN IMMEDIATE",
+        pragmas=_pragmas(busy_timeout_ms, foreign_keys=True, synchronous=synchronous),
+    )
     reader = create_async_engine(
         _url(path), poolclass=AsyncAdaptedQueuePool, pool_size=max(1, read_pool_size), max_overflow=0
     )

@@ -56,3 +56,25 @@ def test_postgresql_needs_two_pooled_connections_sqlite_one() -> None:
         settings.Settings(database=PG, database_pool_size=1).checked()
     settings.Settings(database=PG, database_pool_size=2).checked()
     settings.Settings(database="jobwarden.db", database_pool_size=1).checked()
+
+
+def test_sqlite_syncs_at_checkpoints_unless_told_to_sync_every_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(settings.ENV_CONFIG, raising=False)
+    assert settings.Settings().sqlite_synchronous == "NORMAL"
+    assert settings.load(_config(tmp_path, 'sqlite_synchronous = "full"\n')).sqlite_synchronous == "FULL"
+    with pytest.raises(ConfigError, match="sqlite_synchronous must be NORMAL or FULL"):
+        settings.load(_config(tmp_path, 'sqlite_synchronous = "OFF"\n'))
+
+
+@pytest.mark.parametrize(("mode", "pragma_value"), [("FULL", 2), ("NORMAL", 1)])
+async def test_the_sqlite_write_connection_runs_with_the_chosen_synchronous(
+    tmp_path: Path, mode: str, pragma_value: int
+) -> None:
+    db = store.open_store(str(tmp_path / "j.db"), sqlite_synchronous=mode)
+    try:
+        async with db.write_engine.connect() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == pragma_value
+    finally:
+        await db.close()
