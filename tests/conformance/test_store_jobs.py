@@ -330,3 +330,45 @@ async def test_sequences_are_contiguous_and_pages_of_events_join_up(
     assert paged == list(range(1, 13))
     assert await _events(store, job, after=12) == []
     assert await store.event_list(PageParams(owner="bob", job_id=job.id, after=0, limit=10)) == []
+
+
+async def test_modify_decides_on_the_job_as_read_in_its_own_transaction(
+    store: SqlStore, create_job: CreateJob, clock: Any
+) -> None:
+    job = await create_job()
+    seen: list[Job] = []
+
+    def decide(current: Job) -> JobUpdateParams:
+        seen.append(current)
+        return JobUpdateParams(
+            job_id=current.id,
+            owner=current.owner,
+            now=clock.tick(),
+            changes=JobChanges(progress=Progress(percent=current.progress.percent + 10)),
+            events=[NewEvent(kind=EventKind.PROGRESS, actor="w", data={"percent": 10.0})],
+            expect_version=current.version,
+        )
+
+    change = await store.job_modify("alice", job.id, decide)
+    assert seen == [job]
+    assert change is not None and change.job.progress.percent == 10 and change.job.version == 2
+    assert [e.kind for e in change.events] == [EventKind.PROGRESS]
+    assert await store.job_get(None, job.id) == change.job
+
+
+async def test_modify_refused_by_its_decision_or_for_another_owner_changes_nothing(
+    store: SqlStore, create_job: CreateJob
+) -> None:
+    job = await create_job()
+
+    def refuse(current: Job) -> JobUpdateParams:
+        raise errors.LeaseLost(current.id)
+
+    with pytest.raises(errors.LeaseLost):
+        await store.job_modify("alice", job.id, refuse)
+    with pytest.raises(errors.NotFound):
+        await store.job_modify("bob", job.id, refuse)
+    with pytest.raises(errors.NotFound):
+        await store.job_modify("alice", "no-such-job", refuse)
+    assert await store.job_get(None, job.id) == job
+    assert [e.sequence for e in await _events(store, job)] == [1]

@@ -170,24 +170,22 @@ class WorkService:
     async def progress(self, who: Principal, job_id: str, lease_token: str, progress: Progress) -> Job:
         """Record progress and renew the lease. A repeat of the last report (a heartbeat) only renews
         the lease: it adds no event, so histories stay readable and watchers are not woken for nothing."""
-        job = await self._leased(who, job_id, lease_token)
-        now = self._writer.clock()
-        events = []
-        if progress != job.progress:
-            events.append(
-                store.NewEvent(
-                    kind=EventKind.PROGRESS,
-                    actor=worker_actor(job.worker_id),
-                    data=dataclasses.asdict(progress),
+        limits.check_text("lease_token", lease_token, limit=limits.MAX_ID, required=True)
+
+        def decide(job: Job) -> tuple[store.JobChanges, list[store.NewEvent]]:
+            events = []
+            if progress != job.progress:
+                events.append(
+                    store.NewEvent(
+                        kind=EventKind.PROGRESS,
+                        actor=worker_actor(job.worker_id),
+                        data=dataclasses.asdict(progress),
+                    )
                 )
-            )
-        return await self._writer.update_leased(
-            job_id,
-            who.owner,
-            lease_token,
-            store.JobChanges(progress=progress, lease_expire_time=self._renewed_lease(job, now)),
-            events,
-        )
+            renewed = self._renewed_lease(job, self._writer.clock())
+            return store.JobChanges(progress=progress, lease_expire_time=renewed), events
+
+        return await self._writer.update_leased(job_id, who.owner, lease_token, decide)
 
     async def add_asset(
         self, who: Principal, job_id: str, lease_token: str, spec: AssetSpec, request: Request = ANONYMOUS

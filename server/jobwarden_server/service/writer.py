@@ -230,22 +230,27 @@ class JobWriter:
         job_id: str,
         owner: str,
         lease_token: str,
-        changes: store.JobChanges,
-        events: Sequence[store.NewEvent],
+        decide: Callable[[Job], tuple[store.JobChanges, Sequence[store.NewEvent]]],
     ) -> Job:
-        """Change a RUNNING job without moving it, only under the caller's current lease."""
-        change = await self.store.job_update(
-            store.JobUpdateParams(
+        """Change a RUNNING job without moving it, only under the caller's current lease; `decide`
+        makes the change from the job as it is (read in the same transaction as the write)."""
+        now = self.clock()
+
+        def update(job: Job) -> store.JobUpdateParams:
+            if job.status is not JobStatus.RUNNING or job.lease_token != lease_token:
+                raise errors.LeaseLost(job_id)
+            changes, events = decide(job)
+            return store.JobUpdateParams(
                 job_id=job_id,
                 owner=owner,
-                now=self.clock(),
+                now=now,
                 changes=changes,
                 events=events,
                 expect_statuses=frozenset({JobStatus.RUNNING}),
                 expect_lease_token=lease_token,
             )
-        )
-        if change is None:
-            await self.store.job_get(owner, job_id)  # NotFound if it is gone or not the caller's
+
+        change = await self.store.job_modify(owner, job_id, update)
+        if change is None:  # the lease moved on between the read and the write (PostgreSQL)
             raise errors.LeaseLost(job_id)
         return self.published(change)

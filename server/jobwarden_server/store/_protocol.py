@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
@@ -203,6 +203,13 @@ class Store(Protocol):
 
     async def job_update(self, params: JobUpdateParams) -> Change | None:
         """Apply the changes and append the events if the conditions hold; None if they do not."""
+        ...
+
+    async def job_modify(
+        self, owner: str, job_id: str, decide: Callable[[Job], JobUpdateParams]
+    ) -> Change | None:
+        """Read the job and apply the compare-and-set `decide` makes of it, in one write transaction;
+        `decide` may raise to refuse. NotFound if missing or not the owner's; None if a guard failed."""
         ...
 
     async def job_claim(self, params: JobClaimParams) -> Sequence[Change]:

@@ -237,6 +237,27 @@ class SqlStore:
 
     async def job_update(self, params: JobUpdateParams) -> Change | None:
         """The compare-and-set: one guarded UPDATE, then its events; None if a guard failed."""
+        async with self._write() as conn:
+            return await self._update(conn, params)
+
+    async def job_modify(
+        self, owner: str, job_id: str, decide: Callable[[Job], JobUpdateParams]
+    ) -> Change | None:
+        """Read the job and apply the compare-and-set `decide` makes of it, in one write transaction.
+
+        One transaction instead of a read and then a write: the hot worker calls (progress, heartbeats)
+        pay for one. `decide` may raise to refuse (nothing is written). The compare-and-set still
+        guards the write: on PostgreSQL the row can change between the read and the update; on SQLite
+        the write lock, taken at BEGIN, already rules that out. NotFound if missing or not the owner's.
+        """
+        async with self._write() as conn:
+            query = sa.select(jobs).where(jobs.c.id == job_id, jobs.c.owner == owner)
+            row = (await conn.execute(query)).mappings().one_or_none()
+            if row is None:
+                raise errors.NotFound(f"job {job_id} not found", metadata={"job_id": job_id})
+            return await self._update(conn, decide(rows.job_from_row(row)))
+
+    async def _update(self, conn: AsyncConnection, params: JobUpdateParams) -> Change | None:
         now_us = rows.to_us(params.now)
         values = rows.change_values(params.changes)
         statement = _update_statement(
@@ -256,12 +277,11 @@ class SqlStore:
             "p_lease_token": params.expect_lease_token,
             "p_version": params.expect_version,
         }
-        async with self._write() as conn:
-            row = (await conn.execute(statement, bound)).mappings().one_or_none()
-            if row is None:
-                return None
-            event_rows = rows.event_rows(row, params.events, now_us)
-            await self._append_events(conn, event_rows, work=params.changes.status is JobStatus.QUEUED)
+        row = (await conn.execute(statement, bound)).mappings().one_or_none()
+        if row is None:
+            return None
+        event_rows = rows.event_rows(row, params.events, now_us)
+        await self._append_events(conn, event_rows, work=params.changes.status is JobStatus.QUEUED)
         return Change(job=rows.job_from_row(row), events=tuple(rows.event_from_row(e) for e in event_rows))
 
     async def job_claim(self, params: JobClaimParams) -> Sequence[Change]:
