@@ -3,7 +3,8 @@
 A hypothesis state machine drives a real `jobwarden serve` (one process for every example; each example
 uses job types of its own). The model below knows the `standard` table of DESIGN.md section 2 and what
 each RPC does, and predicts every answer: success and the resulting job, or the exact status code,
-ErrorInfo reason and metadata. After each step the server's jobs must equal the model's (status,
+ErrorInfo reason and metadata. Any call that went through may be sent again later with its request_id
+(a lost reply): it must be answered with its first outcome and change nothing. After each step the server's jobs must equal the model's (status,
 attempt, cancel request, progress, number of events) and the touched job's history must be a legal,
 gap-free path (reference battery B.3, model-based companion).
 """
@@ -91,6 +92,24 @@ def _refused(code: str, reason: str, **metadata: str) -> Answer:
 LEASE_LOST = Answer("ABORTED", "LEASE_LOST")
 
 
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """A call that went through, to be sent again unchanged (same request_id) as if its reply was lost;
+    `check` compares the retry's reply with what the model says the first call did."""
+
+    send: Any
+    check: Any
+
+
+def _rid() -> str:
+    return f"model-{uuid.uuid4().hex}"
+
+
+def _outcome(job: job_pb2.Job) -> tuple[str, str, int, int, bool]:
+    """What a replay must repeat of a job-returning call: the job as that call left it."""
+    return (job.id, _status(job), job.attempt, job.last_sequence, job.cancel_requested)
+
+
 class LifecycleMachine(RuleBasedStateMachine):
     """Rules are RPCs; `expect` holds the model's prediction, `_check` compares, then the model moves."""
 
@@ -101,6 +120,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.job_type = f"model.{uuid.uuid4().hex[:12]}"
         self.jobs: dict[str, ModelJob] = {}
         self.touched = ""
+        self.replays: list[Replay] = []
 
     # --- plumbing ---------------------------------------------------------------------------------
 
@@ -145,6 +165,15 @@ class LifecycleMachine(RuleBasedStateMachine):
     def _holds(self, job: ModelJob, token: str) -> bool:
         return job.status == "RUNNING" and token == job.lease
 
+    def _went_through(self, send: Any, reply: Any) -> None:
+        """Remember a job-returning call that succeeded, for `replay`."""
+        first = _outcome(reply.job)
+
+        def check(again: Any) -> None:
+            assert _outcome(again.job) == first, (_outcome(again.job), first)
+
+        self.replays.append(Replay(send, check))
+
     def _settle(self, job: ModelJob, status: str, stop_reason: str = "UNSPECIFIED") -> None:
         job.status, job.lease, job.events = status, "", job.events + 1
         if status in TERMINAL:
@@ -154,27 +183,32 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule(hold=st.booleans(), max_attempts=st.integers(1, 3))
     def create(self, hold: bool, max_attempts: int) -> None:
-        got = self._call(
-            self._s.jobs.CreateJob(
-                job_service_pb2.CreateJobRequest(job_type=self.job_type, hold=hold, max_attempts=max_attempts)
-            )
+        request = job_service_pb2.CreateJobRequest(
+            job_type=self.job_type, hold=hold, max_attempts=max_attempts, request_id=_rid()
         )
+        got = self._call(self._s.jobs.CreateJob(request))
         self._expect(got, Answer("OK"))
         job = got.reply.job
+        first_id = job.id
+
+        def same_job(again: Any) -> None:
+            assert again.job.id == first_id  # the job created first, as it is now
+
+        self.replays.append(Replay(lambda: self._s.jobs.CreateJob(request), same_job))
         assert (_status(job), job.attempt, job.last_sequence) == ("CREATED" if hold else "QUEUED", 0, 1)
         self.jobs[job.id] = ModelJob(job.id, _status(job), max_attempts)
         self.touched = job.id
 
-    @precondition(lambda self: any(j.status != "RUNNING" for j in self.jobs.values()))
+    @precondition(lambda self: bool(self.jobs))
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
-        # Not RUNNING jobs: releasing one is a bug the server has; see
-        # test_release_of_a_running_job_is_refused below.
-        job = self._pick(data, lambda j: j.status != "RUNNING")
-        got = self._call(self._s.jobs.ReleaseJob(job_service_pb2.ReleaseJobRequest(job_id=job.id)))
+        job = self._pick(data)
+        request = job_service_pb2.ReleaseJobRequest(job_id=job.id, request_id=_rid())
+        got = self._call(self._s.jobs.ReleaseJob(request))
         if job.status == "CREATED" and ("CREATED", "QUEUED") in STANDARD:
             self._expect(got, Answer("OK"))
             job.status, job.events = "QUEUED", job.events + 1
+            self._went_through(lambda: self._s.jobs.ReleaseJob(request), got.reply)
         else:
             self._expect(
                 got,
@@ -185,17 +219,18 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
         job = self._pick(data)
-        got = self._call(
-            self._s.jobs.CancelJob(job_service_pb2.CancelJobRequest(job_id=job.id, reason="model"))
-        )
+        request = job_service_pb2.CancelJobRequest(job_id=job.id, reason="model", request_id=_rid())
+        got = self._call(self._s.jobs.CancelJob(request))
         if job.status == "RUNNING":
             self._expect(got, Answer("OK"))
             assert _status(got.reply.job) == "RUNNING" and got.reply.job.cancel_requested
             if not job.cancel_requested:
                 job.cancel_requested, job.events = True, job.events + 1
+                self._went_through(lambda: self._s.jobs.CancelJob(request), got.reply)
         elif (job.status, "CANCELLED") in STANDARD:
             self._expect(got, Answer("OK"))
             self._settle(job, "CANCELLED", "USER_CANCELLED")
+            self._went_through(lambda: self._s.jobs.CancelJob(request), got.reply)
         else:
             self._expect(
                 got,
@@ -209,15 +244,18 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(max_jobs=st.integers(1, 3))
     def claim(self, max_jobs: int) -> None:
         queued = {j.id for j in self.jobs.values() if j.status == "QUEUED"}
-        got = self._call(
-            self._s.workers.ClaimJobs(
-                worker_service_pb2.ClaimJobsRequest(
-                    worker_id="model", job_types=[self.job_type], max_jobs=max_jobs, lease_duration=LEASE
-                )
-            )
+        request = worker_service_pb2.ClaimJobsRequest(
+            worker_id="model",
+            job_types=[self.job_type],
+            max_jobs=max_jobs,
+            lease_duration=LEASE,
+            request_id=_rid(),
         )
+        got = self._call(self._s.workers.ClaimJobs(request))
         self._expect(got, Answer("OK"))
         claims = list(got.reply.claims)
+        if claims:
+            self.replays.append(Replay(lambda: self._s.workers.ClaimJobs(request), self._still_held(claims)))
         assert len(claims) == min(max_jobs, len(queued)), (len(claims), max_jobs, queued)
         for c in claims:
             job = self.jobs[c.job.id]
@@ -227,6 +265,16 @@ class LifecycleMachine(RuleBasedStateMachine):
             job.events += 1
             assert (_status(c.job), c.job.attempt) == ("RUNNING", job.attempt)
             self.touched = job.id
+
+    def _still_held(self, claims: list[worker_service_pb2.JobClaim]) -> Any:
+        def check(again: Any) -> None:
+            # A retried claim claims nothing new: the first call's jobs whose lease it still is.
+            held = [
+                (c.job.id, c.lease_token) for c in claims if self._holds(self.jobs[c.job.id], c.lease_token)
+            ]
+            assert [(c.job.id, c.lease_token) for c in again.claims] == held
+
+        return check
 
     @precondition(lambda self: bool(self.jobs))
     @rule(
@@ -266,16 +314,22 @@ class LifecycleMachine(RuleBasedStateMachine):
     def add_asset(self, data: st.DataObject) -> None:
         job = self._pick(data)
         token = self._token(data, job)
-        got = self._call(
-            self._s.workers.AddAsset(
-                worker_service_pb2.AddAssetRequest(
-                    job_id=job.id, lease_token=token, asset=job_pb2.Asset(asset_type="out", uri="memory://x")
-                )
-            )
+        request = worker_service_pb2.AddAssetRequest(
+            job_id=job.id,
+            lease_token=token,
+            asset=job_pb2.Asset(asset_type="out", uri="memory://x"),
+            request_id=_rid(),
         )
+        got = self._call(self._s.workers.AddAsset(request))
         if self._holds(job, token):
             self._expect(got, Answer("OK"))
             job.events += 1
+            first = got.reply.asset
+
+            def same_asset(again: Any) -> None:
+                assert again.asset == first
+
+            self.replays.append(Replay(lambda: self._s.workers.AddAsset(request), same_asset))
         else:
             self._expect(got, LEASE_LOST)
 
@@ -285,7 +339,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         job = self._pick(data)
         token = self._token(data, job)
         request = worker_service_pb2.CompleteJobRequest(
-            job_id=job.id, lease_token=token, result=flows.struct(n=1)
+            job_id=job.id, lease_token=token, result=flows.struct(n=1), request_id=_rid()
         )
         if partial:
             request.partial = True
@@ -296,6 +350,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             self._settle(job, "PARTIAL" if partial else "COMPLETED")
             job.progress = (100.0, *job.progress[1:])
             assert _status(got.reply.job) == job.status
+            self._went_through(lambda: self._s.workers.CompleteJob(request), got.reply)
         else:
             self._expect(got, LEASE_LOST)
 
@@ -304,15 +359,13 @@ class LifecycleMachine(RuleBasedStateMachine):
     def fail(self, data: st.DataObject, retryable: bool) -> None:
         job = self._pick(data)
         token = self._token(data, job)
-        got = self._call(
-            self._s.workers.FailJob(
-                worker_service_pb2.FailJobRequest(
-                    job_id=job.id,
-                    lease_token=token,
-                    error=job_pb2.JobError(message="boom", retryable=retryable),
-                )
-            )
+        request = worker_service_pb2.FailJobRequest(
+            job_id=job.id,
+            lease_token=token,
+            error=job_pb2.JobError(message="boom", retryable=retryable),
+            request_id=_rid(),
         )
+        got = self._call(self._s.workers.FailJob(request))
         if not self._holds(job, token):
             self._expect(got, LEASE_LOST)
             return
@@ -324,6 +377,19 @@ class LifecycleMachine(RuleBasedStateMachine):
         else:
             self._settle(job, "FAILED", "MAX_ATTEMPTS_EXCEEDED" if retryable else "UNSPECIFIED")
         assert _status(got.reply.job) == job.status
+        self._went_through(lambda: self._s.workers.FailJob(request), got.reply)
+
+    # --- a lost reply ------------------------------------------------------------------------------
+
+    @precondition(lambda self: bool(self.replays))
+    @rule(data=st.data())
+    def replay(self, data: st.DataObject) -> None:
+        """Send a call that went through again, with its request_id, whatever happened since: the
+        answer is the first call's outcome, and nothing changes (the invariant checks the model)."""
+        earlier = data.draw(st.sampled_from(self.replays), label="replay")
+        got = self._call(earlier.send())
+        self._expect(got, Answer("OK"))
+        earlier.check(got.reply)
 
     # --- invariants -------------------------------------------------------------------------------
 
