@@ -177,3 +177,22 @@ async def test_a_retried_release_answers_with_the_released_job(stubs: rpc.Stubs)
     failure = await rpc.fails(stubs.jobs.ReleaseJob(job_service_pb2.ReleaseJobRequest(job_id=job.id)))
     assert (failure.code, failure.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "INVALID_TRANSITION")
     assert flows.kinds(await flows.events(stubs, job.id)) == ["created", "CREATED->QUEUED"]
+
+
+async def test_a_retried_cancel_of_a_running_job_answers_as_it_left_the_job(stubs: rpc.Stubs) -> None:
+    job = await flows.create(stubs)
+    claim = await flows.claim_one(stubs)
+    cancel = job_service_pb2.CancelJobRequest(job_id=job.id, request_id="c-running")
+    first = (await stubs.jobs.CancelJob(cancel)).job
+    assert first.status == job_pb2.JOB_STATUS_RUNNING and first.cancel_requested
+    await flows.add_asset(stubs, claim)  # the worker goes on until it sees the cancel
+
+    again = (await stubs.jobs.CancelJob(cancel)).job
+    assert (again.status, again.cancel_requested, again.last_sequence) == (
+        first.status,
+        first.cancel_requested,
+        first.last_sequence,
+    )
+    other = (await stubs.jobs.CancelJob(job_service_pb2.CancelJobRequest(job_id=job.id))).job
+    assert other.last_sequence == first.last_sequence + 1  # a new request: the job as it is now
+    assert flows.kinds(await flows.events(stubs, job.id)).count("cancel_requested") == 1

@@ -29,7 +29,36 @@ async def end_attempt(
     lease_token: str | None = None,
     request: Request = ANONYMOUS,
 ) -> Job:
-    """Move a RUNNING `job` on after an unsuccessful attempt; return it as it is afterwards.
+    """Move a RUNNING `job` on after an unsuccessful attempt; return it as it is afterwards."""
+    params = end_attempt_params(
+        writer,
+        retry,
+        job,
+        error,
+        actor=actor,
+        owner=owner,
+        cancel_reason=cancel_reason,
+        stop_reason=stop_reason,
+        lease_token=lease_token,
+        request=request,
+    )
+    return await writer.apply(job, params)
+
+
+def end_attempt_params(
+    writer: JobWriter,
+    retry: RetryPolicy,
+    job: Job,
+    error: JobError,
+    *,
+    actor: str,
+    owner: str | None,
+    cancel_reason: str,
+    stop_reason: StopReason = StopReason.UNSPECIFIED,
+    lease_token: str | None = None,
+    request: Request = ANONYMOUS,
+) -> store.JobUpdateParams:
+    """The compare-and-set that ends `job`'s attempt (see the module for the rule).
 
     `stop_reason` is recorded if the job fails for good; left unspecified, a retryable failure on the
     last attempt is recorded as MAX_ATTEMPTS_EXCEEDED.
@@ -52,7 +81,7 @@ async def end_attempt(
         if stop_reason is StopReason.UNSPECIFIED and exhausted:
             stop_reason = StopReason.MAX_ATTEMPTS_EXCEEDED
         to, stop, reason, changes = JobStatus.FAILED, stop_reason, error.message, done
-    return await writer.transition(
+    return writer.transition_params(
         job,
         to,
         actor=actor,

@@ -208,7 +208,9 @@ class JobsService:
 
     async def _request_cancel(self, who: Principal, job: Job, reason: str, request: Request) -> Job:
         if job.cancel_requested:
-            return job
+            # Asking again is no error; but if it is this very request again, answer as it left the job.
+            first = await self._writer.replayed(who.owner, job.id, request)
+            return job if first is None else first
         now = self._writer.clock()
         # The worker has the grace period to confirm; if it never does, its lease runs out then and
         # the reaper cancels the job. Heartbeats no longer extend a lease once a cancel is requested.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from jobwarden_server import store
@@ -18,7 +18,7 @@ from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.records import Asset, EventKind, Job, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
-from jobwarden_server.service.attempts import end_attempt
+from jobwarden_server.service.attempts import end_attempt_params
 from jobwarden_server.service.streams import StreamSlots
 from jobwarden_server.service.writer import ANONYMOUS, JobWriter, Request
 
@@ -248,9 +248,9 @@ class WorkService:
     ) -> Job:
         """Finish COMPLETED, or PARTIAL when `partial` says what went wrong. Progress becomes 100."""
 
-        async def change() -> Job:
-            job = await self._leased(who, job_id, lease_token)
-            return await self._writer.transition(
+        def plan(job: Job) -> store.JobUpdateParams:
+            _check_leased(job, lease_token)
+            return self._writer.transition_params(
                 job,
                 JobStatus.PARTIAL if partial is not None else JobStatus.COMPLETED,
                 actor=worker_actor(job.worker_id),
@@ -267,7 +267,7 @@ class WorkService:
                 ),
             )
 
-        return await self._writer.once(who.owner, job_id, request, lambda: self._writer.retrying(change))
+        return await self._finish(who, job_id, lease_token, request, plan)
 
     async def fail(
         self,
@@ -281,9 +281,9 @@ class WorkService:
         """End the attempt: CANCELLED if a cancel was requested, QUEUED again if retryable with
         attempts left, else FAILED."""
 
-        async def change() -> Job:
-            job = await self._leased(who, job_id, lease_token)
-            return await end_attempt(
+        def plan(job: Job) -> store.JobUpdateParams:
+            _check_leased(job, lease_token)
+            return end_attempt_params(
                 self._writer,
                 self._retry,
                 job,
@@ -296,7 +296,25 @@ class WorkService:
                 request=request,
             )
 
-        return await self._writer.once(who.owner, job_id, request, lambda: self._writer.retrying(change))
+        return await self._finish(who, job_id, lease_token, request, plan)
+
+    async def _finish(
+        self,
+        who: Principal,
+        job_id: str,
+        lease_token: str,
+        request: Request,
+        plan: Callable[[Job], store.JobUpdateParams],
+    ) -> Job:
+        """End the attempt as `plan` decides on the job, read in the same transaction; a retry of a
+        call that went through gets its first outcome."""
+        limits.check_text("lease_token", lease_token, limit=limits.MAX_ID, required=True)
+        return await self._writer.once(
+            who.owner,
+            job_id,
+            request,
+            lambda: self._writer.retrying(lambda: self._writer.transition_current(who.owner, job_id, plan)),
+        )
 
     @staticmethod
     def _renewed_lease(job: Job, now: dt.datetime) -> dt.datetime | None:
@@ -308,7 +326,11 @@ class WorkService:
     async def _leased(self, who: Principal, job_id: str, lease_token: str) -> Job:
         """The job, if the caller holds its current lease (LEASE_LOST otherwise)."""
         limits.check_text("lease_token", lease_token, limit=limits.MAX_ID, required=True)
-        job = await self._store.job_get(who.owner, job_id)
-        if job.status is not JobStatus.RUNNING or job.lease_token != lease_token:
-            raise errors.LeaseLost(job_id)
-        return job
+        return _check_leased(await self._store.job_get(who.owner, job_id), lease_token)
+
+
+def _check_leased(job: Job, lease_token: str) -> Job:
+    """`job`, if it is RUNNING under `lease_token` (LEASE_LOST otherwise)."""
+    if job.status is not JobStatus.RUNNING or job.lease_token != lease_token:
+        raise errors.LeaseLost(job.id)
+    return job

@@ -129,13 +129,41 @@ class JobWriter:
         refusal is diagnosed on a fresh read: LEASE_LOST, INVALID_TRANSITION, or Conflict when the
         change is still possible and the caller should decide again (see `retrying`).
         """
+        params = self.transition_params(
+            job,
+            to,
+            actor=actor,
+            reason=reason,
+            owner=owner,
+            changes=changes,
+            stop_reason=stop_reason,
+            lease_token=lease_token,
+            request=request,
+        )
+        return await self.apply(job, params)
+
+    def transition_params(
+        self,
+        job: Job,
+        to: JobStatus,
+        *,
+        actor: str,
+        reason: str = "",
+        owner: str | None,
+        changes: store.JobChanges | None = None,
+        stop_reason: StopReason = StopReason.UNSPECIFIED,
+        lease_token: str | None = None,
+        request: Request = ANONYMOUS,
+    ) -> store.JobUpdateParams:
+        """The compare-and-set that moves `job` (as read) to `to`, with its event; LEASE_LOST or
+        INVALID_TRANSITION at once if the read already rules it out."""
         table = self.lifecycles.named(job.lifecycle)
         if lease_token is not None and job.lease_token != lease_token:
             raise errors.LeaseLost(job.id)
         if not table.allows(job.status, to):
             raise errors.InvalidTransition(job.id, table.name, job.status, to)
         base = changes or store.JobChanges()
-        params = store.JobUpdateParams(
+        return store.JobUpdateParams(
             job_id=job.id,
             owner=owner,
             now=self.clock(),
@@ -162,10 +190,16 @@ class JobWriter:
             expect_lease_token=lease_token,
             expect_version=job.version,
         )
+
+    async def apply(self, job: Job, params: store.JobUpdateParams) -> Job:
+        """Run a transition's compare-and-set made from `job`; if refused, diagnose on a fresh read."""
         change = await self.store.job_update(params)
         if change is not None:
             return self.published(change)
-        now = await self.store.job_get(owner, job.id)
+        to, lease_token = params.changes.status, params.expect_lease_token
+        assert to is not None, "a transition sets a status"
+        table = self.lifecycles.named(job.lifecycle)
+        now = await self.store.job_get(params.owner, job.id)
         if lease_token is not None and now.lease_token != lease_token:
             raise errors.LeaseLost(job.id)
         if not table.allows(now.status, to):
@@ -173,6 +207,19 @@ class JobWriter:
         raise errors.Conflict(
             f"job {job.id} changed while this call was deciding; retry", metadata={"job_id": job.id}
         )
+
+    async def transition_current(
+        self, owner: str, job_id: str, plan: Callable[[Job], store.JobUpdateParams]
+    ) -> Job:
+        """A transition `plan` decides on the job as read in the write's own transaction (one
+        transaction instead of a read and a write; see store.job_modify). `plan` raises to refuse.
+        Conflict if the job changed between that read and the write (PostgreSQL only): decide again."""
+        change = await self.store.job_modify(owner, job_id, plan)
+        if change is None:
+            raise errors.Conflict(
+                f"job {job_id} changed while this call was deciding; retry", metadata={"job_id": job_id}
+            )
+        return self.published(change)
 
     async def retrying(self, decide_and_change: Callable[[], Awaitable[Job]]) -> Job:
         """Run a read-decide-change step again while it meets a concurrent change (bounded)."""
