@@ -62,8 +62,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """An unexpected server fault; the server logged it (INTERNAL)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
-    """ErrorReason is the value of google.rpc.ErrorInfo.reason on every non-OK response of jobwarden.
-    ErrorInfo.domain is always "jobwarden.dev". Server and SDKs share these constants.
+    """ErrorReason names the cause of every non-OK response of jobwarden. On the wire it is carried in
+    google.rpc.ErrorInfo.reason as the value's name WITHOUT the "ERROR_REASON_" prefix, in the
+    UPPER_SNAKE_CASE form AIP-193 asks for: ERROR_REASON_LEASE_LOST is sent as "LEASE_LOST". To look a
+    received reason up in this enum, prepend "ERROR_REASON_". ErrorInfo.domain is always
+    "jobwarden.dev"; a reason in any other domain is not jobwarden's.
     """
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
