@@ -135,3 +135,42 @@ async def test_missing_ids_are_invalid_not_internal(stubs: rpc.Stubs) -> None:
     ):
         failure = await rpc.fails(call)
         assert failure.code == INVALID and failure.fields
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        job_pb2.STOP_REASON_USER_CANCELLED,
+        job_pb2.STOP_REASON_TIMEOUT_EXCEEDED,
+        job_pb2.STOP_REASON_LEASE_EXPIRED,
+        job_pb2.STOP_REASON_MAX_ATTEMPTS_EXCEEDED,
+    ],
+)
+async def test_a_worker_cannot_give_a_server_owned_stop_reason(
+    stubs: rpc.Stubs, reason: job_pb2.StopReason.ValueType
+) -> None:
+    job = await flows.create(stubs)
+    claim = await flows.claim_one(stubs)
+    before = await flows.get(stubs, job.id)
+    request = worker_service_pb2.FailJobRequest(
+        job_id=claim.job.id,
+        lease_token=claim.lease_token,
+        error=job_pb2.JobError(message="boom"),
+        stop_reason=reason,
+    )
+    failure = await rpc.fails(stubs.workers.FailJob(request))
+    assert (failure.code, failure.reason, failure.fields) == (INVALID, "INVALID_ARGUMENT", ["stop_reason"])
+    assert await flows.get(stubs, job.id) == before
+
+
+async def test_a_worker_gives_its_own_stop_reason(stubs: rpc.Stubs) -> None:
+    await flows.create(stubs)
+    claim = await flows.claim_one(stubs)
+    request = worker_service_pb2.FailJobRequest(
+        job_id=claim.job.id,
+        lease_token=claim.lease_token,
+        error=job_pb2.JobError(message="bad input"),
+        stop_reason=job_pb2.STOP_REASON_VALIDATION_ERROR,
+    )
+    job = (await stubs.workers.FailJob(request)).job
+    assert (job.status, job.stop_reason) == (job_pb2.JOB_STATUS_FAILED, job_pb2.STOP_REASON_VALIDATION_ERROR)

@@ -60,7 +60,8 @@ class Client(WorkerCalls):
             retry_policy: How long to wait before each retry (None means the server default).
             run_after: Not claimable before this time (naive datetimes are taken as UTC).
             deadline: The job expires if not terminal by this time.
-            callback_url: URL notified when the job ends.
+            callback_url: Kept with the job and returned on it; not called yet (jobwarden does not
+                send completion callbacks so far).
             hold: Start in CREATED instead of QUEUED; see :meth:`release_job`.
             request_id: Idempotency key. One is generated when omitted, so the transport's own
                 retries of this call never create a second job; pass your own to make retries

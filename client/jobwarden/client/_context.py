@@ -24,7 +24,11 @@ class PermanentError(Exception):
     Args:
         message: What went wrong; recorded as the job's error message.
         reason: Machine-readable reason, for example ``"BAD_INPUT"``.
-        stop_reason: Why the job stopped, for example ``StopReason.VALIDATION_ERROR``.
+        stop_reason: Why the job stopped: ``RESOURCE_LIMIT_EXCEEDED``, ``VALIDATION_ERROR``,
+            ``PROVIDER_ERROR`` or ``INTERNAL_ERROR``. The other reasons are the server's to record.
+
+    Raises:
+        ValueError: ``stop_reason`` is unknown or one only the server records.
     """
 
     def __init__(
@@ -33,6 +37,8 @@ class PermanentError(Exception):
         super().__init__(message)
         self.message = message
         self.reason = reason
+        if stop_reason is not None and not _models.StopReason(str(stop_reason).upper()).worker_may_give:
+            raise ValueError(f"stop_reason {stop_reason} is recorded by the server; a worker cannot give it")
         self.stop_reason = stop_reason
 
 

@@ -66,6 +66,16 @@ class StopReason(enum.StrEnum):
     LEASE_EXPIRED = "LEASE_EXPIRED"
     MAX_ATTEMPTS_EXCEEDED = "MAX_ATTEMPTS_EXCEEDED"
 
+    @property
+    def worker_may_give(self) -> bool:
+        """Whether a worker may fail a job with this reason; the others are recorded by the server."""
+        return self in {
+            StopReason.RESOURCE_LIMIT_EXCEEDED,
+            StopReason.VALIDATION_ERROR,
+            StopReason.PROVIDER_ERROR,
+            StopReason.INTERNAL_ERROR,
+        }
+
 
 class EventKind(enum.StrEnum):
     """What a :class:`JobEvent` records. ``UNKNOWN`` is an event kind newer than this SDK."""
@@ -149,7 +159,7 @@ class Job:
         labels: Free-form labels.
         run_after: Not claimable before this time.
         deadline: The job expires if not terminal by this time.
-        callback_url: URL notified when the job ends.
+        callback_url: As given at creation; jobwarden does not call it yet.
         cancel_requested: A cancel was asked for while the job was running.
         etag: Changes whenever the job changes; send it to ``cancel_job`` to guard against races.
         create_time: When the job was created.

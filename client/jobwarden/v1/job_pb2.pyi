@@ -81,9 +81,9 @@ class _StopReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StopReason
     STOP_REASON_UNSPECIFIED: _StopReason.ValueType  # 0
     """The job has not stopped, or ended normally."""
     STOP_REASON_USER_CANCELLED: _StopReason.ValueType  # 1
-    """A client cancelled the job."""
+    """A client cancelled the job (set by the server only)."""
     STOP_REASON_TIMEOUT_EXCEEDED: _StopReason.ValueType  # 2
-    """The job's deadline passed."""
+    """The job's deadline passed (set by the server only)."""
     STOP_REASON_RESOURCE_LIMIT_EXCEEDED: _StopReason.ValueType  # 3
     """The worker ran out of a resource (memory, quota)."""
     STOP_REASON_VALIDATION_ERROR: _StopReason.ValueType  # 4
@@ -93,9 +93,9 @@ class _StopReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StopReason
     STOP_REASON_INTERNAL_ERROR: _StopReason.ValueType  # 6
     """The worker failed for its own reasons."""
     STOP_REASON_LEASE_EXPIRED: _StopReason.ValueType  # 7
-    """The worker's lease expired and no attempts were left."""
+    """The worker's lease expired and no attempts were left (set by the server only)."""
     STOP_REASON_MAX_ATTEMPTS_EXCEEDED: _StopReason.ValueType  # 8
-    """The job failed on its last allowed attempt."""
+    """The job failed on its last allowed attempt (set by the server only)."""
 
 class StopReason(_StopReason, metaclass=_StopReasonEnumTypeWrapper):
     """StopReason says why a job ended, when the status alone does not."""
@@ -103,9 +103,9 @@ class StopReason(_StopReason, metaclass=_StopReasonEnumTypeWrapper):
 STOP_REASON_UNSPECIFIED: StopReason.ValueType  # 0
 """The job has not stopped, or ended normally."""
 STOP_REASON_USER_CANCELLED: StopReason.ValueType  # 1
-"""A client cancelled the job."""
+"""A client cancelled the job (set by the server only)."""
 STOP_REASON_TIMEOUT_EXCEEDED: StopReason.ValueType  # 2
-"""The job's deadline passed."""
+"""The job's deadline passed (set by the server only)."""
 STOP_REASON_RESOURCE_LIMIT_EXCEEDED: StopReason.ValueType  # 3
 """The worker ran out of a resource (memory, quota)."""
 STOP_REASON_VALIDATION_ERROR: StopReason.ValueType  # 4
@@ -115,9 +115,9 @@ STOP_REASON_PROVIDER_ERROR: StopReason.ValueType  # 5
 STOP_REASON_INTERNAL_ERROR: StopReason.ValueType  # 6
 """The worker failed for its own reasons."""
 STOP_REASON_LEASE_EXPIRED: StopReason.ValueType  # 7
-"""The worker's lease expired and no attempts were left."""
+"""The worker's lease expired and no attempts were left (set by the server only)."""
 STOP_REASON_MAX_ATTEMPTS_EXCEEDED: StopReason.ValueType  # 8
-"""The job failed on its last allowed attempt."""
+"""The job failed on its last allowed attempt (set by the server only)."""
 Global___StopReason: _TypeAlias = StopReason  # noqa: Y015
 
 @_typing.final
@@ -255,7 +255,9 @@ class Job(_message.Message):
     priority: _builtins.int
     """Higher runs first."""
     callback_url: _builtins.str
-    """URL notified when the job reaches a terminal state."""
+    """The callback_url given at creation, stored and returned as given. jobwarden does not call it
+    yet: completion callbacks are not implemented, so nothing is sent when the job ends.
+    """
     cancel_requested: _builtins.bool
     """A client asked to cancel the job while it was running; the worker should stop."""
     etag: _builtins.str

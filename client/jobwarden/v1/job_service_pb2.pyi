@@ -65,7 +65,9 @@ class CreateJobRequest(_message.Message):
     max_attempts: _builtins.int
     """Attempts allowed (1..100; 0 means the server default)."""
     callback_url: _builtins.str
-    """URL notified when the job ends."""
+    """An http(s) URL kept with the job and returned on it. jobwarden does not call it yet: completion
+    callbacks are not implemented, so nothing is sent when the job ends.
+    """
     hold: _builtins.bool
     """Start in CREATED (held) instead of QUEUED; release with ReleaseJob."""
     request_id: _builtins.str

@@ -343,7 +343,10 @@ class FailJobRequest(_message.Message):
     request_id: _builtins.str
     """Idempotency key."""
     stop_reason: _job_pb2.StopReason.ValueType
-    """Why the job stopped, when known (for example VALIDATION_ERROR)."""
+    """Why the job stopped, when known: one of the worker's own reasons (RESOURCE_LIMIT_EXCEEDED,
+    VALIDATION_ERROR, PROVIDER_ERROR, INTERNAL_ERROR). The reasons the server records itself
+    (USER_CANCELLED, TIMEOUT_EXCEEDED, LEASE_EXPIRED, MAX_ATTEMPTS_EXCEEDED) are INVALID_ARGUMENT.
+    """
     @_builtins.property
     def error(self) -> _job_pb2.JobError:
         """What went wrong (message required)."""

@@ -123,7 +123,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self, request: worker_service_pb2.FailJobRequest, context: Context
     ) -> worker_service_pb2.FailJobResponse:
         error = check_error("error", convert.error_in(request.error))
-        stop = convert.stop_reason_in("stop_reason", request.stop_reason, allow_unspecified=True)
+        stop = limits.check_worker_stop_reason(
+            "stop_reason", convert.stop_reason_in("stop_reason", request.stop_reason, allow_unspecified=True)
+        )
         job = await self._work.fail(
             current_principal(),
             _id("job_id", request.job_id),

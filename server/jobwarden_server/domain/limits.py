@@ -13,6 +13,7 @@ from typing import Any
 
 from jobwarden_server.domain.errors import InvalidArgument
 from jobwarden_server.domain.records import Progress
+from jobwarden_server.domain.status import WORKER_STOP_REASONS, StopReason
 
 MAX_ID = 128
 MAX_TEXT = 4096
@@ -112,4 +113,12 @@ def check_url(field: str, value: str) -> str:
     check_text(field, value, limit=MAX_URL)
     if value and not value.startswith(("http://", "https://")):
         raise InvalidArgument(field, "must be an http:// or https:// URL")
+    return value
+
+
+def check_worker_stop_reason(field: str, value: StopReason) -> StopReason:
+    """A stop reason a worker may give; the server-owned ones are refused."""
+    if value not in WORKER_STOP_REASONS:
+        allowed = ", ".join(sorted(r.value for r in WORKER_STOP_REASONS if r is not StopReason.UNSPECIFIED))
+        raise InvalidArgument(field, f"{value.value} is set only by the server; a worker may give {allowed}")
     return value

@@ -40,3 +40,16 @@ class StopReason(enum.StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     LEASE_EXPIRED = "LEASE_EXPIRED"
     MAX_ATTEMPTS_EXCEEDED = "MAX_ATTEMPTS_EXCEEDED"
+
+
+WORKER_STOP_REASONS: frozenset[StopReason] = frozenset(
+    {
+        StopReason.UNSPECIFIED,
+        StopReason.RESOURCE_LIMIT_EXCEEDED,
+        StopReason.VALIDATION_ERROR,
+        StopReason.PROVIDER_ERROR,
+        StopReason.INTERNAL_ERROR,
+    }
+)
+"""What a worker may say about its own failure. The others record what the server saw (a client's
+cancel, a deadline, a lost lease, the last attempt): a worker claiming one would forge history."""

@@ -181,6 +181,15 @@ async def test_a_permanent_error_is_not_retryable(fake: FakeClient, worker: Work
     }
 
 
+@pytest.mark.parametrize(
+    "reason",
+    ["USER_CANCELLED", StopReason.TIMEOUT_EXCEEDED, "lease_expired", StopReason.MAX_ATTEMPTS_EXCEEDED],
+)
+def test_a_permanent_error_refuses_a_stop_reason_only_the_server_records(reason: str) -> None:
+    with pytest.raises(ValueError, match="recorded by the server"):
+        PermanentError("no", stop_reason=reason)
+
+
 async def test_a_partial_result_finishes_partial(fake: FakeClient, worker: Worker) -> None:
     @worker.handler("echo")
     async def some(ctx: JobContext) -> PartialResult:
