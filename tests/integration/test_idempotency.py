@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
@@ -196,3 +197,45 @@ async def test_a_retried_cancel_of_a_running_job_answers_as_it_left_the_job(stub
     other = (await stubs.jobs.CancelJob(job_service_pb2.CancelJobRequest(job_id=job.id))).job
     assert other.last_sequence == first.last_sequence + 1  # a new request: the job as it is now
     assert flows.kinds(await flows.events(stubs, job.id)).count("cancel_requested") == 1
+
+
+def _report(claim: worker_service_pb2.JobClaim, percent: float, request_id: str) -> Any:
+    return worker_service_pb2.ReportProgressRequest(
+        job_id=claim.job.id,
+        lease_token=claim.lease_token,
+        progress=job_pb2.Progress(percent=percent, message=f"at {percent}"),
+        request_id=request_id,
+    )
+
+
+async def test_a_replayed_progress_report_changes_nothing_after_a_newer_one(stubs: rpc.Stubs) -> None:
+    job = await flows.create(stubs)
+    claim = await flows.claim_one(stubs)
+    await stubs.workers.ReportProgress(_report(claim, 50, "p-50"))
+    await stubs.workers.ReportProgress(_report(claim, 60, "p-60"))
+    history = await flows.events(stubs, job.id)
+    replay = await stubs.workers.ReportProgress(_report(claim, 50, "p-50"))
+    assert replay.lease_expire_time.seconds > 0 and not replay.cancel_requested
+    assert (await flows.get(stubs, job.id)).progress.percent == 60
+    assert await flows.events(stubs, job.id) == history
+
+
+async def test_a_progress_request_id_reused_with_other_content_is_refused(stubs: rpc.Stubs) -> None:
+    job = await flows.create(stubs)
+    claim = await flows.claim_one(stubs)
+    await stubs.workers.ReportProgress(_report(claim, 50, "p-1"))
+    before = await flows.get(stubs, job.id)
+    failure = await rpc.fails(stubs.workers.ReportProgress(_report(claim, 70, "p-1")))
+    assert (failure.code, failure.reason) == (grpc.StatusCode.ALREADY_EXISTS, "REQUEST_ID_MISMATCH")
+    assert await flows.get(stubs, job.id) == before
+
+
+async def test_a_replayed_progress_report_under_a_lost_lease_is_lease_lost(stubs: rpc.Stubs) -> None:
+    job = await flows.create(stubs)
+    claim = await flows.claim_one(stubs)
+    await stubs.workers.ReportProgress(_report(claim, 50, "p-2"))
+    await flows.complete(stubs, claim)
+    done = await flows.get(stubs, job.id)
+    failure = await rpc.fails(stubs.workers.ReportProgress(_report(claim, 50, "p-2")))
+    assert (failure.code, failure.reason) == (grpc.StatusCode.ABORTED, "LEASE_LOST")
+    assert await flows.get(stubs, job.id) == done

@@ -146,7 +146,9 @@ class ReportProgressRequest(_message.Message):
     lease_token: _builtins.str
     """The lease token from ClaimJobs."""
     request_id: _builtins.str
-    """Idempotency key."""
+    """Idempotency key. A retry of a report that changed the progress changes nothing, even after newer
+    reports; the same id with other content is REQUEST_ID_MISMATCH.
+    """
     @_builtins.property
     def progress(self) -> _job_pb2.Progress:
         """The progress (percent 0..100)."""

@@ -73,7 +73,11 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     ) -> worker_service_pb2.ReportProgressResponse:
         progress = limits.check_progress("progress", convert.progress_in(request.progress))
         job = await self._work.progress(
-            current_principal(), _id("job_id", request.job_id), request.lease_token, progress
+            current_principal(),
+            _id("job_id", request.job_id),
+            request.lease_token,
+            progress,
+            convert.request_of(request),
         )
         return worker_service_pb2.ReportProgressResponse(
             lease_expire_time=convert.timestamp(job.lease_expire_time or dt.datetime.now(dt.UTC)),

@@ -167,10 +167,18 @@ class WorkService:
                 return []
             await self._writer.bus.wait_for_work(min(remaining, RECHECK_S))
 
-    async def progress(self, who: Principal, job_id: str, lease_token: str, progress: Progress) -> Job:
+    async def progress(
+        self, who: Principal, job_id: str, lease_token: str, progress: Progress, request: Request = ANONYMOUS
+    ) -> Job:
         """Record progress and renew the lease. A repeat of the last report (a heartbeat) only renews
-        the lease: it adds no event, so histories stay readable and watchers are not woken for nothing."""
+        the lease: it adds no event, so histories stay readable and watchers are not woken for nothing.
+
+        A report that changes progress records its request_id with its event. A retry of it (same id)
+        changes nothing, not even after newer reports, and is answered with the job as it is while the
+        caller still holds the lease (LEASE_LOST once it does not, as any call under a lost lease)."""
         limits.check_text("lease_token", lease_token, limit=limits.MAX_ID, required=True)
+        if request.id and await self._writer.recorded(who.owner, job_id, request):
+            return await self._leased(who, job_id, lease_token)
 
         def decide(job: Job) -> tuple[store.JobChanges, list[store.NewEvent]]:
             events = []
@@ -179,7 +187,8 @@ class WorkService:
                     store.NewEvent(
                         kind=EventKind.PROGRESS,
                         actor=worker_actor(job.worker_id),
-                        data=dataclasses.asdict(progress),
+                        request_id=request.id,
+                        data={**request.event_data(), **dataclasses.asdict(progress)},
                     )
                 )
             renewed = self._renewed_lease(job, self._writer.clock())

@@ -243,19 +243,25 @@ class JobWriter:
                 raise
             return first
 
-    async def replayed(self, owner: str, job_id: str, request: Request) -> Job | None:
-        """If the call with `request`'s id already changed this job, the job as that call left it (its
-        outcome); None if no such call was recorded. A reused id with other content is refused."""
+    async def recorded(self, owner: str, job_id: str, request: Request) -> Event | None:
+        """The first event of this job recorded by the call with `request`'s id; None if there is none.
+        A reused id with other content is refused (REQUEST_ID_MISMATCH)."""
         if not request.id:
             return None
         event = await self.store.event_by_request(owner, job_id, request.id)
-        if event is None:
-            return None
-        if event.data.get("request_fingerprint") != request.fingerprint:
+        if event is not None and event.data.get("request_fingerprint") != request.fingerprint:
             raise errors.RequestIdMismatch(
                 f"request_id {request.id!r} was used for a different request on job {job_id}",
                 metadata={"job_id": job_id, "request_id": request.id},
             )
+        return event
+
+    async def replayed(self, owner: str, job_id: str, request: Request) -> Job | None:
+        """If the call with `request`'s id already changed this job, the job as that call left it (its
+        outcome); None if no such call was recorded. A reused id with other content is refused."""
+        event = await self.recorded(owner, job_id, request)
+        if event is None:
+            return None
         job = await self.store.job_get(owner, job_id)
         if job.last_sequence == event.sequence:
             return job  # nothing happened since
