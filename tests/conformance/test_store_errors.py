@@ -99,3 +99,26 @@ async def test_the_url_picks_the_dialect(url: str, dialect: str, driver: str) ->
 def test_unsupported_urls_are_configuration_errors(url: str) -> None:
     with pytest.raises(errors.ConfigError):
         open_store(url)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "overrides",
+    [{"labels": {"k": "a\x00b"}}, {"parameters": {"k": "a\x00b"}}, {"job_type": "a\x00b"}],
+    ids=["text", "jsonb-value", "text-column"],
+)
+async def test_text_postgres_cannot_store_is_invalid_argument_and_nothing_is_written(
+    postgres_database: str, job_params: Callable[..., JobCreateParams], overrides: dict[str, object]
+) -> None:
+    # The API refuses NULs first; the store's translation is the seam holding the line for any
+    # other way in, so that a known failure never surfaces as INTERNAL.
+    opened = open_store(postgres_database, pool_size=2)
+    try:
+        params = job_params(**overrides)
+        with pytest.raises(errors.InvalidArgument) as caught:
+            await opened.job_create(params)
+        assert isinstance(caught.value.__cause__, exc.DBAPIError)
+        with pytest.raises(errors.NotFound):
+            await opened.job_get(None, params.id)
+    finally:
+        await opened.close()

@@ -14,6 +14,7 @@ from google.protobuf import message
 
 from jobwarden_server.api import auth
 from jobwarden_server.api import errors as api_errors
+from jobwarden_server.api.nul import nul_field
 from jobwarden_server.domain import errors
 from jobwarden_server.domain.auth import Role
 
@@ -90,6 +91,9 @@ class Guard(grpc.aio.ServerInterceptor):
             raise errors.InvalidArgument(
                 "request", f"is larger than {self._max_request_bytes} bytes", reason="TOO_LARGE"
             )
+        field = nul_field(request)
+        if field is not None:
+            raise errors.InvalidArgument(field, "must not contain the NUL character (U+0000)")
         auth.set_principal(principal)
 
     def _unary(self, behaviour: Any, role: Role, method: str) -> Any:

@@ -23,15 +23,25 @@ _PROGRESS_CONSTRAINT = f"ck_jobs_{tables.PROGRESS_CHECK_NAME}"
 
 _RETRYABLE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 
+# Text PostgreSQL cannot store: character_not_in_repertoire (a NUL in text), untranslatable_character
+# (a NUL in jsonb). The API refuses NULs before they get here; this keeps any other way in from
+# surfacing as INTERNAL, and a retry could never succeed.
+_UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+
 # pysqlite reports SQL mistakes as OperationalError too; these are bugs or an unmigrated database,
 # not unavailability, so they must not be retried.
 _SQLITE_PROGRAMMING_PREFIXES = ("no such table", "no such column", "near ", "table ", "index ")
 
 
+def _sqlstate(err: exc.DBAPIError) -> str | None:
+    sqlstate = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+    return sqlstate if isinstance(sqlstate, str) else None
+
+
 def _is_unavailable(err: exc.DBAPIError) -> bool:
     if err.connection_invalidated:
         return True
-    sqlstate = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+    sqlstate = _sqlstate(err)
     if isinstance(sqlstate, str) and sqlstate[:2] in _RETRYABLE_SQLSTATE_CLASSES:
         return True
     if isinstance(err, exc.InterfaceError):
@@ -55,6 +65,10 @@ def translated() -> Iterator[None]:
             ) from err
         raise
     except exc.DBAPIError as err:
+        if _sqlstate(err) in _UNSTORABLE_TEXT_SQLSTATES:
+            raise errors.InvalidArgument(
+                "request", "holds text the database cannot store (the NUL character U+0000)"
+            ) from err
         if _is_unavailable(err):
             raise errors.StoreUnavailable(f"database unavailable: {err.orig}") from err
         raise
