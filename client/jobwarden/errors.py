@@ -43,6 +43,7 @@ __all__ = [
     "InvalidTransition",
     "JobwardenError",
     "LeaseLost",
+    "LifecycleNotConfigured",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
@@ -263,6 +264,17 @@ class InvalidTransition(FailedPrecondition):
         return self.metadata.get("to", "")
 
 
+class LifecycleNotConfigured(FailedPrecondition):
+    """The job's lifecycle table is missing from the server's config (an operator must add it back)."""
+
+    reason = "LIFECYCLE_NOT_CONFIGURED"
+
+    @property
+    def lifecycle(self) -> str:
+        """The missing table's name (``metadata["lifecycle"]``), or ``""``."""
+        return self.metadata.get("lifecycle", "")
+
+
 class LeaseLost(Aborted):
     """The lease token is stale or unknown: the job was rescued, finished or never leased to you."""
 
@@ -323,6 +335,7 @@ _BY_REASON: dict[str, type[JobwardenError]] = {
         InvalidArgument,
         NotFound,
         InvalidTransition,
+        LifecycleNotConfigured,
         LeaseLost,
         ProgressOutOfRange,
         RequestIdMismatch,

@@ -89,6 +89,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         sqlite_synchronous=settings.sqlite_synchronous,
     )
+    await _check_lifecycles_in_use(db, settings)
     bus = EventBus(subscriber_queue_size=settings.subscriber_queue_size)
     writer = JobWriter(db, bus, settings.lifecycles, clock)
     slots = StreamSlots(settings.max_streams_per_owner)  # shared: watches and long polls count together
@@ -162,6 +163,23 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         bus=bus,
         guard=guard,
     )
+
+
+async def _check_lifecycles_in_use(db: store.Store, settings: Settings) -> None:
+    """Refuse to start without a lifecycle table that unfinished jobs use: nothing could decide their
+    moves (completing, cancelling, rescuing them). Finished jobs need no table."""
+    try:
+        missing = settings.lifecycles.missing(await db.job_lifecycles_in_use())
+    except BaseException:
+        await db.close()
+        raise
+    if missing:
+        await db.close()
+        uses = ", ".join(f"{name!r} ({count} unfinished jobs)" for name, count in missing.items())
+        raise ConfigError(
+            f"lifecycle tables in use but not in the config: {uses}; "
+            "put them back under [lifecycles] (and their job types under [job_types])"
+        )
 
 
 async def _together(loops: Sequence[Coroutine[Any, Any, None]]) -> None:

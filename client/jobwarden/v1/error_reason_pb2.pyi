@@ -60,6 +60,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A watcher fell too far behind and was cut off; resume from the last sequence seen (UNAVAILABLE)."""
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 16
     """An unexpected server fault; the server logged it (INTERNAL)."""
+    ERROR_REASON_LIFECYCLE_NOT_CONFIGURED: _ErrorReason.ValueType  # 17
+    """The job's lifecycle table is not in this server's config (it was removed, or replicas run
+    different configs); metadata names the lifecycle (FAILED_PRECONDITION).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason names the cause of every non-OK response of jobwarden. On the wire it is carried in
@@ -107,4 +111,8 @@ ERROR_REASON_WATCHER_TOO_SLOW: ErrorReason.ValueType  # 15
 """A watcher fell too far behind and was cut off; resume from the last sequence seen (UNAVAILABLE)."""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 16
 """An unexpected server fault; the server logged it (INTERNAL)."""
+ERROR_REASON_LIFECYCLE_NOT_CONFIGURED: ErrorReason.ValueType  # 17
+"""The job's lifecycle table is not in this server's config (it was removed, or replicas run
+different configs); metadata names the lifecycle (FAILED_PRECONDITION).
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -113,5 +113,17 @@ class WatcherTooSlow(DomainError):
     reason = "WATCHER_TOO_SLOW"
 
 
+class LifecycleNotConfigured(DomainError):
+    """A job's lifecycle table is missing from this server's config, so nothing can decide its moves."""
+
+    reason = "LIFECYCLE_NOT_CONFIGURED"
+
+    def __init__(self, lifecycle: str) -> None:
+        super().__init__(
+            f"lifecycle {lifecycle!r} of this job is not in the server's config; add the table back",
+            metadata={"lifecycle": lifecycle},
+        )
+
+
 class ConfigError(Exception):
     """The server configuration is wrong; raised at start-up, never during a request."""

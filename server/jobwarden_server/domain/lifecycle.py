@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
-from jobwarden_server.domain.errors import ConfigError
+from jobwarden_server.domain.errors import ConfigError, LifecycleNotConfigured
 from jobwarden_server.domain.status import TERMINAL, JobStatus
 
 S = JobStatus
@@ -165,5 +165,13 @@ class Lifecycles:
         return self.tables[self.by_job_type.get(job_type, self.default)]
 
     def named(self, name: str) -> Lifecycle:
-        """The table stored on a job. Tables are never removed while jobs use them."""
-        return self.tables[name]
+        """The table stored on a job. The server refuses to start without a table that unfinished jobs
+        use, but a replica started with another config may still meet one: LifecycleNotConfigured."""
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise LifecycleNotConfigured(name) from None
+
+    def missing(self, in_use: Mapping[str, int]) -> dict[str, int]:
+        """Of the tables unfinished jobs use (name -> how many jobs), those this config lacks."""
+        return {name: count for name, count in sorted(in_use.items()) if name not in self.tables}

@@ -67,9 +67,12 @@ class Reaper:
             return await self.tick() if mine else 0
 
     async def tick(self) -> int:
-        """One pass; returns how many jobs it looked at."""
+        """One pass; returns how many jobs it dealt with (a job it failed on is logged, then left for
+        the next pass: one bad job must not keep the others in the pass from being rescued)."""
         now = self._writer.clock()
-        due = await self._writer.store.job_due(store.JobDueParams(now=now, limit=BATCH))
+        known = frozenset(self._writer.lifecycles.tables)
+        due = await self._writer.store.job_due(store.JobDueParams(now=now, limit=BATCH, lifecycles=known))
+        failed = 0
         for job in due:
             try:
                 if job.deadline is not None and job.deadline <= now:
@@ -79,7 +82,12 @@ class Reaper:
             except (errors.InvalidTransition, errors.EtagMismatch, errors.NotFound) as err:
                 # Someone else moved it first (its worker, a client, another replica): nothing to do.
                 logger.debug("reaper: job %s not changed: %s", job.id, err)
-        return len(due)
+            except errors.StoreUnavailable:
+                raise  # the whole pass is off; the loop retries it
+            except Exception:
+                failed += 1
+                logger.exception("reaper: failed on job %s; going on with the others", job.id)
+        return len(due) - failed
 
     async def _expire(self, job: Job, now: dt.datetime) -> None:
         table = self._writer.lifecycles.named(job.lifecycle)

@@ -151,6 +151,9 @@ class JobDueParams:
 
     now: dt.datetime
     limit: int
+    lifecycles: frozenset[str] | None = None
+    """Only jobs governed by these tables (None: any). A replica skips jobs whose table its config
+    lacks, rather than fail on them pass after pass: a replica that has the table rescues them."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,6 +221,10 @@ class Store(Protocol):
 
     async def job_due(self, params: JobDueParams) -> Sequence[Job]:
         """Jobs whose lease expired or whose deadline passed (any owner), for the reaper."""
+        ...
+
+    async def job_lifecycles_in_use(self) -> Mapping[str, int]:
+        """How many unfinished jobs (any owner) each lifecycle table governs, by table name."""
         ...
 
     async def asset_add(self, params: AssetAddParams) -> tuple[Asset, Change] | None:

@@ -216,15 +216,16 @@ class SqlStore:
         """RUNNING jobs with an expired lease, then unfinished jobs past their deadline."""
         now_us = rows.to_us(params.now)
         unfinished = [s.value for s in JobStatus if not s.terminal]
+        governed = [] if params.lifecycles is None else [jobs.c.lifecycle.in_(sorted(params.lifecycles))]
         expired = (
             sa.select(jobs)
-            .where(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expire_us < now_us)
+            .where(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expire_us < now_us, *governed)
             .order_by(jobs.c.lease_expire_us)
             .limit(params.limit)
         )
         overdue = (
             sa.select(jobs)
-            .where(jobs.c.deadline_us <= now_us, jobs.c.status.in_(unfinished))
+            .where(jobs.c.deadline_us <= now_us, jobs.c.status.in_(unfinished), *governed)
             .order_by(jobs.c.deadline_us)
             .limit(params.limit)
         )
@@ -234,6 +235,17 @@ class SqlStore:
                 for row in (await conn.execute(query)).mappings():
                     found.setdefault(row["id"], rows.job_from_row(row))
             return list(found.values())
+
+    async def job_lifecycles_in_use(self) -> Mapping[str, int]:
+        """Unfinished jobs per lifecycle table (checked at start-up against the config)."""
+        unfinished = [s.value for s in JobStatus if not s.terminal]
+        query = (
+            sa.select(jobs.c.lifecycle, sa.func.count())
+            .where(jobs.c.status.in_(unfinished))
+            .group_by(jobs.c.lifecycle)
+        )
+        async with self._read() as conn:
+            return {name: int(count) for name, count in (await conn.execute(query)).all()}
 
     async def job_update(self, params: JobUpdateParams) -> Change | None:
         """The compare-and-set: one guarded UPDATE, then its events; None if a guard failed."""

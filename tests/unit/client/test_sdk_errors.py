@@ -66,6 +66,7 @@ REASONS = [
     ("SHUTTING_DOWN", grpc.StatusCode.UNAVAILABLE, errors.ShuttingDown),
     ("RESOURCE_EXHAUSTED", grpc.StatusCode.RESOURCE_EXHAUSTED, errors.ResourceExhausted),
     ("WATCHER_TOO_SLOW", grpc.StatusCode.UNAVAILABLE, errors.WatcherTooSlow),
+    ("LIFECYCLE_NOT_CONFIGURED", grpc.StatusCode.FAILED_PRECONDITION, errors.LifecycleNotConfigured),
     ("INTERNAL", grpc.StatusCode.INTERNAL, errors.Internal),
 ]
 

@@ -49,6 +49,7 @@ ERROR_EXPORTS = [
     "InvalidTransition",
     "JobwardenError",
     "LeaseLost",
+    "LifecycleNotConfigured",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
