@@ -279,6 +279,71 @@ async def test_non_dict_return_fails_the_job(client: Client) -> None:
     assert failed.attempt == 1
 
 
+# --- numbers in parameters and results ---------------------------------------------------------------
+
+MAX_SAFE = 9007199254740991
+"""2^53 - 1: the largest integer a JSON number (an IEEE double) holds exactly."""
+
+
+def types(value: Any) -> Any:
+    """The value with every leaf replaced by its exact type, so ``640`` and ``640.0`` differ."""
+    if isinstance(value, dict):
+        return {key: types(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [types(item) for item in value]
+    return type(value)
+
+
+async def test_integers_in_parameters_and_results_come_back_as_ints(client: Client) -> None:
+    parameters = {"width": 640, "ratio": 0.5, "ids": [1, 2, MAX_SAFE], "nested": {"n": 3}}
+    sent_types = {"width": int, "ratio": float, "ids": [int, int, int], "nested": {"n": int}}
+    job = await client.create_job("resize", parameters)
+    assert (job.parameters, types(job.parameters)) == (parameters, sent_types)
+    seen: list[dict[str, Any]] = []
+    worker = Worker(client, concurrency=1, poll_wait=5)
+
+    @worker.handler("resize")
+    async def resize(ctx: JobContext) -> dict[str, Any]:
+        seen.append(ctx.parameters)
+        columns = list(range(ctx.parameters["width"]))  # what broke while integers came back as floats
+        return {"columns": len(columns), "last_id": ctx.parameters["ids"][-1], "scale": 1.5, "ok": True}
+
+    async with running(worker):
+        done = await finished(client, job.id)
+    assert done.status is JobStatus.COMPLETED
+    assert [(p, types(p)) for p in seen] == [(parameters, sent_types)]
+    assert done.result == {"columns": 640, "last_id": MAX_SAFE, "scale": 1.5, "ok": True}
+    assert done.result is not None and types(done.result) == {
+        "columns": int,
+        "last_id": int,
+        "scale": float,
+        "ok": bool,
+    }
+    assert type(done.parameters["width"]) is int and type(done.parameters["nested"]["n"]) is int
+    [listed], _ = await client.list_jobs(job_types=["resize"])
+    assert types(listed.parameters) == sent_types
+
+
+async def test_numbers_no_double_holds_are_refused_before_sending(client: Client) -> None:
+    with pytest.raises(ValueError, match=r"^parameters\.ids\[2\]: 9007199254740992 is beyond"):
+        await client.create_job("resize", {"ids": [1, 2, MAX_SAFE + 1]})
+    assert (await client.list_jobs())[0] == []
+
+    job = await client.create_job("resize", {"width": 640})
+    worker = Worker(client, concurrency=1, poll_wait=5)
+
+    @worker.handler("resize")
+    async def too_big(ctx: JobContext) -> dict[str, Any]:
+        return {"checksum": 2**64}
+
+    async with running(worker):
+        failed = await finished(client, job.id)
+    assert failed.status is JobStatus.FAILED  # the handler's bug: retrying would only repeat it
+    assert failed.error is not None and not failed.error.retryable
+    assert "result.checksum: 18446744073709551616 is beyond" in failed.error.message
+    assert failed.result is None
+
+
 # --- cancellation ------------------------------------------------------------------------------------
 
 

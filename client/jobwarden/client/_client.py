@@ -53,7 +53,8 @@ class Client(WorkerCalls):
 
         Args:
             job_type: The kind of work; workers claim jobs by type.
-            parameters: Input of the job; must be JSON-compatible.
+            parameters: Input of the job; must be JSON-compatible, with numbers within
+                ±(2**53 - 1) (larger integers, such as 64-bit ids, go as strings).
             priority: Higher runs first (-1000..1000).
             labels: Free-form labels, usable as list filters.
             max_attempts: Attempts allowed (0 means the server default).
@@ -71,13 +72,14 @@ class Client(WorkerCalls):
             The created job, or the one created first with the same ``request_id``.
 
         Raises:
-            ValueError: ``parameters`` is not JSON-compatible.
+            ValueError: ``parameters`` is not JSON-compatible, or holds a number beyond ±(2**53 - 1);
+                nothing was sent.
             jobwarden.errors.InvalidArgument: A field was refused.
             jobwarden.errors.RequestIdMismatch: ``request_id`` was used with other content.
         """
         request = job_service_pb2.CreateJobRequest(
             job_type=job_type,
-            parameters=_convert.dict_to_struct(parameters or {}),
+            parameters=_convert.dict_to_struct(parameters or {}, "parameters"),
             priority=priority,
             labels=dict(labels or {}),
             max_attempts=max_attempts,

@@ -6,11 +6,14 @@ Unknown enum values from a newer server map to ``UNSPECIFIED`` instead of failin
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from jobwarden.client import _models
 from jobwarden.v1 import job_pb2, worker_service_pb2
@@ -92,23 +95,83 @@ def retry_policy_from_pb(msg: job_pb2.RetryPolicy) -> _models.RetryPolicy:
     )
 
 
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The largest magnitude a number in parameters or results may have (JavaScript's
+``Number.MAX_SAFE_INTEGER``): numbers travel as IEEE doubles, exact for every integer up to here only."""
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """Converts a Struct to a plain dict (numbers come back as floats)."""
-    return json_format.MessageToDict(struct)
+    """Converts a Struct to a plain dict; integral numbers come back as ints, others as floats.
+
+    Struct holds only doubles, so ``{"width": 640}`` arrives as 640.0: an integral double within
+    ±:data:`MAX_SAFE_INTEGER` can only have been sent as an integer (or as a float equal to one), and
+    handlers doing ``range(width)`` need the int.
+    """
+    return {key: _value_to_python(value) for key, value in struct.fields.items()}
 
 
-def dict_to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+def _value_to_python(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        number = value.number_value
+        # Beyond the safe range (only possible in data stored before the server refused it) the
+        # double is not the integer that was sent: keep it a float rather than pretend it is exact.
+        if number.is_integer() and -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
+            return int(number)
+        return number
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return {key: _value_to_python(item) for key, item in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_value_to_python(item) for item in value.list_value.values]
+    return None  # null_value, or a Value with no kind set
+
+
+def dict_to_struct(value: Mapping[str, Any], field: str = "value") -> struct_pb2.Struct:
     """Converts a JSON-compatible mapping to a Struct.
 
+    Args:
+        value: The mapping.
+        field: Its name in error messages (``parameters``, ``result``).
+
     Raises:
-        ValueError: A value is not JSON-compatible (str, number, bool, None, list, dict).
+        ValueError: A value is not JSON-compatible (str, number, bool, None, list, dict), or a number
+            is not finite or beyond ±:data:`MAX_SAFE_INTEGER`, which a double cannot hold exactly
+            (send such values as strings); the message names its path, e.g. ``parameters.ids[3]``.
     """
+    _check_numbers(field, value)
     struct = struct_pb2.Struct()
     try:
         struct.update(value)
     except (TypeError, ValueError) as err:
         raise ValueError(f"not a JSON object: {err}") from err
     return struct
+
+
+def _check_numbers(path: str, value: Any) -> None:
+    """Refuses what the server would refuse (or silently round): checked here, before anything is sent."""
+    if isinstance(value, bool):  # bool is an int subclass: never a number here
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            plain = isinstance(key, str) and _PLAIN_KEY.match(key)
+            _check_numbers(path + (f".{key}" if plain else f"[{json.dumps(str(key))}]"), item)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_numbers(f"{path}[{index}]", item)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path}: {value!r} is not a JSON number (numbers must be finite)")
+    elif isinstance(value, int | float) and abs(value) > MAX_SAFE_INTEGER:
+        shown = repr(value) if len(repr(value)) <= 24 else f"{repr(value)[:20]}..."
+        raise ValueError(
+            f"{path}: {shown} is beyond ±{MAX_SAFE_INTEGER} (2**53 - 1), the largest integer a JSON "
+            "number (an IEEE double) holds exactly; send such values as strings"
+        )
 
 
 # --- messages to models --------------------------------------------------------------------------
@@ -275,7 +338,7 @@ def job_to_pb(job: _models.Job) -> job_pb2.Job:
         lifecycle=job.lifecycle,
         status=status_to_pb(job.status),
         progress=progress_to_pb(job.progress),
-        parameters=dict_to_struct(job.parameters),
+        parameters=dict_to_struct(job.parameters, "parameters"),
         stop_reason=stop_reason_to_pb(job.stop_reason),
         attempt=job.attempt,
         max_attempts=job.max_attempts,
@@ -288,7 +351,7 @@ def job_to_pb(job: _models.Job) -> job_pb2.Job:
         last_sequence=job.last_sequence,
     )
     if job.result is not None:
-        msg.result.CopyFrom(dict_to_struct(job.result))
+        msg.result.CopyFrom(dict_to_struct(job.result, "result"))
     if job.retry_policy is not None:
         msg.retry_policy.CopyFrom(retry_policy_to_pb(job.retry_policy))
     if job.error is not None:

@@ -1,8 +1,9 @@
 """The SDK's own data types: frozen dataclasses mirroring the API, free of protobuf.
 
 Times are timezone-aware UTC datetimes (None when the server left them unset); ``parameters``,
-``result`` and metadata are plain dicts. Note that JSON numbers travel as doubles
-(``google.protobuf.Struct``), so an integer parameter comes back as a float.
+``result`` and metadata are plain dicts. JSON numbers travel as doubles (``google.protobuf.Struct``):
+an integral one comes back as an ``int`` and any other as a ``float``, and a number beyond
+±(2**53 - 1), which a double cannot hold exactly, is refused before it is sent.
 """
 
 from __future__ import annotations

@@ -373,8 +373,8 @@ class Worker:
                     request_id=request_id,
                 ),
             )
-        except ValueError as err:  # the result is not JSON: the handler's bug, retrying won't help
-            await self._fail(ctx, f"result is not a JSON object: {err}", retryable=False)
+        except ValueError as err:  # not JSON, or a number no double holds: retrying won't help
+            await self._fail(ctx, f"the handler's result cannot be sent: {err}", retryable=False)
         else:
             logger.info("job %s: %s", ctx.job.id, "partial" if partial else "completed")
 

@@ -145,7 +145,7 @@ class WorkerCalls(Calls):
         Args:
             job_id: The job.
             lease_token: The lease token from :meth:`claim_jobs`.
-            result: The job's output; must be JSON-compatible.
+            result: The job's output; must be JSON-compatible, with numbers within ±(2**53 - 1).
             partial: Finish PARTIAL; ``error_message`` is then required.
             error_message: What went wrong, for a PARTIAL finish.
             request_id: Idempotency key (generated when omitted).
@@ -154,12 +154,14 @@ class WorkerCalls(Calls):
             The finished job.
 
         Raises:
+            ValueError: ``result`` is not JSON-compatible, or holds a number beyond ±(2**53 - 1);
+                nothing was sent.
             jobwarden.errors.LeaseLost: The lease is no longer the caller's.
         """
         request = worker_service_pb2.CompleteJobRequest(
             job_id=job_id,
             lease_token=lease_token,
-            result=_convert.dict_to_struct(result or {}),
+            result=_convert.dict_to_struct(result or {}, "result"),
             partial=partial,
             request_id=idempotency_key(request_id),
         )

@@ -272,11 +272,14 @@ class Job(_message.Message):
 
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct:
-        """Input of the job, as given on creation."""
+        """Input of the job, as given on creation. Numbers are IEEE doubles (Struct has no integers) of
+        magnitude at most 2^53 - 1 (9007199254740991), so every integer among them is exact: read an
+        integral number back as an integer. Larger integers (64-bit ids) travel as strings.
+        """
 
     @_builtins.property
     def result(self) -> _struct_pb2.Struct:
-        """Output of the job, set on completion."""
+        """Output of the job, set on completion. Numbers follow the rule of `parameters`."""
 
     @_builtins.property
     def error(self) -> Global___JobError:

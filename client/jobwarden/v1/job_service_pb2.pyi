@@ -74,7 +74,11 @@ class CreateJobRequest(_message.Message):
     """Idempotency key (AIP-155), unique per owner; at most 128 characters."""
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct:
-        """Input of the job (at most 1 MiB serialized)."""
+        """Input of the job (at most 1 MiB serialized). Numbers are IEEE doubles: any number, anywhere in
+        it, of magnitude above 2^53 - 1 (9007199254740991), where a double stops holding every integer
+        exactly, is refused with INVALID_ARGUMENT and a BadRequest field violation naming its path
+        (e.g. `parameters.ids[3]`); send such values as strings.
+        """
 
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:

@@ -279,7 +279,11 @@ class CompleteJobRequest(_message.Message):
     """Idempotency key."""
     @_builtins.property
     def result(self) -> _struct_pb2.Struct:
-        """The job's output (at most 1 MiB serialized)."""
+        """The job's output (at most 1 MiB serialized). Numbers are IEEE doubles: any number, anywhere in
+        it, of magnitude above 2^53 - 1 (9007199254740991) is refused with INVALID_ARGUMENT and a
+        BadRequest field violation naming its path (e.g. `result.total`), and the job is left as it was;
+        send such values as strings.
+        """
 
     @_builtins.property
     def error(self) -> _job_pb2.JobError:

@@ -26,9 +26,13 @@ MAX_CLAIM = 100
 MAX_URL = 2048
 MAX_BACKOFF_S = 86400.0
 MAX_BACKOFF_MULTIPLIER = 10.0
+MAX_SAFE_INTEGER = 2**53 - 1
+"""Numbers in parameters and results travel as IEEE doubles (google.protobuf.Struct), which hold every
+integer up to this magnitude exactly and no integer beyond it (JavaScript's Number.MAX_SAFE_INTEGER)."""
 
 _JOB_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def too_large(field: str, message: str) -> InvalidArgument:
@@ -75,14 +79,61 @@ def check_string_map(field: str, values: Mapping[str, str], *, max_items: int = 
 
 
 def check_struct(field: str, value: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameters and results: JSON objects of at most 1 MiB (encoded), with finite numbers."""
+    """Parameters and results: JSON objects of at most 1 MiB (encoded), with finite numbers no larger
+    in magnitude than MAX_SAFE_INTEGER."""
     try:
         encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
     except ValueError as err:
         raise InvalidArgument(field, "numbers must be finite") from err
     if len(encoded) > MAX_STRUCT_BYTES:
         raise too_large(field, f"is larger than {MAX_STRUCT_BYTES} bytes")
+    check_safe_numbers(field, value)
     return dict(value)
+
+
+def check_safe_numbers(field: str, value: Any) -> None:
+    """Refuse any number beyond ±MAX_SAFE_INTEGER, naming its path (``parameters.ids[3]``).
+
+    Past 2^53 a double cannot tell neighbouring integers apart, so an id or a counter there would come
+    back as a different number; refusing it is better than rounding it without a word."""
+    found = _unsafe_number(value)
+    if found is None:
+        return
+    number, steps = found
+    path = "".join(reversed(steps))
+    if len(path) > MAX_LABEL_TEXT:  # deep nesting: keep the end, which names the number
+        path = "..." + path[-MAX_LABEL_TEXT:]
+    raise InvalidArgument(
+        field + path,
+        f"{number!r} is beyond ±{MAX_SAFE_INTEGER} (2^53 - 1), the largest integer a JSON number "
+        "(an IEEE double) holds exactly; send such values as strings",
+    )
+
+
+def _unsafe_number(value: Any) -> tuple[float, list[str]] | None:
+    """The first number beyond ±MAX_SAFE_INTEGER and its path, innermost step first; None if none."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _unsafe_number(item)
+            if found is not None:
+                found[1].append(_key_step(str(key)))
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _unsafe_number(item)
+            if found is not None:
+                found[1].append(f"[{index}]")
+                return found
+    elif isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+        return value, []
+    return None
+
+
+def _key_step(key: str) -> str:
+    """``.width`` for a short plain key; ``["a.b"]`` for one that would not read as one step of a path.
+
+    Keys are cut to 40 characters, as in check_string_map: the path travels in response trailers."""
+    return f".{key}" if len(key) <= 40 and _PLAIN_KEY.match(key) else f"[{json.dumps(key[:40])}]"
 
 
 def check_progress(field: str, progress: Progress) -> Progress:

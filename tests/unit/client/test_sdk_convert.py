@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from google.protobuf import struct_pb2
@@ -240,6 +243,113 @@ def test_struct_conversion() -> None:
     value = {"s": "x", "n": 3, "f": 1.5, "b": False, "z": None, "l": [1, "two"], "d": {"k": [True]}}
     struct = _convert.dict_to_struct(value)
     assert isinstance(struct, struct_pb2.Struct)
-    assert _convert.struct_to_dict(struct) == value  # 3 == 3.0: Struct numbers are doubles
+    assert _convert.struct_to_dict(struct) == value
     with pytest.raises(ValueError):
         _convert.dict_to_struct({"when": datetime.now(UTC)})
+
+
+# --- numbers in Structs: doubles on the wire, ints back in Python ------------------------------------
+
+MAX_SAFE = 2**53 - 1
+
+
+def _shape(value: Any) -> Any:
+    """The value with every leaf replaced by its exact type, so ``640`` and ``640.0`` differ."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(item) for item in value]
+    return type(value)
+
+
+def _over_the_wire(value: dict[str, Any]) -> dict[str, Any]:
+    struct = _convert.dict_to_struct(value)
+    return _convert.struct_to_dict(struct_pb2.Struct.FromString(struct.SerializeToString()))
+
+
+def test_integers_come_back_as_ints_and_fractions_as_floats() -> None:
+    value = {
+        "width": 640,
+        "zero": 0,
+        "negative": -3,
+        "ratio": 0.5,
+        "tiny": -1e-9,
+        "ids": [1, 2, MAX_SAFE, -MAX_SAFE],
+        "nested": {"n": 3, "rows": [{"x": 7, "y": 2.25}], "empty": {}, "none": []},
+        "text": "640",
+        "missing": None,
+    }
+    back = _over_the_wire(value)
+    assert back == value
+    assert _shape(back) == _shape(value)
+    assert type(back["ids"][2]) is int and back["ids"][2] == MAX_SAFE  # the largest exact one, exactly
+
+
+def test_a_whole_float_comes_back_as_an_int() -> None:
+    # The wire cannot tell 2.0 from 2: a double with no fraction is an integer.
+    back = _over_the_wire({"two": 2.0, "minus_zero": -0.0})
+    assert _shape(back) == {"two": int, "minus_zero": int}
+    assert back == {"two": 2, "minus_zero": 0}
+
+
+def test_bools_stay_bools() -> None:
+    # bool is an int subclass: neither side may turn True into 1 or 1 into True.
+    value = {"on": True, "off": False, "mixed": [True, 1, 0, False], "deep": {"flag": True}}
+    expected = {"on": bool, "off": bool, "mixed": [bool, int, int, bool], "deep": {"flag": bool}}
+    assert _shape(value) == expected
+    assert _shape(_over_the_wire(value)) == expected
+
+
+def test_struct_values_of_a_job_and_a_claim_come_back_typed() -> None:
+    job = dataclasses.replace(FULL_JOB, parameters={"width": 640, "ratio": 0.5}, result={"frames": 2})
+    claim = _convert.claim_from_pb(
+        worker_service_pb2.JobClaim.FromString(
+            worker_service_pb2.JobClaim(job=_convert.job_to_pb(job), lease_token="t").SerializeToString()
+        )
+    )
+    assert _shape(claim.job.parameters) == {"width": int, "ratio": float}
+    assert claim.job.result is not None and _shape(claim.job.result) == {"frames": int}
+
+
+def test_a_double_beyond_the_safe_range_stays_a_float() -> None:
+    # Only data stored before the server refused such numbers can hold one: it is not exact, so no int.
+    struct = struct_pb2.Struct()
+    struct.fields["big"].number_value = 2.0**60
+    struct.fields["small"].number_value = 3.0
+    assert _shape(_convert.struct_to_dict(struct)) == {"big": float, "small": int}
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        ({"big": MAX_SAFE + 1}, "parameters.big"),
+        ({"big": -(MAX_SAFE + 1)}, "parameters.big"),
+        ({"ids": [1, 2, 3, 2**63]}, "parameters.ids[3]"),
+        ({"a": {"b": [{"c": 2.0**53}]}}, "parameters.a.b[0].c"),
+        ({"huge": 1e300}, "parameters.huge"),
+        ({"x.y": 10**400}, 'parameters["x.y"]'),  # too big for a double at all
+    ],
+)
+def test_numbers_beyond_2_53_are_refused_before_sending(value: dict[str, Any], path: str) -> None:
+    with pytest.raises(ValueError, match="beyond") as caught:
+        _convert.dict_to_struct(value, "parameters")
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert "9007199254740991" in message and "as strings" in message
+
+
+def test_the_largest_safe_integers_are_accepted_and_come_back_exact() -> None:
+    back = _over_the_wire({"max": MAX_SAFE, "min": -MAX_SAFE, "float": float(MAX_SAFE)})
+    assert back == {"max": MAX_SAFE, "min": -MAX_SAFE, "float": MAX_SAFE}
+    assert _shape(back) == {"max": int, "min": int, "float": int}
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+def test_non_finite_numbers_are_refused_before_sending(number: float) -> None:
+    with pytest.raises(ValueError, match=r"^result\.r\[0\]: .*numbers must be finite"):
+        _convert.dict_to_struct({"r": [number]}, "result")
+
+
+def test_the_refusal_names_the_field_that_holds_the_number() -> None:
+    with pytest.raises(ValueError, match=r"^result\.n: "):
+        _convert.job_to_pb(dataclasses.replace(FULL_JOB, result={"n": 2**53}))
