@@ -14,6 +14,8 @@ from google.protobuf import descriptor, message
 from google.protobuf.descriptor import FieldDescriptor
 from support import anyrpc, flows, rpc
 
+from jobwarden.v1 import job_service_pb2
+
 NUL = "a\x00b"
 Mutate = Callable[[message.Message], None]
 Getter = Callable[[message.Message], message.Message]
@@ -81,3 +83,15 @@ async def test_a_nul_in_any_string_is_refused_and_changes_nothing(
         )
         assert "U+0000" in answer.message
     assert (await flows.get(stubs, job.id), await flows.events(stubs, job.id)) == before
+
+
+async def test_a_nul_under_a_huge_key_is_named_within_header_limits(stubs: rpc.Stubs) -> None:
+    # The field path travels back in response headers: keys are cut, so the refusal itself fits.
+    key = "z" * 20_000
+    request = job_service_pb2.CreateJobRequest(job_type="demo", labels={key: NUL})
+    answer = await anyrpc.call(stubs.channel, anyrpc.BY_NAME["CreateJob"], request)
+    assert (answer.code, answer.fields) == ("INVALID_ARGUMENT", (f"labels[{'z' * 40}]",))
+    nested = job_service_pb2.CreateJobRequest(job_type="demo")
+    nested.parameters.update({key: {key: NUL}})
+    answer = await anyrpc.call(stubs.channel, anyrpc.BY_NAME["CreateJob"], nested)
+    assert (answer.code, answer.fields) == ("INVALID_ARGUMENT", (f"parameters.{'z' * 40}.{'z' * 40}",))

@@ -17,13 +17,22 @@ _STRING = FieldDescriptor.TYPE_STRING
 _MESSAGE = FieldDescriptor.TYPE_MESSAGE
 
 
+MAX_KEY = 40
+MAX_PATH = 256
+"""The path travels back in response headers (ErrorInfo, BadRequest, the message), which HTTP/2 bounds:
+map and Struct keys in it are cut to MAX_KEY characters and the whole path to its last MAX_PATH."""
+
+
 def nul_field(request: message.Message) -> str | None:
     """The path of the first string holding U+0000 (`labels[k]`, `parameters.size.unit`), or None."""
-    return _in_message(request, "")
+    path = _in_message(request, "")
+    if path is not None and len(path) > MAX_PATH:
+        return "..." + path[-MAX_PATH:]
+    return path
 
 
 def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
+    return f"{path}.{name[:MAX_KEY]}" if path else name
 
 
 def _in_message(msg: message.Message, path: str) -> str | None:
@@ -65,7 +74,7 @@ def _in_map(value_field: FieldDescriptor, value: Any, path: str) -> str | None:
     for key, item in value.items():
         if isinstance(key, str) and _NUL in key:
             return path  # a key cannot name itself readably; the map's field says where
-        found = _in_single(value_field, item, f"{path}[{key}]")
+        found = _in_single(value_field, item, f"{path}[{str(key)[:MAX_KEY]}]")
         if found is not None:
             return found
     return None
