@@ -9,8 +9,9 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 PR_SET_PDEATHSIG = 1
 LISTENING = re.compile(r"serving on (\S+:\d+)")
@@ -54,21 +55,64 @@ def run(
     )
 
 
-@contextlib.contextmanager
-def serving(
-    database: Path | str, *extra: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`jobwarden serve` on 127.0.0.1 with a free port; yields the process and its address."""
-    proc = subprocess.Popen(
-        _tied_to_us(
-            [*jobwarden_command(), "serve", "--listen", "127.0.0.1:0", "--database", str(database), *extra]
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+def spawn(
+    command: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    inherit_env: bool = True,
+    stdout: int | IO[str] = subprocess.PIPE,
+    stderr: int | IO[str] = subprocess.PIPE,
+) -> subprocess.Popen[str]:
+    """Start `command` (any program) tied to the test process: it is killed if the tests die.
+
+    `env` is added to this process's environment, or with `inherit_env=False` is the whole of it.
+    """
+    return subprocess.Popen(
+        _tied_to_us(command),
+        stdout=stdout,
+        stderr=stderr,
         stdin=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        env={**(os.environ if inherit_env else {}), **(env or {})},
     )
+
+
+def stop(process: subprocess.Popen[str], sig: signal.Signals = signal.SIGTERM) -> int:
+    """Send `sig` (unless it already exited) and wait for the exit status; SIGKILL after 15 s."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+    return process.returncode
+
+
+@contextlib.contextmanager
+def serving(
+    database: Path | str | None,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    serve: Sequence[str] | None = None,
+    cwd: Path | str | None = None,
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`jobwarden serve` on 127.0.0.1 with a free port; yields the process and its address.
+
+    `serve` replaces the command that runs the server (default `jobwarden serve`; e.g. `scripts/serve`);
+    `--listen 127.0.0.1:0` and `--database` (unless None: then the config file's, or the default) follow
+    it, then `extra`.
+    """
+    command = list(serve) if serve is not None else [*jobwarden_command(), "serve"]
+    command += ["--listen", "127.0.0.1:0"]
+    if database is not None:
+        command += ["--database", str(database)]
+    proc = spawn([*command, *extra], cwd=cwd, env=env)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # blocks until the server says where it listens, or exits
@@ -79,13 +123,4 @@ def serving(
             raise AssertionError(f"server did not start: {line!r} {err[-2000:]}")
         yield proc, match.group(1)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        stop(proc)
