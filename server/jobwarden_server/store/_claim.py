@@ -6,11 +6,10 @@ module keeps the two from drifting apart on *what* a claim means.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobwarden_server.domain.records import EventKind
 from jobwarden_server.domain.status import JobStatus, StopReason
@@ -20,7 +19,7 @@ from jobwarden_server.store._protocol import JobClaimParams
 
 jobs = tables.jobs
 
-ClaimRows = Callable[[AsyncConnection, JobClaimParams], Awaitable[Sequence[sa.RowMapping]]]
+ClaimRows = Callable[[sa.Connection, JobClaimParams], Sequence[sa.RowMapping]]
 """A dialect's claim: moves the chosen QUEUED rows to RUNNING and returns them (any order)."""
 
 CLAIM_ORDER: tuple[sa.ColumnElement[Any], ...] = (jobs.c.priority.desc(), jobs.c.create_us, jobs.c.id)

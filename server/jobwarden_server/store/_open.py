@@ -11,6 +11,7 @@ from sqlalchemy import exc
 from jobwarden_server.domain.errors import ConfigError
 from jobwarden_server.store import _postgres, _sqlite
 from jobwarden_server.store._sql import SqlStore
+from jobwarden_server.store._writes import PerUnitTransactions, WriteThread
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,13 +90,17 @@ def open_store(
     """
     database = parse_database_url(url)
     if database.dialect == "sqlite":
-        writer, reader = _sqlite.create_engines(
+        thread_engine, writer, reader = _sqlite.create_engines(
             database.sqlite_path,
             read_pool_size=pool_size,
             busy_timeout_ms=busy_timeout_ms,
             synchronous=sqlite_synchronous,
         )
-        return SqlStore(writer=writer, reader=reader, dialect=_sqlite.DIALECT)
+        return SqlStore(
+            writes=WriteThread(thread_engine), writer=writer, reader=reader, dialect=_sqlite.DIALECT
+        )
     assert database.postgres_url is not None
     engine = _postgres.create_engine(database.postgres_url, pool_size=pool_size)
-    return SqlStore(writer=engine, reader=engine, dialect=_postgres.DIALECT)
+    return SqlStore(
+        writes=PerUnitTransactions(engine), writer=engine, reader=engine, dialect=_postgres.DIALECT
+    )

@@ -23,7 +23,7 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobwarden_server.store._feed import ChangeSink
 
@@ -66,7 +66,7 @@ def parse_event_payload(payload: str) -> tuple[str, int] | None:
     return job_id, int(sequence)
 
 
-async def announce(conn: AsyncConnection, event_rows: Sequence[Mapping[str, Any]], *, work: bool) -> None:
+def announce(conn: sa.Connection, event_rows: Sequence[Mapping[str, Any]], *, work: bool) -> None:
     """Queue the notifications of a write in its transaction: each job's newest sequence, and work."""
     newest: dict[str, int] = {}
     for row in event_rows:
@@ -77,7 +77,7 @@ async def announce(conn: AsyncConnection, event_rows: Sequence[Mapping[str, Any]
         channels.append(WORK_CHANNEL)
         payloads.append("")
     if channels:
-        await conn.execute(_NOTIFY, {"channels": channels, "payloads": payloads})
+        conn.execute(_NOTIFY, {"channels": channels, "payloads": payloads})
 
 
 class _Listening(Protocol):

@@ -48,7 +48,7 @@ def create_engine(url: sa.URL, *, pool_size: int, max_overflow: int = 0) -> Asyn
     )
 
 
-async def claim_rows(conn: AsyncConnection, params: JobClaimParams) -> Sequence[sa.RowMapping]:
+def claim_rows(conn: sa.Connection, params: JobClaimParams) -> Sequence[sa.RowMapping]:
     """Claim on PostgreSQL: one statement, `FOR UPDATE SKIP LOCKED` in a CTE feeding the UPDATE.
 
     Many replicas and connections claim at once. SKIP LOCKED lets each pass over rows another
@@ -78,7 +78,7 @@ async def claim_rows(conn: AsyncConnection, params: JobClaimParams) -> Sequence[
         .values(claim.claim_values(params, sa.Grouping(tokens)[numbered.c.n]))
         .returning(*jobs.c)
     )
-    return list((await conn.execute(statement)).mappings())
+    return list(conn.execute(statement).mappings())
 
 
 def singleton_key(name: str) -> int:

@@ -1,6 +1,7 @@
-"""SqlStore: the Store on SQLAlchemy 2 async Core, shared by SQLite and PostgreSQL.
+"""SqlStore: the Store on SQLAlchemy 2 Core, shared by SQLite and PostgreSQL.
 
-Each method is one transaction on the write engine or the read engine (the same engine on
+Each method is one transaction: reads on the read engine, writes as a synchronous unit run by the
+dialect's `Writes` (_writes.py: SQLite's writer thread with group commit, or a transaction per unit on
 PostgreSQL). A change to a job is a single `UPDATE ... WHERE <expectations> RETURNING` that also
 bumps `version` and reserves `last_sequence` for the events inserted right after it in the same
 transaction, so a job's state and its history cannot disagree and sequences have no gaps. What
@@ -38,6 +39,7 @@ from jobwarden_server.store._protocol import (
     JobUpdateParams,
     PageParams,
 )
+from jobwarden_server.store._writes import T, Unit, Writes
 
 jobs, job_events, assets = tables.jobs, tables.job_events, tables.assets
 
@@ -46,8 +48,8 @@ class Announce(Protocol):
     """Queues a write's wake-ups in its transaction: see Dialect.announce."""
 
     def __call__(
-        self, conn: AsyncConnection, event_rows: Sequence[Mapping[str, Any]], *, work: bool
-    ) -> Awaitable[None]: ...
+        self, conn: sa.Connection, event_rows: Sequence[Mapping[str, Any]], *, work: bool
+    ) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,22 +102,21 @@ def _update_statement(
 class SqlStore:
     """The Store protocol over SQLAlchemy async engines; build it with `open_store`."""
 
-    def __init__(self, *, writer: AsyncEngine, reader: AsyncEngine, dialect: Dialect) -> None:
-        """Wrap engines (which the store then owns and disposes) and the dialect's statements."""
+    def __init__(self, *, writes: Writes, writer: AsyncEngine, reader: AsyncEngine, dialect: Dialect) -> None:
+        """Wrap the write runner and engines (which the store then owns and closes) and the dialect."""
+        self._writes = writes
         self._writer = writer
         self._reader = reader
         self._dialect = dialect
 
     @property
     def write_engine(self) -> AsyncEngine:
-        """The engine writes go through; for maintenance tasks and tests, not for the service."""
+        """An engine that may write, for maintenance tasks and tests; the service writes through units."""
         return self._writer
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
+    async def _write(self, unit: Unit[T]) -> T:
         with translated():
-            async with self._writer.begin() as conn:
-                yield conn
+            return await self._writes.run(unit)
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
@@ -123,16 +124,16 @@ class SqlStore:
             async with self._reader.begin() as conn:
                 yield conn
 
-    async def _append_events(
-        self, conn: AsyncConnection, event_rows: Sequence[Mapping[str, Any]], *, work: bool = False
+    def _append_events(
+        self, conn: sa.Connection, event_rows: Sequence[Mapping[str, Any]], *, work: bool = False
     ) -> None:
         """Insert a write's events; with them, in the same transaction, the wake-ups for other replicas.
 
         Every write that appends events goes through here, so no write path can forget to announce."""
         if event_rows:
-            await conn.execute(sa.insert(job_events), list(event_rows))
+            conn.execute(sa.insert(job_events), list(event_rows))
         if self._dialect.announce is not None:
-            await self._dialect.announce(conn, event_rows, work=work)
+            self._dialect.announce(conn, event_rows, work=work)
 
     @contextlib.asynccontextmanager
     async def singleton(self, name: str) -> AsyncIterator[bool]:
@@ -167,11 +168,14 @@ class SqlStore:
             "kind": EventKind.CREATED.value,
             "data": {"status": params.status.value},
         }
+
+        def create(conn: sa.Connection) -> None:
+            # Values as parameters, not .values(): no per-call coercion, and the compiled INSERT is cached.
+            conn.execute(sa.insert(jobs), values)
+            self._append_events(conn, [event], work=params.status is JobStatus.QUEUED)
+
         try:
-            async with self._write() as conn:
-                # Values as parameters, not .values(): no per-call coercion, and the compiled INSERT is cached.
-                await conn.execute(sa.insert(jobs), values)
-                await self._append_events(conn, [event], work=params.status is JobStatus.QUEUED)
+            await self._write(create)
         except sa_exc.IntegrityError:
             # Checking for the request_id after the fact keeps the common path to two statements;
             # the unique index, not a prior SELECT, is what makes concurrent retries safe.
@@ -249,8 +253,7 @@ class SqlStore:
 
     async def job_update(self, params: JobUpdateParams) -> Change | None:
         """The compare-and-set: one guarded UPDATE, then its events; None if a guard failed."""
-        async with self._write() as conn:
-            return await self._update(conn, params)
+        return await self._write(lambda conn: self._update(conn, params))
 
     async def job_modify(
         self, owner: str, job_id: str, decide: Callable[[Job], JobUpdateParams]
@@ -262,14 +265,17 @@ class SqlStore:
         guards the write: on PostgreSQL the row can change between the read and the update; on SQLite
         the write lock, taken at BEGIN, already rules that out. NotFound if missing or not the owner's.
         """
-        async with self._write() as conn:
-            query = sa.select(jobs).where(jobs.c.id == job_id, jobs.c.owner == owner)
-            row = (await conn.execute(query)).mappings().one_or_none()
+        query = sa.select(jobs).where(jobs.c.id == job_id, jobs.c.owner == owner)
+
+        def modify(conn: sa.Connection) -> Change | None:
+            row = conn.execute(query).mappings().one_or_none()
             if row is None:
                 raise errors.NotFound(f"job {job_id} not found", metadata={"job_id": job_id})
-            return await self._update(conn, decide(rows.job_from_row(row)))
+            return self._update(conn, decide(rows.job_from_row(row)))
 
-    async def _update(self, conn: AsyncConnection, params: JobUpdateParams) -> Change | None:
+        return await self._write(modify)
+
+    def _update(self, conn: sa.Connection, params: JobUpdateParams) -> Change | None:
         now_us = rows.to_us(params.now)
         values = rows.change_values(params.changes)
         statement = _update_statement(
@@ -289,21 +295,25 @@ class SqlStore:
             "p_lease_token": params.expect_lease_token,
             "p_version": params.expect_version,
         }
-        row = (await conn.execute(statement, bound)).mappings().one_or_none()
+        row = conn.execute(statement, bound).mappings().one_or_none()
         if row is None:
             return None
         event_rows = rows.event_rows(row, params.events, now_us)
-        await self._append_events(conn, event_rows, work=params.changes.status is JobStatus.QUEUED)
+        self._append_events(conn, event_rows, work=params.changes.status is JobStatus.QUEUED)
         return Change(job=rows.job_from_row(row), events=tuple(rows.event_from_row(e) for e in event_rows))
 
     async def job_claim(self, params: JobClaimParams) -> Sequence[Change]:
         """Lease up to `limit` due QUEUED jobs, best first, each with its own token and event."""
         if params.limit <= 0 or not params.job_types:
             return []
-        async with self._write() as conn:
-            claimed = claim.sort_claimed(await self._dialect.claim_rows(conn, params))
+
+        def claim_some(conn: sa.Connection) -> tuple[list[sa.RowMapping], list[dict[str, Any]]]:
+            claimed = claim.sort_claimed(self._dialect.claim_rows(conn, params))
             event_rows = [claim.claim_event_row(row, params) for row in claimed]
-            await self._append_events(conn, event_rows)
+            self._append_events(conn, event_rows)
+            return claimed, event_rows
+
+        claimed, event_rows = await self._write(claim_some)
         return [
             Change(job=rows.job_from_row(row), events=(rows.event_from_row(event),))
             for row, event in zip(claimed, event_rows, strict=True)
@@ -336,22 +346,29 @@ class SqlStore:
             metadata=dict(params.metadata),
             create_time=rows.from_us(now_us),
         )
-        async with self._write() as conn:
-            row = (await conn.execute(statement)).mappings().one_or_none()
+
+        def add(conn: sa.Connection) -> tuple[sa.RowMapping, dict[str, Any]] | None:
+            row = conn.execute(statement).mappings().one_or_none()
             if row is None:
                 return None
-            sequence = row["last_sequence"]
-            await conn.execute(sa.insert(assets), rows.asset_values(asset, sequence, now_us))
+            conn.execute(sa.insert(assets), rows.asset_values(asset, row["last_sequence"], now_us))
             event = {
                 "job_id": params.job_id,
-                "sequence": sequence,
+                "sequence": row["last_sequence"],
                 "owner": params.owner,
                 "create_us": now_us,
                 "actor": params.actor,
                 "kind": EventKind.ASSET_ADDED.value,
                 "data": rows.asset_event_data(asset),
             }
-            await self._append_events(conn, [event])
+            self._append_events(conn, [event])
+            return row, event
+
+        written = await self._write(add)
+        if written is None:
+            return None
+        row, event = written
+        sequence = row["last_sequence"]
         added = dataclasses.replace(asset, sequence=sequence)
         return added, Change(job=rows.job_from_row(row), events=(rows.event_from_row(event),))
 
@@ -422,7 +439,8 @@ class SqlStore:
             return [rows.event_from_row(row) for row in (await conn.execute(query)).mappings()]
 
     async def close(self) -> None:
-        """Dispose of both engines (once, when they are the same)."""
+        """Finish queued writes, then dispose of the engines (once, when they are the same)."""
+        await self._writes.close()
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from jobwarden_server.store import _claim as claim
@@ -23,8 +23,8 @@ DEFAULT_BUSY_TIMEOUT_MS = 5_000
 jobs = tables.jobs
 
 
-def _url(path: str) -> sa.URL:
-    return sa.URL.create("sqlite+aiosqlite", database=path)
+def _url(path: str, driver: str = "sqlite+aiosqlite") -> sa.URL:
+    return sa.URL.create(driver, database=path)
 
 
 SYNCHRONOUS = ("NORMAL", "FULL")
@@ -49,7 +49,7 @@ def _pragmas(busy_timeout_ms: int, *, foreign_keys: bool, synchronous: str = "NO
     ]
 
 
-def _configure(engine: AsyncEngine, *, begin: str, pragmas: list[str]) -> None:
+def _configure(engine: AsyncEngine | sa.Engine, *, begin: str, pragmas: list[str]) -> None:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Stop the sqlite3 module from issuing its own implicit BEGIN (it would be deferred, and only
         # before DML), so the `begin` hook below decides how every transaction starts.
@@ -62,8 +62,9 @@ def _configure(engine: AsyncEngine, *, begin: str, pragmas: list[str]) -> None:
     def on_begin(connection: sa.Connection) -> None:
         connection.exec_driver_sql(begin)
 
-    event.listen(engine.sync_engine, "connect", on_connect)
-    event.listen(engine.sync_engine, "begin", on_begin)
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    event.listen(sync_engine, "connect", on_connect)
+    event.listen(sync_engine, "begin", on_begin)
 
 
 def create_engines(
@@ -72,31 +73,33 @@ def create_engines(
     read_pool_size: int,
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
     synchronous: str = "NORMAL",
-) -> tuple[AsyncEngine, AsyncEngine]:
-    """The write engine and the read engine for the database file at `path`.
+) -> tuple[sa.Engine, AsyncEngine, AsyncEngine]:
+    """The engine of the writer thread, a write engine for maintenance, and the read engine.
 
     Writes: one connection, BEGIN IMMEDIATE. SQLite has a single writer per database; a transaction
     that starts deferred and upgrades to a write lock later can fail with SQLITE_BUSY without waiting
     (the busy handler cannot help a reader that must upgrade), and several writer connections in
-    one process would only fight over that lock. So writes queue for the one connection (the pool),
-    and IMMEDIATE takes the write lock at BEGIN, where busy_timeout can wait for other processes.
+    one process would only fight over that lock. So the service's writes queue for the one
+    connection the writer thread owns (_writes.WriteThread), plain pysqlite with no async layer, and
+    IMMEDIATE takes the write lock at BEGIN, where busy_timeout can wait for other processes. The
+    maintenance engine (tests, tools) connects only when used, and then waits its turn like another
+    process would.
 
     Reads: a small pool with deferred BEGIN. Under WAL they see a consistent snapshot and never queue
     behind the writer.
     """
+    write_pragmas = _pragmas(busy_timeout_ms, foreign_keys=True, synchronous=synchronous)
+    thread_engine = sa.create_engine(_url(path, "sqlite+pysqlite"), pool_size=1, max_overflow=0)
+    _configure(thread_engine, begin="BEGIN IMMEDIATE", pragmas=write_pragmas)
     writer = create_async_engine(
         _url(path), poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=30
     )
-    _configure(
-        writer,
-        begin="BEGIN IMMEDIATE",
-        pragmas=_pragmas(busy_timeout_ms, foreign_keys=True, synchronous=synchronous),
-    )
+    _configure(writer, begin="BEGIN IMMEDIATE", pragmas=write_pragmas)
     reader = create_async_engine(
         _url(path), poolclass=AsyncAdaptedQueuePool, pool_size=max(1, read_pool_size), max_overflow=0
     )
     _configure(reader, begin="BEGIN", pragmas=_pragmas(busy_timeout_ms, foreign_keys=True))
-    return writer, reader
+    return thread_engine, writer, reader
 
 
 def create_migration_engine(path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> AsyncEngine:
@@ -110,7 +113,7 @@ def create_migration_engine(path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TI
     return engine
 
 
-async def claim_rows(conn: AsyncConnection, params: JobClaimParams) -> Sequence[sa.RowMapping]:
+def claim_rows(conn: sa.Connection, params: JobClaimParams) -> Sequence[sa.RowMapping]:
     """Claim on SQLite: pick the ids, then one UPDATE ... RETURNING that sets a token per id.
 
     No row locking is needed (or available): the transaction began IMMEDIATE, so it holds the
@@ -122,7 +125,7 @@ async def claim_rows(conn: AsyncConnection, params: JobClaimParams) -> Sequence[
     picked = (
         sa.select(jobs.c.id).where(*claim.claimable(params)).order_by(*claim.CLAIM_ORDER).limit(params.limit)
     )
-    ids = list((await conn.execute(picked)).scalars())
+    ids = list(conn.execute(picked).scalars())
     if not ids:
         return []
     tokens = {job_id: rows.new_lease_token() for job_id in ids}
@@ -132,7 +135,7 @@ async def claim_rows(conn: AsyncConnection, params: JobClaimParams) -> Sequence[
         .values(claim.claim_values(params, sa.case(tokens, value=jobs.c.id)))
         .returning(*jobs.c)
     )
-    return list((await conn.execute(statement)).mappings())
+    return list(conn.execute(statement).mappings())
 
 
 def labels_match(labels: Mapping[str, str]) -> sa.ColumnElement[bool]:
