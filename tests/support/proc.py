@@ -40,11 +40,15 @@ def _tied_to_us(command: Sequence[str]) -> list[str]:
 
 
 def run(
-    args: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 30
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+    command: Sequence[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `jobwarden args...` to completion."""
+    """Run `jobwarden args...` to completion (`command` instead of `jobwarden`, when given)."""
     return subprocess.run(
-        [*jobwarden_command(), *args],
+        [*(command or jobwarden_command()), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -56,13 +60,18 @@ def run(
 
 @contextlib.contextmanager
 def serving(
-    database: Path | str, *extra: str, env: dict[str, str] | None = None
+    database: Path | str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    command: Sequence[str] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`jobwarden serve` on 127.0.0.1 with a free port; yields the process and its address."""
+    """`jobwarden serve` on 127.0.0.1 with a free port; yields the process and its address.
+
+    `command` replaces `jobwarden` (e.g. an interpreter running the CLI under special conditions).
+    """
+    jobwarden = command or jobwarden_command()
     proc = subprocess.Popen(
-        _tied_to_us(
-            [*jobwarden_command(), "serve", "--listen", "127.0.0.1:0", "--database", str(database), *extra]
-        ),
+        _tied_to_us([*jobwarden, "serve", "--listen", "127.0.0.1:0", "--database", str(database), *extra]),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,

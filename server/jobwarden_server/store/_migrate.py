@@ -17,9 +17,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from jobwarden_server.store import _postgres, _sqlite
+from jobwarden_server.store import _sqlite
 from jobwarden_server.store._errors import translated
-from jobwarden_server.store._open import Database, parse_database_url
+from jobwarden_server.store._open import Database, parse_database_url, require_postgres
 
 MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent / "migrations"
 
@@ -41,6 +41,7 @@ def migration_engine(database: Database) -> AsyncEngine:
     if database.dialect == "sqlite":
         return _sqlite.create_migration_engine(database.sqlite_path)
     assert database.postgres_url is not None
+    require_postgres()
     return create_async_engine(database.postgres_url, poolclass=NullPool)
 
 
@@ -58,7 +59,7 @@ async def migrate(url: str) -> None:
     upgrade is one transaction on both, so a failed migration leaves the schema as it was.
 
     Raises:
-        ConfigError: the URL names no supported database.
+        ConfigError: the URL names no supported database, or PostgreSQL support is not installed.
         StoreUnavailable: the database cannot be reached or stayed locked.
     """
     database = parse_database_url(url)
@@ -67,6 +68,8 @@ async def migrate(url: str) -> None:
         with translated():
             async with engine.begin() as conn:
                 if database.dialect == "postgresql":
+                    from jobwarden_server.store import _postgres  # PostgreSQL-only: see require_postgres
+
                     # Transaction-scoped: released by the commit or rollback, even if we crash.
                     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_postgres.MIGRATION_LOCK_KEY)))
                 await conn.run_sync(_upgrade)

@@ -9,8 +9,24 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from jobwarden_server.domain.errors import ConfigError
-from jobwarden_server.store import _postgres, _sqlite
+from jobwarden_server.store import _sqlite
 from jobwarden_server.store._sql import SqlStore
+
+POSTGRES_NOT_INSTALLED = "PostgreSQL support is not installed: pip install 'jobwarden[postgres]'"
+
+
+def require_postgres() -> None:
+    """Make sure asyncpg can be imported; ConfigError naming the extra to install otherwise.
+
+    asyncpg comes only with the `postgres` extra, and a server on SQLite must start without it. So
+    nothing PostgreSQL-only (_postgres.py, _pg_notify.py, asyncpg itself) is imported at module level
+    outside those modules: callers call this, then import `_postgres` where a postgresql:// URL is
+    actually used.
+    """
+    try:
+        import asyncpg  # noqa: F401 - only whether it imports matters here
+    except ImportError as err:
+        raise ConfigError(POSTGRES_NOT_INSTALLED) from err
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,7 +101,7 @@ def open_store(
         A SqlStore, which implements the Store protocol; `await store.close()` releases it.
 
     Raises:
-        ConfigError: the URL names no supported database.
+        ConfigError: the URL names no supported database, or PostgreSQL support is not installed.
     """
     database = parse_database_url(url)
     if database.dialect == "sqlite":
@@ -97,5 +113,8 @@ def open_store(
         )
         return SqlStore(writer=writer, reader=reader, dialect=_sqlite.DIALECT)
     assert database.postgres_url is not None
+    require_postgres()
+    from jobwarden_server.store import _postgres  # PostgreSQL-only: see require_postgres
+
     engine = _postgres.create_engine(database.postgres_url, pool_size=pool_size)
     return SqlStore(writer=engine, reader=engine, dialect=_postgres.DIALECT)
