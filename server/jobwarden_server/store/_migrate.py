@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 from jobwarden_server.store import _sqlite
 from jobwarden_server.store._errors import translated
 from jobwarden_server.store._open import Database, parse_database_url, require_postgres
+from jobwarden_server.store._startup import explained
 
 MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent / "migrations"
 
@@ -59,13 +60,18 @@ async def migrate(url: str) -> None:
     upgrade is one transaction on both, so a failed migration leaves the schema as it was.
 
     Raises:
-        ConfigError: the URL names no supported database, or PostgreSQL support is not installed.
-        StoreUnavailable: the database cannot be reached or stayed locked.
+        ConfigError: the URL names no supported database, PostgreSQL support is not installed, or the
+            database cannot be opened as configured (no such database or role, login or TLS refused,
+            an unusable SQLite path); one line saying which and what to do.
+        StoreUnavailable: the database does not answer (connection refused, no answer in time), stayed
+            locked, or went away during the migration.
     """
     database = parse_database_url(url)
     engine = migration_engine(database)
     try:
-        with translated():
+        # The first connection of `serve` and `migrate`: a database that cannot be opened is explained
+        # in one line (_startup.py); anything else goes on to the usual translation.
+        with translated(), explained(database):
             async with engine.begin() as conn:
                 if database.dialect == "postgresql":
                     from jobwarden_server.store import _postgres  # PostgreSQL-only: see require_postgres

@@ -62,10 +62,22 @@ def parse_database_url(url: str) -> Database:
     if backend in ("postgresql", "postgres"):
         if parsed.drivername not in ("postgresql", "postgres", "postgresql+asyncpg"):
             raise ConfigError(f"database: driver {parsed.drivername!r} is not supported; use postgresql://")
-        return Database(dialect="postgresql", postgres_url=parsed.set(drivername="postgresql+asyncpg"))
+        return Database(dialect="postgresql", postgres_url=_asyncpg_url(parsed))
     raise ConfigError(
         f"database: unsupported URL scheme {parsed.drivername!r}; use sqlite:// or postgresql://"
     )
+
+
+def _asyncpg_url(parsed: sa.URL) -> sa.URL:
+    url = parsed.set(drivername="postgresql+asyncpg")
+    if "sslmode" in url.query:
+        # libpq's name (what most PostgreSQL URLs carry) for asyncpg's `ssl`, which takes the same
+        # values (disable ... verify-full); asyncpg itself would fail on `sslmode` with a TypeError.
+        if "ssl" in url.query:
+            raise ConfigError("database: give ssl or sslmode in the URL, not both")
+        mode = url.query["sslmode"]
+        url = url.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
+    return url
 
 
 def display_url(url: str) -> str:
