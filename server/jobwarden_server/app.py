@@ -17,8 +17,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from jobwarden.v1 import job_service_pb2, job_service_pb2_grpc, worker_service_pb2, worker_service_pb2_grpc
+from jobwarden_server import listen, store
 from jobwarden_server import settings as settings_mod
-from jobwarden_server import store
 from jobwarden_server.api.auth import Authenticator
 from jobwarden_server.api.guard import Guard
 from jobwarden_server.api.job_servicer import JobServicer
@@ -61,8 +61,8 @@ class RunningServer:
 
     @property
     def address(self) -> str:
-        """host:port to dial."""
-        return f"{self.host}:{self.port}"
+        """host:port to dial ([host]:port for IPv6)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     async def stop(self, grace: float | None) -> None:
         """Stop answering, let in-flight RPCs finish within `grace` seconds, release the store."""
@@ -81,6 +81,12 @@ class RunningServer:
 async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_now) -> RunningServer:
     """Open the store (migrating it up to date), wire the services and start listening."""
     settings.checked()
+    address = listen.parse_listen(settings.listen)
+    # Before migrating: a server that cannot listen must not touch the database, and must say why in
+    # one line (gRPC's own bind failure says only "Failed to bind", after logging a line of its own).
+    problem = listen.bind_problem(address)
+    if problem is not None:
+        raise ConfigError(problem)
     if migrate:
         await store.migrate(settings.database)
     db = store.open_store(
@@ -103,6 +109,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         options=[
             ("grpc.max_receive_message_length", transport_limit),
             ("grpc.max_send_message_length", transport_limit),
+            listen.EXCLUSIVE_BIND,
         ],
     )
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
@@ -128,6 +135,10 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
             port = server.add_secure_port(settings.listen, settings.tls.server_credentials())
     except RuntimeError as err:
         await db.close()
+        # Taken since the check above (a race), or unusable for a reason only gRPC knows.
+        problem = listen.bind_problem(address)
+        if problem is not None:
+            raise ConfigError(problem) from err
         # gRPC reports a certificate it cannot use (e.g. a key of another certificate) only as a
         # failed bind, so name that possibility too.
         hint = " (or the TLS certificate and key do not belong together)" if settings.tls else ""
@@ -135,7 +146,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    host = settings.listen.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+    host = address.host
     stopping = asyncio.Event()
     reaper = Reaper(writer, settings.retry, ReaperSettings(interval_s=settings.reaper_interval_s))
     loops = [reaper.run(stopping)]

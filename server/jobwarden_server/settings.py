@@ -2,7 +2,7 @@
 
 Config file (all keys optional):
 
-    listen = "127.0.0.1:50051"
+    listen = "127.0.0.1:50051"            # host:port; port 0: any free port (printed at start)
     database = "jobwarden.db"            # or postgresql://user@host/db (env JOBWARDEN_DATABASE_URL)
     database_pool_size = 5                # connections per process (PostgreSQL: >= 2, plus one LISTENing)
     shutdown_grace_seconds = 10
@@ -58,6 +58,7 @@ from jobwarden_server.domain.errors import ConfigError
 from jobwarden_server.domain.lifecycle import Lifecycle, Lifecycles
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus
+from jobwarden_server.listen import parse_listen
 from jobwarden_server.store import SQLITE_SYNCHRONOUS
 from jobwarden_server.tls import TlsSettings
 
@@ -97,10 +98,11 @@ class Settings:
     """How long a worker has to confirm a cancel of a running job before the server cancels it."""
 
     def checked(self) -> Settings:
-        """Refuse settings that would be unsafe: without tokens, only a loopback address.
+        """Refuse settings that are malformed or would be unsafe: without tokens, only a loopback address.
 
         TLS alone does not count: it hides the traffic but says nothing about who may call.
         """
+        parse_listen(self.listen)  # first: "without tokens" would be a confusing answer to a typo
         if self.principals_by_cn and (self.tls is None or not self.tls.mutual):
             # Without a client CA no client certificate is requested, so no common name is ever verified.
             raise ConfigError(
@@ -118,7 +120,7 @@ class Settings:
 
 def is_loopback(listen: str) -> bool:
     """Whether host:port names a loopback address only."""
-    host = listen.rsplit(":", 1)[0].strip("[]")
+    host = parse_listen(listen).host
     if host == "localhost":
         return True
     try:

@@ -41,11 +41,15 @@ def _tied_to_us(command: Sequence[str]) -> list[str]:
 
 
 def run(
-    args: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 30
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+    command: Sequence[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `jobwarden args...` to completion."""
+    """Run `jobwarden args...` to completion (`command` instead of `jobwarden`, when given)."""
     return subprocess.run(
-        [*jobwarden_command(), *args],
+        [*(command or jobwarden_command()), *args],
         capture_output=True,
         text=True,
         timeout=timeout,

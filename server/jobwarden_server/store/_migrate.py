@@ -17,9 +17,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from jobwarden_server.store import _postgres, _sqlite
+from jobwarden_server.store import _sqlite
 from jobwarden_server.store._errors import translated
-from jobwarden_server.store._open import Database, parse_database_url
+from jobwarden_server.store._open import Database, parse_database_url, require_postgres
+from jobwarden_server.store._startup import explained
 
 MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent / "migrations"
 
@@ -41,6 +42,7 @@ def migration_engine(database: Database) -> AsyncEngine:
     if database.dialect == "sqlite":
         return _sqlite.create_migration_engine(database.sqlite_path)
     assert database.postgres_url is not None
+    require_postgres()
     return create_async_engine(database.postgres_url, poolclass=NullPool)
 
 
@@ -58,15 +60,22 @@ async def migrate(url: str) -> None:
     upgrade is one transaction on both, so a failed migration leaves the schema as it was.
 
     Raises:
-        ConfigError: the URL names no supported database.
-        StoreUnavailable: the database cannot be reached or stayed locked.
+        ConfigError: the URL names no supported database, PostgreSQL support is not installed, or the
+            database cannot be opened as configured (no such database or role, login or TLS refused,
+            an unusable SQLite path); one line saying which and what to do.
+        StoreUnavailable: the database does not answer (connection refused, no answer in time), stayed
+            locked, or went away during the migration.
     """
     database = parse_database_url(url)
     engine = migration_engine(database)
     try:
-        with translated():
+        # The first connection of `serve` and `migrate`: a database that cannot be opened is explained
+        # in one line (_startup.py); anything else goes on to the usual translation.
+        with translated(), explained(database):
             async with engine.begin() as conn:
                 if database.dialect == "postgresql":
+                    from jobwarden_server.store import _postgres  # PostgreSQL-only: see require_postgres
+
                     # Transaction-scoped: released by the commit or rollback, even if we crash.
                     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_postgres.MIGRATION_LOCK_KEY)))
                 await conn.run_sync(_upgrade)

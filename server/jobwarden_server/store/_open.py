@@ -9,9 +9,25 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from jobwarden_server.domain.errors import ConfigError
-from jobwarden_server.store import _postgres, _sqlite
+from jobwarden_server.store import _sqlite
 from jobwarden_server.store._sql import SqlStore
 from jobwarden_server.store._writes import PerUnitTransactions, WriteThread
+
+POSTGRES_NOT_INSTALLED = "PostgreSQL support is not installed: pip install 'jobwarden[postgres]'"
+
+
+def require_postgres() -> None:
+    """Make sure asyncpg can be imported; ConfigError naming the extra to install otherwise.
+
+    asyncpg comes only with the `postgres` extra, and a server on SQLite must start without it. So
+    nothing PostgreSQL-only (_postgres.py, _pg_notify.py, asyncpg itself) is imported at module level
+    outside those modules: callers call this, then import `_postgres` where a postgresql:// URL is
+    actually used.
+    """
+    try:
+        import asyncpg  # noqa: F401 - only whether it imports matters here
+    except ImportError as err:
+        raise ConfigError(POSTGRES_NOT_INSTALLED) from err
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,10 +63,22 @@ def parse_database_url(url: str) -> Database:
     if backend in ("postgresql", "postgres"):
         if parsed.drivername not in ("postgresql", "postgres", "postgresql+asyncpg"):
             raise ConfigError(f"database: driver {parsed.drivername!r} is not supported; use postgresql://")
-        return Database(dialect="postgresql", postgres_url=parsed.set(drivername="postgresql+asyncpg"))
+        return Database(dialect="postgresql", postgres_url=_asyncpg_url(parsed))
     raise ConfigError(
         f"database: unsupported URL scheme {parsed.drivername!r}; use sqlite:// or postgresql://"
     )
+
+
+def _asyncpg_url(parsed: sa.URL) -> sa.URL:
+    url = parsed.set(drivername="postgresql+asyncpg")
+    if "sslmode" in url.query:
+        # libpq's name (what most PostgreSQL URLs carry) for asyncpg's `ssl`, which takes the same
+        # values (disable ... verify-full); asyncpg itself would fail on `sslmode` with a TypeError.
+        if "ssl" in url.query:
+            raise ConfigError("database: give ssl or sslmode in the URL, not both")
+        mode = url.query["sslmode"]
+        url = url.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
+    return url
 
 
 def display_url(url: str) -> str:
@@ -86,7 +114,7 @@ def open_store(
         A SqlStore, which implements the Store protocol; `await store.close()` releases it.
 
     Raises:
-        ConfigError: the URL names no supported database.
+        ConfigError: the URL names no supported database, or PostgreSQL support is not installed.
     """
     database = parse_database_url(url)
     if database.dialect == "sqlite":
@@ -100,6 +128,9 @@ def open_store(
             writes=WriteThread(thread_engine), writer=writer, reader=reader, dialect=_sqlite.DIALECT
         )
     assert database.postgres_url is not None
+    require_postgres()
+    from jobwarden_server.store import _postgres  # PostgreSQL-only: see require_postgres
+
     engine = _postgres.create_engine(database.postgres_url, pool_size=pool_size)
     return SqlStore(
         writes=PerUnitTransactions(engine), writer=engine, reader=engine, dialect=_postgres.DIALECT

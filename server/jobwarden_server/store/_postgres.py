@@ -1,6 +1,8 @@
 """What differs on PostgreSQL, each with its reason: the engine, the claim and the singleton lock.
 
-(Cross-replica wake-ups, LISTEN/NOTIFY, are in _pg_notify.py.)
+(Cross-replica wake-ups, LISTEN/NOTIFY, are in _pg_notify.py.) Both need asyncpg, which only the
+`postgres` extra installs: they are imported only once a postgresql:// database is configured (see
+_open.require_postgres), so a server on SQLite starts without it.
 """
 
 from __future__ import annotations

@@ -78,3 +78,9 @@ async def test_the_sqlite_write_connection_runs_with_the_chosen_synchronous(
             assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == pragma_value
     finally:
         await db.close()
+
+
+def test_a_url_with_both_ssl_and_sslmode_is_refused() -> None:
+    # sslmode (libpq's name, what most URLs carry) is taken as asyncpg's ssl; both at once is ambiguous.
+    with pytest.raises(ConfigError, match="give ssl or sslmode in the URL, not both"):
+        store.open_store(f"{PG}?sslmode=require&ssl=disable", pool_size=2)

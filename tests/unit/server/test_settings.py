@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,47 @@ def test_no_tokens_means_loopback_only() -> None:
         settings.Settings(listen="0.0.0.0:50051").checked()
     for ok in ("127.0.0.1:1", "localhost:1", "[::1]:1"):
         assert settings.Settings(listen=ok).checked().listen == ok
+
+
+@pytest.mark.parametrize(
+    "listen", ["127.0.0.1:0", "127.0.0.1:1", "127.0.0.1:65535", "localhost:50051", "[::1]:0"]
+)
+def test_listen_ports_from_1_to_65535_and_0_for_any_free_port_are_accepted(listen: str) -> None:
+    assert settings.Settings(listen=listen).checked().listen == listen
+
+
+@pytest.mark.parametrize(
+    ("listen", "message"),
+    [
+        ("127.0.0.1:65536", "port 65536 is out of range; use 1-65535 \\(or 0 for any free port\\)"),
+        ("127.0.0.1:80000", "port 80000 is out of range"),
+        ("127.0.0.1:-1", "port '-1' is not a number"),
+        ("127.0.0.1:http", "port 'http' is not a number"),
+        ("127.0.0.1:", "port '' is not a number"),
+        ("127.0.0.1", "is not host:port"),
+        (":50051", "is not host:port"),
+        ("nonsense", "is not host:port"),
+        ("::1:50051", "put an IPv6 host in brackets"),
+        ("[127.0.0.1]:50051", "is not an IPv6 address in brackets"),
+        ("[::1:50051", "is not an IPv6 address in brackets"),
+        ("bad host:50051", "is not a host name or IP address"),
+        ("unix:/tmp/jw.sock", "is not a number; give host:port"),
+    ],
+)
+def test_malformed_listen_addresses_are_refused_before_anything_else(listen: str, message: str) -> None:
+    # Even without tokens: the address itself is the mistake, not the missing tokens.
+    with pytest.raises(ConfigError, match=f"listen address '{re.escape(listen)}'.*{message}"):
+        settings.Settings(listen=listen).checked()
+
+
+@pytest.mark.parametrize("source", ["flag", "environment", "file"])
+def test_a_port_out_of_range_is_refused_wherever_it_comes_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    monkeypatch.delenv(settings.ENV_CONFIG, raising=False)
+    monkeypatch.delenv(settings.ENV_LISTEN, raising=False)
+    config = _write(tmp_path, 'listen = "127.0.0.1:80000"\n' if source == "file" else "")
+    if source == "environment":
+        monkeypatch.setenv(settings.ENV_LISTEN, "127.0.0.1:80000")
+    with pytest.raises(ConfigError, match="port 80000 is out of range"):
+        settings.load(config, listen="127.0.0.1:80000" if source == "flag" else None)
