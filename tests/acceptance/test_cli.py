@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from support import proc
+from support import faultproc, proc
 
 from jobwarden.client import Client, Job, JobStatus
+
+
+@pytest.fixture(autouse=True)
+def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No colour forced on from outside: piped output must be plain because it is piped."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "NO_COLOR", "JOBWARDEN_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +254,69 @@ def test_watch_follows_a_job_live_until_it_ends(address: str, job_type: str) -> 
         *event_lines(COMPLETED)[1:],
         f"job {job_id} COMPLETED",
     ]
+
+
+async def _line(stream: asyncio.StreamReader, within_s: float) -> str:
+    """The next line of a subprocess's output; TimeoutError if none comes in time (EOF gives "")."""
+    async with asyncio.timeout(within_s):
+        return (await stream.readline()).decode()
+
+
+RECONNECTING = re.compile(r"reconnecting to (\S+)… \(attempt (\d+), ([A-Z_]+)\)")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("outage", ["sigkill", "sigterm"])
+async def test_watch_says_it_is_reconnecting_and_resumes_soon_after_the_server_is_back(
+    tmp_path: Path, job_type: str, outage: str
+) -> None:
+    server = faultproc.ServerProcess(tmp_path, faultproc.write_config(tmp_path / "server.toml", settings={}))
+    with faultproc.cleanup(server):
+        await server.start()
+        job_id = create(server.address, job_type)
+        watcher = await asyncio.create_subprocess_exec(
+            *proc.jobwarden_command(),
+            "jobs",
+            "watch",
+            job_id,
+            "--address",
+            server.address,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert watcher.stdout is not None and watcher.stderr is not None
+            assert await _line(watcher.stdout, 30) == f"job {job_id} ({job_type}) QUEUED 0%\n"
+            assert await _line(watcher.stdout, 30) == "#1 created QUEUED (client:default)\n"
+
+            if outage == "sigkill":
+                server.kill()
+            else:
+                assert server.stop() == 0
+            # While the server is down, the watcher says so on stderr, attempt after attempt.
+            attempts: list[re.Match[str]] = []
+            while len(attempts) < 3:
+                line = await _line(watcher.stderr, 30)
+                match = RECONNECTING.fullmatch(line.rstrip("\n"))
+                assert match is not None, line
+                attempts.append(match)
+            assert [(m[1], int(m[2])) for m in attempts] == [(server.address, n) for n in (1, 2, 3)]
+            assert {m[3] for m in attempts[1:]} == {"UNAVAILABLE"}
+
+            await server.start()  # the same port and database
+            await asyncio.to_thread(run_job, server.address, job_type)
+            async with asyncio.timeout(15):  # far below the 40-60 s the SDK's default backoff took
+                out, err = await watcher.communicate()
+        finally:
+            if watcher.returncode is None:
+                watcher.kill()
+                await watcher.wait()
+    assert watcher.returncode == 0, err
+    assert out.decode().splitlines() == [*event_lines(COMPLETED)[1:], f"job {job_id} COMPLETED"]
+    rest = err.decode().splitlines()
+    assert rest[-1] == f"reconnected to {server.address}"
+    assert all(RECONNECTING.fullmatch(line) for line in rest[:-1]), rest
 
 
 def test_watch_of_a_failed_job_exits_4(address: str, job_type: str) -> None:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from jobwarden.cli import _render
-from jobwarden.client import Client, EventKind, Job, JobEvent, JobStatus, Progress, RetryPolicy
+from jobwarden.cli import _render, _watch
+from jobwarden.client import Client, Job, JobStatus, RetryPolicy
 
 EXIT_OK = 0
-EXIT_NOT_COMPLETED = 4
 
 Command = Callable[[Client, argparse.Namespace], Awaitable[int]]
 
@@ -143,8 +141,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
     p = command(
         "watch",
-        _watch,
-        "follow a job until it ends; exit 0 if it COMPLETED, 4 if it ended otherwise",
+        _watch.watch,
+        "follow a job until it ends (a live progress bar on a terminal, one line per event when "
+        "piped); exit 0 if it COMPLETED, 4 if it ended otherwise",
     )
     p.add_argument("job_id", metavar="ID")
     p.add_argument("--after", type=int, default=0, metavar="SEQ", help="only events after this sequence")
@@ -212,7 +211,10 @@ async def _list(client: Client, args: argparse.Namespace) -> int:
         jobs.append(job)
         if len(jobs) >= args.limit:
             break
-    _print(_render.to_json(jobs) if args.json else _render.jobs_table(jobs))
+    if args.json:
+        _print(_render.to_json(jobs))
+    else:
+        _render.show(_render.console(sys.stdout), _render.jobs_table(jobs))
     return EXIT_OK
 
 
@@ -245,37 +247,8 @@ async def _events(client: Client, args: argparse.Namespace) -> int:
 
 async def _assets(client: Client, args: argparse.Namespace) -> int:
     assets = [a async for a in client.iter_assets(args.job_id)]
-    _print(_render.to_json(assets) if args.json else _render.assets_table(assets))
+    if args.json:
+        _print(_render.to_json(assets))
+    else:
+        _render.show(_render.console(sys.stdout), _render.assets_table(assets))
     return EXIT_OK
-
-
-async def _watch(client: Client, args: argparse.Namespace) -> int:
-    live = _render.LiveLine(sys.stdout) if sys.stdout.isatty() else None
-    width = shutil.get_terminal_size().columns
-    status = JobStatus.UNSPECIFIED
-    progress = Progress()
-    snapshot_sequence = 0
-    async for item in client.watch_job(args.job_id, after_sequence=args.after):
-        if isinstance(item, Job):
-            status, progress, snapshot_sequence = item.status, item.progress, item.last_sequence
-            line = f"job {item.id} ({item.job_type}) {item.status} {_render.progress_text(item.progress)}"
-        else:
-            if item.sequence > snapshot_sequence:  # replayed history must not move the bar backwards
-                status = item.to_status or status
-                progress = item.progress or progress
-            line = _render.event_line(item)
-        if live is None:
-            _print(line)
-            continue
-        if not (isinstance(item, JobEvent) and item.kind == EventKind.PROGRESS):
-            live.println(line)  # progress only moves the bar; anything else is worth a line of its own
-        live.draw(_render.live_line(status, progress, width))
-    if live is not None:
-        live.clear()
-    # The stream carries neither the error message nor the result: read the job once more to sum up.
-    job = await client.get_job(args.job_id)
-    if not job.is_terminal:
-        print(f"error: the watch of job {job.id} ended while it is {job.status}", file=sys.stderr)
-        return 1
-    _print(_render.final_line(job))
-    return EXIT_OK if job.status == JobStatus.COMPLETED else EXIT_NOT_COMPLETED

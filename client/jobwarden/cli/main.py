@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import cast
 
 from jobwarden import errors
-from jobwarden.cli import _jobs
+from jobwarden.cli import _jobs, _watch
 from jobwarden.client import DEFAULT_TARGET, Client, TlsOptions
 
 EXIT_OK = 0
@@ -138,7 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _run_client(args: argparse.Namespace, tls: TlsOptions | bool) -> int:
     fn = cast(_jobs.Command, args.func)
-    async with Client(args.address, token=args.token, tls=tls) as client:
+    # A person is waiting: find a server that comes back within seconds, not gRPC's up to 120 s.
+    client = Client(args.address, token=args.token, tls=tls, max_reconnect_backoff=_watch.MAX_BACKOFF_S)
+    async with client:
         return await fn(client, args)
 
 

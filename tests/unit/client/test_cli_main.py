@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import types
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -24,6 +25,7 @@ from jobwarden.client import (
     JobStatus,
     Progress,
     TlsOptions,
+    WatchReconnect,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -34,8 +36,19 @@ class FakeClient:
 
     instances: ClassVar[list[FakeClient]] = []
 
-    def __init__(self, target: str, token: str | None = None, *, tls: TlsOptions | bool = False) -> None:
+    outage: ClassVar[bool] = False
+    """Whether watch_job reports a broken stream, reopened twice, before its last event."""
+
+    def __init__(
+        self,
+        target: str,
+        token: str | None = None,
+        *,
+        tls: TlsOptions | bool = False,
+        max_reconnect_backoff: float | None = None,
+    ) -> None:
         self.target, self.token, self.tls = target, token, tls
+        self.max_reconnect_backoff = max_reconnect_backoff
         self.calls: list[tuple[str, Any]] = []
         self.error: errors.JobwardenError | None = None
         self.final = JobStatus.COMPLETED
@@ -69,7 +82,15 @@ class FakeClient:
         self.calls.append(("cancel_job", (job_id, reason, etag)))
         return self._job(job_id, JobStatus.RUNNING, cancel_requested=True)
 
-    async def watch_job(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[Job | JobEvent]:
+    async def watch_job(
+        self,
+        job_id: str,
+        after_sequence: int = 0,
+        *,
+        on_reconnect: Callable[[WatchReconnect], object] | None = None,
+        **options: Any,
+    ) -> AsyncIterator[Job | JobEvent]:
+        self.calls.append(("watch_job", options))
         yield self._job(job_id)
         yield JobEvent(
             job_id=job_id,
@@ -85,6 +106,19 @@ class FakeClient:
             kind=EventKind.PROGRESS,
             progress=Progress(percent=50, message="halfway"),
         )
+        if self.outage and on_reconnect is not None:
+            down = errors.Unavailable("connection refused")
+            on_reconnect(WatchReconnect(attempt=1, error=down, delay=0.6))
+            on_reconnect(WatchReconnect(attempt=2, error=down, delay=1.5))
+            on_reconnect(WatchReconnect(attempt=2, error=None))
+        yield JobEvent(
+            job_id=job_id,
+            sequence=4,
+            actor="worker:w1",
+            kind=EventKind.TRANSITION,
+            from_status=JobStatus.RUNNING,
+            to_status=JobStatus.COMPLETED,
+        )
 
     async def iter_job_events(self, job_id: str) -> AsyncIterator[JobEvent]:
         yield JobEvent(
@@ -99,6 +133,7 @@ class FakeClient:
 @pytest.fixture(autouse=True)
 def fake_client(monkeypatch: pytest.MonkeyPatch) -> type[FakeClient]:
     FakeClient.instances = []
+    FakeClient.outage = False
     monkeypatch.setattr(cli, "Client", FakeClient)
     monkeypatch.delenv("JOBWARDEN_ADDRESS", raising=False)
     monkeypatch.delenv("JOBWARDEN_TOKEN", raising=False)
@@ -185,8 +220,12 @@ def test_watch_piped_prints_one_line_per_event_and_exits_0_when_completed(
         "job j1 (thumb) QUEUED 0%",
         "#2 transition QUEUED -> RUNNING (worker:w1)",
         "#3 progress 50% halfway",
+        "#4 transition RUNNING -> COMPLETED (worker:w1)",
         "job j1 COMPLETED",
     ]
+    # The CLI asks the SDK to come back quickly after an outage, and patiently.
+    assert FakeClient.instances[0].calls == [("watch_job", {"max_backoff": 2.0, "resume_attempts": 60})]
+    assert FakeClient.instances[0].max_reconnect_backoff == 2.0
 
 
 def test_watch_exits_4_when_the_job_did_not_complete(
@@ -307,17 +346,66 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_watch_on_a_terminal_redraws_one_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+def _on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> _Tty:
+    """stdout as an interactive terminal, 120 columns, without colour (so the text can be compared).
+
+    Called in the test itself: pytest sets sys.stdout to its capture again after fixtures ran.
+    """
     out = _Tty()
     monkeypatch.setattr(sys, "stdout", out)
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+    return out
+
+
+def test_watch_on_a_terminal_draws_a_live_bar_that_stays_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = _on_a_terminal(monkeypatch)
     assert cli.main(["jobs", "watch", "j1"]) == 0
-    text = out.getvalue()
-    lines = text.split("\n")
-    # Transitions get a line of their own; progress only redraws the bar in place.
-    assert any(line.endswith("#2 transition QUEUED -> RUNNING (worker:w1)") for line in lines)
+    text = terminal.getvalue()
+    lines = [frame.rstrip() for line in text.split("\n") for frame in line.split("\r\x1b[2K")]
+    # Transitions get a line of their own; progress only moves the bar.
+    assert "#2 transition QUEUED -> RUNNING (worker:w1)" in lines
     assert "#3 progress" not in text
-    assert "\r\x1b[2KRUNNING   [############............] 50% halfway" in text
-    assert lines[-2].endswith("\x1b[2Kjob j1 COMPLETED")
+    assert any(re.fullmatch(r"RUNNING   ━{15} +50%  \d:\d\d:\d\d  halfway", line) for line in lines)
+    # The bar stays at the end, full, followed by the summary line.
+    bar, summary = [line for line in text.split("\n") if line][-2:]
+    status, full, percent, elapsed = bar.split("\r\x1b[2K")[-1].split()
+    assert (status, full, percent) == ("COMPLETED", "━" * 30, "100%")
+    assert re.fullmatch(r"\d:\d\d:\d\d", elapsed)
+    assert summary.endswith("job j1 COMPLETED")
+    assert "\x1b[3" not in text  # NO_COLOR: no colour codes
+
+
+def test_watch_says_when_it_reconnects_on_stderr_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
+    FakeClient.outage = True
+    assert cli.main(["jobs", "watch", "j1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "reconnecting to 127.0.0.1:50051… (attempt 1, UNAVAILABLE)",
+        "reconnecting to 127.0.0.1:50051… (attempt 2, UNAVAILABLE)",
+        "reconnected to 127.0.0.1:50051",
+    ]
+    assert captured.out.splitlines()[-2:] == [
+        "#4 transition RUNNING -> COMPLETED (worker:w1)",
+        "job j1 COMPLETED",
+    ]
+
+
+def test_watch_on_a_terminal_shows_reconnecting_in_the_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = _on_a_terminal(monkeypatch)
+    FakeClient.outage = True
+    assert cli.main(["jobs", "watch", "j1"]) == 0
+    frames = [frame.rstrip() for frame in terminal.getvalue().replace("\n", "\r\x1b[2K").split("\r\x1b[2K")]
+    reconnecting = frames.index("reconnecting to 127.0.0.1:50051… (attempt 1, UNAVAILABLE)")
+    back = frames.index("reconnected to 127.0.0.1:50051")
+    assert reconnecting < back
+    assert any(f.startswith("reconnecting… ") for f in frames[reconnecting:back])
+    # The status is back once the stream is (the redraw that follows the line may still be the old one).
+    after = [f for f in frames[back + 1 :] if f and not f.startswith("reconnecting… ")]
+    assert after[0].startswith("RUNNING ")
 
 
 def test_violations_repeating_the_message_are_not_repeated(
