@@ -143,20 +143,41 @@ def test_create_prints_an_id_that_get_and_list_show(address: str, job_type: str)
     second = create(address, job_type, "--label", label)
     table = ok(address, "list", "--label", label).splitlines()
     assert table[0].split() == ["ID", "TYPE", "STATUS", "PROGRESS", "ATTEMPT", "CREATED"]
+    # Newest first.
     assert [row.split()[:5] for row in table[1:]] == [
-        [job_id, job_type, "QUEUED", "0%", "0/2"],
         [second, job_type, "QUEUED", "0%", "0/3"],
+        [job_id, job_type, "QUEUED", "0%", "0/2"],
     ]
-    assert [row.split()[0] for row in ok(address, "list", "--label", label, "--desc").splitlines()[1:]] == [
-        second,
-        job_id,
-    ]
-    assert len(ok(address, "list", "--label", label, "--limit", "1").splitlines()) == 2
+    oldest_first = ok(address, "list", "--label", label, "--oldest-first").splitlines()[1:]
+    assert [row.split()[0] for row in oldest_first] == [job_id, second]
 
     listed = json.loads(ok(address, "list", "--json", "--label", label))
-    assert [j["id"] for j in listed] == [job_id, second]
-    assert listed[0]["job_type"] == job_type and listed[0]["max_attempts"] == 2
+    assert [j["id"] for j in listed] == [second, job_id]
+    assert listed[1]["job_type"] == job_type and listed[1]["max_attempts"] == 2
     assert json.loads(ok(address, "list", "--json", "--label", label, "--type", "no.such.type")) == []
+
+
+def test_list_says_when_there_are_more_and_how_to_see_them(address: str, job_type: str) -> None:
+    ids = [create(address, job_type) for _ in range(3)]
+    first = cli(address, "list", "--type", job_type, "--limit", "2")
+    assert first.returncode == 0, first.stderr
+    assert [row.split()[0] for row in first.stdout.splitlines()[1:]] == [ids[2], ids[1]]
+    match = re.fullmatch(
+        r"… more jobs; use --limit N for more at once, or --page-token (\S+) for the next ones\n",
+        first.stderr,
+    )
+    assert match is not None, first.stderr
+
+    rest = ok(address, "list", "--type", job_type, "--limit", "2", "--page-token", match[1])
+    assert [row.split()[0] for row in rest.splitlines()[1:]] == [ids[0]]  # the last page: no hint
+    assert len(ok(address, "list", "--type", job_type, "--limit", "3").splitlines()) == 4
+
+
+def test_list_help_names_the_statuses() -> None:
+    result = proc.run(["jobs", "list", "--help"])
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "One of: CREATED, QUEUED, RUNNING, COMPLETED, PARTIAL, FAILED, CANCELLED, EXPIRED" in text
 
 
 def test_create_with_explicit_request_id_is_idempotent(address: str, job_type: str) -> None:

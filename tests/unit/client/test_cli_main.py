@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import re
@@ -36,6 +37,8 @@ class FakeClient:
 
     instances: ClassVar[list[FakeClient]] = []
 
+    pages: ClassVar[int] = 1
+    """How many pages of jobs list_jobs has (every page holds what was asked for)."""
     outage: ClassVar[bool] = False
     """Whether watch_job reports a broken stream, reopened twice, before its last event."""
 
@@ -73,10 +76,11 @@ class FakeClient:
         error = None if self.final == JobStatus.COMPLETED else JobError(message="provider down")
         return self._job(job_id, self.final, error=error)
 
-    async def iter_jobs(self, **filters: Any) -> AsyncIterator[Job]:
-        self.calls.append(("iter_jobs", filters))
-        for i in range(5):
-            yield self._job(f"j{i}")
+    async def list_jobs(self, **filters: Any) -> tuple[list[Job], str]:
+        self.calls.append(("list_jobs", filters))
+        page = int(filters["page_token"] or 0)
+        jobs = [self._job(f"j{page}.{i}") for i in range(filters["page_size"])]
+        return jobs, str(page + 1) if page + 1 < self.pages else ""
 
     async def cancel_job(self, job_id: str, reason: str = "", etag: str = "") -> Job:
         self.calls.append(("cancel_job", (job_id, reason, etag)))
@@ -133,6 +137,7 @@ class FakeClient:
 @pytest.fixture(autouse=True)
 def fake_client(monkeypatch: pytest.MonkeyPatch) -> type[FakeClient]:
     FakeClient.instances = []
+    FakeClient.pages = 1
     FakeClient.outage = False
     monkeypatch.setattr(cli, "Client", FakeClient)
     monkeypatch.delenv("JOBWARDEN_ADDRESS", raising=False)
@@ -196,14 +201,43 @@ def test_address_and_token_from_env_flags_and_after_the_subcommand(monkeypatch: 
     assert seen == [("env:1", "t-env"), ("flag:2", "t-env"), ("late:3", "t-late")]
 
 
-def test_list_respects_limit_and_filters(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["jobs", "list", "--status", "queued", "--type", "thumb", "--limit", "2", "--desc"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+def test_list_is_newest_first_and_passes_the_filters(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["jobs", "list", "--status", "queued", "--type", "thumb", "--limit", "2"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
     assert lines[0].split() == ["ID", "TYPE", "STATUS", "PROGRESS", "ATTEMPT", "CREATED"]
-    assert len(lines) == 3
+    assert [line.split()[0] for line in lines[1:]] == ["j0.0", "j0.1"]
+    assert captured.err == ""  # one page, and nothing more to see
     filters = FakeClient.instances[0].calls[0][1]
-    assert filters["statuses"] == [JobStatus.QUEUED]
-    assert filters["descending"] is True and filters["page_size"] == 2
+    assert filters["statuses"] == [JobStatus.QUEUED] and filters["job_types"] == ["thumb"]
+    assert filters["descending"] is True and filters["page_size"] == 2 and filters["page_token"] == ""
+
+
+def test_list_oldest_first_and_from_a_page_token() -> None:
+    assert cli.main(["jobs", "list", "--oldest-first", "--page-token", "7"]) == 0
+    assert cli.main(["jobs", "list", "--desc"]) == 0  # the old spelling of the default is still accepted
+    (_, oldest), (_, newest) = (c.calls[0] for c in FakeClient.instances)
+    assert (oldest["descending"], oldest["page_token"]) == (False, "7")
+    assert newest["descending"] is True
+
+
+def test_list_fetches_pages_up_to_the_limit_and_says_how_to_see_more(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    FakeClient.pages = 3
+    assert cli.main(["jobs", "list", "--limit", "700", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)) == 700
+    # Pages end exactly at the limit, so the token left over resumes right after the last job shown.
+    assert [c[1]["page_size"] for c in FakeClient.instances[0].calls] == [500, 200]
+    assert captured.err == (
+        "… more jobs; use --limit N for more at once, or --page-token 2 for the next ones\n"
+    )
+
+    assert cli.main(["jobs", "list", "--limit", "2000"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1 + 1500
+    assert captured.err == ""
 
 
 def test_cancel_of_a_running_job(capsys: pytest.CaptureFixture[str]) -> None:
@@ -453,3 +487,34 @@ def test_wrong_tls_options_are_usage_errors_without_a_connection(
     assert cli.main(["jobs", "get", "j1", *args]) == 2
     assert capsys.readouterr().err == message
     assert FakeClient.instances == []
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found += _parsers(child)
+    return found
+
+
+def test_every_command_option_and_argument_has_help() -> None:
+    missing = []
+    for parser in _parsers(cli.build_parser()):
+        for action in parser._actions:
+            # A group of subcommands is described by its subcommands' own help.
+            described = (
+                action._choices_actions if isinstance(action, argparse._SubParsersAction) else [action]
+            )
+            for a in described:
+                if a.help is None and not isinstance(a, argparse._HelpAction):
+                    missing.append(f"{parser.prog} {a.option_strings or a.dest}")
+    assert missing == []
+
+
+def test_list_help_names_the_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["jobs", "list", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    assert "CREATED, QUEUED, RUNNING, COMPLETED, PARTIAL, FAILED, CANCELLED, EXPIRED" in out
+    assert "--oldest-first" in out and "--page-token TOKEN" in out
+    assert "--desc" not in out  # still accepted, no longer offered
