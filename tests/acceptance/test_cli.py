@@ -7,6 +7,8 @@ its own job type and label, so the tests can share one server.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import importlib.metadata
 import json
 import re
 import socket
@@ -178,6 +180,59 @@ def test_list_help_names_the_statuses() -> None:
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     assert "One of: CREATED, QUEUED, RUNNING, COMPLETED, PARTIAL, FAILED, CANCELLED, EXPIRED" in text
+
+
+def test_params_inline_from_a_file_and_from_stdin(address: str, job_type: str, tmp_path: Path) -> None:
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"width": 640, "tags": ["a", "b"]}))
+    from_file = create(address, job_type, "--params", f"@{params}", "--param", "height=480")
+    assert json.loads(ok(address, "get", from_file, "--json"))["parameters"] == {
+        "width": 640.0,
+        "tags": ["a", "b"],
+        "height": 480.0,
+    }
+
+    piped = subprocess.run(
+        [*proc.jobwarden_command(), "jobs", "create", job_type, "--params", "-", "--address", address],
+        input='{"from": "stdin"}',
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(ok(address, "get", piped.stdout.strip(), "--json"))["parameters"] == {"from": "stdin"}
+
+    inline = create(address, job_type, "--params", '{"n": 1}')
+    assert json.loads(ok(address, "get", inline, "--json"))["parameters"] == {"n": 1.0}
+
+
+def test_unreadable_or_invalid_params_are_one_line_usage_errors(
+    address: str, job_type: str, tmp_path: Path
+) -> None:
+    (tmp_path / "broken.json").write_text("{'single': 'quotes'}")
+    missing = tmp_path / "missing.json"
+    for params, message in (
+        (f"@{missing}", f"error: --params: cannot read {missing} (No such file or directory)"),
+        (
+            f"@{tmp_path / 'broken.json'}",
+            (
+                f"error: --params: invalid JSON in {tmp_path / 'broken.json'}: Expecting property name "
+                "enclosed in double quotes: line 1 column 2 (char 1)"
+            ),
+        ),
+        ("[1, 2]", "error: --params: expected a JSON object, got list"),
+    ):
+        result = cli(address, "create", job_type, "--params", params)
+        assert result.returncode == 2, result.stderr
+        assert one_error_line(result) == message
+    assert json.loads(ok(address, "list", "--json", "--type", job_type)) == []  # nothing was created
+
+
+def test_version() -> None:
+    result = proc.run(["--version"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"jobwarden {importlib.metadata.version('jobwarden')}\n"
 
 
 def test_create_with_explicit_request_id_is_idempotent(address: str, job_type: str) -> None:
@@ -415,6 +470,29 @@ def test_no_server_exits_3_with_one_line() -> None:
     assert result.returncode == 3
     line = one_error_line(result)
     assert line.startswith(f"error: UNAVAILABLE: the server at 127.0.0.1:{port} is unavailable")
+
+
+def test_unauthenticated_says_how_to_pass_a_token(tmp_path: Path, job_type: str) -> None:
+    token = "s3cret-" + uuid.uuid4().hex
+    config = faultproc.write_config(
+        tmp_path / "tokens.toml",
+        settings={},
+        tokens=[{"sha256": hashlib.sha256(token.encode()).hexdigest(), "owner": "acme", "roles": ["client"]}],
+    )
+    with proc.serving(tmp_path / "tokens.db", "--config", str(config)) as (_, addr):
+        without = cli(addr, "create", job_type)
+        assert without.returncode == 1
+        assert one_error_line(without) == (
+            "error: UNAUTHENTICATED: missing 'authorization: Bearer <token>' metadata; "
+            "pass a token with --token TOKEN or env JOBWARDEN_TOKEN"
+        )
+        wrong = cli(addr, "create", job_type, "--token", "nope")
+        assert wrong.returncode == 1
+        assert one_error_line(wrong) == (
+            "error: UNAUTHENTICATED: unknown token; check the token given with --token TOKEN or env JOBWARDEN_TOKEN"
+        )
+        right = proc.run(["jobs", "create", job_type, "--address", addr], env={"JOBWARDEN_TOKEN": token})
+        assert right.returncode == 0, right.stderr
 
 
 def test_address_from_environment(address: str, job_type: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import io
 import json
 import re
@@ -162,7 +163,7 @@ def test_create_prints_the_id_and_parses_params(capsys: pytest.CaptureFixture[st
             "jobs",
             "create",
             "thumb",
-            "--params-json",
+            "--params",
             '{"a": 1, "n": 0}',
             "--param",
             "n=3",
@@ -489,6 +490,82 @@ def test_wrong_tls_options_are_usage_errors_without_a_connection(
     assert FakeClient.instances == []
 
 
+def _created_parameters() -> dict[str, Any]:
+    (name, call), *_ = FakeClient.instances[-1].calls
+    assert name == "create_job"
+    parameters: dict[str, Any] = call["parameters"]
+    return parameters
+
+
+def test_params_inline_from_a_file_and_from_stdin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "params.json"
+    path.write_text('{"width": 640, "tags": ["a", "b"]}', encoding="utf-8")
+    assert cli.main(["jobs", "create", "thumb", "--params", f"@{path}", "--param", "width=320"]) == 0
+    assert _created_parameters() == {"width": 320, "tags": ["a", "b"]}  # --param wins over --params
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"from": "stdin"}\n'))
+    assert cli.main(["jobs", "create", "thumb", "--params", "-"]) == 0
+    assert _created_parameters() == {"from": "stdin"}
+
+    assert cli.main(["jobs", "create", "thumb", "--params-json", '{"old": "name"}']) == 0
+    assert _created_parameters() == {"old": "name"}
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("params", "stdin", "message"),
+    [
+        ("@missing.json", "", "--params: cannot read missing.json (No such file or directory)"),
+        ("@", "", "--params: expected a file name after '@'"),
+        ("@bad.json", "", "--params: invalid JSON in bad.json: Expecting value: line 1 column 1 (char 0)"),
+        ("@list.json", "", "--params: expected a JSON object in list.json, got list"),
+        (
+            "-",
+            "{oops",
+            (
+                "--params: invalid JSON on standard input: Expecting property name enclosed in "
+                "double quotes: line 1 column 2 (char 1)"
+            ),
+        ),
+        ("[1]", "", "--params: expected a JSON object, got list"),
+        (
+            "{",
+            "",
+            (
+                "--params: invalid JSON: Expecting property name enclosed in double quotes: "
+                "line 1 column 2 (char 1)"
+            ),
+        ),
+    ],
+)
+def test_bad_params_are_one_line_usage_errors_and_nothing_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    params: str,
+    stdin: str,
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.json").write_text("not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    assert cli.main(["jobs", "create", "thumb", "--params", params]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert all(c.calls == [] for c in FakeClient.instances)
+
+
+def test_params_file_that_is_not_text(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["jobs", "create", "thumb", "--params", "@image.png"]) == 2
+    assert capsys.readouterr().err == "error: --params: image.png is not UTF-8 text (invalid start byte)\n"
+
+
 def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     found = [parser]
     for action in parser._actions:
@@ -518,3 +595,24 @@ def test_list_help_names_the_statuses(capsys: pytest.CaptureFixture[str]) -> Non
     assert "CREATED, QUEUED, RUNNING, COMPLETED, PARTIAL, FAILED, CANCELLED, EXPIRED" in out
     assert "--oldest-first" in out and "--page-token TOKEN" in out
     assert "--desc" not in out  # still accepted, no longer offered
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"jobwarden {importlib.metadata.version('jobwarden')}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        ([], "pass a token with --token TOKEN or env JOBWARDEN_TOKEN"),
+        (["--token", "wrong"], "check the token given with --token TOKEN or env JOBWARDEN_TOKEN"),
+    ],
+)
+def test_unauthenticated_says_how_to_pass_a_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], hint: str
+) -> None:
+    err = errors.Unauthenticated("unknown token", code=grpc.StatusCode.UNAUTHENTICATED)
+    monkeypatch.setattr(cli, "Client", _failing(err))
+    assert cli.main(["jobs", "get", "x", *args]) == 1
+    assert capsys.readouterr().err == f"error: UNAUTHENTICATED: unknown token; {hint}\n"
