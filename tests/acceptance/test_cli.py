@@ -7,17 +7,28 @@ its own job type and label, so the tests can share one server.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import importlib.metadata
 import json
+import re
 import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from support import proc
+from support import faultproc, proc
 
 from jobwarden.client import Client, Job, JobStatus
+
+
+@pytest.fixture(autouse=True)
+def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No colour forced on from outside: piped output must be plain because it is piped."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "NO_COLOR", "JOBWARDEN_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -135,20 +146,94 @@ def test_create_prints_an_id_that_get_and_list_show(address: str, job_type: str)
     second = create(address, job_type, "--label", label)
     table = ok(address, "list", "--label", label).splitlines()
     assert table[0].split() == ["ID", "TYPE", "STATUS", "PROGRESS", "ATTEMPT", "CREATED"]
+    # Newest first.
     assert [row.split()[:5] for row in table[1:]] == [
-        [job_id, job_type, "QUEUED", "0%", "0/2"],
         [second, job_type, "QUEUED", "0%", "0/3"],
+        [job_id, job_type, "QUEUED", "0%", "0/2"],
     ]
-    assert [row.split()[0] for row in ok(address, "list", "--label", label, "--desc").splitlines()[1:]] == [
-        second,
-        job_id,
-    ]
-    assert len(ok(address, "list", "--label", label, "--limit", "1").splitlines()) == 2
+    oldest_first = ok(address, "list", "--label", label, "--oldest-first").splitlines()[1:]
+    assert [row.split()[0] for row in oldest_first] == [job_id, second]
 
     listed = json.loads(ok(address, "list", "--json", "--label", label))
-    assert [j["id"] for j in listed] == [job_id, second]
-    assert listed[0]["job_type"] == job_type and listed[0]["max_attempts"] == 2
+    assert [j["id"] for j in listed] == [second, job_id]
+    assert listed[1]["job_type"] == job_type and listed[1]["max_attempts"] == 2
     assert json.loads(ok(address, "list", "--json", "--label", label, "--type", "no.such.type")) == []
+
+
+def test_list_says_when_there_are_more_and_how_to_see_them(address: str, job_type: str) -> None:
+    ids = [create(address, job_type) for _ in range(3)]
+    first = cli(address, "list", "--type", job_type, "--limit", "2")
+    assert first.returncode == 0, first.stderr
+    assert [row.split()[0] for row in first.stdout.splitlines()[1:]] == [ids[2], ids[1]]
+    match = re.fullmatch(
+        r"… more jobs; use --limit N for more at once, or --page-token (\S+) for the next ones\n",
+        first.stderr,
+    )
+    assert match is not None, first.stderr
+
+    rest = ok(address, "list", "--type", job_type, "--limit", "2", "--page-token", match[1])
+    assert [row.split()[0] for row in rest.splitlines()[1:]] == [ids[0]]  # the last page: no hint
+    assert len(ok(address, "list", "--type", job_type, "--limit", "3").splitlines()) == 4
+
+
+def test_list_help_names_the_statuses() -> None:
+    result = proc.run(["jobs", "list", "--help"])
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "One of: CREATED, QUEUED, RUNNING, COMPLETED, PARTIAL, FAILED, CANCELLED, EXPIRED" in text
+
+
+def test_params_inline_from_a_file_and_from_stdin(address: str, job_type: str, tmp_path: Path) -> None:
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"width": 640, "tags": ["a", "b"]}))
+    from_file = create(address, job_type, "--params", f"@{params}", "--param", "height=480")
+    assert json.loads(ok(address, "get", from_file, "--json"))["parameters"] == {
+        "width": 640.0,
+        "tags": ["a", "b"],
+        "height": 480.0,
+    }
+
+    piped = subprocess.run(
+        [*proc.jobwarden_command(), "jobs", "create", job_type, "--params", "-", "--address", address],
+        input='{"from": "stdin"}',
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(ok(address, "get", piped.stdout.strip(), "--json"))["parameters"] == {"from": "stdin"}
+
+    inline = create(address, job_type, "--params", '{"n": 1}')
+    assert json.loads(ok(address, "get", inline, "--json"))["parameters"] == {"n": 1.0}
+
+
+def test_unreadable_or_invalid_params_are_one_line_usage_errors(
+    address: str, job_type: str, tmp_path: Path
+) -> None:
+    (tmp_path / "broken.json").write_text("{'single': 'quotes'}")
+    missing = tmp_path / "missing.json"
+    for params, message in (
+        (f"@{missing}", f"error: --params: cannot read {missing} (No such file or directory)"),
+        (
+            f"@{tmp_path / 'broken.json'}",
+            (
+                f"error: --params: invalid JSON in {tmp_path / 'broken.json'}: Expecting property name "
+                "enclosed in double quotes: line 1 column 2 (char 1)"
+            ),
+        ),
+        ("[1, 2]", "error: --params: expected a JSON object, got list"),
+    ):
+        result = cli(address, "create", job_type, "--params", params)
+        assert result.returncode == 2, result.stderr
+        assert one_error_line(result) == message
+    assert json.loads(ok(address, "list", "--json", "--type", job_type)) == []  # nothing was created
+
+
+def test_version() -> None:
+    result = proc.run(["--version"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"jobwarden {importlib.metadata.version('jobwarden')}\n"
 
 
 def test_create_with_explicit_request_id_is_idempotent(address: str, job_type: str) -> None:
@@ -248,6 +333,69 @@ def test_watch_follows_a_job_live_until_it_ends(address: str, job_type: str) -> 
     ]
 
 
+async def _line(stream: asyncio.StreamReader, within_s: float) -> str:
+    """The next line of a subprocess's output; TimeoutError if none comes in time (EOF gives "")."""
+    async with asyncio.timeout(within_s):
+        return (await stream.readline()).decode()
+
+
+RECONNECTING = re.compile(r"reconnecting to (\S+)… \(attempt (\d+), ([A-Z_]+)\)")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("outage", ["sigkill", "sigterm"])
+async def test_watch_says_it_is_reconnecting_and_resumes_soon_after_the_server_is_back(
+    tmp_path: Path, job_type: str, outage: str
+) -> None:
+    server = faultproc.ServerProcess(tmp_path, faultproc.write_config(tmp_path / "server.toml", settings={}))
+    with faultproc.cleanup(server):
+        await server.start()
+        job_id = create(server.address, job_type)
+        watcher = await asyncio.create_subprocess_exec(
+            *proc.jobwarden_command(),
+            "jobs",
+            "watch",
+            job_id,
+            "--address",
+            server.address,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert watcher.stdout is not None and watcher.stderr is not None
+            assert await _line(watcher.stdout, 30) == f"job {job_id} ({job_type}) QUEUED 0%\n"
+            assert await _line(watcher.stdout, 30) == "#1 created QUEUED (client:default)\n"
+
+            if outage == "sigkill":
+                server.kill()
+            else:
+                assert server.stop() == 0
+            # While the server is down, the watcher says so on stderr, attempt after attempt.
+            attempts: list[re.Match[str]] = []
+            while len(attempts) < 3:
+                line = await _line(watcher.stderr, 30)
+                match = RECONNECTING.fullmatch(line.rstrip("\n"))
+                assert match is not None, line
+                attempts.append(match)
+            assert [(m[1], int(m[2])) for m in attempts] == [(server.address, n) for n in (1, 2, 3)]
+            assert {m[3] for m in attempts[1:]} == {"UNAVAILABLE"}
+
+            await server.start()  # the same port and database
+            await asyncio.to_thread(run_job, server.address, job_type)
+            async with asyncio.timeout(15):  # far below the 40-60 s the SDK's default backoff took
+                out, err = await watcher.communicate()
+        finally:
+            if watcher.returncode is None:
+                watcher.kill()
+                await watcher.wait()
+    assert watcher.returncode == 0, err
+    assert out.decode().splitlines() == [*event_lines(COMPLETED)[1:], f"job {job_id} COMPLETED"]
+    rest = err.decode().splitlines()
+    assert rest[-1] == f"reconnected to {server.address}"
+    assert all(RECONNECTING.fullmatch(line) for line in rest[:-1]), rest
+
+
 def test_watch_of_a_failed_job_exits_4(address: str, job_type: str) -> None:
     job_id = create(address, job_type)
     failed = run_job(address, job_type, outcome="fail")
@@ -323,6 +471,29 @@ def test_no_server_exits_3_with_one_line() -> None:
     assert result.returncode == 3
     line = one_error_line(result)
     assert line.startswith(f"error: UNAVAILABLE: the server at 127.0.0.1:{port} is unavailable")
+
+
+def test_unauthenticated_says_how_to_pass_a_token(tmp_path: Path, job_type: str) -> None:
+    token = "s3cret-" + uuid.uuid4().hex
+    config = faultproc.write_config(
+        tmp_path / "tokens.toml",
+        settings={},
+        tokens=[{"sha256": hashlib.sha256(token.encode()).hexdigest(), "owner": "acme", "roles": ["client"]}],
+    )
+    with proc.serving(tmp_path / "tokens.db", "--config", str(config)) as (_, addr):
+        without = cli(addr, "create", job_type)
+        assert without.returncode == 1
+        assert one_error_line(without) == (
+            "error: UNAUTHENTICATED: missing 'authorization: Bearer <token>' metadata; "
+            "pass a token with --token TOKEN or env JOBWARDEN_TOKEN"
+        )
+        wrong = cli(addr, "create", job_type, "--token", "nope")
+        assert wrong.returncode == 1
+        assert one_error_line(wrong) == (
+            "error: UNAUTHENTICATED: unknown token; check the token given with --token TOKEN or env JOBWARDEN_TOKEN"
+        )
+        right = proc.run(["jobs", "create", job_type, "--address", addr], env={"JOBWARDEN_TOKEN": token})
+        assert right.returncode == 0, right.stderr
 
 
 def test_address_from_environment(address: str, job_type: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from support import faultproc, flows, waiting
 
 from jobwarden import errors
-from jobwarden.client import Client, Job, JobEvent
+from jobwarden.client import Client, Job, JobEvent, WatchReconnect
 
 WAIT_S = 30.0
 
@@ -62,3 +62,43 @@ async def test_a_watch_that_cannot_start_fails_at_once_instead_of_resuming() -> 
         async with asyncio.timeout(WAIT_S / 3):
             with pytest.raises(errors.Unavailable):
                 await anext(client.watch_job("0" * 32))
+
+
+@pytest.mark.timeout(90)
+async def test_sdk_watch_tells_on_reconnect_and_waits_at_most_max_backoff(tmp_path: Path) -> None:
+    server = faultproc.ServerProcess(tmp_path, faultproc.write_config(tmp_path / "server.toml", settings={}))
+    max_backoff = 0.5
+    with faultproc.cleanup(server):
+        await server.start()
+        async with (
+            faultproc.stubs(server.address) as s,
+            Client(server.address, max_reconnect_backoff=max_backoff) as client,
+        ):
+            job = await flows.create(s)
+            claim = await flows.claim_one(s)
+            seen: list[Job | JobEvent] = []
+            reports: list[WatchReconnect] = []
+
+            async def consume() -> None:
+                stream = client.watch_job(job.id, max_backoff=max_backoff, on_reconnect=reports.append)
+                async for item in stream:
+                    seen.append(item)
+
+            watcher = asyncio.create_task(consume())
+            await waiting.until(lambda: len(seen) == 3)  # snapshot, created, claimed
+            server.kill()
+            # Several reopenings fail while the server is down, each after a short wait.
+            await waiting.until(lambda: len(reports) >= 4, within_s=WAIT_S)
+            await server.start()
+            await waiting.until(lambda: any(r.resumed for r in reports), within_s=WAIT_S)
+            await flows.complete(s, claim)
+            async with asyncio.timeout(WAIT_S):
+                await watcher
+
+    *broken, back = reports
+    assert all(r.error is not None and r.error.retryable for r in broken)
+    assert [r.attempt for r in broken] == list(range(1, len(broken) + 1))
+    assert all(0 < r.delay <= max_backoff for r in broken)
+    assert back.resumed and back.error is None and back.attempt == len(broken)
+    assert isinstance(seen[0], Job)
+    assert [e.sequence for e in seen[1:] if isinstance(e, JobEvent)] == [1, 2, 3]

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from jobwarden.cli import _render
-from jobwarden.client import Client, EventKind, Job, JobEvent, JobStatus, Progress, RetryPolicy
+from jobwarden.cli import _render, _watch
+from jobwarden.client import Client, Job, JobStatus, RetryPolicy
 
 EXIT_OK = 0
-EXIT_NOT_COMPLETED = 4
 
 Command = Callable[[Client, argparse.Namespace], Awaitable[int]]
+
+STATUS_NAMES = ", ".join(str(s) for s in JobStatus if s != JobStatus.UNSPECIFIED)
+
+
+class UsageError(ValueError):
+    """A usage error found after parsing (a --params file that cannot be read): one line, exit 2."""
 
 
 # --- argument types (errors here are usage errors: exit 2) ---------------------------------------
@@ -39,14 +44,33 @@ def param(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def json_object(text: str) -> dict[str, Any]:
-    """Parses a JSON object."""
+def load_params(spec: str) -> dict[str, Any]:
+    """The job parameters that ``--params`` names: inline JSON, ``@FILE`` or ``-`` (standard input).
+
+    Raises:
+        UsageError: The file cannot be read, or the text is not a JSON object.
+    """
+    if spec == "-":
+        where, text = " on standard input", sys.stdin.read()
+    elif spec.startswith("@"):
+        path = spec[1:]
+        if not path:
+            raise UsageError("--params: expected a file name after '@'")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as err:
+            raise UsageError(f"--params: cannot read {path} ({err.strerror or err})") from err
+        except UnicodeDecodeError as err:
+            raise UsageError(f"--params: {path} is not UTF-8 text ({err.reason})") from err
+        where = f" in {path}"
+    else:
+        where, text = "", spec
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"invalid JSON: {err}") from err
+        raise UsageError(f"--params: invalid JSON{where}: {err}") from err
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object")
+        raise UsageError(f"--params: expected a JSON object{where}, got {type(value).__name__}")
     return value
 
 
@@ -55,8 +79,7 @@ def status(text: str) -> JobStatus:
     try:
         return JobStatus(text.upper())
     except ValueError:
-        names = ", ".join(s for s in JobStatus if s != JobStatus.UNSPECIFIED)
-        raise argparse.ArgumentTypeError(f"unknown status {text!r} (one of {names})") from None
+        raise argparse.ArgumentTypeError(f"unknown status {text!r} (one of {STATUS_NAMES})") from None
 
 
 def when(text: str) -> datetime:
@@ -95,7 +118,15 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         return p
 
     p = command("create", _create, "create a job and print its id")
-    p.add_argument("job_type", metavar="TYPE")
+    p.add_argument("job_type", metavar="TYPE", help="the kind of work; workers claim jobs by type")
+    p.add_argument(
+        "--params",
+        dest="params_json",
+        metavar="JSON|@FILE|-",
+        help="parameters as a JSON object: inline, @FILE to read a file, or - to read standard input",
+    )
+    # The option's earlier name, still accepted.
+    p.add_argument("--params-json", dest="params_json", help=argparse.SUPPRESS)
     p.add_argument(
         "--param",
         dest="params",
@@ -103,59 +134,94 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         type=param,
         default=[],
         metavar="KEY=VALUE",
-        help="a parameter; VALUE is parsed as JSON when it can be (n=3, ok=true), else taken as text",
+        help="a parameter, on top of --params; VALUE is parsed as JSON when it can be (n=3, ok=true), "
+        "else taken as text; repeatable",
     )
-    p.add_argument("--params-json", type=json_object, metavar="JSON", help="parameters as a JSON object")
-    p.add_argument("--priority", type=int, default=0, help="higher runs first (-1000..1000)")
-    p.add_argument("--label", dest="labels", action="append", type=key_value, default=[], metavar="K=V")
+    p.add_argument("--priority", type=int, default=0, help="higher runs first (-1000..1000, default 0)")
+    p.add_argument(
+        "--label",
+        dest="labels",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="K=V",
+        help="a label, usable as a 'jobs list' filter; repeatable",
+    )
     p.add_argument("--max-attempts", type=int, default=0, metavar="N", help="0: the server's default")
     p.add_argument("--retry-initial", type=float, metavar="S", help="seconds before the first retry")
     p.add_argument("--retry-max", type=float, metavar="S", help="longest wait between attempts, seconds")
     p.add_argument("--retry-multiplier", type=float, default=0.0, metavar="X", help="growth per retry")
     p.add_argument("--run-after", type=when, metavar="TIME", help="not before this ISO 8601 time")
     p.add_argument("--deadline", type=when, metavar="TIME", help="expire if not done by this time")
-    p.add_argument("--callback-url", default="", metavar="URL")
+    p.add_argument("--callback-url", default="", metavar="URL", help="URL notified when the job ends")
     p.add_argument("--hold", action="store_true", help="create in CREATED; start with 'jobs release'")
     p.add_argument("--request-id", metavar="ID", help="idempotency key: a retry returns the first job")
     p.add_argument("--json", action="store_true", help="print the job as JSON")
 
     p = command("get", _get, "show a job")
-    p.add_argument("job_id", metavar="ID")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("job_id", metavar="ID", help="the job's id")
+    p.add_argument("--json", action="store_true", help="print the job as JSON")
 
-    p = command("list", _list, "list jobs, oldest first")
-    p.add_argument("--status", dest="statuses", action="append", type=status, default=[], metavar="S")
-    p.add_argument("--type", dest="job_types", action="append", default=[], metavar="T")
-    p.add_argument("--label", dest="labels", action="append", type=key_value, default=[], metavar="K=V")
+    p = command("list", _list, "list jobs, newest first")
+    p.add_argument(
+        "--status",
+        dest="statuses",
+        action="append",
+        type=status,
+        default=[],
+        metavar="S",
+        help=f"only jobs in this status, in any case; repeatable. One of: {STATUS_NAMES}",
+    )
+    p.add_argument(
+        "--type", dest="job_types", action="append", default=[], metavar="T", help="only jobs of this type"
+    )
+    p.add_argument(
+        "--label",
+        dest="labels",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="K=V",
+        help="only jobs with this label; repeatable (all must match)",
+    )
     p.add_argument("--limit", type=positive, default=50, metavar="N", help="at most N jobs (default 50)")
-    p.add_argument("--desc", action="store_true", help="newest first")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--oldest-first", action="store_true", help="oldest first instead of newest first")
+    # Newest first used to be asked for with --desc; it is the default now, and the flag still accepted.
+    p.add_argument("--desc", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--page-token",
+        default="",
+        metavar="TOKEN",
+        help="continue where an earlier list stopped (it prints the token), with the same filters",
+    )
+    p.add_argument("--json", action="store_true", help="print the jobs as a JSON list")
 
     p = command("cancel", _cancel, "cancel a job (a running one stops at its next progress report)")
-    p.add_argument("job_id", metavar="ID")
-    p.add_argument("--reason", default="", metavar="R")
+    p.add_argument("job_id", metavar="ID", help="the job's id")
+    p.add_argument("--reason", default="", metavar="R", help="why, in words (kept in the job's history)")
     p.add_argument("--etag", default="", help="refuse if the job changed since this etag was read")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the job as JSON")
 
     p = command("release", _release, "start a held (CREATED) job")
-    p.add_argument("job_id", metavar="ID")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("job_id", metavar="ID", help="the job's id")
+    p.add_argument("--json", action="store_true", help="print the job as JSON")
 
     p = command(
         "watch",
-        _watch,
-        "follow a job until it ends; exit 0 if it COMPLETED, 4 if it ended otherwise",
+        _watch.watch,
+        "follow a job until it ends (a live progress bar on a terminal, one line per event when "
+        "piped); exit 0 if it COMPLETED, 4 if it ended otherwise",
     )
-    p.add_argument("job_id", metavar="ID")
+    p.add_argument("job_id", metavar="ID", help="the job's id")
     p.add_argument("--after", type=int, default=0, metavar="SEQ", help="only events after this sequence")
 
     p = command("events", _events, "print a job's recorded events")
-    p.add_argument("job_id", metavar="ID")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("job_id", metavar="ID", help="the job's id")
+    p.add_argument("--json", action="store_true", help="print the events as a JSON list")
 
     p = command("assets", _assets, "list a job's assets")
-    p.add_argument("job_id", metavar="ID")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("job_id", metavar="ID", help="the job's id")
+    p.add_argument("--json", action="store_true", help="print the assets as a JSON list")
 
 
 # --- the commands --------------------------------------------------------------------------------
@@ -166,7 +232,7 @@ def _print(text: str) -> None:
 
 
 async def _create(client: Client, args: argparse.Namespace) -> int:
-    parameters = dict(args.params_json or {})
+    parameters = load_params(args.params_json) if args.params_json is not None else {}
     parameters.update(args.params)
     job = await client.create_job(
         args.job_type,
@@ -202,17 +268,31 @@ async def _get(client: Client, args: argparse.Namespace) -> int:
 
 async def _list(client: Client, args: argparse.Namespace) -> int:
     jobs: list[Job] = []
-    async for job in client.iter_jobs(
-        statuses=args.statuses,
-        job_types=args.job_types,
-        labels=dict(args.labels),
-        page_size=min(args.limit, 500),
-        descending=args.desc,
-    ):
-        jobs.append(job)
-        if len(jobs) >= args.limit:
+    token = args.page_token
+    while len(jobs) < args.limit:
+        # Pages end exactly at the limit, so the token left over resumes right after the last job shown.
+        page, token = await client.list_jobs(
+            statuses=args.statuses,
+            job_types=args.job_types,
+            labels=dict(args.labels),
+            page_size=min(args.limit - len(jobs), 500),
+            page_token=token,
+            descending=not args.oldest_first,
+        )
+        jobs.extend(page)
+        if not token:
             break
-    _print(_render.to_json(jobs) if args.json else _render.jobs_table(jobs))
+    out = _render.console(sys.stdout)
+    if args.json:
+        _print(_render.to_json(jobs))
+    else:
+        _render.show(out, _render.jobs_table(jobs))
+    if token:
+        # On stderr: stdout stays the table (or JSON) alone.
+        print(
+            f"… more jobs; use --limit N for more at once, or --page-token {token} for the next ones",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -245,37 +325,8 @@ async def _events(client: Client, args: argparse.Namespace) -> int:
 
 async def _assets(client: Client, args: argparse.Namespace) -> int:
     assets = [a async for a in client.iter_assets(args.job_id)]
-    _print(_render.to_json(assets) if args.json else _render.assets_table(assets))
+    if args.json:
+        _print(_render.to_json(assets))
+    else:
+        _render.show(_render.console(sys.stdout), _render.assets_table(assets))
     return EXIT_OK
-
-
-async def _watch(client: Client, args: argparse.Namespace) -> int:
-    live = _render.LiveLine(sys.stdout) if sys.stdout.isatty() else None
-    width = shutil.get_terminal_size().columns
-    status = JobStatus.UNSPECIFIED
-    progress = Progress()
-    snapshot_sequence = 0
-    async for item in client.watch_job(args.job_id, after_sequence=args.after):
-        if isinstance(item, Job):
-            status, progress, snapshot_sequence = item.status, item.progress, item.last_sequence
-            line = f"job {item.id} ({item.job_type}) {item.status} {_render.progress_text(item.progress)}"
-        else:
-            if item.sequence > snapshot_sequence:  # replayed history must not move the bar backwards
-                status = item.to_status or status
-                progress = item.progress or progress
-            line = _render.event_line(item)
-        if live is None:
-            _print(line)
-            continue
-        if not (isinstance(item, JobEvent) and item.kind == EventKind.PROGRESS):
-            live.println(line)  # progress only moves the bar; anything else is worth a line of its own
-        live.draw(_render.live_line(status, progress, width))
-    if live is not None:
-        live.clear()
-    # The stream carries neither the error message nor the result: read the job once more to sum up.
-    job = await client.get_job(args.job_id)
-    if not job.is_terminal:
-        print(f"error: the watch of job {job.id} ended while it is {job.status}", file=sys.stderr)
-        return 1
-    _print(_render.final_line(job))
-    return EXIT_OK if job.status == JobStatus.COMPLETED else EXIT_NOT_COMPLETED

@@ -1,15 +1,77 @@
-"""How the CLI shows jobs, events and assets: plain text lines, tables, JSON and the live bar."""
+"""How the CLI shows jobs, events and assets: plain text lines, tables and JSON.
+
+Tables are rich tables: on a terminal they fit its width, in colour unless ``NO_COLOR`` is set;
+piped, they are plain text as wide as they need, so scripts can split their lines.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import io
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
 from jobwarden.client import Asset, EventKind, Job, JobEvent, JobStatus, Progress, StopReason
+
+STATUS_STYLES: dict[JobStatus, str] = {
+    JobStatus.CREATED: "dim",
+    JobStatus.QUEUED: "",
+    JobStatus.RUNNING: "cyan",
+    JobStatus.COMPLETED: "green",
+    JobStatus.PARTIAL: "yellow",
+    JobStatus.FAILED: "red",
+    JobStatus.CANCELLED: "yellow",
+    JobStatus.EXPIRED: "red",
+}
+
+# Piped output is never wrapped or cut: a line is as long as its content.
+_UNLIMITED_WIDTH = 1_000_000
+
+
+def console(file: TextIO) -> Console:
+    """A rich console writing to ``file``.
+
+    Rich decides from ``file`` whether it is a terminal (colour, width) and honours ``NO_COLOR``,
+    ``FORCE_COLOR`` and ``COLUMNS``. Data is never read as markup, emoji codes or highlighted.
+    """
+    return Console(file=file, highlight=False, markup=False, emoji=False)
+
+
+def plain(renderable: RenderableType) -> str:
+    """``renderable`` as plain text without colour, as wide as it needs, without trailing blanks."""
+    out = Console(
+        file=io.StringIO(),
+        width=_UNLIMITED_WIDTH,
+        color_system=None,
+        force_terminal=False,
+        highlight=False,
+        markup=False,
+        emoji=False,
+    )
+    with out.capture() as captured:
+        out.print(renderable)
+    return "\n".join(line.rstrip() for line in captured.get().splitlines())
+
+
+def show(target: Console, renderable: RenderableType) -> None:
+    """Prints ``renderable``: styled on a terminal, as :func:`plain` text otherwise."""
+    if target.is_terminal:
+        target.print(renderable)
+    else:
+        target.file.write(plain(renderable) + "\n")
+        target.file.flush()
+
+
+def status_text(status: JobStatus, suffix: str = "") -> Text:
+    """A status name in its colour."""
+    return Text(str(status) + suffix, style=STATUS_STYLES.get(status, ""))
 
 
 def percent(value: float) -> str:
@@ -24,15 +86,26 @@ def timestamp(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def units_text(progress: Progress) -> str:
+    """``"5/10"`` (or ``"5"`` without a total); empty when there are no units, or when the message
+    already says them (a worker reporting "step 1/4" with done=1, total=4)."""
+    if progress.total:
+        text = f"{progress.done}/{progress.total}"
+    elif progress.done:
+        text = str(progress.done)
+    else:
+        return ""
+    return "" if text in progress.message else text
+
+
 def progress_text(progress: Progress) -> str:
     """``"50% halfway (5/10)"``: the percent, then the message and units when there are any."""
     parts = [percent(progress.percent)]
     if progress.message:
         parts.append(progress.message)
-    if progress.total:
-        parts.append(f"({progress.done}/{progress.total})")
-    elif progress.done:
-        parts.append(f"({progress.done})")
+    units = units_text(progress)
+    if units:
+        parts.append(f"({units})")
     return " ".join(parts)
 
 
@@ -68,15 +141,6 @@ def event_line(event: JobEvent) -> str:
     return f"{head}{actor}"
 
 
-def live_line(status: JobStatus, progress: Progress, width: int) -> str:
-    """The one-line bar ``jobs watch`` redraws on a terminal, cut to ``width`` characters."""
-    bar_width = 24
-    filled = round(bar_width * max(0.0, min(progress.percent, 100.0)) / 100)
-    bar = "#" * filled + "." * (bar_width - filled)
-    text = f"{status:<9} [{bar}] {progress_text(progress)}"
-    return text[: max(width - 1, 10)]  # the last column would wrap on some terminals
-
-
 def final_line(job: Job) -> str:
     """The line ``jobs watch`` ends with: ``job ID COMPLETED`` plus why, when it did not complete."""
     text = f"job {job.id} {job.status}"
@@ -87,37 +151,39 @@ def final_line(job: Job) -> str:
     return text
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A left-aligned text table; the last column is not padded."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-
-    def fmt(cells: Sequence[str]) -> str:
-        padded = [c.ljust(w) for c, w in zip(cells[:-1], widths[:-1], strict=True)]
-        return "  ".join([*padded, cells[-1]]).rstrip()
-
-    return "\n".join([fmt(headers), *(fmt(r) for r in rows)])
+def _table(*headers: str) -> Table:
+    # No borders: the columns line up as plain text, so piped output splits on whitespace. On a narrow
+    # terminal the other columns wrap first: an id or a time cut short is of no use.
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for header in headers:
+        table.add_column(header, no_wrap=header in ("ID", "CREATED"), overflow="fold")
+    return table
 
 
-def jobs_table(jobs: Sequence[Job]) -> str:
+def jobs_table(jobs: Sequence[Job]) -> Table:
     """The ``jobs list`` table."""
-    rows = [
-        [
-            j.id,
-            j.job_type,
-            j.status + (" (cancel requested)" if j.cancel_requested and not j.is_terminal else ""),
-            percent(j.progress.percent),
-            f"{j.attempt}/{j.max_attempts}",
-            timestamp(j.create_time),
-        ]
-        for j in jobs
-    ]
-    return table(["ID", "TYPE", "STATUS", "PROGRESS", "ATTEMPT", "CREATED"], rows)
+    table = _table("ID", "TYPE", "STATUS", "PROGRESS", "ATTEMPT", "CREATED")
+    for j in jobs:
+        cancel = " (cancel requested)" if j.cancel_requested and not j.is_terminal else ""
+        table.add_row(
+            Text(j.id),
+            Text(j.job_type),
+            status_text(j.status, cancel),
+            Text(percent(j.progress.percent)),
+            Text(f"{j.attempt}/{j.max_attempts}"),
+            Text(timestamp(j.create_time)),
+        )
+    return table
 
 
-def assets_table(assets: Sequence[Asset]) -> str:
+def assets_table(assets: Sequence[Asset]) -> Table:
     """The ``jobs assets`` table."""
-    rows = [[a.id, a.asset_type, str(a.size_bytes), a.content_type or "-", a.uri] for a in assets]
-    return table(["ID", "TYPE", "SIZE", "CONTENT-TYPE", "URI"], rows)
+    table = _table("ID", "TYPE", "SIZE", "CONTENT-TYPE", "URI")
+    for a in assets:
+        table.add_row(
+            *(Text(c) for c in (a.id, a.asset_type, str(a.size_bytes), a.content_type or "-", a.uri))
+        )
+    return table
 
 
 def job_details(job: Job) -> str:
@@ -178,31 +244,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple | frozenset | set):
         return [_plain(v) for v in value]
     return value
-
-
-class LiveLine:
-    """A status line redrawn in place on a terminal; other lines are printed above it."""
-
-    def __init__(self, out: TextIO) -> None:
-        """Draws on ``out``, which should be a terminal."""
-        self.out = out
-        self.shown = False
-
-    def draw(self, text: str) -> None:
-        """Replaces the status line with ``text``."""
-        self.out.write("\r\x1b[2K" + text)  # carriage return, then erase the line
-        self.out.flush()
-        self.shown = True
-
-    def println(self, text: str) -> None:
-        """Prints ``text`` as a line of its own where the status line was."""
-        self.clear()
-        self.out.write(text + "\n")
-        self.out.flush()
-
-    def clear(self) -> None:
-        """Erases the status line."""
-        if self.shown:
-            self.out.write("\r\x1b[2K")
-            self.out.flush()
-            self.shown = False

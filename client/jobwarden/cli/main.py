@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.metadata
 import logging
 import os
 import sys
@@ -12,8 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
+import jobwarden
 from jobwarden import errors
-from jobwarden.cli import _jobs
+from jobwarden.cli import _jobs, _watch
 from jobwarden.client import DEFAULT_TARGET, Client, TlsOptions
 
 EXIT_OK = 0
@@ -24,11 +26,13 @@ EXIT_INTERRUPTED = 130
 
 _SERVER_COMMANDS = ("serve", "migrate")
 
+_TOKEN_HELP = "--token TOKEN or env JOBWARDEN_TOKEN"
+
 _EPILOG = """\
 exit status:
   0    success
   1    the server refused the request (the error's reason is printed), or another error
-  2    usage error
+  2    usage error (also: a --params file that cannot be read, or is not a JSON object)
   3    the server could not be reached or did not answer in time (UNAVAILABLE, DEADLINE_EXCEEDED)
   4    'jobs watch' only: the job ended in a status other than COMPLETED
   130  interrupted (Ctrl-C)
@@ -78,6 +82,14 @@ def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         )
 
 
+def version() -> str:
+    """The installed package's version (the source tree's, when it runs uninstalled)."""
+    try:
+        return importlib.metadata.version("jobwarden")
+    except importlib.metadata.PackageNotFoundError:
+        return jobwarden.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Builds the argument parser of the ``jobwarden`` command."""
     parser = argparse.ArgumentParser(
@@ -86,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"jobwarden {version()}")
     _connection_options(parser, suppress=False)
     common = argparse.ArgumentParser(add_help=False)
     _connection_options(common, suppress=True)
@@ -109,6 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command in _SERVER_COMMANDS:
         return _run_server(args.command, rest)
+    return _client_command(args)
+
+
+def _client_command(args: argparse.Namespace) -> int:
+    """Runs a ``jobs`` command; every failure becomes one line on stderr and an exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         tls = _tls_options(args)
@@ -117,12 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return asyncio.run(_run_client(args, tls))
+    except _jobs.UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         if sys.stdout.isatty():
             print(file=sys.stdout)
         return EXIT_INTERRUPTED
     except errors.JobwardenError as err:
-        print(f"error: {_describe(err, args.address)}", file=sys.stderr)
+        print(f"error: {_describe(err, args.address, token_given=bool(args.token))}", file=sys.stderr)
         if isinstance(err, errors.Unavailable | errors.DeadlineExceeded):
             return EXIT_UNAVAILABLE
         return EXIT_ERROR
@@ -138,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _run_client(args: argparse.Namespace, tls: TlsOptions | bool) -> int:
     fn = cast(_jobs.Command, args.func)
-    async with Client(args.address, token=args.token, tls=tls) as client:
+    # A person is waiting: find a server that comes back within seconds, not gRPC's up to 120 s.
+    client = Client(args.address, token=args.token, tls=tls, max_reconnect_backoff=_watch.MAX_BACKOFF_S)
+    async with client:
         return await fn(client, args)
 
 
@@ -165,10 +188,15 @@ def _tls_options(args: argparse.Namespace) -> TlsOptions | bool:
     return TlsOptions(ca_cert=pem["ca_cert"], client_cert=pem["client_cert"], client_key=pem["client_key"])
 
 
-def _describe(err: errors.JobwardenError, address: str) -> str:
+def _describe(err: errors.JobwardenError, address: str, *, token_given: bool = False) -> str:
     label = err.reason or err.code.name
     message = err.message
-    if isinstance(err, errors.Unavailable) and not err.reason:
+    if isinstance(err, errors.Unauthenticated):
+        hint = (
+            f"check the token given with {_TOKEN_HELP}" if token_given else f"pass a token with {_TOKEN_HELP}"
+        )
+        message = f"{message}; {hint}" if message else hint
+    elif isinstance(err, errors.Unavailable) and not err.reason:
         message = f"the server at {address} is unavailable ({message})"
     elif isinstance(err, errors.DeadlineExceeded):
         message = f"no answer from the server at {address} in time"

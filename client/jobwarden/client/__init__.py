@@ -27,6 +27,7 @@ from jobwarden.client._models import (
     Progress,
     RetryPolicy,
     StopReason,
+    WatchReconnect,
 )
 from jobwarden.client._tls import TlsOptions
 from jobwarden.client._worker import Worker
@@ -52,5 +53,6 @@ __all__ = [
     "RetryPolicy",
     "StopReason",
     "TlsOptions",
+    "WatchReconnect",
     "Worker",
 ]

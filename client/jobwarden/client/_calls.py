@@ -34,6 +34,7 @@ class Calls:
         credentials: grpc.ChannelCredentials | None = None,
         timeout: float = _channel.DEFAULT_TIMEOUT,
         channel: grpc.aio.Channel | None = None,
+        max_reconnect_backoff: float | None = None,
     ) -> None:
         """Creates a client; no connection is made until the first call.
 
@@ -46,6 +47,10 @@ class Calls:
             credentials: Ready-made channel credentials, instead of ``tls``.
             timeout: Default deadline, in seconds, of each unary call.
             channel: An already open channel to use instead (the client will not close it).
+            max_reconnect_backoff: Longest wait, in seconds, between gRPC's attempts to reconnect
+                to a server that went away (None keeps gRPC's default, which grows to 120 s).
+                While a reconnect is pending, calls fail at once with UNAVAILABLE, so an
+                interactive tool that should find a restarted server within seconds lowers it.
 
         Raises:
             ValueError: Both ``tls`` and ``credentials`` were given.
@@ -54,12 +59,14 @@ class Calls:
         self.target = target
         self.timeout = timeout
         self._channel_options: list[tuple[str, Any]] = []
+        if max_reconnect_backoff is not None:
+            self._channel_options += _channel.reconnect_options(max_reconnect_backoff)
         if tls is not False:
             if credentials is not None:
                 raise ValueError("give tls or credentials, not both")
             options = _tls.TlsOptions() if tls is True else tls
             credentials = options.channel_credentials()
-            self._channel_options = options.channel_options()
+            self._channel_options += options.channel_options()
         self._credentials = credentials
         self._metadata = _channel.auth_metadata(token)
         self._channel = channel

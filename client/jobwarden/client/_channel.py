@@ -53,6 +53,18 @@ def channel_options(extra: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, An
     ]
 
 
+def reconnect_options(max_backoff: float) -> list[tuple[str, Any]]:
+    """Channel options capping gRPC's reconnect backoff at ``max_backoff`` seconds.
+
+    gRPC starts at 1 s and grows to 120 s; the first wait must not exceed the cap either.
+    """
+    max_ms = max(1, round(max_backoff * 1000))
+    return [
+        ("grpc.initial_reconnect_backoff_ms", min(1000, max_ms)),
+        ("grpc.max_reconnect_backoff_ms", max_ms),
+    ]
+
+
 def create_channel(
     target: str,
     *,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,7 @@ import grpc
 
 from jobwarden import errors
 from jobwarden.client import _convert, _models
-from jobwarden.client._backoff import backoff
+from jobwarden.client._backoff import MAX_BACKOFF_S, backoff
 from jobwarden.client._calls import idempotency_key
 from jobwarden.client._worker_calls import WorkerCalls
 from jobwarden.v1 import job_service_pb2
@@ -225,7 +225,14 @@ class Client(WorkerCalls):
         return _convert.job_from_pb(response.job)
 
     async def watch_job(
-        self, job_id: str, after_sequence: int = 0, *, resume: bool = True
+        self,
+        job_id: str,
+        after_sequence: int = 0,
+        *,
+        resume: bool = True,
+        resume_attempts: int = RESUME_ATTEMPTS,
+        max_backoff: float = MAX_BACKOFF_S,
+        on_reconnect: Callable[[_models.WatchReconnect], object] | None = None,
     ) -> AsyncIterator[_models.Job | _models.JobEvent]:
         """Streams a job: first a :class:`Job` snapshot, then every :class:`JobEvent` in order.
 
@@ -233,29 +240,44 @@ class Client(WorkerCalls):
         had already ended). With ``resume`` (the default), a stream that started and then broke on a
         retryable failure (the server restarting or shutting down, the watch cut off as too slow, a
         lost connection) is reopened after the last sequence seen, so the caller sees one unbroken
-        stream: the snapshot once, then each event once, in order. Only :data:`RESUME_ATTEMPTS`
+        stream: the snapshot once, then each event once, in order. Only ``resume_attempts``
         reopenings in a row that bring no event are tried; then the last error is raised. A watch
         that cannot start at all fails at once, like any call. To resume yourself
         (``resume=False``), watch again with ``after_sequence`` set to the last sequence seen.
+
+        The wait before each reopening grows exponentially up to ``max_backoff`` seconds (unless the
+        server said how long to wait). An interactive caller that wants to notice a restarted
+        server within seconds lowers it (and raises ``resume_attempts`` to stay as patient), and
+        passes ``on_reconnect`` to tell its user what is going on.
 
         Args:
             job_id: The job.
             after_sequence: Send only events after this sequence (0 sends the whole history).
             resume: Reopen a broken stream by itself.
+            resume_attempts: Reopenings in a row without an event before giving up.
+            max_backoff: Longest wait between two reopenings, in seconds.
+            on_reconnect: Called before each reopening, and when a reopened stream is open again
+                (see :class:`WatchReconnect`); it runs in the event loop, so it must not block.
+                An exception it raises ends the watch.
 
         Yields:
             The snapshot, then the events.
         """
-        cursor, snapshot_sent, failures = after_sequence, False, 0
+        cursor, snapshot_sent, failures, broken = after_sequence, False, 0, False
         while True:
             request = job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=cursor)
             call = self._job_stub.WatchJob(request, metadata=self._metadata)
             try:
                 async for response in call:
                     which = response.WhichOneof("item")
-                    if which == "job" and not snapshot_sent:
-                        snapshot_sent = True
-                        yield _convert.job_from_pb(response.job)
+                    if which == "job":
+                        # Every (re)opened stream starts with the job: that is when it is open again.
+                        if broken and on_reconnect is not None:
+                            on_reconnect(_models.WatchReconnect(attempt=failures, error=None))
+                        broken = False
+                        if not snapshot_sent:
+                            snapshot_sent = True
+                            yield _convert.job_from_pb(response.job)
                     elif which == "event":
                         failures = 0
                         cursor = response.event.sequence
@@ -263,15 +285,21 @@ class Client(WorkerCalls):
                 return
             except grpc.RpcError as err:
                 error = errors.from_rpc_error(err)
-                if not (resume and snapshot_sent and error.retryable and failures < RESUME_ATTEMPTS):
+                if not (resume and snapshot_sent and error.retryable and failures < resume_attempts):
                     raise error from err
             finally:
                 # Reached on early exit too (break, aclose, cancellation): stop the server's stream.
                 call.cancel()
             failures += 1
+            broken = True
             # A watch cut off as too slow may come back at once: it is the consumer that was late.
+            delay = 0.0
             if not isinstance(error, errors.WatcherTooSlow):
-                await asyncio.sleep(error.retry_delay or backoff(failures))
+                delay = error.retry_delay or backoff(failures, cap=max_backoff)
+            if on_reconnect is not None:
+                on_reconnect(_models.WatchReconnect(attempt=failures, error=error, delay=delay))
+            if delay:
+                await asyncio.sleep(delay)
 
     async def list_job_events(
         self, job_id: str, *, page_size: int = 0, page_token: str = ""

@@ -13,6 +13,8 @@ import enum
 from datetime import datetime
 from typing import Any
 
+from jobwarden import errors
+
 __all__ = [
     "Asset",
     "Claim",
@@ -24,6 +26,7 @@ __all__ = [
     "Lifecycle",
     "Progress",
     "StopReason",
+    "WatchReconnect",
 ]
 
 JsonObject = dict[str, Any]
@@ -267,6 +270,29 @@ class JobEvent:
     progress: Progress | None = None
     asset: Asset | None = None
     message: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WatchReconnect:
+    """What ``Client.watch_job`` tells its ``on_reconnect`` callback about a broken stream.
+
+    It is called once before each reopening (``error`` set), and once more when a reopened stream is
+    open again (``error`` None), so a caller can show "reconnecting…" and clear it.
+
+    Attributes:
+        attempt: Reopenings in a row so far without an event in between, this one included.
+        error: Why the stream broke; None when it is open again.
+        delay: Seconds the watch waits before this reopening (0 when it is open again).
+    """
+
+    attempt: int
+    error: errors.JobwardenError | None
+    delay: float = 0.0
+
+    @property
+    def resumed(self) -> bool:
+        """Whether this reports the stream open again (rather than a reopening about to be tried)."""
+        return self.error is None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""The CLI's text rendering: event lines for every event kind, the live bar, tables and JSON."""
+"""The CLI's text rendering: event lines for every event kind, tables and JSON."""
 
 from __future__ import annotations
 
@@ -90,21 +90,15 @@ def test_every_event_kind_has_a_line() -> None:
         assert _render.event_line(_event(kind)).startswith(f"#3 {kind.value}")
 
 
-def test_live_line_bar_and_width() -> None:
-    line = _render.live_line(JobStatus.RUNNING, Progress(percent=50, message="halfway"), 200)
-    assert line == "RUNNING   [############............] 50% halfway"
-    assert len(_render.live_line(JobStatus.RUNNING, Progress(percent=100, message="x" * 300), 80)) == 79
-    assert "[........................]" in _render.live_line(JobStatus.QUEUED, Progress(percent=-3), 80)
-
-
-def test_live_line_redraws_in_place() -> None:
-    out = io.StringIO()
-    live = _render.LiveLine(out)
-    live.draw("RUNNING 10%")
-    live.draw("RUNNING 20%")
-    live.println("#5 log hello")
-    live.clear()
-    assert out.getvalue() == "\r\x1b[2KRUNNING 10%\r\x1b[2KRUNNING 20%\r\x1b[2K#5 log hello\n"
+def test_units_are_not_repeated_when_the_message_says_them() -> None:
+    assert _render.progress_text(Progress(percent=25, message="step 1/4", done=1, total=4)) == "25% step 1/4"
+    assert _render.progress_text(Progress(percent=25, message="resizing", done=1, total=4)) == (
+        "25% resizing (1/4)"
+    )
+    assert _render.progress_text(Progress(percent=0, done=7)) == "0% (7)"
+    assert _render.units_text(Progress(message="step 1/4", done=1, total=4)) == ""
+    assert _render.units_text(Progress(done=1, total=4)) == "1/4"
+    assert _render.units_text(Progress(percent=50)) == ""
 
 
 def _job(**fields: object) -> Job:
@@ -129,18 +123,57 @@ def test_final_line() -> None:
 
 
 def test_jobs_table() -> None:
-    text = _render.jobs_table(
+    table = _render.jobs_table(
         [
             _job(attempt=1, max_attempts=3, progress=Progress(percent=100)),
             _job(id="j22", status=JobStatus.RUNNING, cancel_requested=True),
         ]
     )
-    assert text.splitlines() == [
+    assert _render.plain(table).splitlines() == [
         "ID   TYPE   STATUS                      PROGRESS  ATTEMPT  CREATED",
         "j1   thumb  COMPLETED                   100%      1/3      2026-03-01T12:00:00Z",
         "j22  thumb  RUNNING (cancel requested)  0%        0/0      2026-03-01T12:00:00Z",
     ]
-    assert _render.jobs_table([]) == "ID  TYPE  STATUS  PROGRESS  ATTEMPT  CREATED"
+    assert _render.plain(_render.jobs_table([])) == "ID  TYPE  STATUS  PROGRESS  ATTEMPT  CREATED"
+
+
+def test_piped_tables_are_never_wrapped_or_cut_and_data_is_not_markup() -> None:
+    long_type = "image." + "x" * 150
+    text = _render.plain(_render.jobs_table([_job(id="a" * 32, job_type=long_type)]))
+    row = text.splitlines()[1]
+    assert row.split()[:2] == ["a" * 32, long_type]
+    asset = Asset(id="a1", asset_type="[bold]x[/bold]", uri=":smile: s3://b/[1].png", size_bytes=3)
+    assert _render.plain(_render.assets_table([asset])).splitlines()[1].split() == [
+        "a1",
+        "[bold]x[/bold]",
+        "3",
+        "-",
+        ":smile:",
+        "s3://b/[1].png",
+    ]
+
+
+def test_tables_on_a_terminal_are_coloured_unless_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    def shown() -> str:
+        out = Tty()
+        _render.show(_render.console(out), _render.jobs_table([_job()]))
+        return out.getvalue()
+
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert "\x1b[32mCOMPLETED" in shown()  # green
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\x1b[32m" not in shown() and "COMPLETED" in shown()
+    piped = io.StringIO()
+    monkeypatch.delenv("NO_COLOR")
+    _render.show(_render.console(piped), _render.jobs_table([_job()]))
+    assert "\x1b" not in piped.getvalue()
 
 
 def test_job_details_skip_empty_fields() -> None:

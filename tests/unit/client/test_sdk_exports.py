@@ -30,6 +30,7 @@ CLIENT_EXPORTS = [
     "RetryPolicy",
     "StopReason",
     "TlsOptions",
+    "WatchReconnect",
     "Worker",
 ]
 
