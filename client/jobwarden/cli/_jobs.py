@@ -153,7 +153,12 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-multiplier", type=float, default=0.0, metavar="X", help="growth per retry")
     p.add_argument("--run-after", type=when, metavar="TIME", help="not before this ISO 8601 time")
     p.add_argument("--deadline", type=when, metavar="TIME", help="expire if not done by this time")
-    p.add_argument("--callback-url", default="", metavar="URL", help="URL notified when the job ends")
+    p.add_argument(
+        "--callback-url",
+        default="",
+        metavar="URL",
+        help="kept with the job; not called yet (jobwarden sends no callbacks so far)",
+    )
     p.add_argument("--hold", action="store_true", help="create in CREATED; start with 'jobs release'")
     p.add_argument("--request-id", metavar="ID", help="idempotency key: a retry returns the first job")
     p.add_argument("--json", action="store_true", help="print the job as JSON")
