@@ -476,6 +476,15 @@ def tls_cli(block: Block, ctx: Ctx) -> None:
             assert result.returncode == 0, (command, result.stderr)
 
 
+def cli_options(block: Block, ctx: Ctx) -> None:
+    (ctx.tmp_path / "params.json").write_text('{"width": 640}')
+    with proc.serving(ctx.tmp_path / "cli.db") as (_, address):
+        terminal = Shell(ctx.tmp_path, {"JOBWARDEN_ADDRESS": address})
+        for command in block.commands:
+            result = terminal.run(command)
+            assert result.returncode == 0, (command, result.stderr)
+
+
 async def replicas(block: Block, ctx: Ctx) -> None:
     made = ctx.fixture("token", Token)
     [command] = block.commands
@@ -518,6 +527,9 @@ HOW: dict[str, How] = {
     "a-five-minute-tour-4-sh": How("terminal 2 once the watch ended: list, assets, events", tour_afterwards),
     "a-five-minute-tour-5-text": How(
         "sample output: each line matches a line of the tour's watch", tour_watch_sample
+    ),
+    "a-five-minute-tour-6-sh": How(
+        "each command against a real server, a params.json beside it", cli_options
     ),
     "from-python-1-python": How(
         "a program against a real server: creates, works and gets a job", python_example

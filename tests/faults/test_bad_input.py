@@ -44,7 +44,7 @@ REFUSALS = {
 }
 # Of these, OK is a fine answer to a generated request that happens to be valid (they change nothing,
 # or only create a job the battery is told about).
-MAY_SUCCEED = {"GetLifecycle", "ListJobs", "ClaimJobs", "CreateJob"}
+MAY_SUCCEED = {"GetLifecycle", "ListJobs", "ClaimJobs", "CreateJob", "Work"}
 IA, TOO_LARGE, NOT_FOUND = "INVALID_ARGUMENT", "TOO_LARGE", "NOT_FOUND"
 
 
@@ -151,8 +151,28 @@ def _create(**fields: Any) -> Build:
     return lambda f: J.CreateJobRequest(**{"job_type": "ok", **fields})
 
 
+def _work(**fields: Any) -> Build:
+    start = W.WorkStart(worker_id="w", job_types=["nothing.here"])
+    return lambda f: W.WorkRequest(**{"start": start, **fields})
+
+
 BIG = "x" * 5000
 CASES = [
+    Case("Work", "no start", lambda f: W.WorkRequest(credits=1), IA, IA),
+    Case(
+        "Work", "start without job types", lambda f: W.WorkRequest(start=W.WorkStart(worker_id="w")), IA, IA
+    ),
+    Case("Work", "NUL in worker_id", _work(start=W.WorkStart(worker_id="w\x00", job_types=["x"])), IA, IA),
+    Case(
+        "Work",
+        "lease of two hours",
+        _work(start=W.WorkStart(worker_id="w", job_types=["x"], lease_duration=_dur(7200))),
+        IA,
+        IA,
+    ),
+    Case("Work", "credits over 1000", _work(credits=1001), IA, IA),
+    Case("Work", "negative credits", _work(credits=-1), IA, IA),
+    Case("Work", "1001 steps", _work(steps=[W.WorkStep(step_id=str(i)) for i in range(1001)]), IA, TOO_LARGE),
     Case("CreateJob", "empty job_type", lambda f: J.CreateJobRequest(), IA, IA),
     Case("CreateJob", "job_type with spaces", _create(job_type="has spaces"), IA, IA),
     Case("CreateJob", "job_type too long", _create(job_type="x" * 129), IA, TOO_LARGE),
@@ -657,8 +677,12 @@ def test_generated_bad_requests_are_refused_clearly_and_change_nothing(tmp_path:
                 assert rpc.name in MAY_SUCCEED, (rpc.name, request)
                 if rpc.name == "CreateJob":
                     created.add(answer.replies[0].job.id)
-                if rpc.name == "ClaimJobs":
-                    assert all(c.job.id in created for c in answer.replies[0].claims)
+                if rpc.name in ("ClaimJobs", "Work"):
+                    assert all(c.job.id in created for reply in answer.replies for c in reply.claims)
+                if rpc.name == "Work":  # a session that opened: each refused step says why, clearly
+                    acks = [ack for reply in answer.replies for ack in reply.acks if ack.status.code]
+                    for ack in acks:
+                        assert _refused_by_jobwarden(anyrpc.ack_answer(ack)) == [], (ack, request)
                 return
             assert _refused_by_jobwarden(answer) == [], (rpc.name, answer, request)
 

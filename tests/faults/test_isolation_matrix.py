@@ -160,6 +160,13 @@ ABOUT: dict[str, list[tuple[str, Target]]] = {
 }
 # RPCs that name no job of anyone's: checked by what they return instead.
 NOT_ABOUT_A_JOB = {"CreateJob", "ListJobs", "GetLifecycle", "ClaimJobs"}
+# The Work session: its steps are the worker calls above, each checked through the session too.
+SESSION_STEPS = {
+    "progress": "ReportProgress",
+    "asset": "AddAsset",
+    "complete": "CompleteJob",
+    "fail": "FailJob",
+}
 
 
 def _mask(answer: anyrpc.Answer, ids: list[str]) -> tuple[str, str, str, dict[str, str]]:
@@ -212,6 +219,36 @@ async def _by_id(a: Stubs, md: Metadata, bob: Bob, cells: dict[str, Any]) -> lis
     return wrong
 
 
+async def _by_session(a: Stubs, md: Metadata, bob: Bob, cells: dict[str, Any]) -> list[str]:
+    """A Work session asking for B's job type gets none of B's jobs, and each step about B's job (in
+    every state) is acked exactly as one about a missing job."""
+    wrong = []
+    rpc = anyrpc.BY_NAME["Work"]
+    start = W.WorkStart(worker_id="thief", job_types=[B_TYPE])
+    for job_id in (bob.running, bob.queued, bob.held, bob.done):
+        acks: dict[str, list[anyrpc.Answer]] = {}
+        for which, target in (("theirs", job_id), ("missing", MISSING_JOB)):
+            steps = [
+                W.WorkStep(step_id=kind, **{kind: ABOUT[unary][0][1](target, MISSING_ASSET, bob)})
+                for kind, unary in SESSION_STEPS.items()
+            ]
+            request = W.WorkRequest(start=start, credits=10, steps=steps)
+            got = await anyrpc.call(a.channel, rpc, request, metadata=md)
+            claimed = [c.job for reply in got.replies for c in reply.claims]  # A's own jobs of that type only
+            if not got.ok or any(j.owner != "alice" or j.id in bob.secrets() for j in claimed):
+                wrong.append(f"Work: {got.code}/{got.reason}, claimed {[(j.owner, j.id) for j in claimed]}")
+            if leaked := _leaks(got, request, bob.secrets()):
+                wrong.append(f"Work: leaked {leaked}")
+            acks[which] = [anyrpc.ack_answer(ack) for reply in got.replies for ack in reply.acks]
+        ids = [job_id, MISSING_JOB]
+        for kind, theirs, missing in zip(SESSION_STEPS, acks["theirs"], acks["missing"], strict=True):
+            cells[f"Work:{kind} step"] = f"{theirs.code}/{theirs.reason}"
+            cells["compared"] = cells.get("compared", 0) + 1
+            if _mask(theirs, ids) != _mask(missing, ids) or theirs.reason != "NOT_FOUND":
+                wrong.append(f"Work:{kind}: B's {_mask(theirs, ids)} vs missing {_mask(missing, ids)}")
+    return wrong
+
+
 def _only_alices(answer: anyrpc.Answer, sent: message.Message, bob: Bob) -> list[str]:
     if not answer.ok:
         return [f"{answer.code}/{answer.reason}"]
@@ -255,7 +292,7 @@ async def _by_query(a: Stubs, md: Metadata, bob: Bob, mine: str, cells: dict[str
 
 @pytest.mark.timeout(90)
 async def test_owner_a_cannot_tell_owner_bs_resources_from_missing_ones(tmp_path: Path) -> None:
-    assert set(ABOUT) | NOT_ABOUT_A_JOB == {rpc.name for rpc in anyrpc.RPCS}, "an RPC is missing"
+    assert set(ABOUT) | NOT_ABOUT_A_JOB | {"Work"} == {rpc.name for rpc in anyrpc.RPCS}, "an RPC is missing"
     server = faultproc.ServerProcess(tmp_path, _config(tmp_path))
     cells: dict[str, Any] = {}
     wrong: list[str] = []
@@ -274,6 +311,7 @@ async def test_owner_a_cannot_tell_owner_bs_resources_from_missing_ones(tmp_path
                 seen: dict[str, Any] = {}
                 wrong += [f"{token}: {w}" for w in await _by_id(a, md, bob, seen)]
                 wrong += [f"{token}: {w}" for w in await _by_query(a, md, bob, mine.id, seen)]
+                wrong += [f"{token}: {w}" for w in await _by_session(a, md, bob, seen)]
                 compared += seen.pop("compared")
                 cells.update({f"{token}:{k}": v for k, v in seen.items()})
             after = await _bob_state(b)

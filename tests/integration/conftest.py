@@ -23,7 +23,7 @@ SQLITE_ONLY_MODULES = frozenset({"test_validation"})
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Give every test that uses a server (directly or through `stubs`) one run per database."""
-    if "srv" in metafunc.fixturenames:
+    if "srv" in metafunc.fixturenames or "backend" in metafunc.fixturenames:
         backends: list[Any] = ["sqlite"]
         if os.environ.get(pg.URL_ENV) and Path(str(metafunc.module.__file__)).stem not in SQLITE_ONLY_MODULES:
             backends.append(pytest.param("postgres", marks=pytest.mark.postgres))

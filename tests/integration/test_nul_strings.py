@@ -15,6 +15,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from support import anyrpc, flows, rpc
 
 from jobwarden.v1 import job_service_pb2
+from jobwarden.v1 import worker_service_pb2 as pb
 
 NUL = "a\x00b"
 Mutate = Callable[[message.Message], None]
@@ -67,6 +68,9 @@ async def test_a_nul_in_any_string_is_refused_and_changes_nothing(
     claim = await flows.claim_one(stubs)
     before = (await flows.get(stubs, job.id), await flows.events(stubs, job.id))
     for path, mutate in _cases(rpc_):
+        if rpc_.name == "Work":
+            await _in_a_session(stubs, path, mutate)
+            continue
         # The job's real id and lease where the request has them: a refusal must still change nothing.
         known = {"job_id": job.id, "lease_token": claim.lease_token}
         fields = rpc_.method.input_type.fields_by_name
@@ -83,6 +87,25 @@ async def test_a_nul_in_any_string_is_refused_and_changes_nothing(
         )
         assert "U+0000" in answer.message
     assert (await flows.get(stubs, job.id), await flows.events(stubs, job.id)) == before
+
+
+async def _in_a_session(stubs: rpc.Stubs, path: str, mutate: Mutate) -> None:
+    """A NUL in a Work session's start ends the session; one in a step is that step's refusal (named
+    as the unary call would name it), and the session goes on."""
+    request = pb.WorkRequest(start=pb.WorkStart(worker_id="w"))
+    if path.startswith("steps[0]."):
+        request.start.job_types.append("nothing.here")
+    mutate(request)
+    answer = await anyrpc.call(stubs.channel, anyrpc.BY_NAME["Work"], request)
+    if not path.startswith("steps[0]."):
+        assert (answer.code, answer.fields) == ("INVALID_ARGUMENT", (path,)), (path, answer)
+        return
+    assert answer.code == "OK", (path, answer)
+    [ack] = [anyrpc.ack_answer(ack) for reply in answer.replies for ack in reply.acks]
+    within_step = path.removeprefix("steps[0].")
+    expected = within_step if within_step == "step_id" else within_step.split(".", 1)[1]
+    assert (ack.code, ack.reason, ack.fields) == ("INVALID_ARGUMENT", "INVALID_ARGUMENT", (expected,)), path
+    assert "U+0000" in ack.message
 
 
 async def test_a_nul_under_a_huge_key_is_named_within_header_limits(stubs: rpc.Stubs) -> None:

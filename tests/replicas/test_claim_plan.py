@@ -79,10 +79,11 @@ async def test_the_claim_statement_uses_the_claim_index(database: str) -> None:
             await conn.execute(sa.text("ANALYZE jobs"))
         async with store.write_engine.connect() as conn:
             event.listen(conn.sync_connection, "before_cursor_execute", _explained, retval=True)
-            plan = [row["QUERY PLAN"] for row in await _postgres.claim_rows(conn, claim)]
+            # claim_rows is synchronous SQL (a write unit): run it as the store does, through run_sync.
+            plan = [row["QUERY PLAN"] for row in await conn.run_sync(_postgres.claim_rows, claim)]
             event.remove(conn.sync_connection, "before_cursor_execute", _explained)
             # The claim itself still works on these rows.
-            claimed = await _postgres.claim_rows(conn, dataclasses.replace(claim, limit=3))
+            claimed = await conn.run_sync(_postgres.claim_rows, dataclasses.replace(claim, limit=3))
     finally:
         await store.close()
     assert any(CLAIM_INDEX in line for line in plan), "\n".join(plan)

@@ -92,27 +92,39 @@ class Answer:
         return f"{self.message}|{self.metadata}|{self.fields}|{replies!r}|{self.raw_trailers!r}"
 
 
+def ack_answer(ack: Any) -> Answer:
+    """A Work session's step ack read as the answer of the matching unary call (code and details)."""
+    if ack.status.code == 0:
+        return Answer(code="OK")
+    code = next(c for c in grpc.StatusCode if c.value[0] == ack.status.code)
+    return _decoded(code.name, ack.status.message, ack.status.SerializeToString())
+
+
 def _failure(err: grpc.aio.AioRpcError) -> Answer:
-    infos: list[error_details_pb2.ErrorInfo] = []
-    fields: list[str] = []
     raw = b""
     for key, value in err.trailing_metadata() or ():
-        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
-            continue
-        raw = value
-        for detail in status_pb2.Status.FromString(value).details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                infos.append(info)
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                detail.Unpack(bad)
-                fields += [v.field for v in bad.field_violations]
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            raw = value
+    return _decoded(err.code().name, err.details() or "", raw)
+
+
+def _decoded(code: str, message: str, raw: bytes) -> Answer:
+    """An answer from its code, its message and its serialized google.rpc.Status (b"" for none)."""
+    infos: list[error_details_pb2.ErrorInfo] = []
+    fields: list[str] = []
+    for detail in status_pb2.Status.FromString(raw).details if raw else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            infos.append(info)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields += [v.field for v in bad.field_violations]
     first = infos[0] if infos else error_details_pb2.ErrorInfo()
     return Answer(
-        code=err.code().name,
-        message=err.details() or "",
+        code=code,
+        message=message,
         reason=first.reason,
         domain=first.domain,
         metadata=dict(first.metadata),

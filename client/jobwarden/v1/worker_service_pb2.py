@@ -25,38 +25,49 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from jobwarden.v1 import job_pb2 as jobwarden_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!jobwarden/v1/worker_service.proto\x12\x0cjobwarden.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16jobwarden/v1/job.proto\"\xba\x01\n\x10\x43laimJobsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tjob_types\x18\x02 \x03(\t\x12\x10\n\x08max_jobs\x18\x03 \x01(\x05\x12\x31\n\x0elease_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x04wait\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x06 \x01(\t\";\n\x11\x43laimJobsResponse\x12&\n\x06\x63laims\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobClaim\"v\n\x08JobClaim\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x15ReportProgressRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12(\n\x08progress\x18\x03 \x01(\x0b\x32\x16.jobwarden.v1.Progress\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"i\n\x16ReportProgressResponse\x12\x35\n\x11lease_expire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"n\n\x0f\x41\x64\x64\x41ssetRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\"\n\x05\x61sset\x18\x03 \x01(\x0b\x32\x13.jobwarden.v1.Asset\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"6\n\x10\x41\x64\x64\x41ssetResponse\x12\"\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x13.jobwarden.v1.Asset\"\xae\x01\n\x12\x43ompleteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07partial\x18\x04 \x01(\x08\x12%\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.jobwarden.v1.JobError\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"5\n\x13\x43ompleteJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\x9f\x01\n\x0e\x46\x61ilJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x16.jobwarden.v1.JobError\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12-\n\x0bstop_reason\x18\x05 \x01(\x0e\x32\x18.jobwarden.v1.StopReason\"1\n\x0f\x46\x61ilJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job2\xa1\x03\n\rWorkerService\x12L\n\tClaimJobs\x12\x1e.jobwarden.v1.ClaimJobsRequest\x1a\x1f.jobwarden.v1.ClaimJobsResponse\x12[\n\x0eReportProgress\x12#.jobwarden.v1.ReportProgressRequest\x1a$.jobwarden.v1.ReportProgressResponse\x12I\n\x08\x41\x64\x64\x41sset\x12\x1d.jobwarden.v1.AddAssetRequest\x1a\x1e.jobwarden.v1.AddAssetResponse\x12R\n\x0b\x43ompleteJob\x12 .jobwarden.v1.CompleteJobRequest\x1a!.jobwarden.v1.CompleteJobResponse\x12\x46\n\x07\x46\x61ilJob\x12\x1c.jobwarden.v1.FailJobRequest\x1a\x1d.jobwarden.v1.FailJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!jobwarden/v1/worker_service.proto\x12\x0cjobwarden.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x16jobwarden/v1/job.proto\"\xba\x01\n\x10\x43laimJobsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tjob_types\x18\x02 \x03(\t\x12\x10\n\x08max_jobs\x18\x03 \x01(\x05\x12\x31\n\x0elease_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x04wait\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x06 \x01(\t\";\n\x11\x43laimJobsResponse\x12&\n\x06\x63laims\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobClaim\"v\n\x08JobClaim\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x15ReportProgressRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12(\n\x08progress\x18\x03 \x01(\x0b\x32\x16.jobwarden.v1.Progress\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"i\n\x16ReportProgressResponse\x12\x35\n\x11lease_expire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"n\n\x0f\x41\x64\x64\x41ssetRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\"\n\x05\x61sset\x18\x03 \x01(\x0b\x32\x13.jobwarden.v1.Asset\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"6\n\x10\x41\x64\x64\x41ssetResponse\x12\"\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x13.jobwarden.v1.Asset\"\xae\x01\n\x12\x43ompleteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07partial\x18\x04 \x01(\x08\x12%\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.jobwarden.v1.JobError\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"5\n\x13\x43ompleteJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\x9f\x01\n\x0e\x46\x61ilJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x16.jobwarden.v1.JobError\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12-\n\x0bstop_reason\x18\x05 \x01(\x0e\x32\x18.jobwarden.v1.StopReason\"1\n\x0f\x46\x61ilJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\x82\x01\n\x0bWorkRequest\x12&\n\x05start\x18\x01 \x01(\x0b\x32\x17.jobwarden.v1.WorkStart\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x05\x12%\n\x05steps\x18\x03 \x03(\x0b\x32\x16.jobwarden.v1.WorkStep\x12\x13\n\x0bstop_claims\x18\x04 \x01(\x08\"d\n\tWorkStart\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tjob_types\x18\x02 \x03(\t\x12\x31\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xf0\x01\n\x08WorkStep\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x37\n\x08progress\x18\x02 \x01(\x0b\x32#.jobwarden.v1.ReportProgressRequestH\x00\x12.\n\x05\x61sset\x18\x03 \x01(\x0b\x32\x1d.jobwarden.v1.AddAssetRequestH\x00\x12\x34\n\x08\x63omplete\x18\x04 \x01(\x0b\x32 .jobwarden.v1.CompleteJobRequestH\x00\x12,\n\x04\x66\x61il\x18\x05 \x01(\x0b\x32\x1c.jobwarden.v1.FailJobRequestH\x00\x42\x06\n\x04step\"\x89\x01\n\x0cWorkResponse\x12&\n\x06\x63laims\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobClaim\x12#\n\x04\x61\x63ks\x18\x02 \x03(\x0b\x32\x15.jobwarden.v1.WorkAck\x12\x16\n\x0e\x63\x61ncel_job_ids\x18\x03 \x03(\t\x12\x14\n\x0clost_job_ids\x18\x04 \x03(\t\"\x99\x02\n\x07WorkAck\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\x12\x38\n\x08progress\x18\x03 \x01(\x0b\x32$.jobwarden.v1.ReportProgressResponseH\x00\x12/\n\x05\x61sset\x18\x04 \x01(\x0b\x32\x1e.jobwarden.v1.AddAssetResponseH\x00\x12\x35\n\x08\x63omplete\x18\x05 \x01(\x0b\x32!.jobwarden.v1.CompleteJobResponseH\x00\x12-\n\x04\x66\x61il\x18\x06 \x01(\x0b\x32\x1d.jobwarden.v1.FailJobResponseH\x00\x42\x08\n\x06result2\xe4\x03\n\rWorkerService\x12L\n\tClaimJobs\x12\x1e.jobwarden.v1.ClaimJobsRequest\x1a\x1f.jobwarden.v1.ClaimJobsResponse\x12[\n\x0eReportProgress\x12#.jobwarden.v1.ReportProgressRequest\x1a$.jobwarden.v1.ReportProgressResponse\x12I\n\x08\x41\x64\x64\x41sset\x12\x1d.jobwarden.v1.AddAssetRequest\x1a\x1e.jobwarden.v1.AddAssetResponse\x12R\n\x0b\x43ompleteJob\x12 .jobwarden.v1.CompleteJobRequest\x1a!.jobwarden.v1.CompleteJobResponse\x12\x46\n\x07\x46\x61ilJob\x12\x1c.jobwarden.v1.FailJobRequest\x1a\x1d.jobwarden.v1.FailJobResponse\x12\x41\n\x04Work\x12\x19.jobwarden.v1.WorkRequest\x1a\x1a.jobwarden.v1.WorkResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jobwarden.v1.worker_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CLAIMJOBSREQUEST']._serialized_start=171
-  _globals['_CLAIMJOBSREQUEST']._serialized_end=357
-  _globals['_CLAIMJOBSRESPONSE']._serialized_start=359
-  _globals['_CLAIMJOBSRESPONSE']._serialized_end=418
-  _globals['_JOBCLAIM']._serialized_start=420
-  _globals['_JOBCLAIM']._serialized_end=538
-  _globals['_REPORTPROGRESSREQUEST']._serialized_start=540
-  _globals['_REPORTPROGRESSREQUEST']._serialized_end=662
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=664
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=769
-  _globals['_ADDASSETREQUEST']._serialized_start=771
-  _globals['_ADDASSETREQUEST']._serialized_end=881
-  _globals['_ADDASSETRESPONSE']._serialized_start=883
-  _globals['_ADDASSETRESPONSE']._serialized_end=937
-  _globals['_COMPLETEJOBREQUEST']._serialized_start=940
-  _globals['_COMPLETEJOBREQUEST']._serialized_end=1114
-  _globals['_COMPLETEJOBRESPONSE']._serialized_start=1116
-  _globals['_COMPLETEJOBRESPONSE']._serialized_end=1169
-  _globals['_FAILJOBREQUEST']._serialized_start=1172
-  _globals['_FAILJOBREQUEST']._serialized_end=1331
-  _globals['_FAILJOBRESPONSE']._serialized_start=1333
-  _globals['_FAILJOBRESPONSE']._serialized_end=1382
-  _globals['_WORKERSERVICE']._serialized_start=1385
-  _globals['_WORKERSERVICE']._serialized_end=1802
+  _globals['_CLAIMJOBSREQUEST']._serialized_start=196
+  _globals['_CLAIMJOBSREQUEST']._serialized_end=382
+  _globals['_CLAIMJOBSRESPONSE']._serialized_start=384
+  _globals['_CLAIMJOBSRESPONSE']._serialized_end=443
+  _globals['_JOBCLAIM']._serialized_start=445
+  _globals['_JOBCLAIM']._serialized_end=563
+  _globals['_REPORTPROGRESSREQUEST']._serialized_start=565
+  _globals['_REPORTPROGRESSREQUEST']._serialized_end=687
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=689
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=794
+  _globals['_ADDASSETREQUEST']._serialized_start=796
+  _globals['_ADDASSETREQUEST']._serialized_end=906
+  _globals['_ADDASSETRESPONSE']._serialized_start=908
+  _globals['_ADDASSETRESPONSE']._serialized_end=962
+  _globals['_COMPLETEJOBREQUEST']._serialized_start=965
+  _globals['_COMPLETEJOBREQUEST']._serialized_end=1139
+  _globals['_COMPLETEJOBRESPONSE']._serialized_start=1141
+  _globals['_COMPLETEJOBRESPONSE']._serialized_end=1194
+  _globals['_FAILJOBREQUEST']._serialized_start=1197
+  _globals['_FAILJOBREQUEST']._serialized_end=1356
+  _globals['_FAILJOBRESPONSE']._serialized_start=1358
+  _globals['_FAILJOBRESPONSE']._serialized_end=1407
+  _globals['_WORKREQUEST']._serialized_start=1410
+  _globals['_WORKREQUEST']._serialized_end=1540
+  _globals['_WORKSTART']._serialized_start=1542
+  _globals['_WORKSTART']._serialized_end=1642
+  _globals['_WORKSTEP']._serialized_start=1645
+  _globals['_WORKSTEP']._serialized_end=1885
+  _globals['_WORKRESPONSE']._serialized_start=1888
+  _globals['_WORKRESPONSE']._serialized_end=2025
+  _globals['_WORKACK']._serialized_start=2028
+  _globals['_WORKACK']._serialized_end=2309
+  _globals['_WORKERSERVICE']._serialized_start=2312
+  _globals['_WORKERSERVICE']._serialized_end=2796
 # @@protoc_insertion_point(module_scope)

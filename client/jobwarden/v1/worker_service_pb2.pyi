@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.rpc import status_pb2 as _status_pb2
 from jobwarden.v1 import job_pb2 as _job_pb2
 import builtins as _builtins
 import sys
@@ -397,3 +398,237 @@ class FailJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FailJobResponse: _TypeAlias = FailJobResponse  # noqa: Y015
+
+@_typing.final
+class WorkRequest(_message.Message):
+    """WorkRequest is one message of the worker on a Work session. The first one carries start; any
+    message may carry credits and steps; an empty one tells the server the worker is alive.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    STOP_CLAIMS_FIELD_NUMBER: _builtins.int
+    credits: _builtins.int
+    """More jobs the worker can take now, added to what the server still owes it (0..1000). Each
+    pushed claim uses one.
+    """
+    stop_claims: _builtins.bool
+    """Push no more claims: the worker is stopping. Credits still owed, and any sent later, are
+    dropped; steps are still applied, so the worker can report the jobs it has.
+    """
+    @_builtins.property
+    def start(self) -> Global___WorkStart:
+        """Who the worker is and what it runs: required in the first message, and only there."""
+
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkStep]:
+        """Changes to the worker's jobs, at most 1000 per message. Steps of one job are applied in
+        order; steps of different jobs may be applied together. Each gets an ack.
+        """
+
+    def __init__(
+        self,
+        *,
+        start: Global___WorkStart | None = ...,
+        credits: _builtins.int = ...,
+        steps: _abc.Iterable[Global___WorkStep] | None = ...,
+        stop_claims: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credits", b"credits", "start", b"start", "steps", b"steps", "stop_claims", b"stop_claims"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkRequest: _TypeAlias = WorkRequest  # noqa: Y015
+
+@_typing.final
+class WorkStart(_message.Message):
+    """WorkStart opens a Work session."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    JOB_TYPES_FIELD_NUMBER: _builtins.int
+    LEASE_DURATION_FIELD_NUMBER: _builtins.int
+    worker_id: _builtins.str
+    """The worker's self-chosen id (required, at most 128 characters), recorded on its jobs."""
+    @_builtins.property
+    def job_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Job types the worker can run (at least one)."""
+
+    @_builtins.property
+    def lease_duration(self) -> _duration_pb2.Duration:
+        """How long each lease lasts without renewal (1 s..1 h; unset means 30 s). The session renews
+        the leases it holds about three times per lease duration.
+        """
+
+    def __init__(
+        self,
+        *,
+        worker_id: _builtins.str = ...,
+        job_types: _abc.Iterable[_builtins.str] | None = ...,
+        lease_duration: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_duration", b"lease_duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_types", b"job_types", "lease_duration", b"lease_duration", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkStart: _TypeAlias = WorkStart  # noqa: Y015
+
+@_typing.final
+class WorkStep(_message.Message):
+    """WorkStep is one change the worker asks for, as the request of the matching unary call: the same
+    fields, the same rules, the same answers (request_id included).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    ASSET_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    FAIL_FIELD_NUMBER: _builtins.int
+    step_id: _builtins.str
+    """Chosen by the worker (at most 128 characters), echoed in the step's ack."""
+    @_builtins.property
+    def progress(self) -> Global___ReportProgressRequest:
+        """As ReportProgress."""
+
+    @_builtins.property
+    def asset(self) -> Global___AddAssetRequest:
+        """As AddAsset."""
+
+    @_builtins.property
+    def complete(self) -> Global___CompleteJobRequest:
+        """As CompleteJob."""
+
+    @_builtins.property
+    def fail(self) -> Global___FailJobRequest:
+        """As FailJob."""
+
+    def __init__(
+        self,
+        *,
+        step_id: _builtins.str = ...,
+        progress: Global___ReportProgressRequest | None = ...,
+        asset: Global___AddAssetRequest | None = ...,
+        complete: Global___CompleteJobRequest | None = ...,
+        fail: Global___FailJobRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "complete", b"complete", "fail", b"fail", "progress", b"progress", "step", b"step"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "complete", b"complete", "fail", b"fail", "progress", b"progress", "step", b"step", "step_id", b"step_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_step: _TypeAlias = _typing.Literal["progress", "asset", "complete", "fail"]  # noqa: Y015
+    _WhichOneofArgType_step: _TypeAlias = _typing.Literal["step", b"step"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_step) -> _WhichOneofReturnType_step | None: ...
+
+Global___WorkStep: _TypeAlias = WorkStep  # noqa: Y015
+
+@_typing.final
+class WorkResponse(_message.Message):
+    """WorkResponse is one message of the server on a Work session; any of its parts may be set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIMS_FIELD_NUMBER: _builtins.int
+    ACKS_FIELD_NUMBER: _builtins.int
+    CANCEL_JOB_IDS_FIELD_NUMBER: _builtins.int
+    LOST_JOB_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def claims(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobClaim]:
+        """Jobs now RUNNING under this session's leases, each using one credit."""
+
+    @_builtins.property
+    def acks(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkAck]:
+        """The answers to the steps of one WorkRequest, in the order of its steps."""
+
+    @_builtins.property
+    def cancel_job_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Jobs this session holds whose cancellation a client requested: stop them and confirm with a
+        fail step (the job then becomes CANCELLED). Their leases are no longer renewed.
+        """
+
+    @_builtins.property
+    def lost_job_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Jobs this session held whose lease is gone (rescued after an outage, or ended by someone
+        else): stop working on them; nothing more about them is accepted.
+        """
+
+    def __init__(
+        self,
+        *,
+        claims: _abc.Iterable[Global___JobClaim] | None = ...,
+        acks: _abc.Iterable[Global___WorkAck] | None = ...,
+        cancel_job_ids: _abc.Iterable[_builtins.str] | None = ...,
+        lost_job_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "cancel_job_ids", b"cancel_job_ids", "claims", b"claims", "lost_job_ids", b"lost_job_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkResponse: _TypeAlias = WorkResponse  # noqa: Y015
+
+@_typing.final
+class WorkAck(_message.Message):
+    """WorkAck answers one WorkStep."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    ASSET_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    FAIL_FIELD_NUMBER: _builtins.int
+    step_id: _builtins.str
+    """The step's step_id."""
+    @_builtins.property
+    def status(self) -> _status_pb2.Status:
+        """OK (code 0) when the step was applied; otherwise what the unary call would have answered:
+        the code, the message, and the ErrorInfo (and BadRequest) details.
+        """
+
+    @_builtins.property
+    def progress(self) -> Global___ReportProgressResponse:
+        """As ReportProgress answers."""
+
+    @_builtins.property
+    def asset(self) -> Global___AddAssetResponse:
+        """As AddAsset answers."""
+
+    @_builtins.property
+    def complete(self) -> Global___CompleteJobResponse:
+        """As CompleteJob answers."""
+
+    @_builtins.property
+    def fail(self) -> Global___FailJobResponse:
+        """As FailJob answers."""
+
+    def __init__(
+        self,
+        *,
+        step_id: _builtins.str = ...,
+        status: _status_pb2.Status | None = ...,
+        progress: Global___ReportProgressResponse | None = ...,
+        asset: Global___AddAssetResponse | None = ...,
+        complete: Global___CompleteJobResponse | None = ...,
+        fail: Global___FailJobResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "complete", b"complete", "fail", b"fail", "progress", b"progress", "result", b"result", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "complete", b"complete", "fail", b"fail", "progress", b"progress", "result", b"result", "status", b"status", "step_id", b"step_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["progress", "asset", "complete", "fail"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___WorkAck: _TypeAlias = WorkAck  # noqa: Y015

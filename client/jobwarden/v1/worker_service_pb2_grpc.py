@@ -61,6 +61,11 @@ class WorkerServiceStub:
                 request_serializer=jobwarden_dot_v1_dot_worker__service__pb2.FailJobRequest.SerializeToString,
                 response_deserializer=jobwarden_dot_v1_dot_worker__service__pb2.FailJobResponse.FromString,
                 _registered_method=True)
+        self.Work = channel.stream_stream(
+                '/jobwarden.v1.WorkerService/Work',
+                request_serializer=jobwarden_dot_v1_dot_worker__service__pb2.WorkRequest.SerializeToString,
+                response_deserializer=jobwarden_dot_v1_dot_worker__service__pb2.WorkResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -106,6 +111,23 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Work(self, request_iterator, context):
+        """Work is a worker's session on one stream: the fast way to run jobs, doing what the calls above
+        do without a round trip each. The worker opens it with a WorkStart, then sends credits (how
+        many more jobs it can take) and steps (progress, assets, completions, failures). The server
+        pushes claims as jobs become claimable, never more than the credits given, and answers every
+        step with an ack that carries the step's own status: a refused step (LEASE_LOST,
+        INVALID_TRANSITION, ...) never ends the session. The server renews the leases of every job
+        the session holds, each to last its lease_duration past the worker's latest message, and tells
+        the worker when one of them is cancelled or lost: a worker keeps its jobs by sending at least
+        one message (an empty one will do) every lease_duration / 3. When the session ends or the
+        worker falls silent, its jobs keep their leases until these run out, and are then rescued like
+        any other (retried, or failed on their last attempt).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -133,6 +155,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.FailJob,
                     request_deserializer=jobwarden_dot_v1_dot_worker__service__pb2.FailJobRequest.FromString,
                     response_serializer=jobwarden_dot_v1_dot_worker__service__pb2.FailJobResponse.SerializeToString,
+            ),
+            'Work': grpc.stream_stream_rpc_method_handler(
+                    servicer.Work,
+                    request_deserializer=jobwarden_dot_v1_dot_worker__service__pb2.WorkRequest.FromString,
+                    response_serializer=jobwarden_dot_v1_dot_worker__service__pb2.WorkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,6 +299,33 @@ class WorkerService:
             '/jobwarden.v1.WorkerService/FailJob',
             jobwarden_dot_v1_dot_worker__service__pb2.FailJobRequest.SerializeToString,
             jobwarden_dot_v1_dot_worker__service__pb2.FailJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Work(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/jobwarden.v1.WorkerService/Work',
+            jobwarden_dot_v1_dot_worker__service__pb2.WorkRequest.SerializeToString,
+            jobwarden_dot_v1_dot_worker__service__pb2.WorkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,19 @@ class WorkerServiceStub:
     """FailJob ends the attempt with an error (message required). A job whose cancel was requested
     becomes CANCELLED.
     """
+    Work: _grpc.StreamStreamMultiCallable[_worker_service_pb2.WorkRequest, _worker_service_pb2.WorkResponse]
+    """Work is a worker's session on one stream: the fast way to run jobs, doing what the calls above
+    do without a round trip each. The worker opens it with a WorkStart, then sends credits (how
+    many more jobs it can take) and steps (progress, assets, completions, failures). The server
+    pushes claims as jobs become claimable, never more than the credits given, and answers every
+    step with an ack that carries the step's own status: a refused step (LEASE_LOST,
+    INVALID_TRANSITION, ...) never ends the session. The server renews the leases of every job
+    the session holds, each to last its lease_duration past the worker's latest message, and tells
+    the worker when one of them is cancelled or lost: a worker keeps its jobs by sending at least
+    one message (an empty one will do) every lease_duration / 3. When the session ends or the
+    worker falls silent, its jobs keep their leases until these run out, and are then rescued like
+    any other (retried, or failed on their last attempt).
+    """
 
 @_typing.type_check_only
 class WorkerServiceAsyncStub(WorkerServiceStub):
@@ -74,6 +87,19 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     FailJob: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.FailJobRequest, _worker_service_pb2.FailJobResponse]  # type: ignore[assignment]
     """FailJob ends the attempt with an error (message required). A job whose cancel was requested
     becomes CANCELLED.
+    """
+    Work: _aio.StreamStreamMultiCallable[_worker_service_pb2.WorkRequest, _worker_service_pb2.WorkResponse]  # type: ignore[assignment]
+    """Work is a worker's session on one stream: the fast way to run jobs, doing what the calls above
+    do without a round trip each. The worker opens it with a WorkStart, then sends credits (how
+    many more jobs it can take) and steps (progress, assets, completions, failures). The server
+    pushes claims as jobs become claimable, never more than the credits given, and answers every
+    step with an ack that carries the step's own status: a refused step (LEASE_LOST,
+    INVALID_TRANSITION, ...) never ends the session. The server renews the leases of every job
+    the session holds, each to last its lease_duration past the worker's latest message, and tells
+    the worker when one of them is cancelled or lost: a worker keeps its jobs by sending at least
+    one message (an empty one will do) every lease_duration / 3. When the session ends or the
+    worker falls silent, its jobs keep their leases until these run out, and are then rescued like
+    any other (retried, or failed on their last attempt).
     """
 
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -125,6 +151,25 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_worker_service_pb2.FailJobResponse, _abc.Awaitable[_worker_service_pb2.FailJobResponse]]:
         """FailJob ends the attempt with an error (message required). A job whose cancel was requested
         becomes CANCELLED.
+        """
+
+    @_abc_1.abstractmethod
+    def Work(
+        self,
+        request_iterator: _MaybeAsyncIterator[_worker_service_pb2.WorkRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_worker_service_pb2.WorkResponse], _abc.AsyncIterator[_worker_service_pb2.WorkResponse]]:
+        """Work is a worker's session on one stream: the fast way to run jobs, doing what the calls above
+        do without a round trip each. The worker opens it with a WorkStart, then sends credits (how
+        many more jobs it can take) and steps (progress, assets, completions, failures). The server
+        pushes claims as jobs become claimable, never more than the credits given, and answers every
+        step with an ack that carries the step's own status: a refused step (LEASE_LOST,
+        INVALID_TRANSITION, ...) never ends the session. The server renews the leases of every job
+        the session holds, each to last its lease_duration past the worker's latest message, and tells
+        the worker when one of them is cancelled or lost: a worker keeps its jobs by sending at least
+        one message (an empty one will do) every lease_duration / 3. When the session ends or the
+        worker falls silent, its jobs keep their leases until these run out, and are then rescued like
+        any other (retried, or failed on their last attempt).
         """
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -16,7 +16,7 @@ from jobwarden_server.api import auth
 from jobwarden_server.api import errors as api_errors
 from jobwarden_server.api.nul import nul_field
 from jobwarden_server.domain import errors
-from jobwarden_server.domain.auth import Role
+from jobwarden_server.domain.auth import Principal, Role
 
 logger = logging.getLogger(__name__)
 
@@ -77,24 +77,45 @@ class Guard(grpc.aio.ServerInterceptor):
                 request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._bidi(handler.stream_stream, role, method),
+                request_deserializer=_tolerant(handler.request_deserializer),
+                response_serializer=handler.response_serializer,
+            )
         return handler
 
     def _admit(
         self, request: message.Message, context: grpc.aio.ServicerContext[Any, Any], role: Role
     ) -> None:
+        principal = self._authorize(context, role)
+        self._check(request)
+        field = nul_field(request)
+        if field is not None:
+            raise errors.InvalidArgument(field, "must not contain the NUL character (U+0000)")
+        auth.set_principal(principal)
+
+    def _authorize(self, context: grpc.aio.ServicerContext[Any, Any], role: Role) -> Principal:
         principal = self._auth.authenticate(context.invocation_metadata(), context.auth_context())
         if not principal.has(role):
             raise errors.PermissionDenied(f"this token lacks the {role.value!r} role")
-        if isinstance(request, Undecodable):  # validated only after authorization (AIP-211)
+        return principal
+
+    def _check(self, request: message.Message) -> None:
+        """A request that did not parse, or is too large, is refused (only after authorization: AIP-211)."""
+        if isinstance(request, Undecodable):
             raise errors.InvalidArgument("request", f"is not a valid message of this method: {request.error}")
         if request.ByteSize() > self._max_request_bytes:
             raise errors.InvalidArgument(
                 "request", f"is larger than {self._max_request_bytes} bytes", reason="TOO_LARGE"
             )
-        field = nul_field(request)
-        if field is not None:
-            raise errors.InvalidArgument(field, "must not contain the NUL character (U+0000)")
-        auth.set_principal(principal)
+
+    async def _checked(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """A stream's messages, each checked like a unary request (NULs are left to the handler,
+        which refuses them per step instead of ending the stream)."""
+        async for request in requests:
+            self._check(request)
+            yield request
 
     def _unary(self, behaviour: Any, role: Role, method: str) -> Any:
         async def unary(request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -130,6 +151,24 @@ class Guard(grpc.aio.ServerInterceptor):
                 await abort(context, api_errors.internal())
 
         return stream
+
+    def _bidi(self, behaviour: Any, role: Role, method: str) -> Any:
+        async def bidi(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            self._track()
+            try:
+                auth.set_principal(self._authorize(context, role))
+                async for item in behaviour(self._checked(requests), context):
+                    if not await _sent(context, item):
+                        return
+            except errors.DomainError as err:
+                await abort(context, err)
+            except Exception as err:
+                if _is_abort(err):
+                    raise
+                logger.exception("unexpected failure in %s", method)
+                await abort(context, api_errors.internal())
+
+        return bidi
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -10,6 +11,7 @@ import grpc
 from jobwarden.v1 import worker_service_pb2, worker_service_pb2_grpc
 from jobwarden_server.api import convert
 from jobwarden_server.api.auth import current_principal
+from jobwarden_server.api.work_session import WorkStream
 from jobwarden_server.domain import limits
 from jobwarden_server.service.work import (
     DEFAULT_LEASE_S,
@@ -33,6 +35,20 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
 
     def __init__(self, work: WorkService) -> None:
         self._work = work
+        self._session = WorkStream(
+            work,
+            {
+                "progress": self.ReportProgress,
+                "asset": self.AddAsset,
+                "complete": self.CompleteJob,
+                "fail": self.FailJob,
+            },
+        )
+
+    def Work(
+        self, request_iterator: AsyncIterator[worker_service_pb2.WorkRequest], context: Context
+    ) -> AsyncIterator[worker_service_pb2.WorkResponse]:
+        return self._session.serve(request_iterator, context)
 
     async def ClaimJobs(
         self, request: worker_service_pb2.ClaimJobsRequest, context: Context

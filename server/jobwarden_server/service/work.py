@@ -6,6 +6,7 @@ makes the change, so a worker that lost its lease can never write.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import uuid
@@ -324,6 +325,25 @@ class WorkService:
             request,
             lambda: self._writer.retrying(lambda: self._writer.transition_current(who.owner, job_id, plan)),
         )
+
+    def now(self) -> dt.datetime:
+        """The service clock."""
+        return self._writer.clock()
+
+    def session_slot(self, owner: str) -> contextlib.AbstractContextManager[None]:
+        """A Work session holds one of the owner's stream slots for its whole life."""
+        return self._slots.hold(owner)
+
+    async def wait_for_work(self, timeout_s: float) -> bool:
+        """Wait until a job may have become claimable (or `timeout_s` passed); False once shut down."""
+        if self._writer.bus.closed:
+            return False
+        await self._writer.bus.wait_for_work(timeout_s)
+        return not self._writer.bus.closed
+
+    async def renew_leases(self, params: store.LeaseRenewParams) -> Sequence[store.RenewedLease]:
+        """Renew a session's leases in one write; see Store.job_renew_leases."""
+        return await self._store.job_renew_leases(params)
 
     @staticmethod
     def _renewed_lease(job: Job, now: dt.datetime) -> dt.datetime | None:

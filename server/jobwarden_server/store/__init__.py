@@ -16,8 +16,10 @@ from jobwarden_server.store._protocol import (
     JobListParams,
     JobUpdateParams,
     Lease,
+    LeaseRenewParams,
     NewEvent,
     PageParams,
+    RenewedLease,
     Store,
 )
 from jobwarden_server.store._sql import SqlStore
@@ -37,8 +39,10 @@ __all__ = [
     "JobListParams",
     "JobUpdateParams",
     "Lease",
+    "LeaseRenewParams",
     "NewEvent",
     "PageParams",
+    "RenewedLease",
     "SqlStore",
     "Store",
     "display_url",

@@ -145,6 +145,24 @@ class JobClaimParams:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LeaseRenewParams:
+    """The leases a worker session holds (job id -> lease token), to renew from `now` on."""
+
+    owner: str
+    leases: Mapping[str, str]
+    now: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RenewedLease:
+    """A lease still held after a renewal, and whether a cancel of its job was requested."""
+
+    job_id: str
+    lease_expire_time: dt.datetime
+    cancel_requested: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class JobDueParams:
     """Jobs the reaper must act on at `now`: RUNNING with an expired lease, or not terminal and past
     their deadline. At most `limit` of each kind, oldest first."""
@@ -221,6 +239,11 @@ class Store(Protocol):
 
     async def job_due(self, params: JobDueParams) -> Sequence[Job]:
         """Jobs whose lease expired or whose deadline passed (any owner), for the reaper."""
+        ...
+
+    async def job_renew_leases(self, params: LeaseRenewParams) -> Sequence[RenewedLease]:
+        """Renew every lease in `params` still held (RUNNING under that token), in one write; those
+        whose cancel was requested keep their expiry (the cancel grace stands). Returns the held ones."""
         ...
 
     async def job_lifecycles_in_use(self) -> Mapping[str, int]:

@@ -37,7 +37,9 @@ from jobwarden_server.store._protocol import (
     JobDueParams,
     JobListParams,
     JobUpdateParams,
+    LeaseRenewParams,
     PageParams,
+    RenewedLease,
 )
 from jobwarden_server.store._writes import T, Unit, Writes
 
@@ -239,6 +241,44 @@ class SqlStore:
                 for row in (await conn.execute(query)).mappings():
                     found.setdefault(row["id"], rows.job_from_row(row))
             return list(found.values())
+
+    async def job_renew_leases(self, params: LeaseRenewParams) -> Sequence[RenewedLease]:
+        """One UPDATE for every lease of a session; see Store.job_renew_leases."""
+        if not params.leases:
+            return []
+        now_us = rows.to_us(params.now)
+        renewed_until = sa.literal(now_us, sa.BigInteger) + sa.cast(
+            jobs.c.lease_duration_s * 1_000_000, sa.BigInteger
+        )
+        statement = (
+            sa.update(jobs)
+            .where(
+                jobs.c.owner == params.owner,
+                jobs.c.status == JobStatus.RUNNING.value,
+                jobs.c.id.in_(sorted(params.leases)),
+                # Tokens are random per claim, so a token matches only its own job; the pairs are
+                # checked again below all the same.
+                jobs.c.lease_token.in_(sorted(set(params.leases.values()))),
+            )
+            .values(
+                lease_expire_us=sa.case(
+                    (jobs.c.cancel_requested, jobs.c.lease_expire_us), else_=renewed_until
+                ),
+                version=jobs.c.version + 1,
+                update_us=now_us,
+            )
+            .returning(jobs.c.id, jobs.c.lease_token, jobs.c.lease_expire_us, jobs.c.cancel_requested)
+        )
+        found = await self._write(lambda conn: list(conn.execute(statement).mappings()))
+        return [
+            RenewedLease(
+                job_id=row["id"],
+                lease_expire_time=rows.from_us(row["lease_expire_us"]),
+                cancel_requested=bool(row["cancel_requested"]),
+            )
+            for row in found
+            if params.leases.get(row["id"]) == row["lease_token"]
+        ]
 
     async def job_lifecycles_in_use(self) -> Mapping[str, int]:
         """Unfinished jobs per lifecycle table (checked at start-up against the config)."""
