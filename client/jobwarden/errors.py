@@ -59,6 +59,7 @@ __all__ = [
     "Unknown",
     "WatcherTooSlow",
     "from_rpc_error",
+    "from_status",
 ]
 
 logger = logging.getLogger(__name__)
@@ -397,9 +398,30 @@ def from_rpc_error(err: grpc.RpcError) -> JobwardenError:
     Returns:
         The typed error; never raises.
     """
-    code = _code_of(err)
-    details = _decode_details(err)
+    status = _rich_status(err)
+    details = _Details() if status is None else _decode_status(status)
     message = details.message if details.message is not None else _details_of(err)
+    return _typed(_code_of(err), message, details)
+
+
+def from_status(status: status_pb2.Status) -> JobwardenError:
+    """Decodes a ``google.rpc.Status`` carried inside a reply (a Work session's step ack, for one)
+    into the matching :class:`JobwardenError` subclass, exactly as :func:`from_rpc_error` would.
+
+    Args:
+        status: A non-OK status with jobwarden's details.
+
+    Returns:
+        The typed error; never raises.
+    """
+    try:
+        code = next(c for c in grpc.StatusCode if c.value[0] == status.code)
+    except StopIteration:
+        code = grpc.StatusCode.UNKNOWN
+    return _typed(code, str(status.message), _decode_status(status))
+
+
+def _typed(code: grpc.StatusCode, message: str, details: _Details) -> JobwardenError:
     cls: type[JobwardenError] | None = None
     # Reasons are only meaningful in our own domain: a proxy's ErrorInfo keeps its reason string but
     # must not be mistaken for one of ours.
@@ -436,10 +458,7 @@ def _details_of(err: grpc.RpcError) -> str:
     return str(err)
 
 
-def _decode_details(err: grpc.RpcError) -> _Details:
-    status = _rich_status(err)
-    if status is None:
-        return _Details()
+def _decode_status(status: Any) -> _Details:
     out = _Details(message=str(status.message))
     for any_detail in status.details:
         if any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):

@@ -490,7 +490,8 @@ class HeldHeartbeatClient(Client):
 async def test_a_heartbeat_in_flight_never_overtakes_the_handlers_progress(srv: app.RunningServer) -> None:
     async with HeldHeartbeatClient(srv.address) as client:
         job = await client.create_job("demo")
-        worker = Worker(client, concurrency=1, poll_wait=5, lease_duration=1.5)
+        # Heartbeats are the polling worker's: a session's leases are renewed by the server.
+        worker = Worker(client, concurrency=1, poll_wait=5, lease_duration=1.5, session=False)
 
         @worker.handler("demo")
         async def report(ctx: JobContext) -> dict[str, Any]:

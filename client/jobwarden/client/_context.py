@@ -7,10 +7,11 @@ import dataclasses
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from jobwarden import errors
-from jobwarden.client import _client, _models
+from jobwarden.client import _models
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,61 @@ Handler = Callable[["JobContext"], Awaitable[HandlerResult]]
 """``async def handler(ctx: JobContext) -> dict | PartialResult | None``."""
 
 
+class WorkerLink(Protocol):
+    """How a worker's writes reach the server: the client's unary calls, or a Work session's steps
+    (_session.SessionLink). Both have these methods, with the same meaning and answers."""
+
+    async def report_progress(
+        self,
+        job_id: str,
+        lease_token: str,
+        percent: float,
+        message: str = "",
+        done: int = 0,
+        total: int = 0,
+        *,
+        request_id: str | None = None,
+    ) -> tuple[datetime | None, bool]: ...
+
+    async def add_asset(
+        self,
+        job_id: str,
+        lease_token: str,
+        asset_type: str,
+        uri: str,
+        *,
+        storage_path: str = "",
+        size_bytes: int = 0,
+        content_type: str = "",
+        sha256: str = "",
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> _models.Asset: ...
+
+    async def complete_job(
+        self,
+        job_id: str,
+        lease_token: str,
+        result: Mapping[str, Any] | None = None,
+        partial: bool = False,
+        error_message: str = "",
+        *,
+        request_id: str | None = None,
+    ) -> _models.Job: ...
+
+    async def fail_job(
+        self,
+        job_id: str,
+        lease_token: str,
+        message: str,
+        reason: str = "",
+        retryable: bool = False,
+        *,
+        stop_reason: _models.StopReason | str | None = None,
+        request_id: str | None = None,
+    ) -> _models.Job: ...
+
+
 class _Abort(enum.IntEnum):
     # Ordered by precedence: a lost lease beats a cancel, which beats a shutdown.
     NONE = 0
@@ -82,14 +138,14 @@ class JobContext:
     """
 
     def __init__(
-        self, client: _client.Client, claim: _models.Claim, worker_id: str, *, cancel_grace: float
+        self, link: WorkerLink, claim: _models.Claim, worker_id: str, *, cancel_grace: float
     ) -> None:
         """Made by the :class:`Worker` for each claimed job; not meant to be built by users."""
         self.job = claim.job
         self.lease_token = claim.lease_token
         self.worker_id = worker_id
         self.cancelled = asyncio.Event()
-        self._client = client
+        self._link = link
         self._cancel_grace = cancel_grace
         self._progress = claim.job.progress
         self._abort = _Abort.NONE
@@ -145,7 +201,7 @@ class JobContext:
             jobwarden.errors.LeaseLost: The job is no longer this worker's.
         """
         try:
-            return await self._client.add_asset(
+            return await self._link.add_asset(
                 self.job.id,
                 self.lease_token,
                 asset_type,
@@ -173,7 +229,7 @@ class JobContext:
             if progress is None:
                 progress = self._progress
             try:
-                _, cancel = await self._client.report_progress(
+                _, cancel = await self._link.report_progress(
                     self.job.id,
                     self.lease_token,
                     progress.percent,

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from jobwarden import errors
 from jobwarden.client import _client, _context, _models
 from jobwarden.client._backoff import backoff
+from jobwarden.client._session import SessionLink
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ class Worker:
     ``"cancelled"`` (which the server records as CANCELLED). When the lease is lost, the handler is
     cancelled and nothing is reported: the job is someone else's now.
 
+    By default the worker runs a Work session: one stream on which the server pushes jobs as slots
+    free up and renews the leases of the jobs it runs, and on which progress, assets and outcomes
+    travel as steps, many together under load. With ``session=False`` it uses the unary calls
+    instead (long-polling ClaimJobs, a heartbeat per job), as simple clients in any language do.
+
     A Worker runs once: build a new one to run again.
     """
 
@@ -74,6 +80,7 @@ class Worker:
         *,
         shutdown_grace: float = 30.0,
         cancel_grace: float = 5.0,
+        session: bool = True,
     ) -> None:
         """Creates a worker; register handlers, then call :meth:`run`.
 
@@ -86,6 +93,7 @@ class Worker:
             shutdown_grace: Seconds :meth:`stop` lets running handlers finish before they are
                 cancelled and their jobs re-queued.
             cancel_grace: Seconds a handler has to stop by itself after a cancel request.
+            session: Run a Work session (the default); False polls with the unary calls.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -98,12 +106,17 @@ class Worker:
         self.poll_wait = poll_wait
         self.shutdown_grace = shutdown_grace
         self.cancel_grace = cancel_grace
+        self.session = session
+        self._link: _context.WorkerLink = client
+        self._session: SessionLink | None = None
+        self._session_task: asyncio.Task[None] | None = None
         self._handlers: dict[str, _context.Handler] = {}
         self._runs: dict[asyncio.Task[None], _context.JobContext] = {}
         self._stopping = asyncio.Event()
         self._force = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._started = False
+        self._handbacks: set[asyncio.Task[None]] = set()
 
     # --- registration -----------------------------------------------------------------------------
 
@@ -175,7 +188,7 @@ class Worker:
             "worker %s claiming %s (concurrency %d)", self.worker_id, self.job_types, self.concurrency
         )
         try:
-            await self._poll()
+            await (self._serve_session() if self.session else self._poll())
         except asyncio.CancelledError:
             self._force.set()
             raise
@@ -184,6 +197,7 @@ class Worker:
             try:
                 await self._drain()
             finally:
+                await self._close_session()
                 for sig in signals:
                     loop.remove_signal_handler(sig)
                 logger.info("worker %s stopped", self.worker_id)
@@ -197,6 +211,69 @@ class Worker:
                 continue
             installed.append(sig)
         return installed
+
+    # --- the Work session (default) ---------------------------------------------------------------
+
+    async def _serve_session(self) -> None:
+        """Run the session until stop; jobs arrive through on_claim. A fatal refusal is raised."""
+        link = SessionLink(
+            self.client,
+            self,
+            worker_id=self.worker_id,
+            job_types=self.job_types,
+            lease_duration=self.lease_duration,
+        )
+        self._session, self._link = link, link
+        self._session_task = asyncio.create_task(link.run(), name=f"jobwarden-session-{self.worker_id}")
+        await self._race(self._session_task, cancel=False)
+        if self._session_task.done():
+            self._session_task.result()  # the server refused the session for good: raise why
+        link.stop_claims()  # stopping: running jobs still report through the session
+
+    async def _close_session(self) -> None:
+        """Once every outcome is reported, end the session (waiting a little for the last answers)."""
+        if self._session is None or self._session_task is None:
+            return
+        self._session.close()
+        done, _ = await asyncio.wait({self._session_task}, timeout=max(5.0, self.cancel_grace))
+        if not done:
+            self._session_task.cancel()
+        await asyncio.gather(self._session_task, return_exceptions=True)
+
+    def free_slots(self) -> int:
+        """SessionOwner: how many more jobs this worker can take now."""
+        return 0 if self._stopping.is_set() else max(0, self.concurrency - len(self._runs))
+
+    def running(self) -> list[tuple[str, str, _models.Progress]]:
+        """SessionOwner: the jobs running now, to re-attach to a new session."""
+        return [
+            (ctx.job.id, ctx.lease_token, ctx._progress)
+            for ctx in self._runs.values()
+            if ctx._abort != _context._Abort.LEASE_LOST
+        ]
+
+    def on_claim(self, claim: _models.Claim) -> None:
+        """SessionOwner: run a pushed job, or hand it straight back when stopping."""
+        if self._stopping.is_set():
+            ctx = _context.JobContext(self._link, claim, self.worker_id, cancel_grace=self.cancel_grace)
+            task = asyncio.create_task(self._fail(ctx, "worker shutting down", retryable=True))
+            self._handbacks.add(task)
+            task.add_done_callback(self._handbacks.discard)
+            return
+        self._start(claim)
+
+    def on_cancel(self, job_id: str) -> None:
+        """SessionOwner: a client asked to cancel one of our jobs."""
+        for ctx in self._runs.values():
+            if ctx.job.id == job_id:
+                ctx._request_cancel()
+
+    def on_lost(self, job_id: str) -> None:
+        """SessionOwner: our lease on a job is gone."""
+        for ctx in self._runs.values():
+            if ctx.job.id == job_id:
+                logger.warning("job %s: lease lost; abandoning it", job_id)
+                ctx._set_abort(_context._Abort.LEASE_LOST)
 
     # --- polling ----------------------------------------------------------------------------------
 
@@ -233,14 +310,15 @@ class Worker:
         """Awaits ``aw`` but gives up (cancelling it) as soon as the worker is stopping."""
         await self._race(asyncio.ensure_future(aw))
 
-    async def _race(self, task: asyncio.Future[Any]) -> bool:
-        """Waits for ``task`` or for stop; returns whether ``task`` finished (else it is cancelled)."""
+    async def _race(self, task: asyncio.Future[Any], *, cancel: bool = True) -> bool:
+        """Waits for ``task`` or for stop; returns whether ``task`` finished (else, unless told not to,
+        it is cancelled)."""
         stop = asyncio.ensure_future(self._stopping.wait())
         try:
             await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-            if not task.done():
+            if cancel and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, errors.JobwardenError):
                     await task
@@ -265,7 +343,7 @@ class Worker:
     # --- running one job --------------------------------------------------------------------------
 
     def _start(self, claim: _models.Claim) -> None:
-        ctx = _context.JobContext(self.client, claim, self.worker_id, cancel_grace=self.cancel_grace)
+        ctx = _context.JobContext(self._link, claim, self.worker_id, cancel_grace=self.cancel_grace)
         task = asyncio.create_task(self._run_job(ctx), name=f"jobwarden-job-{claim.job.id}")
         self._runs[task] = ctx
         task.add_done_callback(self._job_done)
@@ -273,6 +351,8 @@ class Worker:
     def _job_done(self, task: asyncio.Task[None]) -> None:
         self._runs.pop(task, None)
         self._slot_freed.set()
+        if self._session is not None and not self._stopping.is_set():
+            self._session.grant(1)
         if not task.cancelled() and (exc := task.exception()) is not None:
             logger.error("job runner crashed", exc_info=exc)
 
@@ -287,7 +367,8 @@ class Worker:
         logger.info("job %s (%s): started, attempt %d", job.id, job.job_type, job.attempt)
         task = asyncio.create_task(self._call(handler, ctx), name=f"jobwarden-handler-{job.id}")
         ctx._task = task
-        heartbeat = asyncio.create_task(self._heartbeat(ctx))
+        # A session renews its jobs' leases itself; polling workers keep each lease alive.
+        heartbeats = [] if self._session is not None else [asyncio.create_task(self._heartbeat(ctx))]
         try:
             await asyncio.wait({task})
         except asyncio.CancelledError:
@@ -295,8 +376,9 @@ class Worker:
             raise
         finally:
             ctx._disarm()
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            for heartbeat in heartbeats:
+                heartbeat.cancel()
+            await asyncio.gather(*heartbeats, return_exceptions=True)
         await self._settle(ctx, task)
 
     @staticmethod
@@ -364,7 +446,7 @@ class Worker:
         try:
             await self._finish(
                 ctx,
-                lambda: self.client.complete_job(
+                lambda: self._link.complete_job(
                     ctx.job.id,
                     ctx.lease_token,
                     result,
@@ -390,7 +472,7 @@ class Worker:
         request_id = str(uuid.uuid4())
         await self._finish(
             ctx,
-            lambda: self.client.fail_job(
+            lambda: self._link.fail_job(
                 ctx.job.id,
                 ctx.lease_token,
                 message[:_MAX_MESSAGE_CHARS],

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from jobwarden.client import _convert, _models
+from jobwarden.client import _worker_requests as requests
 from jobwarden.client._calls import Calls, idempotency_key
 from jobwarden.v1 import worker_service_pb2
 
@@ -74,21 +75,8 @@ class WorkerCalls(Calls):
             jobwarden.errors.LeaseLost: The lease is no longer the caller's.
             jobwarden.errors.ProgressOutOfRange: ``percent`` outside 0..100 or ``done > total``.
         """
-        request = worker_service_pb2.ReportProgressRequest(
-            job_id=job_id,
-            lease_token=lease_token,
-            progress=_convert.progress_to_pb(
-                _models.Progress(percent=percent, message=message, done=done, total=total)
-            ),
-            request_id=idempotency_key(request_id),
-        )
-        response = await self._unary(self._worker_stub.ReportProgress, request)
-        expire = (
-            _convert.time_from_pb(response.lease_expire_time)
-            if response.HasField("lease_expire_time")
-            else None
-        )
-        return expire, response.cancel_requested
+        request = requests.progress(job_id, lease_token, percent, message, done, total, request_id)
+        return requests.progress_answer(await self._unary(self._worker_stub.ReportProgress, request))
 
     async def add_asset(
         self,
@@ -121,12 +109,7 @@ class WorkerCalls(Calls):
             sha256=sha256,
             metadata=dict(metadata or {}),
         )
-        request = worker_service_pb2.AddAssetRequest(
-            job_id=job_id,
-            lease_token=lease_token,
-            asset=_convert.asset_to_pb(asset),
-            request_id=idempotency_key(request_id),
-        )
+        request = requests.asset(job_id, lease_token, asset, request_id)
         response = await self._unary(self._worker_stub.AddAsset, request)
         return _convert.asset_from_pb(response.asset)
 
@@ -158,15 +141,7 @@ class WorkerCalls(Calls):
                 nothing was sent.
             jobwarden.errors.LeaseLost: The lease is no longer the caller's.
         """
-        request = worker_service_pb2.CompleteJobRequest(
-            job_id=job_id,
-            lease_token=lease_token,
-            result=_convert.dict_to_struct(result or {}, "result"),
-            partial=partial,
-            request_id=idempotency_key(request_id),
-        )
-        if partial or error_message:
-            request.error.message = error_message
+        request = requests.complete(job_id, lease_token, result, partial, error_message, request_id)
         response = await self._unary(self._worker_stub.CompleteJob, request)
         return _convert.job_from_pb(response.job)
 
@@ -201,15 +176,6 @@ class WorkerCalls(Calls):
         Raises:
             jobwarden.errors.LeaseLost: The lease is no longer the caller's.
         """
-        request = worker_service_pb2.FailJobRequest(
-            job_id=job_id,
-            lease_token=lease_token,
-            request_id=idempotency_key(request_id),
-        )
-        request.error.message = message
-        request.error.reason = reason
-        request.error.retryable = retryable
-        if stop_reason is not None:
-            request.stop_reason = _convert.stop_reason_to_pb(stop_reason)
+        request = requests.fail(job_id, lease_token, message, reason, retryable, stop_reason, request_id)
         response = await self._unary(self._worker_stub.FailJob, request)
         return _convert.job_from_pb(response.job)

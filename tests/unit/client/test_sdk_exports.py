@@ -66,6 +66,7 @@ ERROR_EXPORTS = [
     "Unknown",
     "WatcherTooSlow",
     "from_rpc_error",
+    "from_status",
 ]
 
 

@@ -1,4 +1,5 @@
-"""The Worker against a fake client: outcomes, heartbeats, cancellation, lost leases, shutdown."""
+"""The Worker against a fake client, polling with the unary calls (session=False): outcomes, heartbeats,
+cancellation, lost leases, shutdown. Work sessions are tested against a real server, in tests/integration."""
 
 from __future__ import annotations
 
@@ -135,7 +136,7 @@ async def _run_until(worker: Worker, done: Callable[[], Awaitable[object]]) -> N
 @pytest.fixture
 def worker(fake: FakeClient) -> Worker:
     # A long lease: heartbeats never fire unless a test shortens it.
-    return Worker(fake, worker_id="w1", lease_duration=300, cancel_grace=0, shutdown_grace=0)
+    return Worker(fake, worker_id="w1", lease_duration=300, cancel_grace=0, shutdown_grace=0, session=False)
 
 
 async def test_a_returned_dict_completes_the_job(fake: FakeClient, worker: Worker) -> None:
@@ -208,7 +209,7 @@ async def test_a_result_that_is_not_json_fails_the_job_for_good(fake: FakeClient
             raise ValueError("not a JSON object: bad value")
 
     strict = Strict()
-    worker = Worker(strict, worker_id="w1", lease_duration=300)
+    worker = Worker(strict, worker_id="w1", lease_duration=300, session=False)
 
     @worker.handler("echo")
     async def odd(ctx: JobContext) -> dict[str, Any]:
@@ -240,7 +241,7 @@ async def test_cancel_seen_in_a_progress_reply_cancels_the_handler(fake: FakeCli
 
 
 async def test_cancel_seen_by_the_heartbeat_wins_over_a_late_result(fake: FakeClient) -> None:
-    worker = Worker(fake, worker_id="w1", lease_duration=0.03, cancel_grace=60)
+    worker = Worker(fake, worker_id="w1", lease_duration=0.03, cancel_grace=60, session=False)
 
     @worker.handler("echo")
     async def polite(ctx: JobContext) -> dict[str, Any]:
@@ -255,7 +256,7 @@ async def test_cancel_seen_by_the_heartbeat_wins_over_a_late_result(fake: FakeCl
 
 
 async def test_the_heartbeat_renews_the_lease_with_the_last_progress(fake: FakeClient) -> None:
-    worker = Worker(fake, worker_id="w1", lease_duration=0.03)
+    worker = Worker(fake, worker_id="w1", lease_duration=0.03, session=False)
 
     @worker.handler("echo")
     async def slow(ctx: JobContext) -> dict[str, Any]:
@@ -289,7 +290,7 @@ async def test_a_lost_lease_aborts_without_reporting(fake: FakeClient, worker: W
 
 
 async def test_a_lease_lost_in_the_heartbeat_cancels_the_handler(fake: FakeClient) -> None:
-    worker = Worker(fake, worker_id="w1", lease_duration=0.03)
+    worker = Worker(fake, worker_id="w1", lease_duration=0.03, session=False)
     cancelled = asyncio.Event()
 
     @worker.handler("echo")
@@ -321,7 +322,7 @@ async def test_stop_requeues_handlers_still_running_after_the_grace(fake: FakeCl
 
 
 async def test_stop_lets_running_handlers_finish_within_the_grace(fake: FakeClient) -> None:
-    worker = Worker(fake, worker_id="w1", lease_duration=300, shutdown_grace=60)
+    worker = Worker(fake, worker_id="w1", lease_duration=300, shutdown_grace=60, session=False)
     started, release = asyncio.Event(), asyncio.Event()
 
     @worker.handler("echo")
@@ -341,7 +342,7 @@ async def test_stop_lets_running_handlers_finish_within_the_grace(fake: FakeClie
 
 
 async def test_claims_never_exceed_free_slots(fake: FakeClient) -> None:
-    worker = Worker(fake, worker_id="w1", concurrency=2, lease_duration=300, shutdown_grace=0)
+    worker = Worker(fake, worker_id="w1", concurrency=2, lease_duration=300, shutdown_grace=0, session=False)
     gates: dict[str, asyncio.Event] = {}
     running = asyncio.Condition()
 
@@ -395,7 +396,7 @@ async def test_a_fatal_poll_error_ends_run(fake: FakeClient, worker: Worker) -> 
 
 
 async def test_cancelling_run_requeues_running_jobs_at_once(fake: FakeClient) -> None:
-    worker = Worker(fake, worker_id="w1", lease_duration=300, shutdown_grace=3600)
+    worker = Worker(fake, worker_id="w1", lease_duration=300, shutdown_grace=3600, session=False)
     started = asyncio.Event()
 
     @worker.handler("echo")
@@ -436,19 +437,19 @@ async def test_sigterm_stops_the_worker(fake: FakeClient, worker: Worker) -> Non
 
 
 def test_registration_rules(fake: FakeClient) -> None:
-    worker = Worker(fake)
+    worker = Worker(fake, session=False)
     worker.register("a", _ok)
     with pytest.raises(ValueError, match="already registered"):
         worker.register("a", _ok)
     assert worker.job_types == ["a"]
     assert worker.worker_id
     with pytest.raises(ValueError):
-        Worker(fake, concurrency=0)
+        Worker(fake, concurrency=0, session=False)
 
 
 async def test_run_without_handlers_is_refused(fake: FakeClient) -> None:
     with pytest.raises(ValueError, match="handler"):
-        await Worker(fake).run()
+        await Worker(fake, session=False).run()
 
 
 async def _ok(ctx: JobContext) -> dict[str, Any]:
@@ -456,7 +457,7 @@ async def _ok(ctx: JobContext) -> dict[str, Any]:
 
 
 async def test_a_refused_progress_is_not_resent_by_the_heartbeat(fake: FakeClient) -> None:
-    worker = Worker(fake, worker_id="w1", lease_duration=0.03)
+    worker = Worker(fake, worker_id="w1", lease_duration=0.03, session=False)
     refused = errors.ProgressOutOfRange("percent must be 0..100")
 
     @worker.handler("echo")
@@ -485,7 +486,7 @@ async def test_empty_immediate_answers_do_not_spin(fake: FakeClient) -> None:
             return []
 
     impatient = Impatient()
-    worker = Worker(impatient, worker_id="w1", poll_wait=0)
+    worker = Worker(impatient, worker_id="w1", poll_wait=0, session=False)
     worker.register("echo", _ok)
     await _run_until(worker, impatient.reported.wait)
     # Stopped during the pause after the first empty answer: one poll, not thousands.

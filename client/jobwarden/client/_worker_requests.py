@@ -1,0 +1,92 @@
+"""The requests of a worker's writes, and what their answers mean: built once for both ways of
+sending them (a unary call each, or a step of a Work session)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from jobwarden.client import _convert, _models
+from jobwarden.client._calls import idempotency_key
+from jobwarden.v1 import worker_service_pb2 as pb
+
+
+def progress(
+    job_id: str,
+    lease_token: str,
+    percent: float,
+    message: str,
+    done: int,
+    total: int,
+    request_id: str | None,
+) -> pb.ReportProgressRequest:
+    """A ReportProgress request (a request_id is made when none is given)."""
+    return pb.ReportProgressRequest(
+        job_id=job_id,
+        lease_token=lease_token,
+        progress=_convert.progress_to_pb(
+            _models.Progress(percent=percent, message=message, done=done, total=total)
+        ),
+        request_id=idempotency_key(request_id),
+    )
+
+
+def progress_answer(response: pb.ReportProgressResponse) -> tuple[datetime | None, bool]:
+    """The renewed lease expiry (if any) and whether a cancel was requested."""
+    expire = (
+        _convert.time_from_pb(response.lease_expire_time) if response.HasField("lease_expire_time") else None
+    )
+    return expire, response.cancel_requested
+
+
+def asset(job_id: str, lease_token: str, value: _models.Asset, request_id: str | None) -> pb.AddAssetRequest:
+    """An AddAsset request."""
+    return pb.AddAssetRequest(
+        job_id=job_id,
+        lease_token=lease_token,
+        asset=_convert.asset_to_pb(value),
+        request_id=idempotency_key(request_id),
+    )
+
+
+def complete(
+    job_id: str,
+    lease_token: str,
+    result: Mapping[str, Any] | None,
+    partial: bool,
+    error_message: str,
+    request_id: str | None,
+) -> pb.CompleteJobRequest:
+    """A CompleteJob request; ValueError if `result` cannot be sent (see _convert.dict_to_struct)."""
+    request = pb.CompleteJobRequest(
+        job_id=job_id,
+        lease_token=lease_token,
+        result=_convert.dict_to_struct(result or {}, "result"),
+        partial=partial,
+        request_id=idempotency_key(request_id),
+    )
+    if partial or error_message:
+        request.error.message = error_message
+    return request
+
+
+def fail(
+    job_id: str,
+    lease_token: str,
+    message: str,
+    reason: str,
+    retryable: bool,
+    stop_reason: _models.StopReason | str | None,
+    request_id: str | None,
+) -> pb.FailJobRequest:
+    """A FailJob request."""
+    request = pb.FailJobRequest(
+        job_id=job_id, lease_token=lease_token, request_id=idempotency_key(request_id)
+    )
+    request.error.message = message
+    request.error.reason = reason
+    request.error.retryable = retryable
+    if stop_reason is not None:
+        request.stop_reason = _convert.stop_reason_to_pb(stop_reason)
+    return request
