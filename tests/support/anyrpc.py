@@ -93,32 +93,40 @@ class Answer:
 
 
 def _failure(err: grpc.aio.AioRpcError) -> Answer:
+    for key, value in err.trailing_metadata() or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            answer = status_answer(status_pb2.Status.FromString(value))
+            return dataclasses.replace(
+                answer, code=err.code().name, message=err.details() or "", raw_trailers=value
+            )
+    return Answer(code=err.code().name, message=err.details() or "")
+
+
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
+def status_answer(status: status_pb2.Status) -> Answer:
+    """A google.rpc.Status (a call's, or one item's of a batch) as an Answer, judged like a call's."""
     infos: list[error_details_pb2.ErrorInfo] = []
     fields: list[str] = []
-    raw = b""
-    for key, value in err.trailing_metadata() or ():
-        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
-            continue
-        raw = value
-        for detail in status_pb2.Status.FromString(value).details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                infos.append(info)
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                detail.Unpack(bad)
-                fields += [v.field for v in bad.field_violations]
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            infos.append(info)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields += [v.field for v in bad.field_violations]
     first = infos[0] if infos else error_details_pb2.ErrorInfo()
     return Answer(
-        code=err.code().name,
-        message=err.details() or "",
+        code=_CODE_NAMES.get(status.code, f"CODE_{status.code}"),
+        message=status.message,
         reason=first.reason,
         domain=first.domain,
         metadata=dict(first.metadata),
         fields=tuple(fields),
         error_infos=len(infos),
-        raw_trailers=raw,
     )
 
 

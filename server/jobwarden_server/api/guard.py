@@ -14,7 +14,7 @@ from google.protobuf import message
 
 from jobwarden_server.api import auth
 from jobwarden_server.api import errors as api_errors
-from jobwarden_server.api.nul import nul_field
+from jobwarden_server.api.nul import refuse_nul
 from jobwarden_server.domain import errors
 from jobwarden_server.domain.auth import Role
 
@@ -24,6 +24,9 @@ ROLE_BY_SERVICE = {
     "jobwarden.v1.JobService": Role.CLIENT,
     "jobwarden.v1.WorkerService": Role.WORKER,
 }
+ITEMIZED = frozenset({"/jobwarden.v1.JobService/CreateJobs"})
+"""Batch calls whose items are refused one by one, NUL included (their servicer checks each item), so
+one item with a NUL does not fail its neighbours."""
 
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], error: errors.DomainError) -> None:
@@ -80,7 +83,7 @@ class Guard(grpc.aio.ServerInterceptor):
         return handler
 
     def _admit(
-        self, request: message.Message, context: grpc.aio.ServicerContext[Any, Any], role: Role
+        self, request: message.Message, context: grpc.aio.ServicerContext[Any, Any], role: Role, method: str
     ) -> None:
         principal = self._auth.authenticate(context.invocation_metadata(), context.auth_context())
         if not principal.has(role):
@@ -91,16 +94,15 @@ class Guard(grpc.aio.ServerInterceptor):
             raise errors.InvalidArgument(
                 "request", f"is larger than {self._max_request_bytes} bytes", reason="TOO_LARGE"
             )
-        field = nul_field(request)
-        if field is not None:
-            raise errors.InvalidArgument(field, "must not contain the NUL character (U+0000)")
+        if method not in ITEMIZED:
+            refuse_nul(request)
         auth.set_principal(principal)
 
     def _unary(self, behaviour: Any, role: Role, method: str) -> Any:
         async def unary(request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             self._track()
             try:
-                self._admit(request, context, role)
+                self._admit(request, context, role, method)
                 return await behaviour(request, context)
             except errors.DomainError as err:
                 await abort(context, err)
@@ -117,7 +119,7 @@ class Guard(grpc.aio.ServerInterceptor):
         async def stream(request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             self._track()
             try:
-                self._admit(request, context, role)
+                self._admit(request, context, role, method)
                 async for item in behaviour(request, context):
                     if not await _sent(context, item):
                         return  # the caller went away while its message was held back: nobody to tell

@@ -12,6 +12,8 @@ from typing import Any
 from google.protobuf import message, struct_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
+from jobwarden_server.domain.errors import InvalidArgument
+
 _NUL = "\x00"
 _STRING = FieldDescriptor.TYPE_STRING
 _MESSAGE = FieldDescriptor.TYPE_MESSAGE
@@ -21,6 +23,13 @@ MAX_KEY = 40
 MAX_PATH = 256
 """The path travels back in response headers (ErrorInfo, BadRequest, the message), which HTTP/2 bounds:
 map and Struct keys in it are cut to MAX_KEY characters and the whole path to its last MAX_PATH."""
+
+
+def refuse_nul(request: message.Message) -> None:
+    """InvalidArgument naming the first string of `request` that holds U+0000, if one does."""
+    field = nul_field(request)
+    if field is not None:
+        raise InvalidArgument(field, "must not contain the NUL character (U+0000)")
 
 
 def nul_field(request: message.Message) -> str | None:
