@@ -59,6 +59,7 @@ __all__ = [
     "Unknown",
     "WatcherTooSlow",
     "from_rpc_error",
+    "from_status",
 ]
 
 logger = logging.getLogger(__name__)
@@ -397,9 +398,33 @@ def from_rpc_error(err: grpc.RpcError) -> JobwardenError:
     Returns:
         The typed error; never raises.
     """
-    code = _code_of(err)
-    details = _decode_details(err)
+    status = _rich_status(err)
+    details = _Details() if status is None else _decode_details(status)
     message = details.message if details.message is not None else _details_of(err)
+    return _typed(_code_of(err), message, details)
+
+
+def from_status(status: status_pb2.Status) -> JobwardenError:
+    """Decodes a ``google.rpc.Status`` into the matching :class:`JobwardenError` subclass.
+
+    For the statuses a call carries inside its reply, one per item of a batch (``CreateJobs``): each
+    is decoded exactly as the same status ending a call would be.
+
+    Args:
+        status: The status, with its details (``ErrorInfo``, ``BadRequest``, ``RetryInfo``).
+
+    Returns:
+        The typed error; never raises.
+    """
+    code = _CODES.get(int(status.code), grpc.StatusCode.UNKNOWN)
+    details = _decode_details(status)
+    return _typed(code, details.message or "", details)
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _typed(code: grpc.StatusCode, message: str, details: _Details) -> JobwardenError:
     cls: type[JobwardenError] | None = None
     # Reasons are only meaningful in our own domain: a proxy's ErrorInfo keeps its reason string but
     # must not be mistaken for one of ours.
@@ -436,10 +461,7 @@ def _details_of(err: grpc.RpcError) -> str:
     return str(err)
 
 
-def _decode_details(err: grpc.RpcError) -> _Details:
-    status = _rich_status(err)
-    if status is None:
-        return _Details()
+def _decode_details(status: status_pb2.Status) -> _Details:
     out = _Details(message=str(status.message))
     for any_detail in status.details:
         if any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):

@@ -24,6 +24,7 @@ CLIENT_EXPORTS = [
     "JobEvent",
     "JobStatus",
     "Lifecycle",
+    "NewJob",
     "PartialResult",
     "PermanentError",
     "Progress",
@@ -66,6 +67,7 @@ ERROR_EXPORTS = [
     "Unknown",
     "WatcherTooSlow",
     "from_rpc_error",
+    "from_status",
 ]
 
 
