@@ -3,6 +3,8 @@
 A NUL is valid protobuf and valid UTF-8, but PostgreSQL can store it neither in text nor in jsonb, and
 C-based clients truncate at it. So the guard refuses it in every string of every request, map keys,
 Struct keys and values included, before any handler runs: one rule, the same answer on every store.
+A batch call (CreateJobs) is checked item by item by its servicer instead, so that only the item
+holding the NUL is refused.
 """
 
 from __future__ import annotations
