@@ -65,6 +65,7 @@ def _steps(r: Rig, postgres_url: str | None) -> list[Step]:
         ("streamed message", lambda: baselines.stream_message(r)),
         ("CreateJob c1", lambda: scenarios.create_jobs(r, 1)),
         ("CreateJob c16", lambda: scenarios.create_jobs(r, CONCURRENCY)),
+        ("CreateJobs x100 c4", lambda: scenarios.create_batches(r, 100, 4)),
         ("claim+complete max 1", lambda: scenarios.claim_complete(r, 1)),
         ("claim+complete max 10", lambda: scenarios.claim_complete(r, 10)),
         ("ReportProgress c1", lambda: scenarios.report_progress(r, 1, heartbeat=False)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import grpc.aio
 
@@ -59,6 +60,35 @@ async def create_jobs(rig: Rig, concurrency: int) -> Measurement:
         concurrency=concurrency,
         server_cpu=rig.server.cpu_seconds,
     )
+
+
+async def create_batches(rig: Rig, per_call: int, concurrency: int) -> Measurement:
+    """CreateJobs, `per_call` jobs per call (each with its own request_id, as the SDK sends). Counts jobs."""
+    job_type = f"bench.create-many.x{per_call}"
+
+    async def op(i: int) -> int:
+        items = [
+            job_service_pb2.CreateJobRequest(job_type=job_type, request_id=str(uuid.uuid4()))
+            for _ in range(per_call)
+        ]
+        reply = await rig.job_stub(i).CreateJobs(
+            job_service_pb2.CreateJobsRequest(requests=items), timeout=CALL_TIMEOUT_S
+        )
+        assert all(r.HasField("job") for r in reply.results), reply
+        return per_call
+
+    m = await run_ops(
+        f"create-many.x{per_call}.c{concurrency}",
+        f"CreateJobs x{per_call} per call (c{concurrency}), per job",
+        op,
+        calls=max(1, rig.sizes.create // 10),
+        warmup=max(1, rig.sizes.warmup // 10),
+        concurrency=concurrency,
+        server_cpu=rig.server.cpu_seconds,
+    )
+    m.one_call = False
+    m.note = "p50/p99 per call; ratios per job"
+    return m
 
 
 async def claim_complete(rig: Rig, max_jobs: int) -> Measurement:

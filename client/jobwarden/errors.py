@@ -399,26 +399,29 @@ def from_rpc_error(err: grpc.RpcError) -> JobwardenError:
         The typed error; never raises.
     """
     status = _rich_status(err)
-    details = _Details() if status is None else _decode_status(status)
+    details = _Details() if status is None else _decode_details(status)
     message = details.message if details.message is not None else _details_of(err)
     return _typed(_code_of(err), message, details)
 
 
 def from_status(status: status_pb2.Status) -> JobwardenError:
-    """Decodes a ``google.rpc.Status`` carried inside a reply (a Work session's step ack, for one)
-    into the matching :class:`JobwardenError` subclass, exactly as :func:`from_rpc_error` would.
+    """Decodes a ``google.rpc.Status`` into the matching :class:`JobwardenError` subclass.
+
+    For the statuses a call carries inside its reply: one per item of a batch (``CreateJobs``), one
+    per step of a Work session. Each is decoded exactly as the same status ending a call would be.
 
     Args:
-        status: A non-OK status with jobwarden's details.
+        status: The status, with its details (``ErrorInfo``, ``BadRequest``, ``RetryInfo``).
 
     Returns:
         The typed error; never raises.
     """
-    try:
-        code = next(c for c in grpc.StatusCode if c.value[0] == status.code)
-    except StopIteration:
-        code = grpc.StatusCode.UNKNOWN
-    return _typed(code, str(status.message), _decode_status(status))
+    code = _CODES.get(int(status.code), grpc.StatusCode.UNKNOWN)
+    details = _decode_details(status)
+    return _typed(code, details.message or "", details)
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def _typed(code: grpc.StatusCode, message: str, details: _Details) -> JobwardenError:
@@ -458,7 +461,7 @@ def _details_of(err: grpc.RpcError) -> str:
     return str(err)
 
 
-def _decode_status(status: Any) -> _Details:
+def _decode_details(status: status_pb2.Status) -> _Details:
     out = _Details(message=str(status.message))
     for any_detail in status.details:
         if any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):

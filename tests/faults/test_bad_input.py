@@ -44,7 +44,7 @@ REFUSALS = {
 }
 # Of these, OK is a fine answer to a generated request that happens to be valid (they change nothing,
 # or only create a job the battery is told about).
-MAY_SUCCEED = {"GetLifecycle", "ListJobs", "ClaimJobs", "CreateJob", "Work"}
+MAY_SUCCEED = {"GetLifecycle", "ListJobs", "ClaimJobs", "CreateJob", "CreateJobs", "Work"}
 IA, TOO_LARGE, NOT_FOUND = "INVALID_ARGUMENT", "TOO_LARGE", "NOT_FOUND"
 
 
@@ -213,6 +213,33 @@ CASES = [
         "CreateJob",
         "message over the transport limit",
         _create(parameters=flows.struct(blob="x" * (17 << 20))),
+        "RESOURCE_EXHAUSTED",
+        "",
+        from_jobwarden=False,
+    ),
+    Case("CreateJobs", "no items", lambda f: J.CreateJobsRequest(), IA, IA),
+    Case(
+        "CreateJobs",
+        "1001 items",
+        lambda f: J.CreateJobsRequest(requests=[J.CreateJobRequest()] * 1001),
+        IA,
+        TOO_LARGE,
+    ),
+    Case(
+        "CreateJobs",
+        "request over 4 MiB",
+        lambda f: J.CreateJobsRequest(
+            requests=[J.CreateJobRequest(job_type="ok", parameters=flows.struct(blob="x" * (600 << 10)))] * 8
+        ),
+        IA,
+        TOO_LARGE,
+    ),
+    Case(
+        "CreateJobs",
+        "message over the transport limit",
+        lambda f: J.CreateJobsRequest(
+            requests=[J.CreateJobRequest(job_type="ok", parameters=flows.struct(blob="x" * (900 << 10)))] * 20
+        ),
         "RESOURCE_EXHAUSTED",
         "",
         from_jobwarden=False,
@@ -521,6 +548,67 @@ async def test_table_of_bad_requests_gets_the_expected_refusals(tmp_path: Path) 
     assert after == before
 
 
+# CreateJob's cases about one job, not about the size of the call.
+ITEM_CASES = [c for c in CASES if c.rpc == "CreateJob" and not c.name.startswith(("request ", "message "))]
+
+
+@pytest.mark.timeout(60)
+async def test_bad_items_of_create_jobs_are_refused_one_by_one_like_create_job(tmp_path: Path) -> None:
+    """Every bad CreateJob of the table as an item of one CreateJobs call, between valid ones: each is
+    refused with CreateJob's code and reason, its field under `requests[i]`, and only the valid items
+    create a job."""
+    server = faultproc.ServerProcess(tmp_path, _config(tmp_path))
+    with faultproc.cleanup(server):
+        await server.start()
+        async with faultproc.stubs(server.address) as s:
+            fixture = await _fixture(s)
+            before = await _snapshot(s)
+            items: list[message.Message] = []
+            for case in ITEM_CASES:
+                items += [case.build(fixture), J.CreateJobRequest(job_type="ok.between")]
+            answer = await anyrpc.call(
+                s.channel, anyrpc.BY_NAME["CreateJobs"], J.CreateJobsRequest(requests=items), within_s=30
+            )
+            assert answer.ok, answer
+            results = list(answer.replies[0].results)
+            assert len(results) == len(items)
+            wrong: dict[str, Any] = {}
+            for n, case in enumerate(ITEM_CASES):
+                refused, valid = results[2 * n], results[2 * n + 1]
+                got = _item_refusal(refused)
+                if (
+                    got is None
+                    or (got.code, got.reason) != (case.code, case.reason)
+                    or not all(f.startswith(f"requests[{2 * n}].") for f in got.fields)
+                ):
+                    wrong[case.id] = got
+                if not valid.HasField("job"):
+                    wrong[f"{case.id}: the valid item after it"] = valid
+            assert await faultproc.healthy(s.channel) and server.alive
+            after = await _snapshot(s)
+            made = await history.all_jobs(s, ["ok.between"])
+    assert wrong == {}
+    assert after == before
+    assert sorted(j.id for j in made) == sorted(r.job.id for r in results[1::2])
+
+
+def _item_refusal(result: Any) -> anyrpc.Answer | None:
+    """A CreateJobs item's error as an Answer (so it is judged like a call's); None if it has a job."""
+    if not result.HasField("error"):
+        return None
+    return anyrpc.status_answer(result.error)
+
+
+def _refused_items(answer: anyrpc.Answer) -> list[str]:
+    """What is wrong with the per-item refusals of a CreateJobs answer (judged like call refusals)."""
+    problems = []
+    for i, result in enumerate(answer.replies[0].results):
+        refusal = _item_refusal(result)
+        if refusal is not None:
+            problems += [f"item {i}: {p}" for p in _refused_by_jobwarden(refusal)]
+    return problems
+
+
 @pytest.mark.timeout(60)
 async def test_nan_and_infinity_in_structs_are_invalid_arguments(tmp_path: Path) -> None:
     server = faultproc.ServerProcess(tmp_path, _config(tmp_path))
@@ -677,6 +765,9 @@ def test_generated_bad_requests_are_refused_clearly_and_change_nothing(tmp_path:
                 assert rpc.name in MAY_SUCCEED, (rpc.name, request)
                 if rpc.name == "CreateJob":
                     created.add(answer.replies[0].job.id)
+                if rpc.name == "CreateJobs":
+                    created.update(r.job.id for r in answer.replies[0].results if r.HasField("job"))
+                    assert _refused_items(answer) == [], (answer, request)
                 if rpc.name in ("ClaimJobs", "Work"):
                     assert all(c.job.id in created for reply in answer.replies for c in reply.claims)
                 if rpc.name == "Work":  # a session that opened: each refused step says why, clearly
@@ -755,8 +846,11 @@ def test_random_bytes_as_requests_never_break_the_server_or_change_a_job(tmp_pat
                 return
             if answer.ok:
                 assert rpc.name in MAY_SUCCEED, (rpc.name, raw)
+                reply: Any = rpc.response_type.FromString(answer.replies[0])
                 if rpc.name == "CreateJob":
-                    created.add(rpc.response_type.FromString(answer.replies[0]).job.id)  # type: ignore[attr-defined]
+                    created.add(reply.job.id)
+                if rpc.name == "CreateJobs":
+                    created.update(r.job.id for r in reply.results if r.HasField("job"))
                 return
             assert _refused_by_jobwarden(answer) == [], (rpc.name, answer, raw)
 

@@ -48,12 +48,22 @@ class Bob:
     done: str
     etag: str
     request_id: str
+    running_request_id: str
     jobs_page_token: str
     events_page_token: str
 
     def secrets(self) -> set[str]:
         """Ids of B that A learns only by being told them (here: by the test)."""
-        return {self.held, self.queued, self.running, self.lease, self.asset, self.done, self.request_id}
+        return {
+            self.held,
+            self.queued,
+            self.running,
+            self.lease,
+            self.asset,
+            self.done,
+            self.request_id,
+            self.running_request_id,
+        }
 
 
 def _config(tmp_path: Path) -> Path:
@@ -74,7 +84,7 @@ async def _bob(s: Stubs) -> Bob:
     claim = await flows.claim_one(s, B_TYPE)
     await flows.add_asset(s, claim, "s3://bob/done.bin")
     await flows.complete(s, claim)
-    running = await flows.create(s, B_TYPE, labels={"team": "bob"})
+    running = await flows.create(s, B_TYPE, labels={"team": "bob"}, request_id=rid + "-running")
     lease = await flows.claim_one(s, B_TYPE)
     asset = await flows.add_asset(s, lease, "s3://bob/partial.bin")
     await flows.progress(s, lease, 40, "bob is working")
@@ -93,6 +103,7 @@ async def _bob(s: Stubs) -> Bob:
         done=done.id,
         etag=(await flows.get(s, queued.id)).etag,
         request_id=rid,
+        running_request_id=rid + "-running",
         jobs_page_token=jobs.next_page_token,
         events_page_token=events.next_page_token,
     )
@@ -159,7 +170,7 @@ ABOUT: dict[str, list[tuple[str, Target]]] = {
     ],
 }
 # RPCs that name no job of anyone's: checked by what they return instead.
-NOT_ABOUT_A_JOB = {"CreateJob", "ListJobs", "GetLifecycle", "ClaimJobs"}
+NOT_ABOUT_A_JOB = {"CreateJob", "CreateJobs", "ListJobs", "GetLifecycle", "ClaimJobs"}
 # The Work session: its steps are the worker calls above, each checked through the session too.
 SESSION_STEPS = {
     "progress": "ReportProgress",
@@ -287,6 +298,36 @@ async def _by_query(a: Stubs, md: Metadata, bob: Bob, mine: str, cells: dict[str
     got = await anyrpc.call(a.channel, anyrpc.BY_NAME["CreateJob"], create, metadata=md)
     cells["CreateJob:B's request id"] = got.code
     wrong += [f"CreateJob with B's request id: {w}" for w in _only_alices(got, create, bob)]
+    wrong += await _batch_with_bobs_request_ids(a, md, bob, create, cells)
+    return wrong
+
+
+async def _batch_with_bobs_request_ids(
+    a: Stubs, md: Metadata, bob: Bob, create: message.Message, cells: dict[str, Any]
+) -> list[str]:
+    """CreateJobs with B's request ids, B's very requests among them: every item is answered from A's
+    jobs alone (a new job, a replay of A's own, or a mismatch naming A's own), never from B's."""
+    running = J.CreateJobRequest(job_type=B_TYPE, labels={"team": "bob"}, request_id=bob.running_request_id)
+    changed = J.CreateJobRequest(job_type=B_TYPE, priority=7, request_id=bob.running_request_id)
+    batch = J.CreateJobsRequest(requests=[running, changed, create])
+    got = await anyrpc.call(a.channel, anyrpc.BY_NAME["CreateJobs"], batch, metadata=md)
+    cells["CreateJobs:B's request ids"] = got.code
+    if not got.ok:
+        return [f"CreateJobs with B's request ids: {got.code}/{got.reason}"]
+    new, mismatch, replay = got.replies[0].results
+    wrong = []
+    jobs = [r.job for r in (new, replay) if r.HasField("job")]
+    if len(jobs) != 2 or any(j.owner != "alice" or j.id in bob.secrets() for j in jobs):
+        wrong.append(f"CreateJobs with B's request ids: jobs {jobs}")
+    refusal = anyrpc.status_answer(mismatch.error) if mismatch.HasField("error") else None
+    if (
+        refusal is None
+        or refusal.reason != "REQUEST_ID_MISMATCH"
+        or refusal.metadata.get("job_id") != new.job.id
+    ):
+        wrong.append(f"CreateJobs with B's request id and other content: {mismatch}")
+    if leaked := _leaks(got, batch, bob.secrets()):
+        wrong.append(f"CreateJobs with B's request ids: leaked {leaked}")
     return wrong
 
 

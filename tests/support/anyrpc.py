@@ -94,25 +94,27 @@ class Answer:
 
 def ack_answer(ack: Any) -> Answer:
     """A Work session's step ack read as the answer of the matching unary call (code and details)."""
-    if ack.status.code == 0:
-        return Answer(code="OK")
-    code = next(c for c in grpc.StatusCode if c.value[0] == ack.status.code)
-    return _decoded(code.name, ack.status.message, ack.status.SerializeToString())
+    return Answer(code="OK") if ack.status.code == 0 else status_answer(ack.status)
 
 
 def _failure(err: grpc.aio.AioRpcError) -> Answer:
-    raw = b""
     for key, value in err.trailing_metadata() or ():
         if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            raw = value
-    return _decoded(err.code().name, err.details() or "", raw)
+            answer = status_answer(status_pb2.Status.FromString(value))
+            return dataclasses.replace(
+                answer, code=err.code().name, message=err.details() or "", raw_trailers=value
+            )
+    return Answer(code=err.code().name, message=err.details() or "")
 
 
-def _decoded(code: str, message: str, raw: bytes) -> Answer:
-    """An answer from its code, its message and its serialized google.rpc.Status (b"" for none)."""
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
+def status_answer(status: status_pb2.Status) -> Answer:
+    """A google.rpc.Status (a call's, or one item's of a batch) as an Answer, judged like a call's."""
     infos: list[error_details_pb2.ErrorInfo] = []
     fields: list[str] = []
-    for detail in status_pb2.Status.FromString(raw).details if raw else ():
+    for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
@@ -123,14 +125,13 @@ def _decoded(code: str, message: str, raw: bytes) -> Answer:
             fields += [v.field for v in bad.field_violations]
     first = infos[0] if infos else error_details_pb2.ErrorInfo()
     return Answer(
-        code=code,
-        message=message,
+        code=_CODE_NAMES.get(status.code, f"CODE_{status.code}"),
+        message=status.message,
         reason=first.reason,
         domain=first.domain,
         metadata=dict(first.metadata),
         fields=tuple(fields),
         error_infos=len(infos),
-        raw_trailers=raw,
     )
 
 

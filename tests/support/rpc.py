@@ -98,8 +98,18 @@ def failure(err: grpc.aio.AioRpcError) -> RpcFailure:
         if key == "grpc-status-details-bin":
             details = status_pb2.Status.FromString(value)
     assert details is not None, f"{err.code()} {err.details()} carries no google.rpc.Status"
+    decoded = status_failure(details)
+    assert decoded.code == err.code(), (decoded.code, err.code())
+    return dataclasses.replace(decoded, message=err.details() or "")
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def status_failure(status: status_pb2.Status) -> RpcFailure:
+    """Decode a google.rpc.Status (a call's, or one item's of a batch); asserts exactly one ErrorInfo."""
     infos, fields = [], []
-    for any_detail in details.details:
+    for any_detail in status.details:
         if any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             any_detail.Unpack(info)
@@ -110,11 +120,11 @@ def failure(err: grpc.aio.AioRpcError) -> RpcFailure:
             fields.extend(v.field for v in bad.field_violations)
     assert len(infos) == 1, f"expected one ErrorInfo, got {infos}"
     return RpcFailure(
-        code=err.code(),
+        code=_CODES[status.code],
         reason=infos[0].reason,
         metadata=dict(infos[0].metadata),
         fields=fields,
-        message=err.details() or "",
+        message=status.message,
     )
 
 

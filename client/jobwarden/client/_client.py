@@ -77,24 +77,53 @@ class Client(WorkerCalls):
             jobwarden.errors.InvalidArgument: A field was refused.
             jobwarden.errors.RequestIdMismatch: ``request_id`` was used with other content.
         """
-        request = job_service_pb2.CreateJobRequest(
-            job_type=job_type,
-            parameters=_convert.dict_to_struct(parameters or {}, "parameters"),
+        job = _models.NewJob(
+            job_type,
+            parameters,
             priority=priority,
-            labels=dict(labels or {}),
+            labels=labels,
             max_attempts=max_attempts,
+            retry_policy=retry_policy,
+            run_after=run_after,
+            deadline=deadline,
             callback_url=callback_url,
             hold=hold,
-            request_id=idempotency_key(request_id),
         )
-        if retry_policy is not None:
-            request.retry_policy.CopyFrom(_convert.retry_policy_to_pb(retry_policy))
-        if run_after is not None:
-            request.run_after.CopyFrom(_convert.time_to_pb(run_after))
-        if deadline is not None:
-            request.deadline.CopyFrom(_convert.time_to_pb(deadline))
+        request = _convert.new_job_to_pb(job, idempotency_key(request_id))
         response = await self._unary(self._job_stub.CreateJob, request)
         return _convert.job_from_pb(response.job)
+
+    async def create_jobs(self, jobs: Iterable[_models.NewJob]) -> list[_models.Job | errors.JobwardenError]:
+        """Creates up to 1000 jobs in one call and one transaction on the server.
+
+        Each job is checked and made idempotent as :meth:`create_job` does it, and answered on its
+        own: a job refused does not stop the others. Each gets a generated ``request_id`` unless it
+        has one, so the transport's own retries of this call create nothing twice; jobs of one call
+        sharing a ``request_id`` are answered like retries of the first of them.
+
+        Args:
+            jobs: The jobs to create (1..1000).
+
+        Returns:
+            One outcome per job, in order: the created :class:`Job` (or the one created first with
+            the same ``request_id``), or the exception :meth:`create_job` would have raised for it
+            (:class:`jobwarden.errors.InvalidArgument` with its field under ``requests[i].``,
+            :class:`jobwarden.errors.RequestIdMismatch`, ...), returned, not raised.
+
+        Raises:
+            ValueError: A job's ``parameters`` is not JSON-compatible, or holds a number beyond
+                ±(2**53 - 1); nothing was sent.
+            jobwarden.errors.InvalidArgument: No jobs, more than 1000, or a request over the
+                server's size limit (:class:`jobwarden.errors.TooLarge`); nothing was created.
+        """
+        items = [_convert.new_job_to_pb(job, idempotency_key(job.request_id)) for job in jobs]
+        response = await self._unary(
+            self._job_stub.CreateJobs, job_service_pb2.CreateJobsRequest(requests=items)
+        )
+        return [
+            _convert.job_from_pb(r.job) if r.HasField("job") else errors.from_status(r.error)
+            for r in response.results
+        ]
 
     async def get_job(self, job_id: str) -> _models.Job:
         """Returns a job.

@@ -16,7 +16,7 @@ from typing import Any, cast
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from jobwarden.client import _models
-from jobwarden.v1 import job_pb2, worker_service_pb2
+from jobwarden.v1 import job_pb2, job_service_pb2, worker_service_pb2
 
 _STATUS_PREFIX = "JOB_STATUS_"
 _STOP_PREFIX = "STOP_REASON_"
@@ -84,6 +84,31 @@ def retry_policy_to_pb(policy: _models.RetryPolicy) -> job_pb2.RetryPolicy:
     if policy.max_backoff is not None:
         msg.max_backoff.CopyFrom(duration_to_pb(policy.max_backoff))
     return msg
+
+
+def new_job_to_pb(job: _models.NewJob, request_id: str) -> job_service_pb2.CreateJobRequest:
+    """Converts a NewJob to the CreateJob request (also each item of CreateJobs), with ``request_id``.
+
+    Raises:
+        ValueError: ``parameters`` is not JSON-compatible or holds a number beyond ±(2**53 - 1).
+    """
+    request = job_service_pb2.CreateJobRequest(
+        job_type=job.job_type,
+        parameters=dict_to_struct(job.parameters or {}, "parameters"),
+        priority=job.priority,
+        labels=dict(job.labels or {}),
+        max_attempts=job.max_attempts,
+        callback_url=job.callback_url,
+        hold=job.hold,
+        request_id=request_id,
+    )
+    if job.retry_policy is not None:
+        request.retry_policy.CopyFrom(retry_policy_to_pb(job.retry_policy))
+    if job.run_after is not None:
+        request.run_after.CopyFrom(time_to_pb(job.run_after))
+    if job.deadline is not None:
+        request.deadline.CopyFrom(time_to_pb(job.deadline))
+    return request
 
 
 def retry_policy_from_pb(msg: job_pb2.RetryPolicy) -> _models.RetryPolicy:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "JobEvent",
     "JobStatus",
     "Lifecycle",
+    "NewJob",
     "Progress",
     "StopReason",
     "WatchReconnect",
@@ -140,6 +142,38 @@ class RetryPolicy:
     initial_backoff: float | None = None
     max_backoff: float | None = None
     multiplier: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to create with :meth:`Client.create_jobs`: the arguments of :meth:`Client.create_job`.
+
+    Attributes:
+        job_type: The kind of work; workers claim jobs by type.
+        parameters: Input of the job; JSON-compatible, numbers within ±(2**53 - 1).
+        priority: Higher runs first (-1000..1000).
+        labels: Free-form labels, usable as list filters.
+        max_attempts: Attempts allowed (0 means the server default).
+        retry_policy: How long to wait before each retry (None means the server default).
+        run_after: Not claimable before this time (naive datetimes are taken as UTC).
+        deadline: The job expires if not terminal by this time.
+        callback_url: Kept with the job and returned on it; not called yet.
+        hold: Start in CREATED instead of QUEUED.
+        request_id: Idempotency key; one is generated when None.
+    """
+
+    job_type: str
+    parameters: Mapping[str, Any] | None = None
+    _: dataclasses.KW_ONLY
+    priority: int = 0
+    labels: Mapping[str, str] | None = None
+    max_attempts: int = 0
+    retry_policy: RetryPolicy | None = None
+    run_after: datetime | None = None
+    deadline: datetime | None = None
+    callback_url: str = ""
+    hold: bool = False
+    request_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -42,6 +42,11 @@ class JobServiceStub:
                 request_serializer=jobwarden_dot_v1_dot_job__service__pb2.CreateJobRequest.SerializeToString,
                 response_deserializer=jobwarden_dot_v1_dot_job__service__pb2.CreateJobResponse.FromString,
                 _registered_method=True)
+        self.CreateJobs = channel.unary_unary(
+                '/jobwarden.v1.JobService/CreateJobs',
+                request_serializer=jobwarden_dot_v1_dot_job__service__pb2.CreateJobsRequest.SerializeToString,
+                response_deserializer=jobwarden_dot_v1_dot_job__service__pb2.CreateJobsResponse.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/jobwarden.v1.JobService/GetJob',
                 request_serializer=jobwarden_dot_v1_dot_job__service__pb2.GetJobRequest.SerializeToString,
@@ -98,6 +103,17 @@ class JobServiceServicer:
     def CreateJob(self, request, context):
         """CreateJob accepts a job. With a request_id, a retry returns the job created first; the same
         request_id with different content is ALREADY_EXISTS (REQUEST_ID_MISMATCH).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateJobs(self, request, context):
+        """CreateJobs accepts up to 1000 jobs in one call and one transaction. Each item is a
+        CreateJobRequest, checked and made idempotent exactly as CreateJob does it, and gets its own
+        result at the same position: its job, or the error CreateJob would have answered for it alone.
+        An invalid item does not stop the others. An empty list, or more than 1000 items, fails the
+        whole call with INVALID_ARGUMENT (field `requests`), as does a request over the size limit.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -176,6 +192,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     request_deserializer=jobwarden_dot_v1_dot_job__service__pb2.CreateJobRequest.FromString,
                     response_serializer=jobwarden_dot_v1_dot_job__service__pb2.CreateJobResponse.SerializeToString,
             ),
+            'CreateJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJobs,
+                    request_deserializer=jobwarden_dot_v1_dot_job__service__pb2.CreateJobsRequest.FromString,
+                    response_serializer=jobwarden_dot_v1_dot_job__service__pb2.CreateJobsResponse.SerializeToString,
+            ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
                     request_deserializer=jobwarden_dot_v1_dot_job__service__pb2.GetJobRequest.FromString,
@@ -252,6 +273,33 @@ class JobService:
             '/jobwarden.v1.JobService/CreateJob',
             jobwarden_dot_v1_dot_job__service__pb2.CreateJobRequest.SerializeToString,
             jobwarden_dot_v1_dot_job__service__pb2.CreateJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobwarden.v1.JobService/CreateJobs',
+            jobwarden_dot_v1_dot_job__service__pb2.CreateJobsRequest.SerializeToString,
+            jobwarden_dot_v1_dot_job__service__pb2.CreateJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,13 @@ class JobServiceStub:
     """CreateJob accepts a job. With a request_id, a retry returns the job created first; the same
     request_id with different content is ALREADY_EXISTS (REQUEST_ID_MISMATCH).
     """
+    CreateJobs: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateJobsRequest, _job_service_pb2.CreateJobsResponse]
+    """CreateJobs accepts up to 1000 jobs in one call and one transaction. Each item is a
+    CreateJobRequest, checked and made idempotent exactly as CreateJob does it, and gets its own
+    result at the same position: its job, or the error CreateJob would have answered for it alone.
+    An invalid item does not stop the others. An empty list, or more than 1000 items, fails the
+    whole call with INVALID_ARGUMENT (field `requests`), as does a request over the size limit.
+    """
     GetJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]
     """GetJob returns one job (NOT_FOUND if missing or not the caller's)."""
     ListJobs: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListJobsRequest, _job_service_pb2.ListJobsResponse]
@@ -74,6 +81,13 @@ class JobServiceAsyncStub(JobServiceStub):
     CreateJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateJobRequest, _job_service_pb2.CreateJobResponse]  # type: ignore[assignment]
     """CreateJob accepts a job. With a request_id, a retry returns the job created first; the same
     request_id with different content is ALREADY_EXISTS (REQUEST_ID_MISMATCH).
+    """
+    CreateJobs: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateJobsRequest, _job_service_pb2.CreateJobsResponse]  # type: ignore[assignment]
+    """CreateJobs accepts up to 1000 jobs in one call and one transaction. Each item is a
+    CreateJobRequest, checked and made idempotent exactly as CreateJob does it, and gets its own
+    result at the same position: its job, or the error CreateJob would have answered for it alone.
+    An invalid item does not stop the others. An empty list, or more than 1000 items, fails the
+    whole call with INVALID_ARGUMENT (field `requests`), as does a request over the size limit.
     """
     GetJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]  # type: ignore[assignment]
     """GetJob returns one job (NOT_FOUND if missing or not the caller's)."""
@@ -112,6 +126,19 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_service_pb2.CreateJobResponse, _abc.Awaitable[_job_service_pb2.CreateJobResponse]]:
         """CreateJob accepts a job. With a request_id, a retry returns the job created first; the same
         request_id with different content is ALREADY_EXISTS (REQUEST_ID_MISMATCH).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateJobs(
+        self,
+        request: _job_service_pb2.CreateJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.CreateJobsResponse, _abc.Awaitable[_job_service_pb2.CreateJobsResponse]]:
+        """CreateJobs accepts up to 1000 jobs in one call and one transaction. Each item is a
+        CreateJobRequest, checked and made idempotent exactly as CreateJob does it, and gets its own
+        result at the same position: its job, or the error CreateJob would have answered for it alone.
+        An invalid item does not stop the others. An empty list, or more than 1000 items, fails the
+        whole call with INVALID_ARGUMENT (field `requests`), as does a request over the size limit.
         """
 
     @_abc_1.abstractmethod

@@ -4,6 +4,7 @@ and map every error to a gRPC status with ErrorInfo. Handlers never abort by han
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,7 +15,7 @@ from google.protobuf import message
 
 from jobwarden_server.api import auth
 from jobwarden_server.api import errors as api_errors
-from jobwarden_server.api.nul import nul_field
+from jobwarden_server.api.nul import refuse_nul
 from jobwarden_server.domain import errors
 from jobwarden_server.domain.auth import Principal, Role
 
@@ -24,6 +25,11 @@ ROLE_BY_SERVICE = {
     "jobwarden.v1.JobService": Role.CLIENT,
     "jobwarden.v1.WorkerService": Role.WORKER,
 }
+OPENING_WAIT_S = 1.0
+"""How long a refused stream waits for the client's opening message before ending."""
+ITEMIZED = frozenset({"/jobwarden.v1.JobService/CreateJobs"})
+"""Batch calls whose items are refused one by one, NUL included (their servicer checks each item), so
+one item with a NUL does not fail its neighbours."""
 
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], error: errors.DomainError) -> None:
@@ -86,13 +92,12 @@ class Guard(grpc.aio.ServerInterceptor):
         return handler
 
     def _admit(
-        self, request: message.Message, context: grpc.aio.ServicerContext[Any, Any], role: Role
+        self, request: message.Message, context: grpc.aio.ServicerContext[Any, Any], role: Role, method: str
     ) -> None:
         principal = self._authorize(context, role)
         self._check(request)
-        field = nul_field(request)
-        if field is not None:
-            raise errors.InvalidArgument(field, "must not contain the NUL character (U+0000)")
+        if method not in ITEMIZED:
+            refuse_nul(request)
         auth.set_principal(principal)
 
     def _authorize(self, context: grpc.aio.ServicerContext[Any, Any], role: Role) -> Principal:
@@ -121,7 +126,7 @@ class Guard(grpc.aio.ServerInterceptor):
         async def unary(request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             self._track()
             try:
-                self._admit(request, context, role)
+                self._admit(request, context, role, method)
                 return await behaviour(request, context)
             except errors.DomainError as err:
                 await abort(context, err)
@@ -138,7 +143,7 @@ class Guard(grpc.aio.ServerInterceptor):
         async def stream(request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             self._track()
             try:
-                self._admit(request, context, role)
+                self._admit(request, context, role, method)
                 async for item in behaviour(request, context):
                     if not await _sent(context, item):
                         return  # the caller went away while its message was held back: nobody to tell
@@ -156,7 +161,15 @@ class Guard(grpc.aio.ServerInterceptor):
         async def bidi(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
             self._track()
             try:
-                auth.set_principal(self._authorize(context, role))
+                try:
+                    auth.set_principal(self._authorize(context, role))
+                except errors.DomainError:
+                    # Refused before anything is read, but let the opening message land first: a
+                    # stream finished while the client is still writing may reach it as an INTERNAL
+                    # "error from Core" instead of this refusal.
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(anext(aiter(requests), None), OPENING_WAIT_S)
+                    raise
                 async for item in behaviour(self._checked(requests), context):
                     if not await _sent(context, item):
                         return

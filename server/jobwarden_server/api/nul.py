@@ -3,6 +3,8 @@
 A NUL is valid protobuf and valid UTF-8, but PostgreSQL can store it neither in text nor in jsonb, and
 C-based clients truncate at it. So the guard refuses it in every string of every request, map keys,
 Struct keys and values included, before any handler runs: one rule, the same answer on every store.
+A batch call (CreateJobs) is checked item by item by its servicer instead, so that only the item
+holding the NUL is refused.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 
 from google.protobuf import message, struct_pb2
 from google.protobuf.descriptor import FieldDescriptor
+
+from jobwarden_server.domain.errors import InvalidArgument
 
 _NUL = "\x00"
 _STRING = FieldDescriptor.TYPE_STRING
@@ -21,6 +25,13 @@ MAX_KEY = 40
 MAX_PATH = 256
 """The path travels back in response headers (ErrorInfo, BadRequest, the message), which HTTP/2 bounds:
 map and Struct keys in it are cut to MAX_KEY characters and the whole path to its last MAX_PATH."""
+
+
+def refuse_nul(request: message.Message) -> None:
+    """InvalidArgument naming the first string of `request` that holds U+0000, if one does."""
+    field = nul_field(request)
+    if field is not None:
+        raise InvalidArgument(field, "must not contain the NUL character (U+0000)")
 
 
 def nul_field(request: message.Message) -> str | None:

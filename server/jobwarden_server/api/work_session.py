@@ -23,7 +23,7 @@ from jobwarden.v1 import worker_service_pb2 as pb
 from jobwarden_server.api import convert
 from jobwarden_server.api import errors as api_errors
 from jobwarden_server.api.auth import current_principal
-from jobwarden_server.api.nul import nul_field
+from jobwarden_server.api.nul import refuse_nul
 from jobwarden_server.domain import errors, limits
 from jobwarden_server.service.session import WorkSession
 from jobwarden_server.service.work import DEFAULT_LEASE_S, ClaimRequest, WorkService, check_claim
@@ -44,9 +44,10 @@ _END = object()
 def _start(request: pb.WorkRequest) -> ClaimRequest:
     if not request.HasField("start"):
         raise errors.InvalidArgument("start", "the first message of a Work session must carry start")
-    field = nul_field(request.start)
-    if field is not None:
-        raise errors.InvalidArgument(f"start.{field}", "must not contain the NUL character (U+0000)")
+    try:
+        refuse_nul(request.start)
+    except errors.InvalidArgument as err:
+        raise err.within("start") from None
     start = request.start
     return check_claim(
         ClaimRequest(
@@ -151,9 +152,7 @@ class WorkStream:
             if kind is None:
                 raise errors.InvalidArgument("step", "set one of progress, asset, complete or fail")
             request = getattr(step, kind)
-            field = nul_field(request)
-            if field is not None:
-                raise errors.InvalidArgument(field, "must not contain the NUL character (U+0000)")
+            refuse_nul(request)
             answer = await self._steps[kind](request, context)
         except errors.DomainError as err:
             if isinstance(err, errors.LeaseLost | errors.NotFound) and kind is not None:

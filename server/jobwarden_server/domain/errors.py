@@ -27,8 +27,14 @@ class InvalidArgument(DomainError):
     def __init__(self, field: str, message: str, *, reason: str | None = None) -> None:
         super().__init__(f"{field}: {message}", metadata={"field": field})
         self.field = field
+        self.description = message
         if reason is not None:
             self.reason = reason
+
+    def within(self, parent: str) -> InvalidArgument:
+        """The same refusal with its field under `parent`: `requests[3]` makes `job_type` into
+        `requests[3].job_type`, for one item of a batch."""
+        return InvalidArgument(f"{parent}.{self.field}", self.description, reason=self.reason)
 
 
 class NotFound(DomainError):

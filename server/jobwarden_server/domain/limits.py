@@ -23,6 +23,9 @@ MAX_STRUCT_BYTES = 1 << 20
 MAX_PRIORITY = 1000
 MAX_ATTEMPTS = 100
 MAX_CLAIM = 100
+MAX_CREATE_BATCH = 1000
+"""Jobs one CreateJobs call may carry: bounds the call's transaction (and so how long it holds the
+SQLite write lock) and its reply."""
 MAX_URL = 2048
 MAX_BACKOFF_S = 86400.0
 MAX_BACKOFF_MULTIPLIER = 10.0
@@ -57,6 +60,15 @@ def check_job_type(field: str, value: str) -> str:
             field, "may hold only letters, digits and . _ / - (starting with a letter or digit)"
         )
     return value
+
+
+def check_count(field: str, count: int, high: int) -> int:
+    """A repeated field that must hold 1..high items; more is TOO_LARGE."""
+    if count < 1:
+        raise InvalidArgument(field, "must hold at least one item")
+    if count > high:
+        raise too_large(field, f"holds {count} items; at most {high} are allowed")
+    return count
 
 
 def check_int(field: str, value: int, low: int, high: int) -> int:

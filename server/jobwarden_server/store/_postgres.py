@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from jobwarden_server.store import _claim as claim
+from jobwarden_server.store import _create as create
 from jobwarden_server.store import _pg_notify as pg_notify
 from jobwarden_server.store import _rows as rows
 from jobwarden_server.store import _tables as tables
@@ -113,6 +114,7 @@ def labels_match(labels: Mapping[str, str]) -> sa.ColumnElement[bool]:
 
 DIALECT = Dialect(
     claim_rows=claim_rows,
+    insert_jobs=create.insert_statement(postgresql.insert),
     labels_match=labels_match,
     announce=pg_notify.announce,
     try_singleton=try_singleton,

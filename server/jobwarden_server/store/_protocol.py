@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from jobwarden_server.domain.errors import DomainError
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
@@ -212,6 +213,15 @@ class Store(Protocol):
     async def job_create(self, params: JobCreateParams) -> JobCreateResult:
         """Insert a job and its CREATED event. Same (owner, request_id): return the earlier job if
         the fingerprint matches, else raise RequestIdMismatch."""
+        ...
+
+    async def job_create_many(
+        self, params: Sequence[JobCreateParams]
+    ) -> Sequence[JobCreateResult | DomainError]:
+        """Insert jobs and their CREATED events in one transaction, each answered as job_create would
+        answer it, but with its error returned in its place instead of raised (RequestIdMismatch), so
+        one item never fails the others; in the order given. Items sharing (owner, request_id) are
+        answered like retries of the first of them. A database failure fails the whole call."""
         ...
 
     async def job_get(self, owner: str | None, job_id: str) -> Job:

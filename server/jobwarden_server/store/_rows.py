@@ -227,6 +227,19 @@ def create_values(params: JobCreateParams, now_us: int) -> dict[str, Any]:
     }
 
 
+def created_event_row(params: JobCreateParams, now_us: int) -> dict[str, Any]:
+    """The `job_events` row of a new job's CREATED event (sequence 1)."""
+    return {
+        "job_id": params.id,
+        "sequence": 1,
+        "owner": params.owner,
+        "create_us": now_us,
+        "actor": params.actor,
+        "kind": EventKind.CREATED.value,
+        "data": {"status": params.status.value},
+    }
+
+
 def change_values(changes: JobChanges) -> dict[str, Any]:
     """The SET clause for JobChanges; None fields are left out so the column keeps its value."""
     values: dict[str, Any] = {}

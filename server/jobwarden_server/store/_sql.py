@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobwarden_server.domain import errors
@@ -26,6 +25,7 @@ from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.store import _claim as claim
 from jobwarden_server.store import _rows as rows
 from jobwarden_server.store import _tables as tables
+from jobwarden_server.store._create import Creation
 from jobwarden_server.store._errors import translated
 from jobwarden_server.store._feed import ChangeFeed, ChangeSink
 from jobwarden_server.store._protocol import (
@@ -60,6 +60,8 @@ class Dialect:
 
     claim_rows: claim.ClaimRows
     """Move the chosen QUEUED jobs to RUNNING under fresh leases and return their rows."""
+    insert_jobs: sa.Insert
+    """Insert new jobs, skipping a taken (owner, request_id), returning the ids inserted (_create.py)."""
     labels_match: Callable[[Mapping[str, str]], sa.ColumnElement[bool]]
     """A WHERE term true for jobs carrying every given label (key and value, matched exactly)."""
     announce: Announce | None = None
@@ -158,48 +160,28 @@ class SqlStore:
         return self._dialect.change_feed(self._writer, sink)
 
     async def job_create(self, params: JobCreateParams) -> JobCreateResult:
-        """Insert a job (version 1) and its CREATED event (sequence 1); see Store.job_create."""
-        now_us = rows.to_us(params.now)
-        values = rows.create_values(params, now_us)
-        event = {
-            "job_id": params.id,
-            "sequence": 1,
-            "owner": params.owner,
-            "create_us": now_us,
-            "actor": params.actor,
-            "kind": EventKind.CREATED.value,
-            "data": {"status": params.status.value},
-        }
+        """Insert a job and its CREATED event; see Store.job_create (job_create_many with one item)."""
+        [outcome] = await self.job_create_many([params])
+        if isinstance(outcome, errors.DomainError):
+            raise outcome
+        return outcome
 
-        def create(conn: sa.Connection) -> None:
-            # Values as parameters, not .values(): no per-call coercion, and the compiled INSERT is cached.
-            conn.execute(sa.insert(jobs), values)
-            self._append_events(conn, [event], work=params.status is JobStatus.QUEUED)
+    async def job_create_many(
+        self, params: Sequence[JobCreateParams]
+    ) -> Sequence[JobCreateResult | errors.DomainError]:
+        """Insert jobs (version 1) and their CREATED events (sequence 1) in one write unit, skipping
+        request_ids already taken; an outcome per item, in order. See Store.job_create_many."""
+        if not params:
+            return []
+        creation = Creation(params)
 
-        try:
-            await self._write(create)
-        except sa_exc.IntegrityError:
-            # Checking for the request_id after the fact keeps the common path to two statements;
-            # the unique index, not a prior SELECT, is what makes concurrent retries safe.
-            earlier = (
-                await self._by_request_id(params.owner, params.request_id) if params.request_id else None
-            )
-            if earlier is None:
-                raise
-            if earlier["request_fingerprint"] != params.request_fingerprint:
-                raise errors.RequestIdMismatch(
-                    f"request_id {params.request_id!r} was already used for a different request",
-                    metadata={"request_id": params.request_id, "job_id": earlier["id"]},
-                ) from None
-            return JobCreateResult(change=Change(job=rows.job_from_row(earlier), events=()), created=False)
-        return JobCreateResult(
-            change=Change(job=rows.job_from_row(values), events=(rows.event_from_row(event),)), created=True
-        )
+        def create(conn: sa.Connection) -> tuple[set[str], dict[Any, Any]]:
+            inserted, earlier = creation.insert(conn, self._dialect.insert_jobs)
+            self._append_events(conn, creation.event_rows(inserted), work=creation.queues_work(inserted))
+            return inserted, earlier
 
-    async def _by_request_id(self, owner: str, request_id: str) -> sa.RowMapping | None:
-        query = sa.select(jobs).where(jobs.c.owner == owner, jobs.c.request_id == request_id)
-        async with self._read() as conn:
-            return (await conn.execute(query)).mappings().one_or_none()
+        inserted, earlier = await self._write(create)
+        return creation.outcomes(inserted, earlier)
 
     async def job_get(self, owner: str | None, job_id: str) -> Job:
         """One job; NotFound if missing or, when owner is given, not that owner's."""

@@ -7,10 +7,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from jobwarden_server.store import _claim as claim
+from jobwarden_server.store import _create as create
 from jobwarden_server.store import _rows as rows
 from jobwarden_server.store import _tables as tables
 from jobwarden_server.store._protocol import JobClaimParams
@@ -152,4 +154,6 @@ def labels_match(labels: Mapping[str, str]) -> sa.ColumnElement[bool]:
     return sa.and_(*terms)
 
 
-DIALECT = Dialect(claim_rows=claim_rows, labels_match=labels_match)
+DIALECT = Dialect(
+    claim_rows=claim_rows, insert_jobs=create.insert_statement(sqlite.insert), labels_match=labels_match
+)

@@ -110,13 +110,15 @@ sa.Index("ix_jobs_status_lease_expire_us", jobs.c.status, jobs.c.lease_expire_us
 sa.Index("ix_jobs_deadline_us", jobs.c.deadline_us)
 # AIP-155 idempotency: a request_id names one job per owner; the empty string means "none given".
 REQUEST_ID_INDEX = "uq_jobs_owner_request_id"
+REQUEST_ID_WHERE = "request_id <> ''"
+"""The unique index's predicate; an INSERT ... ON CONFLICT naming the index must repeat it."""
 sa.Index(
     REQUEST_ID_INDEX,
     jobs.c.owner,
     jobs.c.request_id,
     unique=True,
-    sqlite_where=sa.text("request_id <> ''"),
-    postgresql_where=sa.text("request_id <> ''"),
+    sqlite_where=sa.text(REQUEST_ID_WHERE),
+    postgresql_where=sa.text(REQUEST_ID_WHERE),
 )
 
 job_events = sa.Table(

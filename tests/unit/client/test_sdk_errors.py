@@ -236,3 +236,35 @@ def test_code_level_classes_catch_their_reasons() -> None:
     assert issubclass(errors.TooLarge, errors.InvalidArgument)
     assert issubclass(errors.LeaseLost, errors.Aborted)
     assert issubclass(errors.RequestIdMismatch, errors.AlreadyExists)
+
+
+@pytest.mark.parametrize(("reason", "code", "cls"), REASONS)
+def test_a_status_inside_a_reply_decodes_like_the_same_status_ending_a_call(
+    reason: str, code: grpc.StatusCode, cls: type[errors.JobwardenError]
+) -> None:
+    status = _status(
+        code,
+        "item refused",
+        reason=reason,
+        metadata={"job_id": "j1"},
+        violations={"f": "bad"},
+        retry_seconds=2,
+    )
+    item = errors.from_status(status)
+    call = errors.from_rpc_error(_aio_error(status, code, "item refused"))
+    assert type(item) is type(call) is cls
+    assert (item.code, item.reason, item.message, item.metadata) == (
+        call.code,
+        call.reason,
+        call.message,
+        call.metadata,
+    )
+    assert (item.field_violations, item.retry_delay) == (call.field_violations, call.retry_delay)
+
+
+def test_a_status_without_our_error_info_decodes_by_its_code() -> None:
+    foreign = errors.from_status(
+        _status(grpc.StatusCode.ALREADY_EXISTS, "x", reason="REQUEST_ID_MISMATCH", domain="proxy")
+    )
+    assert type(foreign) is errors.AlreadyExists
+    assert type(errors.from_status(status_pb2.Status(code=99, message="?"))) is errors.Unknown

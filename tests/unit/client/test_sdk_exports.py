@@ -24,6 +24,7 @@ CLIENT_EXPORTS = [
     "JobEvent",
     "JobStatus",
     "Lifecycle",
+    "NewJob",
     "PartialResult",
     "PermanentError",
     "Progress",
