@@ -50,13 +50,13 @@ class Session:
             await self.call.write(request)
 
     def keep_talking(self, every_s: float = 0.2) -> None:
-        """Send an empty message at a worker's pace: the server keeps a session's leases only while
-        the worker talks."""
+        """List the claimed jobs at a worker's pace: the server renews the leases a worker lists."""
 
         async def talk() -> None:
             while True:
-                await self._write(pb.WorkRequest())
-                await asyncio.sleep(every_s)  # the worker's keepalive pace, not a wait for anything
+                holding = [pb.WorkLease(job_id=c.job.id, lease_token=c.lease_token) for c in self.claims]
+                await self._write(pb.WorkRequest(holding=holding))
+                await asyncio.sleep(every_s)  # the worker's pace, not a wait for anything
 
         self._talking = asyncio.create_task(talk())
 
@@ -219,7 +219,7 @@ async def test_a_replayed_step_gets_its_first_answer(stubs: rpc.Stubs, session: 
     assert again.status.code == 0 and again.fail.job == first.fail.job
 
 
-async def test_a_session_that_keeps_talking_keeps_its_leases(tmp_path: Path, backend: str) -> None:
+async def test_a_session_that_lists_its_jobs_keeps_their_leases(tmp_path: Path, backend: str) -> None:
     async with (
         rpc.server(tmp_path, backend=backend, reaper_interval_s=0.1) as srv,
         rpc.stubs(srv.address) as stubs,
@@ -230,8 +230,8 @@ async def test_a_session_that_keeps_talking_keeps_its_leases(tmp_path: Path, bac
         await s.until(lambda: len(s.claims) == 1)
         claim = s.claims[0]
         s.keep_talking()
-        # Several lease durations pass with no step, only empty messages: the session's renewals keep
-        # the job, with no write of the worker's own.
+        # Several lease durations pass with no step, only the list of what the worker holds: the
+        # session's renewals keep the job.
         deadline = asyncio.get_running_loop().time() + 3.5
         while asyncio.get_running_loop().time() < deadline:
             current = await flows.get(stubs, job.id)
@@ -239,6 +239,23 @@ async def test_a_session_that_keeps_talking_keeps_its_leases(tmp_path: Path, bac
             await asyncio.sleep(0.25)  # looking again a few times per lease, not waiting for an event
         (done,) = await s.steps(s.step(**complete(claim)))
         assert done.complete.job.status == S.JOB_STATUS_COMPLETED
+        s.close()
+
+
+async def test_a_job_the_worker_stops_listing_loses_its_lease(tmp_path: Path, backend: str) -> None:
+    # A worker that gave up on a job (or forgot it) must not keep it alive by talking about others.
+    fast = {"reaper_interval_s": 0.1, "retry": RetryPolicy(initial_backoff_s=0.0, max_backoff_s=0.0)}
+    async with rpc.server(tmp_path, backend=backend, **fast) as srv, rpc.stubs(srv.address) as stubs:  # type: ignore[arg-type]
+        kept, forgotten = [await flows.create(stubs, max_attempts=2) for _ in range(2)]
+        s = Session(stubs)
+        await s.start(credits=2, lease_s=1)
+        await s.until(lambda: len(s.claims) == 2)
+        s.claims = [c for c in s.claims if c.job.id == kept.id]  # the worker lists only this one
+        s.keep_talking()
+        rescue = await flows.until_transition(stubs, forgotten.id, "QUEUED")
+        assert "lease" in rescue.transition.reason
+        current = await flows.get(stubs, kept.id)
+        assert (current.status, current.attempt) == (S.JOB_STATUS_RUNNING, 1)
         s.close()
 
 

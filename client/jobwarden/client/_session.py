@@ -4,13 +4,15 @@ The :class:`Worker` uses it by default. Jobs are pushed as the worker frees slot
 slot), so there is no polling; progress, assets, completions and failures are steps on the same
 stream. Whatever is ready while a message is being written goes into the next one together, and the
 server commits a message's steps together: under load, many jobs cost one message and one commit.
-The server renews the leases of the jobs the session holds and says when one is cancelled or lost.
+The worker lists the jobs it runs at least three times per lease duration (in whatever message goes
+next, or in one of its own when idle); the server renews their leases in one write and says when one
+is cancelled or lost.
 
 A step has the same effect and answer as the matching unary call (:class:`SessionLink` offers the
 same four methods as the client, so the worker's code does not care which it talks to). When the
 stream breaks, the link opens a new session with backoff, resends the steps not yet answered (their
-request_ids make that safe), and re-attaches the jobs still running with one progress step each, so
-the new session renews their leases.
+request_ids make that safe), and lists the jobs still running in its first message, so their leases
+go on being renewed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -46,8 +48,8 @@ class SessionOwner(Protocol):
         """How many more jobs the worker can take now."""
         ...
 
-    def running(self) -> Sequence[tuple[str, str, _models.Progress]]:
-        """The jobs it runs: (job id, lease token, latest progress)."""
+    def running(self) -> Sequence[tuple[str, str]]:
+        """The jobs it runs: (job id, lease token)."""
         ...
 
     def on_claim(self, claim: _models.Claim) -> None:
@@ -139,13 +141,13 @@ class SessionLink:
         call: Any = self._calls._worker_stub.Work(metadata=self._calls._metadata)
         self._credits = 0  # a new session is owed nothing: the start grants what is free now
         self._stop_sent = self._claims_stopped
-        self._adopt()
         try:
             await call.write(
                 pb.WorkRequest(
                     start=self._start,
                     credits=self._owner.free_slots(),
                     stop_claims=self._claims_stopped,
+                    holding=self._holding(),  # jobs started in an earlier session go on being renewed
                 )
             )
             sender = asyncio.create_task(self._send(call))
@@ -167,14 +169,18 @@ class SessionLink:
             call.cancel()
 
     async def _send(self, call: Any) -> None:
-        # The server keeps the session's leases only while the worker talks: say something (an empty
-        # message will do) at least three times per lease duration.
-        keepalive = self._lease_duration / 3
+        # The server renews the leases the worker lists, and pushes claims only while it hears from it:
+        # list the running jobs at least three times per lease duration, in a message of their own
+        # when there is nothing else to say.
+        every = self._lease_duration / 3
+        loop = asyncio.get_running_loop()
+        listed_at = loop.time()
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), keepalive)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, listed_at + every - loop.time()))
             except TimeoutError:
-                await call.write(pb.WorkRequest())
+                listed_at = loop.time()
+                await call.write(pb.WorkRequest(holding=self._holding()))
                 continue
             self._wake.clear()
             if self._closing.is_set() and not self._pending and not self._inflight:
@@ -187,9 +193,11 @@ class SessionLink:
                 continue
             for step, future in batch:
                 self._inflight[step.step_id] = (step, future)
-            await call.write(
-                pb.WorkRequest(credits=credits, steps=[step for step, _ in batch], stop_claims=stop)
-            )
+            request = pb.WorkRequest(credits=credits, steps=[step for step, _ in batch], stop_claims=stop)
+            if loop.time() - listed_at >= every:
+                listed_at = loop.time()
+                request.holding.extend(self._holding())
+            await call.write(request)
             if self._pending:
                 self._wake.set()
 
@@ -211,21 +219,8 @@ class SessionLink:
         if self._closing.is_set() and not self._inflight:
             self._wake.set()  # the sender may end the session now
 
-    def _adopt(self) -> None:
-        """Re-attach running jobs to a new session: a progress step each (a repeat of their latest
-        progress, which changes nothing but their lease) makes the session renew their leases."""
-        for job_id, lease_token, progress in self._owner.running():
-            request = requests.progress(
-                job_id, lease_token, progress.percent, progress.message, progress.done, progress.total, None
-            )
-            self._queue("progress", request, first=True).add_done_callback(self._adopted(job_id))
-
-    def _adopted(self, job_id: str) -> Callable[[asyncio.Future[pb.WorkAck]], None]:
-        def settle(future: asyncio.Future[pb.WorkAck]) -> None:
-            if not future.cancelled() and isinstance(future.exception(), errors.LeaseLost | errors.NotFound):
-                self._owner.on_lost(job_id)
-
-        return settle
+    def _holding(self) -> list[pb.WorkLease]:
+        return [pb.WorkLease(job_id=job_id, lease_token=token) for job_id, token in self._owner.running()]
 
     def _requeue(self) -> None:
         """Steps sent to a session that broke go first in the next one (same request_ids)."""
@@ -240,15 +235,12 @@ class SessionLink:
         self._pending.clear()
         self._inflight.clear()
 
-    def _queue(self, kind: str, request: Any, *, first: bool = False) -> asyncio.Future[pb.WorkAck]:
+    def _queue(self, kind: str, request: Any) -> asyncio.Future[pb.WorkAck]:
         if self._failed is not None:
             raise self._failed
         step = pb.WorkStep(step_id=uuid.uuid4().hex, **{kind: request})
         future: asyncio.Future[pb.WorkAck] = asyncio.get_running_loop().create_future()
-        if first:
-            self._pending.insert(0, (step, future))
-        else:
-            self._pending.append((step, future))
+        self._pending.append((step, future))
         self._wake.set()
         return future
 

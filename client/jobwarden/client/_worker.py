@@ -244,10 +244,10 @@ class Worker:
         """SessionOwner: how many more jobs this worker can take now."""
         return 0 if self._stopping.is_set() else max(0, self.concurrency - len(self._runs))
 
-    def running(self) -> list[tuple[str, str, _models.Progress]]:
-        """SessionOwner: the jobs running now, to re-attach to a new session."""
+    def running(self) -> list[tuple[str, str]]:
+        """SessionOwner: the jobs running now, whose leases the session keeps."""
         return [
-            (ctx.job.id, ctx.lease_token, ctx._progress)
+            (ctx.job.id, ctx.lease_token)
             for ctx in self._runs.values()
             if ctx._abort != _context._Abort.LEASE_LOST
         ]

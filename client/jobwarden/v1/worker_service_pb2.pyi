@@ -402,7 +402,7 @@ Global___FailJobResponse: _TypeAlias = FailJobResponse  # noqa: Y015
 @_typing.final
 class WorkRequest(_message.Message):
     """WorkRequest is one message of the worker on a Work session. The first one carries start; any
-    message may carry credits and steps; an empty one tells the server the worker is alive.
+    message may carry credits, holding and steps; an empty one tells the server the worker is alive.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -411,6 +411,7 @@ class WorkRequest(_message.Message):
     CREDITS_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
     STOP_CLAIMS_FIELD_NUMBER: _builtins.int
+    HOLDING_FIELD_NUMBER: _builtins.int
     credits: _builtins.int
     """More jobs the worker can take now, added to what the server still owes it (0..1000). Each
     pushed claim uses one.
@@ -429,6 +430,14 @@ class WorkRequest(_message.Message):
         order; steps of different jobs may be applied together. Each gets an ack.
         """
 
+    @_builtins.property
+    def holding(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkLease]:
+        """The jobs the worker is running, each with its lease token (at most 10000): the server renews
+        their leases to last lease_duration from now and answers with cancel_job_ids and
+        lost_job_ids. Send it at least every lease_duration / 3 (and first thing in a new session,
+        for jobs started in an earlier one).
+        """
+
     def __init__(
         self,
         *,
@@ -436,14 +445,41 @@ class WorkRequest(_message.Message):
         credits: _builtins.int = ...,
         steps: _abc.Iterable[Global___WorkStep] | None = ...,
         stop_claims: _builtins.bool = ...,
+        holding: _abc.Iterable[Global___WorkLease] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credits", b"credits", "start", b"start", "steps", b"steps", "stop_claims", b"stop_claims"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credits", b"credits", "holding", b"holding", "start", b"start", "steps", b"steps", "stop_claims", b"stop_claims"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WorkRequest: _TypeAlias = WorkRequest  # noqa: Y015
+
+@_typing.final
+class WorkLease(_message.Message):
+    """WorkLease names a job the worker holds and the lease it holds it under."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    LEASE_TOKEN_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The job's id."""
+    lease_token: _builtins.str
+    """The lease token the job was claimed with."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        lease_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "lease_token", b"lease_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkLease: _TypeAlias = WorkLease  # noqa: Y015
 
 @_typing.final
 class WorkStart(_message.Message):
@@ -551,14 +587,14 @@ class WorkResponse(_message.Message):
 
     @_builtins.property
     def cancel_job_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Jobs this session holds whose cancellation a client requested: stop them and confirm with a
-        fail step (the job then becomes CANCELLED). Their leases are no longer renewed.
+        """Listed jobs whose cancellation a client requested (each told once): stop them and confirm with
+        a fail step (the job then becomes CANCELLED). Their leases are no longer extended.
         """
 
     @_builtins.property
     def lost_job_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Jobs this session held whose lease is gone (rescued after an outage, or ended by someone
-        else): stop working on them; nothing more about them is accepted.
+        """Listed jobs whose lease is gone (rescued after an outage, or ended by someone else): stop
+        working on them; nothing more about them is accepted.
         """
 
     def __init__(

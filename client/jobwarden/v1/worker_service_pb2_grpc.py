@@ -117,12 +117,12 @@ class WorkerServiceServicer:
         many more jobs it can take) and steps (progress, assets, completions, failures). The server
         pushes claims as jobs become claimable, never more than the credits given, and answers every
         step with an ack that carries the step's own status: a refused step (LEASE_LOST,
-        INVALID_TRANSITION, ...) never ends the session. The server renews the leases of every job
-        the session holds, each to last its lease_duration past the worker's latest message, and tells
-        the worker when one of them is cancelled or lost: a worker keeps its jobs by sending at least
-        one message (an empty one will do) every lease_duration / 3. When the session ends or the
-        worker falls silent, its jobs keep their leases until these run out, and are then rescued like
-        any other (retried, or failed on their last attempt).
+        INVALID_TRANSITION, ...) never ends the session. The worker lists the jobs it holds (holding)
+        at least every lease_duration / 3; the server renews their leases, all in one write, and tells
+        the worker when one of them is cancelled or lost. A job the worker stops listing, like every
+        job of a worker that falls silent or whose session ends, keeps its lease until it runs out, and
+        is then rescued like any other (retried, or failed on its last attempt). A silent worker is
+        pushed no claims.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,8 +1,8 @@
 """WorkerService.Work over gRPC: one worker's session on a bidirectional stream.
 
-Three loops share the session: the reader applies the worker's steps and answers each message with
-one message of acks; the claimer pushes claims while credits are left; the renewer renews the leases
-the session holds and passes on cancels and lost leases. Steps run through the same servicer methods
+Two loops share the session: the reader applies the worker's messages in order (renewing the leases
+it lists, passing on cancels and lost leases, applying its steps and answering each message's steps
+with one message of acks); the claimer pushes claims while credits are left. Steps run through the same servicer methods
 as the unary calls, so they are checked, applied and answered exactly alike; a refused step becomes
 its ack's status and the session goes on. Steps of one job run in order; different jobs' steps run
 together, so the store commits them in one transaction.
@@ -37,7 +37,7 @@ MAX_STEPS = 1000
 RECHECK_S = 1.0
 """The claimer looks again at least this often: scheduled jobs become due without any wake-up."""
 RETRY_S = 1.0
-"""After a store failure, the claimer and the renewer wait this long before trying again."""
+"""After a store failure, the claimer waits this long before trying again."""
 _END = object()
 
 
@@ -80,7 +80,6 @@ class WorkStream:
             loops = [
                 asyncio.create_task(self._read(first, requests, session, context, out, wake)),
                 asyncio.create_task(self._claim(session, out, wake)),
-                asyncio.create_task(self._renew(session, out)),
             ]
             try:
                 while (item := await out.get()) is not _END:
@@ -117,8 +116,10 @@ class WorkStream:
                 if request.credits:
                     session.add_credits(request.credits)
                     wake.set()
+                if request.holding:
+                    await self._renew(session, request, out)
                 if request.steps:
-                    await out.put(pb.WorkResponse(acks=await self._apply(session, request.steps, context)))
+                    await out.put(pb.WorkResponse(acks=await self._apply(request.steps, context)))
                 request = await anext(requests, None)
             await out.put(_END)  # the worker closed its side: the session is over
         except (errors.DomainError, grpc.aio.AbortError) as err:
@@ -127,7 +128,7 @@ class WorkStream:
             logger.exception("unexpected failure in a Work session")
             await out.put(api_errors.internal())
 
-    async def _apply(self, session: WorkSession, steps: Any, context: Context) -> list[pb.WorkAck]:
+    async def _apply(self, steps: Any, context: Context) -> list[pb.WorkAck]:
         acks: list[pb.WorkAck | None] = [None] * len(steps)
         by_job: dict[str, list[int]] = {}
         for index, step in enumerate(steps):
@@ -137,12 +138,12 @@ class WorkStream:
 
         async def one_job(indexes: list[int]) -> None:
             for index in indexes:
-                acks[index] = await self._step(session, steps[index], context)
+                acks[index] = await self._step(steps[index], context)
 
         await asyncio.gather(*(one_job(indexes) for indexes in by_job.values()))
         return [ack for ack in acks if ack is not None]
 
-    async def _step(self, session: WorkSession, step: pb.WorkStep, context: Context) -> pb.WorkAck:
+    async def _step(self, step: pb.WorkStep, context: Context) -> pb.WorkAck:
         ack = pb.WorkAck(step_id=step.step_id[: limits.MAX_ID])
         kind = step.WhichOneof("step")
         try:
@@ -155,18 +156,12 @@ class WorkStream:
             refuse_nul(request)
             answer = await self._steps[kind](request, context)
         except errors.DomainError as err:
-            if isinstance(err, errors.LeaseLost | errors.NotFound) and kind is not None:
-                session.release(getattr(step, kind).job_id)
             ack.status.CopyFrom(api_errors.to_status(err)[1])
             return ack
         except Exception:
             logger.exception("unexpected failure in a Work step (%s)", kind)
             ack.status.CopyFrom(api_errors.to_status(api_errors.internal())[1])
             return ack
-        if kind in ("complete", "fail"):
-            session.release(request.job_id)
-        elif kind == "progress":
-            session.adopt(request.job_id, request.lease_token)
         getattr(ack, kind).CopyFrom(answer)
         ack.status.CopyFrom(status_pb2.Status(code=code_pb2.OK))
         return ack
@@ -201,14 +196,14 @@ class WorkStream:
                 await out.put(errors.ShuttingDown("the server is shutting down; open a new session later"))
                 return
 
-    async def _renew(self, session: WorkSession, out: asyncio.Queue[Any]) -> None:
-        interval = session.start.lease_duration_s / 3
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                news = await session.renew()
-            except errors.StoreUnavailable as err:
-                logger.warning("work session: renewing leases failed (%s); retrying", err)
-                continue
-            if news.cancelled or news.lost:
-                await out.put(pb.WorkResponse(cancel_job_ids=news.cancelled, lost_job_ids=news.lost))
+    @staticmethod
+    async def _renew(session: WorkSession, request: pb.WorkRequest, out: asyncio.Queue[Any]) -> None:
+        """Renew the leases the message lists; a store outage only skips this renewal (the worker
+        lists them again within a third of a lease)."""
+        try:
+            news = await session.renew({lease.job_id: lease.lease_token for lease in request.holding})
+        except errors.StoreUnavailable as err:
+            logger.warning("work session: renewing leases failed (%s)", err)
+            return
+        if news.cancelled or news.lost:
+            await out.put(pb.WorkResponse(cancel_job_ids=news.cancelled, lost_job_ids=news.lost))
