@@ -134,10 +134,24 @@ def _stop(workers: Sequence[subprocess.Popen[bytes]]) -> None:
 
 def _profile(pid: int, s: Settings) -> subprocess.Popen[bytes]:
     assert s.profile is not None and s.py_spy is not None
-    fmt = "flamegraph" if s.profile.suffix == ".svg" else "raw"  # raw: collapsed stacks, one per line
+    # The flame graph is of Python frames (cheap to record); the collapsed stacks that get summarised
+    # include native ones (--native: SQLite, grpc's C core, the GIL waits), which slows the server more.
+    fmt, native = ("flamegraph", []) if s.profile.suffix == ".svg" else ("raw", ["--native"])
     with s.profile.with_suffix(".log").open("wb") as log:
         return subprocess.Popen(
-            [s.py_spy, "record", "--pid", str(pid), "--rate", "200", "--format", fmt, "-o", str(s.profile)],
+            [
+                s.py_spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "100",
+                *native,
+                "--format",
+                fmt,
+                "-o",
+                str(s.profile),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

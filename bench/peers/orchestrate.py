@@ -29,6 +29,7 @@ FULL_REPETITIONS, QUICK_REPETITIONS = 3, 1
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 RUN_TIMEOUT_S = 900.0
+PROFILE_JOBS = 1000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -190,12 +191,14 @@ async def _profile(pythons: dict[str | None, Path], jobs: int, postgres: str, re
     outdir = ROOT / "bench-results"
     outdir.mkdir(exist_ok=True)
     found: dict[str, Any] = {}
+    jobs = min(jobs, PROFILE_JOBS)  # py-spy --native slows the server several times over
     for system in (s for s in SYSTEMS if s.kind == JOBWARDEN and s.needs == ""):
         stem = outdir / f"profile-{system.name}"
         for suffix in (".txt", ".svg"):  # collapsed stacks to summarise, then a flame graph to look at
             extra = ["--profile", str(stem.with_suffix(suffix)), "--py-spy", py_spy]
             result = await _run_one(system, pythons[None], jobs, postgres, redis, extra)
         found[system.name] = {
+            "jobs": jobs,
             "drain_jobs_per_s_under_py_spy": jobs / result["drain_s"],
             "flamegraph": str(stem.with_suffix(".svg")),
             "summary": profile.summarise(stem.with_suffix(".txt").read_text()),
