@@ -18,6 +18,7 @@ from pathlib import Path
 from bench import baselines, pipeline, report, scenarios
 from bench.measure import Measurement
 from bench.peers import orchestrate
+from bench.peers.systems import select
 from bench.rig import CONCURRENCY, FULL, QUICK, Rig, rig
 from bench.server import postgres_version, serving, throwaway_postgres
 
@@ -133,7 +134,13 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench; the exit status is 0 when every scenario ran (a failure raises, with its traceback)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.peers:
+        try:
+            select(args.systems)
+        except ValueError as err:
+            parser.error(str(err))  # exits 2 with the usage line
     try:
         return asyncio.run(orchestrate.run(args) if args.peers else _run(args))
     except KeyboardInterrupt:
