@@ -123,6 +123,7 @@ async def run(args: argparse.Namespace) -> int:
     postgres = args.database or DEFAULT_POSTGRES
     _check_services(systems, postgres, args.redis)
     load_before = os.getloadavg()[0]
+    git = _git_describe()  # before the runs: the code that was measured
     started = time.monotonic()
     cache = args.venvs or venvs.default_cache(ROOT)
     wanted = {s.venv for s in systems if s.venv} | (
@@ -157,7 +158,7 @@ async def run(args: argparse.Namespace) -> int:
         postgres=True,
         load_before=load_before,
     )
-    env["git"] = _git_describe()
+    env["git"] = git
     report = summary.build(
         systems, runs, failures, env,
         {"jobs": jobs, "repetitions": repetitions, "workers": WORKERS, "concurrency": CONCURRENCY,

@@ -58,6 +58,7 @@ def build(
             other: {
                 "drain": round(row["drain_jobs_per_s"] / o["drain_jobs_per_s"], 4),
                 "enqueue": round(row["enqueue_jobs_per_s"] / o["enqueue_jobs_per_s"], 4),
+                "cpu_per_job": round(row["cpu_ms_per_job"]["total"] / o["cpu_ms_per_job"]["total"], 2),
             }
             for other, o in per.items()
             if o["kind"] != JOBWARDEN
@@ -102,7 +103,16 @@ def table(report: dict[str, Any]) -> str:
         "",
     ]
     rows = [
-        ["system", "drain jobs/s", "enqueue jobs/s", "cpu ms/job: server", "workers", "database", "total"]
+        [
+            "system",
+            "drain jobs/s",
+            "(each round)",
+            "enqueue jobs/s",
+            "cpu ms/job: server",
+            "workers",
+            "database",
+            "total",
+        ]
     ]
     for name, r in per.items():
         cpu = r["cpu_ms_per_job"]
@@ -110,6 +120,7 @@ def table(report: dict[str, Any]) -> str:
             [
                 name,
                 _num(r["drain_jobs_per_s"]),
+                " ".join(_num(v) for v in r["drain_jobs_per_s_each"]),
                 _num(r["enqueue_jobs_per_s"]),
                 _num(cpu["server"], 2),
                 _num(cpu["workers"], 2),
@@ -119,9 +130,14 @@ def table(report: dict[str, Any]) -> str:
         )
     lines += _grid(rows)
     others = [n for n, r in per.items() if r["kind"] != "jobwarden"]
-    for what in ("drain", "enqueue"):
+    titles = {
+        "drain": "drain jobs/s (above 1: jobwarden is faster)",
+        "enqueue": "enqueue jobs/s (above 1: jobwarden is faster)",
+        "cpu_per_job": "total CPU per job (above 1: jobwarden spends more)",
+    }
+    for what, title in titles.items():
         if report["ratios"] and others:
-            lines += ["", f"jobwarden ÷ peer/floor, {what} jobs/s (above 1: jobwarden is faster)"]
+            lines += ["", f"jobwarden ÷ peer/floor, {title}"]
             grid = [["", *others]]
             for name, against in report["ratios"].items():
                 grid.append([name, *(f"{against[o][what]:.3g}" for o in others)])

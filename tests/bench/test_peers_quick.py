@@ -1,8 +1,9 @@
 """`scripts/bench --peers --quick` proves its harness end to end; it never judges speed.
 
-A full quick run (every system, venv creation included) takes minutes on a fresh clone, so CI runs the
-cheap slice: jobwarden on SQLite, the raw sqlite3 floor, and pgqueuer (one peer, on the PostgreSQL CI
-already has; its venv and the chart's are created on first use and cached in .bench-venvs/).
+A full quick run (every system) needs Redis besides PostgreSQL and five venvs from PyPI (40 s to about
+2 minutes on a fresh clone), so CI runs the cheap slice: jobwarden on SQLite, the raw sqlite3 floor and
+pgqueuer (one peer, on the PostgreSQL CI already has; its venv and the chart's are created on first use
+and cached in .bench-venvs/).
 """
 
 from __future__ import annotations
