@@ -32,8 +32,9 @@ def draw(report: dict, png: Path) -> None:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(title, fontsize=10)
-        for y, v in enumerate(values):
-            ax.text(v, y, f" {v:,.0f}", va="center", fontsize=7)
+        for y, (n, v) in enumerate(zip(names, values, strict=True)):
+            batch = key == "enqueue_jobs_per_s" and per[n]["enqueue_mode"].startswith("batch")
+            ax.text(v, y, f" {v:,.0f}" + (" (batch)" if batch else ""), va="center", fontsize=7)
     left = [0.0] * len(names)
     for part, colour in PARTS:
         values = [per[n]["cpu_ms_per_job"][part] or 0.0 for n in names]
