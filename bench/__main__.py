@@ -1,4 +1,7 @@
-"""`python -m bench` (run it as scripts/bench): start the real server, measure, print ratios."""
+"""`python -m bench` (run it as scripts/bench): start the real server, measure, print ratios.
+
+`--peers` runs the comparison with other job queues instead (bench/peers/).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from pathlib import Path
 
 from bench import baselines, pipeline, report, scenarios
 from bench.measure import Measurement
+from bench.peers import orchestrate
+from bench.peers.systems import select
 from bench.rig import CONCURRENCY, FULL, QUICK, Rig, rig
 from bench.server import postgres_version, serving, throwaway_postgres
 
@@ -25,12 +30,16 @@ def _parser() -> argparse.ArgumentParser:
         prog="scripts/bench",
         description="Measure jobwarden against baselines taken in the same run; prints ratios.",
     )
-    parser.add_argument("--quick", action="store_true", help="fewer operations: done in under 30 s")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer operations: done in under 30 s (with --peers: 100 jobs, 1 round, every system)",
+    )
     parser.add_argument(
         "--database",
         metavar="URL",
         help="postgresql://... server to create (and drop) a throw-away database on; default: a SQLite "
-        "file in a temporary directory",
+        "file in a temporary directory (with --peers: postgresql://postgres@127.0.0.1:5432/postgres)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
     parser.add_argument(
@@ -38,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         default="INFO",
         help="the server's --log-level (INFO, as shipped, logs a line per transition: part of the cost)",
     )
+    orchestrate.add_arguments(parser)
     return parser
 
 
@@ -125,9 +135,15 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench; the exit status is 0 when every scenario ran (a failure raises, with its traceback)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.peers:
+        try:
+            select(args.systems)
+        except ValueError as err:
+            parser.error(str(err))  # exits 2 with the usage line
     try:
-        return asyncio.run(_run(args))
+        return asyncio.run(orchestrate.run(args) if args.peers else _run(args))
     except KeyboardInterrupt:
         return 130
 

@@ -1,0 +1,215 @@
+"""`scripts/bench --peers`: every system, interleaved over the repetitions, medians and ratios."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from bench.peers import profile, summary, venvs
+from bench.peers.drive import CONCURRENCY, WORKERS
+from bench.peers.systems import JOBWARDEN, System, select
+from bench.report import environment, say
+from bench.server import postgres_version, throwaway_postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+FULL_JOBS, QUICK_JOBS = 5000, 100
+FULL_REPETITIONS, QUICK_REPETITIONS = 3, 1
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
+RUN_TIMEOUT_S = 900.0
+PROFILE_JOBS = 1000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The --peers options (the plain bench ignores them)."""
+    group = parser.add_argument_group("--peers: jobwarden beside other job queues and raw floors")
+    group.add_argument("--peers", action="store_true", help="run the peers comparison instead")
+    group.add_argument("--systems", metavar="LIST", help="comma-separated names or globs (default: all)")
+    group.add_argument("--jobs", type=int, help=f"jobs per run ({FULL_JOBS}; --quick {QUICK_JOBS})")
+    group.add_argument(
+        "--repetitions", type=int, help=f"rounds over all systems ({FULL_REPETITIONS}; --quick 1)"
+    )
+    group.add_argument(
+        "--redis", default=DEFAULT_REDIS, metavar="URL", help="the bench's own database number"
+    )
+    group.add_argument("--venvs", type=Path, metavar="DIR", help="venv cache (default .bench-venvs/)")
+    group.add_argument(
+        "--profile", action="store_true", help="then py-spy jobwarden's server over one more SQLite drain"
+    )
+    group.add_argument("--no-chart", action="store_true", help="skip the PNG (and the tools venv)")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.asynccontextmanager
+async def _database(system: System, postgres: str) -> AsyncIterator[str | None]:
+    if system.needs != "postgres":
+        yield None
+        return
+    async with throwaway_postgres(postgres) as url:
+        yield url
+
+
+async def _run_one(
+    system: System, python: Path, jobs: int, postgres: str, redis: str, extra: list[str]
+) -> dict[str, Any]:
+    async with _database(system, postgres) as url:
+        with tempfile.TemporaryDirectory(prefix="jobwarden-peers-run-") as tmp:
+            out = Path(tmp) / "result.json"
+            argv = [
+                str(python), "-m", "bench.peers.drive",
+                "--system", system.adapter, "--name", system.name, "--variant", system.variant,
+                "--jobs", str(jobs), "--out", str(out), *extra,
+            ]  # fmt: skip
+            if url:
+                argv += ["--postgres-url", url]
+            if system.needs == "redis":
+                argv += ["--redis-url", redis]
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                output, _ = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT_S)
+            except TimeoutError:
+                proc.kill()
+                output, _ = await proc.communicate()
+            if proc.returncode != 0 or not out.exists():
+                raise RuntimeError(output.decode(errors="replace")[-4000:])
+            return dict(json.loads(out.read_text()))
+
+
+def _check_services(systems: list[System], postgres: str, redis: str) -> None:
+    # Start nothing: the bench uses the PostgreSQL and Redis the machine runs, and says so if one is missing.
+    if any(s.needs == "postgres" for s in systems) and not _reachable(postgres, 5432):
+        raise SystemExit(
+            f"scripts/bench --peers: no PostgreSQL at {postgres} (scripts/dev-postgres starts one)"
+        )
+    if any(s.needs == "redis" for s in systems) and not _reachable(redis, 6379):
+        raise SystemExit(
+            f"scripts/bench --peers: no Redis at {redis}; run it, or leave out celery/arq (--systems)"
+        )
+
+
+async def run(args: argparse.Namespace) -> int:
+    """The whole comparison; exit status 1 when any run failed (the others are still reported)."""
+    systems = select(args.systems)
+    jobs = args.jobs or (QUICK_JOBS if args.quick else FULL_JOBS)
+    repetitions = args.repetitions or (QUICK_REPETITIONS if args.quick else FULL_REPETITIONS)
+    postgres = args.database or DEFAULT_POSTGRES
+    _check_services(systems, postgres, args.redis)
+    load_before = os.getloadavg()[0]
+    git = _git_describe()  # before the runs: the code that was measured
+    started = time.monotonic()
+    cache = args.venvs or venvs.default_cache(ROOT)
+    wanted = {s.venv for s in systems if s.venv} | (
+        set() if args.no_chart and not args.profile else {"tools"}
+    )
+    say(f"venvs in {cache}: {', '.join(sorted(wanted)) or 'none needed'}")
+    pythons: dict[str | None, Path] = {None: Path(sys.executable), **venvs.ensure(cache, wanted)}
+    venv_s = time.monotonic() - started
+    say(f"venvs ready in {venv_s:.0f} s")
+    runs: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    for rep in range(repetitions):
+        # Rotated each round, so no system always runs first (on a cold cache) or last.
+        order = systems[rep % len(systems) :] + systems[: rep % len(systems)]
+        for system in order:
+            t = time.monotonic()
+            try:
+                result = await _run_one(system, pythons[system.venv], jobs, postgres, args.redis, [])
+            except (RuntimeError, OSError) as err:  # one system failing must not lose the others' figures
+                failures.append({"system": system.name, "repetition": rep + 1, "error": str(err)})
+                say(f"round {rep + 1}/{repetitions} {system.name}: FAILED\n{err}")
+                continue
+            result["repetition"] = rep + 1
+            runs.append(result)
+            say(
+                f"round {rep + 1}/{repetitions} {system.name}: {jobs / result['drain_s']:,.0f} jobs/s drain, "
+                f"{jobs / result['enqueue_s']:,.0f} jobs/s enqueue ({time.monotonic() - t:.0f} s)"
+            )
+    env = environment(
+        "peers quick" if args.quick else "peers",
+        f"PostgreSQL {await postgres_version(postgres)} at {postgres}; Redis at {args.redis}",
+        postgres=True,
+        load_before=load_before,
+    )
+    env["git"] = git
+    report = summary.build(
+        systems, runs, failures, env,
+        {"jobs": jobs, "repetitions": repetitions, "workers": WORKERS, "concurrency": CONCURRENCY,
+         "venv_seconds": round(venv_s, 1)},
+    )  # fmt: skip
+    if args.profile:
+        report["profile"] = await _profile(pythons, jobs, postgres, args.redis)
+    report["settings"]["total_seconds"] = round(time.monotonic() - started, 1)
+    print(summary.table(report))
+    json_path = args.json or ROOT / "bench-results" / f"peers-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    say(f"wrote {json_path}")
+    if not args.no_chart:
+        png = json_path.with_suffix(".png")
+        chart = await asyncio.create_subprocess_exec(
+            str(pythons["tools"]), "-m", "bench.peers.chart", str(json_path), str(png),
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        if await chart.wait() != 0:
+            raise RuntimeError("drawing the chart failed (see above)")
+        say(f"wrote {png}")
+    return 1 if failures else 0
+
+
+async def _profile(pythons: dict[str | None, Path], jobs: int, postgres: str, redis: str) -> dict[str, Any]:
+    """One more jobwarden-sqlite drain with py-spy on the server: a flame graph and a summary by library."""
+    from bench.peers.systems import SYSTEMS
+
+    py_spy = str(pythons["tools"].parent / "py-spy")
+    outdir = ROOT / "bench-results"
+    outdir.mkdir(exist_ok=True)
+    found: dict[str, Any] = {}
+    jobs = min(jobs, PROFILE_JOBS)  # py-spy --native slows the server several times over
+    for system in (s for s in SYSTEMS if s.kind == JOBWARDEN and s.needs == ""):
+        stem = outdir / f"profile-{system.name}"
+        for suffix in (".txt", ".svg"):  # collapsed stacks to summarise, then a flame graph to look at
+            extra = ["--profile", str(stem.with_suffix(suffix)), "--py-spy", py_spy]
+            result = await _run_one(system, pythons[None], jobs, postgres, redis, extra)
+        found[system.name] = {
+            "jobs": jobs,
+            "drain_jobs_per_s_under_py_spy": jobs / result["drain_s"],
+            "flamegraph": str(stem.with_suffix(".svg")),
+            "summary": profile.summarise(stem.with_suffix(".txt").read_text()),
+        }
+        say(f"profiled {system.name}: {stem}.svg")
+    return found
+
+
+def _git_describe() -> str:
+    done = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or "unknown"

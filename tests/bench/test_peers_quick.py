@@ -1,0 +1,86 @@
+"""`scripts/bench --peers --quick` proves its harness end to end; it never judges speed.
+
+A full quick run (every system) needs Redis besides PostgreSQL and five venvs from PyPI (40 s to about
+2 minutes on a fresh clone), so CI runs the cheap slice: jobwarden on SQLite, the raw sqlite3 floor and
+pgqueuer (one peer, on the PostgreSQL CI already has; its venv and the chart's are created on first use
+and cached in .bench-venvs/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SYSTEMS = ("jobwarden-sqlite", "floor-sqlite", "pgqueuer")
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(600)
+def test_peers_quick_reports_every_figure_for_each_system(tmp_path: Path) -> None:
+    out = tmp_path / "peers.json"
+    result = subprocess.run(
+        [
+            str(ROOT / "scripts" / "bench"),
+            "--peers",
+            "--quick",
+            "--systems",
+            ",".join(SYSTEMS),
+            "--database",
+            os.environ["JOBWARDEN_TEST_DATABASE_URL"],
+            "--json",
+            str(out),
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=580,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "jobwarden ÷ peer/floor, drain jobs/s" in result.stdout
+
+    report = json.loads(out.read_text())
+    assert {"environment", "settings", "systems", "ratios", "runs", "failures"} <= set(report)
+    assert report["failures"] == []
+    assert report["settings"]["repetitions"] == 1
+    assert report["settings"]["workers"] == 2 and report["settings"]["concurrency"] == 16
+    assert set(report["systems"]) == set(SYSTEMS)
+    assert len(report["runs"]) == len(SYSTEMS)
+    for name, row in report["systems"].items():
+        assert row["drain_jobs_per_s"] > 0, name
+        assert row["enqueue_jobs_per_s"] > 0, name
+        assert row["enqueue_mode"] and row["database_cpu"] and row["versions"], name
+        cpu = row["cpu_ms_per_job"]
+        assert set(cpu) == {"server", "workers", "database", "total"}, name
+        assert cpu["workers"] > 0 and cpu["total"] >= cpu["workers"], name
+    # Which components can be attributed: jobwarden's server process; PostgreSQL's backends for
+    # pgqueuer; SQLite runs inside a process already counted, so it has no figure of its own.
+    assert report["systems"]["jobwarden-sqlite"]["cpu_ms_per_job"]["server"] > 0
+    assert report["systems"]["jobwarden-sqlite"]["cpu_ms_per_job"]["database"] is None
+    assert report["systems"]["floor-sqlite"]["cpu_ms_per_job"]["server"] is None
+    assert report["systems"]["pgqueuer"]["cpu_ms_per_job"]["database"] is not None
+    assert report["systems"]["pgqueuer"]["cpu_ms_per_job"]["database"] >= 0
+    assert set(report["ratios"]) == {"jobwarden-sqlite"}
+    for other in ("floor-sqlite", "pgqueuer"):
+        ratio = report["ratios"]["jobwarden-sqlite"][other]
+        assert ratio["drain"] > 0 and ratio["enqueue"] > 0
+    assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_peers_refuses_an_unknown_system() -> None:
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "bench"), "--peers", "--quick", "--systems", "rabbitmq"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "'rabbitmq' matches none of" in result.stderr
+    assert "Traceback" not in result.stderr
