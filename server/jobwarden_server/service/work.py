@@ -178,8 +178,6 @@ class WorkService:
         changes nothing, not even after newer reports, and is answered with the job as it is while the
         caller still holds the lease (LEASE_LOST once it does not, as any call under a lost lease)."""
         limits.check_text("lease_token", lease_token, limit=limits.MAX_ID, required=True)
-        if request.id and await self._writer.recorded(who.owner, job_id, request):
-            return await self._leased(who, job_id, lease_token)
 
         def decide(job: Job) -> tuple[store.JobChanges, list[store.NewEvent]]:
             events = []
@@ -195,7 +193,7 @@ class WorkService:
             renewed = self._renewed_lease(job, self._writer.clock())
             return store.JobChanges(progress=progress, lease_expire_time=renewed), events
 
-        return await self._writer.update_leased(job_id, who.owner, lease_token, decide)
+        return await self._writer.update_leased(job_id, who.owner, lease_token, decide, request=request)
 
     async def add_asset(
         self, who: Principal, job_id: str, lease_token: str, spec: AssetSpec, request: Request = ANONYMOUS

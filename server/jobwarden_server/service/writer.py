@@ -284,6 +284,8 @@ class JobWriter:
         owner: str,
         lease_token: str,
         decide: Callable[[Job], tuple[store.JobChanges, Sequence[store.NewEvent]]],
+        *,
+        request: Request = ANONYMOUS,
     ) -> Job:
         """Change a RUNNING job without moving it, only under the caller's current lease; `decide`
         makes the change from the job as it is (read in the same transaction as the write)."""
@@ -303,7 +305,19 @@ class JobWriter:
                 expect_lease_token=lease_token,
             )
 
-        change = await self.store.job_modify(owner, job_id, update)
+        try:
+            change = await self.store.job_modify(owner, job_id, update, request_id=request.id)
+        except store.Replayed as replay:
+            # A retry of a call that went through: it changes nothing, and answers with the job as it
+            # is while the caller still holds the lease (LEASE_LOST after, as any call under a lost one).
+            if replay.event.data.get("request_fingerprint") != request.fingerprint:
+                raise errors.RequestIdMismatch(
+                    f"request_id {request.id!r} was used for a different request on job {job_id}",
+                    metadata={"job_id": job_id, "request_id": request.id},
+                ) from None
+            if replay.job.status is not JobStatus.RUNNING or replay.job.lease_token != lease_token:
+                raise errors.LeaseLost(job_id) from None
+            return replay.job
         if change is None:  # the lease moved on between the read and the write (PostgreSQL)
             raise errors.LeaseLost(job_id)
         return self.published(change)

@@ -20,6 +20,7 @@ from jobwarden_server.store._protocol import (
     NewEvent,
     PageParams,
     RenewedLease,
+    Replayed,
     Store,
 )
 from jobwarden_server.store._sql import SqlStore
@@ -43,6 +44,7 @@ __all__ = [
     "NewEvent",
     "PageParams",
     "RenewedLease",
+    "Replayed",
     "SqlStore",
     "Store",
     "display_url",

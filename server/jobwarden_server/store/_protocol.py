@@ -30,6 +30,15 @@ class NewEvent:
     """The request_id of the call making the change, so a retry of it can be recognised."""
 
 
+class Replayed(Exception):
+    """job_modify found that the call with this request_id already changed the job."""
+
+    def __init__(self, job: Job, event: Event) -> None:
+        super().__init__(f"request already applied to job {job.id} (event {event.sequence})")
+        self.job = job
+        self.event = event
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Change:
     """A job after a committed change, with the events the change appended (to publish)."""
@@ -237,10 +246,12 @@ class Store(Protocol):
         ...
 
     async def job_modify(
-        self, owner: str, job_id: str, decide: Callable[[Job], JobUpdateParams]
+        self, owner: str, job_id: str, decide: Callable[[Job], JobUpdateParams], *, request_id: str = ""
     ) -> Change | None:
         """Read the job and apply the compare-and-set `decide` makes of it, in one write transaction;
-        `decide` may raise to refuse. NotFound if missing or not the owner's; None if a guard failed."""
+        `decide` may raise to refuse. NotFound if missing or not the owner's; None if a guard failed.
+        With a request_id that an event of the job already records, nothing is decided or written:
+        Replayed, with the job and that event (a retry, found in the same transaction)."""
         ...
 
     async def job_claim(self, params: JobClaimParams) -> Sequence[Change]:

@@ -40,6 +40,7 @@ from jobwarden_server.store._protocol import (
     LeaseRenewParams,
     PageParams,
     RenewedLease,
+    Replayed,
 )
 from jobwarden_server.store._writes import T, Unit, Writes
 
@@ -278,7 +279,7 @@ class SqlStore:
         return await self._write(lambda conn: self._update(conn, params))
 
     async def job_modify(
-        self, owner: str, job_id: str, decide: Callable[[Job], JobUpdateParams]
+        self, owner: str, job_id: str, decide: Callable[[Job], JobUpdateParams], *, request_id: str = ""
     ) -> Change | None:
         """Read the job and apply the compare-and-set `decide` makes of it, in one write transaction.
 
@@ -293,7 +294,12 @@ class SqlStore:
             row = conn.execute(query).mappings().one_or_none()
             if row is None:
                 raise errors.NotFound(f"job {job_id} not found", metadata={"job_id": job_id})
-            return self._update(conn, decide(rows.job_from_row(row)))
+            job = rows.job_from_row(row)
+            if request_id:
+                earlier = conn.execute(_first_event_of_request(owner, job_id, request_id)).mappings().first()
+                if earlier is not None:
+                    raise Replayed(job, rows.event_from_row(earlier))
+            return self._update(conn, decide(job))
 
         return await self._write(modify)
 
@@ -396,18 +402,8 @@ class SqlStore:
 
     async def event_by_request(self, owner: str, job_id: str, request_id: str) -> Event | None:
         """The first event of the job recorded by the call with `request_id`, if any."""
-        query = (
-            sa.select(job_events)
-            .where(
-                job_events.c.job_id == job_id,
-                job_events.c.request_id == request_id,
-                job_events.c.owner == owner,
-            )
-            .order_by(job_events.c.sequence)
-            .limit(1)
-        )
         async with self._read() as conn:
-            row = (await conn.execute(query)).mappings().one_or_none()
+            row = (await conn.execute(_first_event_of_request(owner, job_id, request_id))).mappings().first()
         return None if row is None else rows.event_from_row(row)
 
     async def events_by_request(self, owner: str, request_id: str) -> Sequence[Event]:
@@ -492,3 +488,15 @@ def _list_query(params: JobListParams, dialect: Dialect) -> sa.Select[Any]:
     else:
         query = query.order_by(jobs.c.create_us, jobs.c.id)
     return query.limit(params.limit)
+
+
+def _first_event_of_request(owner: str, job_id: str, request_id: str) -> sa.Select[Any]:
+    """The first event of a job recorded by the call with `request_id` (a retry's first outcome)."""
+    return (
+        sa.select(job_events)
+        .where(
+            job_events.c.job_id == job_id, job_events.c.request_id == request_id, job_events.c.owner == owner
+        )
+        .order_by(job_events.c.sequence)
+        .limit(1)
+    )
