@@ -95,10 +95,10 @@ async def test_a_nul_in_any_string_is_refused_and_changes_nothing(
 
 
 async def _in_a_session(stubs: rpc.Stubs, path: str, mutate: Mutate) -> None:
-    """A NUL in a Work session's start ends the session; one in a step is that step's refusal (named
-    as the unary call would name it), and the session goes on."""
+    """A NUL in a Work session's start or holding ends the session; one in a step is that step's
+    refusal (named as the unary call would name it), and the session goes on."""
     request = pb.WorkRequest(start=pb.WorkStart(worker_id="w"))
-    if path.startswith("steps[0]."):
+    if not path.startswith("start."):
         request.start.job_types.append("nothing.here")
     mutate(request)
     answer = await anyrpc.call(stubs.channel, anyrpc.BY_NAME["Work"], request)

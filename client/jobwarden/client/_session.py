@@ -280,16 +280,21 @@ class SessionLink:
         request_id: str | None = None,
     ) -> _models.Asset:
         """As :meth:`jobwarden.client.Client.add_asset`, as a step of the session."""
-        asset = _models.Asset(
-            asset_type=asset_type,
-            uri=uri,
-            storage_path=storage_path,
-            size_bytes=size_bytes,
-            content_type=content_type,
-            sha256=sha256,
-            metadata=dict(metadata or {}),
+        response = await self._step(
+            "asset",
+            requests.asset(
+                job_id,
+                lease_token,
+                asset_type,
+                uri,
+                storage_path=storage_path,
+                size_bytes=size_bytes,
+                content_type=content_type,
+                sha256=sha256,
+                metadata=metadata,
+                request_id=request_id,
+            ),
         )
-        response = await self._step("asset", requests.asset(job_id, lease_token, asset, request_id))
         return _convert.asset_from_pb(response.asset)
 
     async def complete_job(

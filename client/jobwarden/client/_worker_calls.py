@@ -100,16 +100,18 @@ class WorkerCalls(Calls):
         Raises:
             jobwarden.errors.LeaseLost: The lease is no longer the caller's.
         """
-        asset = _models.Asset(
-            asset_type=asset_type,
-            uri=uri,
+        request = requests.asset(
+            job_id,
+            lease_token,
+            asset_type,
+            uri,
             storage_path=storage_path,
             size_bytes=size_bytes,
             content_type=content_type,
             sha256=sha256,
-            metadata=dict(metadata or {}),
+            metadata=metadata,
+            request_id=request_id,
         )
-        request = requests.asset(job_id, lease_token, asset, request_id)
         response = await self._unary(self._worker_stub.AddAsset, request)
         return _convert.asset_from_pb(response.asset)
 

@@ -40,8 +40,29 @@ def progress_answer(response: pb.ReportProgressResponse) -> tuple[datetime | Non
     return expire, response.cancel_requested
 
 
-def asset(job_id: str, lease_token: str, value: _models.Asset, request_id: str | None) -> pb.AddAssetRequest:
+def asset(
+    job_id: str,
+    lease_token: str,
+    asset_type: str,
+    uri: str,
+    *,
+    storage_path: str,
+    size_bytes: int,
+    content_type: str,
+    sha256: str,
+    metadata: Mapping[str, str] | None,
+    request_id: str | None,
+) -> pb.AddAssetRequest:
     """An AddAsset request."""
+    value = _models.Asset(
+        asset_type=asset_type,
+        uri=uri,
+        storage_path=storage_path,
+        size_bytes=size_bytes,
+        content_type=content_type,
+        sha256=sha256,
+        metadata=dict(metadata or {}),
+    )
     return pb.AddAssetRequest(
         job_id=job_id,
         lease_token=lease_token,

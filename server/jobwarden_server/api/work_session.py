@@ -117,6 +117,7 @@ class WorkStream:
                     session.add_credits(request.credits)
                     wake.set()
                 if request.holding:
+                    refuse_nul(pb.WorkRequest(holding=request.holding))
                     await self._renew(session, request, out)
                 if request.steps:
                     await out.put(pb.WorkResponse(acks=await self._apply(request.steps, context)))
