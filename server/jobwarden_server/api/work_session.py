@@ -68,7 +68,8 @@ class WorkStream:
     async def serve(
         self, requests: AsyncIterator[pb.WorkRequest], context: Context
     ) -> AsyncIterator[pb.WorkResponse]:
-        """The session: validate the opening, then run the three loops until the worker closes its side."""
+        """The session: validate the opening, then run the reader and the claimer until the worker
+        closes its side."""
         first = await anext(requests, None)
         if first is None:
             return
