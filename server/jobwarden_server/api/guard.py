@@ -125,42 +125,26 @@ class Guard(grpc.aio.ServerInterceptor):
     def _unary(self, behaviour: Any, role: Role, method: str) -> Any:
         async def unary(request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             self._track()
-            try:
+            async with _answered(context, method):
                 self._admit(request, context, role, method)
                 return await behaviour(request, context)
-            except errors.DomainError as err:
-                await abort(context, err)
-            except Exception as err:
-                if _is_abort(err):
-                    raise
-                logger.exception("unexpected failure in %s", method)
-                await abort(context, api_errors.internal())
-            return None  # unreachable: abort raises
+            return None  # unreachable: a failure ends in abort, which raises
 
         return unary
 
     def _stream(self, behaviour: Any, role: Role, method: str) -> Any:
         async def stream(request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             self._track()
-            try:
+            async with _answered(context, method):
                 self._admit(request, context, role, method)
-                async for item in behaviour(request, context):
-                    if not await _sent(context, item):
-                        return  # the caller went away while its message was held back: nobody to tell
-            except errors.DomainError as err:
-                await abort(context, err)
-            except Exception as err:
-                if _is_abort(err):
-                    raise
-                logger.exception("unexpected failure in %s", method)
-                await abort(context, api_errors.internal())
+                await _send_all(context, behaviour(request, context))
 
         return stream
 
     def _bidi(self, behaviour: Any, role: Role, method: str) -> Any:
         async def bidi(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
             self._track()
-            try:
+            async with _answered(context, method):
                 try:
                     auth.set_principal(self._authorize(context, role))
                 except errors.DomainError:
@@ -170,18 +154,30 @@ class Guard(grpc.aio.ServerInterceptor):
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(anext(aiter(requests), None), OPENING_WAIT_S)
                     raise
-                async for item in behaviour(self._checked(requests), context):
-                    if not await _sent(context, item):
-                        return
-            except errors.DomainError as err:
-                await abort(context, err)
-            except Exception as err:
-                if _is_abort(err):
-                    raise
-                logger.exception("unexpected failure in %s", method)
-                await abort(context, api_errors.internal())
+                await _send_all(context, behaviour(self._checked(requests), context))
 
         return bidi
+
+
+@contextlib.asynccontextmanager
+async def _answered(context: grpc.aio.ServicerContext[Any, Any], method: str) -> AsyncIterator[None]:
+    """Every failure of a handler becomes its status: a domain error its own, anything else INTERNAL
+    (logged with its traceback, never shown to the caller). grpc's AbortError passes through."""
+    try:
+        yield
+    except errors.DomainError as err:
+        await abort(context, err)
+    except Exception as err:
+        if _is_abort(err):
+            raise
+        logger.exception("unexpected failure in %s", method)
+        await abort(context, api_errors.internal())
+
+
+async def _send_all(context: grpc.aio.ServicerContext[Any, Any], items: AsyncIterator[Any]) -> None:
+    async for item in items:
+        if not await _sent(context, item):
+            return  # the caller went away while its message was held back: nobody to tell
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
