@@ -38,7 +38,9 @@ logger = logging.getLogger(__name__)
 MAX_STEPS = 1000
 """Steps per message at most (the server's limit)."""
 FATAL = (errors.Unauthenticated, errors.PermissionDenied, errors.InvalidArgument, errors.Unimplemented)
-"""Errors that opening again cannot cure."""
+"""Errors that no amount of waiting cures, for a session as for polling: reopening or polling again
+would only spin. Everything else (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL, ...)
+is backed off and retried."""
 
 
 class SessionOwner(Protocol):

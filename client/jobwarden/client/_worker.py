@@ -15,20 +15,12 @@ from typing import Any, TypeVar
 from jobwarden import errors
 from jobwarden.client import _client, _context, _models
 from jobwarden.client._backoff import backoff
-from jobwarden.client._session import SessionLink
+from jobwarden.client._session import FATAL, SessionLink
 
 logger = logging.getLogger(__name__)
 
 _H = TypeVar("_H", bound=_context.Handler)
 
-# Errors that no amount of waiting fixes: polling on would only spin. Everything else (UNAVAILABLE,
-# DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL, ...) is backed off and retried.
-_FATAL_POLL_ERRORS = (
-    errors.Unauthenticated,
-    errors.PermissionDenied,
-    errors.InvalidArgument,
-    errors.Unimplemented,
-)
 _FINISH_ATTEMPTS = 5
 _MIN_EMPTY_POLL = 1.0
 # The server caps error messages; a traceback-sized message would be refused and lose the failure.
@@ -288,7 +280,7 @@ class Worker:
             started = asyncio.get_running_loop().time()
             try:
                 claims = await self._claim(min(free, 100))
-            except _FATAL_POLL_ERRORS as err:
+            except FATAL as err:
                 logger.error("worker %s cannot claim jobs (%s); stopping", self.worker_id, err)
                 raise
             except errors.JobwardenError as err:

@@ -249,11 +249,8 @@ class JobWriter:
         if not request.id:
             return None
         event = await self.store.event_by_request(owner, job_id, request.id)
-        if event is not None and event.data.get("request_fingerprint") != request.fingerprint:
-            raise errors.RequestIdMismatch(
-                f"request_id {request.id!r} was used for a different request on job {job_id}",
-                metadata={"job_id": job_id, "request_id": request.id},
-            )
+        if event is not None:
+            _same_request(event, request, job_id)
         return event
 
     async def replayed(self, owner: str, job_id: str, request: Request) -> Job | None:
@@ -310,14 +307,19 @@ class JobWriter:
         except store.Replayed as replay:
             # A retry of a call that went through: it changes nothing, and answers with the job as it
             # is while the caller still holds the lease (LEASE_LOST after, as any call under a lost one).
-            if replay.event.data.get("request_fingerprint") != request.fingerprint:
-                raise errors.RequestIdMismatch(
-                    f"request_id {request.id!r} was used for a different request on job {job_id}",
-                    metadata={"job_id": job_id, "request_id": request.id},
-                ) from None
+            _same_request(replay.event, request, job_id)
             if replay.job.status is not JobStatus.RUNNING or replay.job.lease_token != lease_token:
                 raise errors.LeaseLost(job_id) from None
             return replay.job
         if change is None:  # the lease moved on between the read and the write (PostgreSQL)
             raise errors.LeaseLost(job_id)
         return self.published(change)
+
+
+def _same_request(event: Event, request: Request, job_id: str) -> None:
+    """REQUEST_ID_MISMATCH unless `event` was recorded by a call with `request`'s very content."""
+    if event.data.get("request_fingerprint") != request.fingerprint:
+        raise errors.RequestIdMismatch(
+            f"request_id {request.id!r} was used for a different request on job {job_id}",
+            metadata={"job_id": job_id, "request_id": request.id},
+        )
