@@ -26,12 +26,9 @@ from jobwarden_server.api.worker_servicer import WorkerServicer
 from jobwarden_server.domain.errors import ConfigError, DomainError
 from jobwarden_server.events.bus import EventBus
 from jobwarden_server.events.relay import BusRelay
-from jobwarden_server.service.jobs import JobsService
-from jobwarden_server.service.reaper import Reaper, ReaperSettings
-from jobwarden_server.service.streams import StreamSlots
-from jobwarden_server.service.watch import WatchService
-from jobwarden_server.service.work import WorkService
-from jobwarden_server.service.writer import Clock, JobWriter, utc_now
+from jobwarden_server.service import wiring
+from jobwarden_server.service.reaper import ReaperSettings
+from jobwarden_server.service.writer import Clock, utc_now
 from jobwarden_server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -97,8 +94,16 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
     )
     await _check_lifecycles_in_use(db, settings)
     bus = EventBus(subscriber_queue_size=settings.subscriber_queue_size)
-    writer = JobWriter(db, bus, settings.lifecycles, clock)
-    slots = StreamSlots(settings.max_streams_per_owner)  # shared: watches and long polls count together
+    services = wiring.build(
+        db,
+        bus,
+        settings.lifecycles,
+        settings.retry,
+        clock=clock,
+        max_streams_per_owner=settings.max_streams_per_owner,
+        cancel_grace_s=settings.cancel_grace_s,
+        reaper=ReaperSettings(interval_s=settings.reaper_interval_s),
+    )
     transport_limit = settings.max_request_bytes * TRANSPORT_LIMIT_FACTOR
     guard = Guard(
         Authenticator(settings.principals_by_hash, settings.principals_by_cn),
@@ -112,16 +117,8 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
             listen.EXCLUSIVE_BIND,
         ],
     )
-    job_service_pb2_grpc.add_JobServiceServicer_to_server(
-        JobServicer(
-            JobsService(writer, settings.retry, cancel_grace_s=settings.cancel_grace_s),
-            WatchService(writer, slots),
-        ),
-        server,
-    )
-    worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
-        WorkerServicer(WorkService(writer, settings.retry, slots)), server
-    )
+    job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(services.jobs, services.watch), server)
+    worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(services.work), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -148,8 +145,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = address.host
     stopping = asyncio.Event()
-    reaper = Reaper(writer, settings.retry, ReaperSettings(interval_s=settings.reaper_interval_s))
-    loops = [reaper.run(stopping)]
+    loops = [services.reaper.run(stopping)]
     # PostgreSQL: other replicas' commits wake this replica's watchers and claimers (None on SQLite).
     feed = db.change_feed(BusRelay(bus))
     if feed is not None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from jobwarden_server.domain import errors
 from jobwarden_server.domain.records import EventKind, Job
-from jobwarden_server.store import AssetAddParams, JobClaimParams, PageParams, SqlStore
+from jobwarden_server.store import AssetAddParams, JobClaimParams, PageParams, Replayed, SqlStore
 
 CreateJob = Callable[..., Awaitable[Job]]
 
@@ -46,7 +46,6 @@ def _asset(job: Job, n: int, now: dt.datetime, **overrides: Any) -> AssetAddPara
         "sha256": "ab" * 32,
         "metadata": {"n": str(n)},
         "now": now,
-        "actor": "worker:w",
     }
     values.update(overrides)
     return AssetAddParams(**values)
@@ -86,26 +85,48 @@ async def test_add_records_the_asset_and_its_event(
     assert stored_event == event and stored_event.asset == asset
 
 
-ASSET_MISSES: dict[str, dict[str, Any]] = {
-    "stale lease": {"lease_token": "stale"},
-    "other owner": {"owner": "bob"},
-    "missing job": {"job_id": "no-such-job"},
+ASSET_MISSES: dict[str, tuple[dict[str, Any], type[Exception] | None]] = {
+    "stale lease": ({"lease_token": "stale"}, None),
+    "other owner": ({"owner": "bob"}, errors.NotFound),
+    "missing job": ({"job_id": "no-such-job"}, errors.NotFound),
 }
 
 
-@pytest.mark.parametrize("miss", ASSET_MISSES.values(), ids=ASSET_MISSES.keys())
+@pytest.mark.parametrize(("miss", "refusal"), ASSET_MISSES.values(), ids=ASSET_MISSES.keys())
 async def test_add_without_the_lease_changes_nothing(
     store: SqlStore,
     create_job: CreateJob,
     clock: Any,
     count_rows: Callable[[str], Awaitable[int]],
     miss: dict[str, Any],
+    refusal: type[Exception] | None,
 ) -> None:
+    """A stale lease is None (LEASE_LOST); a job the caller cannot see is NotFound, like a missing one."""
     job = await _running(store, create_job, clock.tick())
     events_before = await count_rows("job_events")
-    assert await store.asset_add(_asset(job, 1, clock.tick(), **miss)) is None
+    if refusal is None:
+        assert await store.asset_add(_asset(job, 1, clock.tick(), **miss)) is None
+    else:
+        with pytest.raises(refusal):
+            await store.asset_add(_asset(job, 1, clock.tick(), **miss))
     assert await store.job_get(None, job.id) == job
     assert (await count_rows("assets"), await count_rows("job_events")) == (0, events_before)
+
+
+async def test_add_with_a_request_id_already_recorded_is_a_replay_and_writes_nothing(
+    store: SqlStore, create_job: CreateJob, clock: Any, count_rows: Callable[[str], Awaitable[int]]
+) -> None:
+    job = await _running(store, create_job, clock.tick())
+    keyed = {"request_id": "r1", "request_fingerprint": "f1"}
+    added = await store.asset_add(_asset(job, 1, clock.tick(), **keyed))
+    assert added is not None
+    [event] = added[1].events
+    assert event.data["request_fingerprint"] == "f1"
+    counts = (await count_rows("assets"), await count_rows("job_events"))
+    with pytest.raises(Replayed) as replay:
+        await store.asset_add(_asset(job, 2, clock.tick(), **keyed))
+    assert replay.value.event == event and replay.value.job.id == job.id
+    assert (await count_rows("assets"), await count_rows("job_events")) == counts
 
 
 async def test_add_to_a_job_that_is_not_running_changes_nothing(

@@ -24,11 +24,9 @@ from jobwarden_server.domain.records import EventKind, Job, Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.events.bus import EventBus
-from jobwarden_server.service.jobs import JobSpec, JobsService
-from jobwarden_server.service.reaper import Reaper, ReaperSettings
-from jobwarden_server.service.streams import StreamSlots
-from jobwarden_server.service.work import ClaimRequest, WorkService
-from jobwarden_server.service.writer import JobWriter
+from jobwarden_server.service import wiring
+from jobwarden_server.service.jobs import JobSpec
+from jobwarden_server.service.work import ClaimRequest
 
 WORKER = Principal(owner="acme", roles=frozenset({Role.CLIENT, Role.WORKER}))
 LEASE_S = 10.0
@@ -65,11 +63,9 @@ class GapAfterDue:
 
 class Rig:
     def __init__(self, db: GapAfterDue, clock: Clock) -> None:
-        writer = JobWriter(db, EventBus(), Lifecycles.build(), clock)  # type: ignore[arg-type]
+        services = wiring.build(db, EventBus(), Lifecycles.build(), NO_BACKOFF, clock=clock)  # type: ignore[arg-type]
         self.db, self.clock = db, clock
-        self.jobs = JobsService(writer, NO_BACKOFF, cancel_grace_s=30)
-        self.work = WorkService(writer, NO_BACKOFF, StreamSlots(8))
-        self.reaper = Reaper(writer, NO_BACKOFF, ReaperSettings())
+        self.jobs, self.work, self.reaper = services.jobs, services.work, services.reaper
 
     async def running_job(self) -> tuple[Job, str]:
         """A job claimed with a LEASE_S lease that has just expired; and its lease token."""

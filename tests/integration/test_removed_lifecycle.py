@@ -25,11 +25,9 @@ from jobwarden_server.domain.lifecycle import STANDARD, Lifecycles
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.events.bus import EventBus
-from jobwarden_server.service.jobs import JobSpec, JobsService
-from jobwarden_server.service.reaper import Reaper, ReaperSettings
-from jobwarden_server.service.streams import StreamSlots
-from jobwarden_server.service.work import ClaimRequest, WorkService
-from jobwarden_server.service.writer import JobWriter
+from jobwarden_server.service import wiring
+from jobwarden_server.service.jobs import JobSpec
+from jobwarden_server.service.work import ClaimRequest
 from jobwarden_server.settings import Settings
 
 REVIEW = dataclasses.replace(STANDARD, name="review")
@@ -100,10 +98,10 @@ async def test_a_replica_without_the_table_refuses_its_jobs_and_rescues_the_othe
     clock = Clock()
     try:
         # A replica with the table creates and leases one job of each kind ...
-        old = JobWriter(db, EventBus(), WITH_REVIEW, clock)
+        old = wiring.build(db, EventBus(), WITH_REVIEW, NO_BACKOFF, clock=clock)
         for job_type in ("review-doc", "demo"):
-            await JobsService(old, NO_BACKOFF, cancel_grace_s=30).create(WHO, JobSpec(job_type=job_type))
-        held = await WorkService(old, NO_BACKOFF, StreamSlots(8)).claim(
+            await old.jobs.create(WHO, JobSpec(job_type=job_type))
+        held = await old.work.claim(
             WHO,
             ClaimRequest(
                 worker_id="w1", job_types=frozenset({"review-doc", "demo"}), max_jobs=2, lease_duration_s=5
@@ -113,18 +111,16 @@ async def test_a_replica_without_the_table_refuses_its_jobs_and_rescues_the_othe
         clock.now += dt.timedelta(seconds=60)  # both leases have run out
 
         # ... and one started without it meets them.
-        new = JobWriter(db, EventBus(), WITHOUT_REVIEW, clock)
+        new = wiring.build(db, EventBus(), WITHOUT_REVIEW, NO_BACKOFF, clock=clock)
         with pytest.raises(errors.LifecycleNotConfigured) as refused:
-            await JobsService(new, NO_BACKOFF, cancel_grace_s=30).cancel(
-                WHO, by_type["review-doc"].id, "", ""
-            )
+            await new.jobs.cancel(WHO, by_type["review-doc"].id, "", "")
         assert refused.value.metadata == {"lifecycle": "review"}
-        assert await Reaper(new, NO_BACKOFF, ReaperSettings()).tick() == 1
+        assert await new.reaper.tick() == 1
         assert (await db.job_get(None, by_type["demo"].id)).status is JobStatus.QUEUED
         assert (await db.job_get(None, by_type["review-doc"].id)).status is JobStatus.RUNNING
 
         # The replica that has the table rescues the rest.
-        assert await Reaper(old, NO_BACKOFF, ReaperSettings()).tick() == 1
+        assert await old.reaper.tick() == 1
         assert (await db.job_get(None, by_type["review-doc"].id)).status is JobStatus.QUEUED
     finally:
         await db.close()

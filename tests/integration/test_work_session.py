@@ -23,11 +23,11 @@ from jobwarden_server.domain.lifecycle import Lifecycles
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.events.bus import EventBus
-from jobwarden_server.service.jobs import JobSpec, JobsService
+from jobwarden_server.service import wiring
+from jobwarden_server.service.jobs import JobSpec
 from jobwarden_server.service.session import WorkSession
-from jobwarden_server.service.streams import StreamSlots
-from jobwarden_server.service.work import ClaimRequest, WorkService
-from jobwarden_server.service.writer import JobWriter, utc_now
+from jobwarden_server.service.work import ClaimRequest
+from jobwarden_server.service.writer import utc_now
 
 S = job_pb2.JobStatus
 
@@ -391,10 +391,10 @@ async def test_a_session_that_stopped_claiming_is_owed_nothing(tmp_path: Path) -
     await store.migrate(url)
     db = store.open_store(url)
     try:
-        writer = JobWriter(db, EventBus(), Lifecycles.build(), utc_now)
+        services = wiring.build(db, EventBus(), Lifecycles.build(), RetryPolicy())
         who = Principal(owner="o", roles=frozenset({Role.CLIENT, Role.WORKER}))
-        await JobsService(writer, RetryPolicy()).create(who, JobSpec(job_type="demo"))
-        work = WorkService(writer, RetryPolicy(), StreamSlots(8))
+        await services.jobs.create(who, JobSpec(job_type="demo"))
+        work = services.work
         session = WorkSession(work, who, ClaimRequest(worker_id="w", job_types=frozenset({"demo"})))
         session.add_credits(3)
         session.stop_claims()
@@ -413,10 +413,10 @@ async def test_a_silent_session_is_pushed_nothing_until_it_speaks(tmp_path: Path
     db = store.open_store(url)
     now = [utc_now()]
     try:
-        writer = JobWriter(db, EventBus(), Lifecycles.build(), lambda: now[0])
+        services = wiring.build(db, EventBus(), Lifecycles.build(), RetryPolicy(), clock=lambda: now[0])
         who = Principal(owner="o", roles=frozenset({Role.CLIENT, Role.WORKER}))
-        job = await JobsService(writer, RetryPolicy()).create(who, JobSpec(job_type="demo"))
-        work = WorkService(writer, RetryPolicy(), StreamSlots(8))
+        job = await services.jobs.create(who, JobSpec(job_type="demo"))
+        work = services.work
         start = ClaimRequest(worker_id="w", job_types=frozenset({"demo"}), lease_duration_s=3)
         session = WorkSession(work, who, start)
         session.add_credits(1)

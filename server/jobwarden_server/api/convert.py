@@ -16,10 +16,10 @@ from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 from jobwarden.v1 import job_pb2
 from jobwarden_server.domain import limits
 from jobwarden_server.domain.errors import InvalidArgument
+from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
 from jobwarden_server.domain.lifecycle import Lifecycle
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
 from jobwarden_server.domain.status import JobStatus, StopReason
-from jobwarden_server.service.writer import ANONYMOUS, Request
 
 E = TypeVar("E", JobStatus, StopReason)
 
@@ -57,8 +57,11 @@ def seconds_in(message: Any, field: str, default: float) -> float:
     return float(duration.seconds) + duration.nanos / 1e9
 
 
-def request_of(message: Any) -> Request:
-    """The idempotency identity of a request: its request_id and a hash of everything else in it."""
+def request_of(message: Any) -> RequestKey:
+    """The idempotency key of a request: its request_id and a fingerprint of everything else in it.
+
+    The one fingerprint scheme for every mutating call (each CreateJobs item is a CreateJobRequest):
+    SHA-256 of the message's deterministic encoding without its request_id."""
     request_id: str = message.request_id
     if not request_id:
         return ANONYMOUS
@@ -68,7 +71,7 @@ def request_of(message: Any) -> Request:
     rest.CopyFrom(message)
     rest.ClearField("request_id")
     digest = hashlib.sha256(rest.SerializeToString(deterministic=True)).hexdigest()
-    return Request(id=request_id, fingerprint=digest)
+    return RequestKey(id=request_id, fingerprint=digest)
 
 
 def retry_in(request: Any) -> dict[str, float | None]:

@@ -37,7 +37,7 @@ def _spec_in(request: job_service_pb2.CreateJobRequest) -> JobSpec:
             deadline=convert.time_in(request, "deadline"),
             callback_url=request.callback_url,
             hold=request.hold,
-            request_id=request.request_id,
+            request=convert.request_of(request),
             **convert.retry_in(request),
         )
     )

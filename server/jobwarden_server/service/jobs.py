@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jobwarden_server import store
-from jobwarden_server.domain import errors, limits
+from jobwarden_server.domain import decisions, errors, limits
 from jobwarden_server.domain.auth import Principal
-from jobwarden_server.domain.lifecycle import Lifecycle
+from jobwarden_server.domain.changes import Decision
+from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
+from jobwarden_server.domain.lifecycle import Lifecycle, Lifecycles
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
 from jobwarden_server.service import paging
-from jobwarden_server.service.writer import ANONYMOUS, JobWriter, Request
+from jobwarden_server.service.writer import Clock, JobWriter
 
 JOB_PAGE = (50, 500)
 ITEM_PAGE = (100, 1000)
@@ -37,24 +37,11 @@ class JobSpec:
     deadline: dt.datetime | None = None
     callback_url: str = ""
     hold: bool = False
-    request_id: str = ""
+    request: RequestKey = ANONYMOUS
     retry_initial_backoff_s: float | None = None
     retry_max_backoff_s: float | None = None
     retry_multiplier: float | None = None
     """The job's own backoff; each None takes the server's default."""
-
-    def fingerprint(self) -> str:
-        """Hash of everything but the request id: a reused request id must carry the same content.
-
-        The fields are read as they are, not through dataclasses.asdict, which deep-copies the
-        parameters first (a third of the server's CPU per job in a CreateJobs call); the JSON, and
-        so the hash stored with every job, is the same."""
-        body = {f.name: getattr(self, f.name) for f in _SPEC_FIELDS if f.name != "request_id"}
-        canonical = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-_SPEC_FIELDS = dataclasses.fields(JobSpec)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,17 +57,23 @@ class JobQuery:
     descending: bool = False
 
 
-def client_actor(who: Principal) -> str:
-    """How a client appears in job histories."""
-    return f"client:{who.owner}"
-
-
 class JobsService:
     """What clients can do with their own jobs. Every read and write is scoped to the caller's owner."""
 
-    def __init__(self, writer: JobWriter, retry: RetryPolicy, *, cancel_grace_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        db: store.Store,
+        writer: JobWriter,
+        lifecycles: Lifecycles,
+        clock: Clock,
+        retry: RetryPolicy,
+        *,
+        cancel_grace_s: float = 30.0,
+    ) -> None:
+        self._store = db
         self._writer = writer
-        self._store = writer.store
+        self._lifecycles = lifecycles
+        self._clock = clock
         self._retry = retry
         self._cancel_grace = dt.timedelta(seconds=cancel_grace_s)
 
@@ -95,7 +88,7 @@ class JobsService:
         """Accept jobs in one transaction, each answered on its own and in order: its job (for a
         retried request_id, the first job), or why it alone was refused. A refused item never stops
         the others; only a failure of the database fails the call."""
-        now = self._writer.clock()
+        now = self._clock()
         planned: list[store.JobCreateParams | errors.DomainError] = []
         for spec in specs:
             try:
@@ -103,26 +96,17 @@ class JobsService:
             except errors.InvalidArgument as err:
                 planned.append(err)
         accepted = [p for p in planned if isinstance(p, store.JobCreateParams)]
-        written = iter(await self._store.job_create_many(accepted))
+        written = iter(await self._writer.create_many(accepted))
         outcomes: list[Job | errors.DomainError] = []
-        queued = False
         for item in planned:
             result = item if isinstance(item, errors.DomainError) else next(written)
-            if isinstance(result, errors.DomainError):
-                outcomes.append(result)
-            elif result.created:
-                outcomes.append(self._writer.published(result.change))
-                queued = queued or result.change.job.status is JobStatus.QUEUED
-            else:
-                outcomes.append(result.change.job)
-        if queued:
-            await self._writer.bus.work_available()
+            outcomes.append(result if isinstance(result, errors.DomainError) else result.change.job)
         return outcomes
 
     def _new_job(self, who: Principal, spec: JobSpec, now: dt.datetime) -> store.JobCreateParams:
         """The row a valid spec becomes; InvalidArgument for what only its lifecycle or the clock rules
         out (the spec's own shape was checked by check_spec)."""
-        table = self._writer.lifecycles.for_job_type(spec.job_type)
+        table = self._lifecycles.for_job_type(spec.job_type)
         if spec.hold and not table.can_hold():
             raise errors.InvalidArgument("hold", f"lifecycle {table.name!r} has no held (CREATED) state")
         if spec.deadline is not None and spec.deadline <= now:
@@ -144,10 +128,10 @@ class JobsService:
             run_after=spec.run_after,
             deadline=spec.deadline,
             callback_url=spec.callback_url,
-            request_id=spec.request_id,
-            request_fingerprint=spec.fingerprint(),
+            request_id=spec.request.id,
+            request_fingerprint=spec.request.fingerprint,
             now=now,
-            actor=client_actor(who),
+            actor=decisions.client_actor(who.owner),
             retry=self._retry_of(spec),
         )
 
@@ -207,96 +191,32 @@ class JobsService:
         return jobs[:size], paging.encode(key, [last.create_time.isoformat(), last.id])
 
     async def cancel(
-        self, who: Principal, job_id: str, reason: str, etag: str, request: Request = ANONYMOUS
+        self, who: Principal, job_id: str, reason: str, etag: str, request: RequestKey = ANONYMOUS
     ) -> Job:
-        """Cancel at once when not running; ask the worker to stop when running."""
-        return await self._writer.once(
-            who.owner,
-            job_id,
-            request,
-            lambda: self._writer.retrying(lambda: self._cancel(who, job_id, reason, etag, request)),
-        )
+        """Cancel at once when not running; ask the worker to stop when running (decisions.cancel)."""
 
-    async def _cancel(self, who: Principal, job_id: str, reason: str, etag: str, request: Request) -> Job:
-        job = await self._store.job_get(who.owner, job_id)
-        if etag and etag != job.etag:
-            raise errors.EtagMismatch(
-                f"job {job_id} changed: etag is {job.etag}, not {etag}",
-                metadata={"job_id": job_id, "etag": job.etag},
-            )
-        if job.status is JobStatus.RUNNING and self._writer.lifecycles.named(job.lifecycle).allows(
-            JobStatus.RUNNING, JobStatus.CANCELLED
-        ):
-            return await self._request_cancel(who, job, reason, request)
-        return await self._writer.transition(
-            job,
-            JobStatus.CANCELLED,
-            actor=client_actor(who),
-            reason=reason or "cancelled by client",
-            owner=who.owner,
-            stop_reason=StopReason.USER_CANCELLED,
-            changes=store.JobChanges(complete_time=self._writer.clock()),
-            request=request,
-        )
-
-    async def _request_cancel(self, who: Principal, job: Job, reason: str, request: Request) -> Job:
-        if job.cancel_requested:
-            # Asking again is no error; but if it is this very request again, answer as it left the job.
-            first = await self._writer.replayed(who.owner, job.id, request)
-            return job if first is None else first
-        now = self._writer.clock()
-        # The worker has the grace period to confirm; if it never does, its lease runs out then and
-        # the reaper cancels the job. Heartbeats no longer extend a lease once a cancel is requested.
-        expire = now + self._cancel_grace
-        if job.lease_expire_time is not None:
-            expire = min(expire, job.lease_expire_time)
-        change = await self._store.job_update(
-            store.JobUpdateParams(
-                job_id=job.id,
-                owner=who.owner,
+        def decide(job: Job, now: dt.datetime) -> Decision | None:
+            return decisions.cancel(
+                job,
+                self._lifecycles.named(job.lifecycle),
+                actor=decisions.client_actor(who.owner),
+                reason=reason,
+                etag=etag,
                 now=now,
-                changes=store.JobChanges(cancel_requested=True, lease_expire_time=expire),
-                events=[
-                    store.NewEvent(
-                        kind=EventKind.CANCEL_REQUESTED,
-                        actor=client_actor(who),
-                        data={"reason": reason, **request.event_data()},
-                        request_id=request.id,
-                    )
-                ],
-                expect_statuses=frozenset({JobStatus.RUNNING}),
+                grace=self._cancel_grace,
+                request=request,
             )
-        )
-        if change is None:  # it stopped running meanwhile: decide again on what it is now
-            raise errors.Conflict(f"job {job.id} stopped running meanwhile", metadata={"job_id": job.id})
-        return self._writer.published(change)
 
-    async def release(self, who: Principal, job_id: str, request: Request = ANONYMOUS) -> Job:
+        return await self._writer.change(who.owner, job_id, decide, request=request)
+
+    async def release(self, who: Principal, job_id: str, request: RequestKey = ANONYMOUS) -> Job:
         """Move a held (CREATED) job to its lifecycle's initial state."""
-        released = await self._writer.once(
-            who.owner,
-            job_id,
-            request,
-            lambda: self._writer.retrying(lambda: self._release(who, job_id, request)),
-        )
-        await self._writer.bus.work_available()
-        return released
 
-    async def _release(self, who: Principal, job_id: str, request: Request) -> Job:
-        job = await self._store.job_get(who.owner, job_id)
-        table = self._writer.lifecycles.named(job.lifecycle)
-        if job.status is not JobStatus.CREATED:
-            # Only held jobs are released; other edges into the initial state (a retry's RUNNING ->
-            # QUEUED) are the server's own.
-            raise errors.InvalidTransition(job.id, table.name, job.status, table.initial)
-        return await self._writer.transition(
-            job,
-            table.initial,
-            actor=client_actor(who),
-            reason="released by client",
-            owner=who.owner,
-            request=request,
-        )
+        def decide(job: Job, now: dt.datetime) -> Decision:
+            table = self._lifecycles.named(job.lifecycle)
+            return decisions.release(job, table, actor=decisions.client_actor(who.owner), request=request)
+
+        return await self._writer.change(who.owner, job_id, decide, request=request)
 
     async def events(
         self, who: Principal, job_id: str, page_size: int, page_token: str
@@ -346,7 +266,7 @@ class JobsService:
 
     def lifecycle(self, job_type: str) -> Lifecycle:
         """The table governing `job_type` (the default table for an empty type)."""
-        return self._writer.lifecycles.for_job_type(job_type)
+        return self._lifecycles.for_job_type(job_type)
 
 
 def check_spec(spec: JobSpec) -> JobSpec:
@@ -357,7 +277,6 @@ def check_spec(spec: JobSpec) -> JobSpec:
     limits.check_string_map("labels", spec.labels)
     limits.check_int("max_attempts", spec.max_attempts, 0, limits.MAX_ATTEMPTS)
     limits.check_url("callback_url", spec.callback_url)
-    limits.check_text("request_id", spec.request_id, limit=limits.MAX_ID)
     for field, seconds in (
         ("retry_policy.initial_backoff", spec.retry_initial_backoff_s),
         ("retry_policy.max_backoff", spec.retry_max_backoff_s),

@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import logging
 
 from jobwarden_server import store
-from jobwarden_server.domain import errors
-from jobwarden_server.domain.records import Job, JobError
+from jobwarden_server.domain import decisions, errors
+from jobwarden_server.domain.lifecycle import Lifecycles
 from jobwarden_server.domain.retry import RetryPolicy
-from jobwarden_server.domain.status import JobStatus, StopReason
-from jobwarden_server.service.attempts import end_attempt
-from jobwarden_server.service.writer import JobWriter
+from jobwarden_server.service.writer import Clock, JobWriter
 
 logger = logging.getLogger(__name__)
 
-SYSTEM = "system"
 SINGLETON = "reaper"
 BATCH = 200
 
@@ -36,10 +32,21 @@ class ReaperSettings:
 
 
 class Reaper:
-    """Rescues expired leases (retry or fail) and expires jobs past their deadline."""
+    """Rescues expired leases (retry or fail) and expires jobs past their deadline (decisions.reap)."""
 
-    def __init__(self, writer: JobWriter, retry: RetryPolicy, settings: ReaperSettings) -> None:
+    def __init__(
+        self,
+        db: store.Store,
+        writer: JobWriter,
+        lifecycles: Lifecycles,
+        clock: Clock,
+        retry: RetryPolicy,
+        settings: ReaperSettings,
+    ) -> None:
+        self._store = db
         self._writer = writer
+        self._lifecycles = lifecycles
+        self._clock = clock
         self._retry = retry
         self._settings = settings
 
@@ -63,57 +70,27 @@ class Reaper:
 
         The compare-and-sets already make concurrent reapers safe; the lock makes them not wasteful:
         one replica does the pass, and whichever replica tries next after it dies takes over."""
-        async with self._writer.store.singleton(SINGLETON) as mine:
+        async with self._store.singleton(SINGLETON) as mine:
             return await self.tick() if mine else 0
 
     async def tick(self) -> int:
         """One pass; returns how many jobs it dealt with (a job it failed on is logged, then left for
         the next pass: one bad job must not keep the others in the pass from being rescued)."""
-        now = self._writer.clock()
-        known = frozenset(self._writer.lifecycles.tables)
-        due = await self._writer.store.job_due(store.JobDueParams(now=now, limit=BATCH, lifecycles=known))
+        now = self._clock()
+        known = frozenset(self._lifecycles.tables)
+        due = await self._store.job_due(store.JobDueParams(now=now, limit=BATCH, lifecycles=known))
         failed = 0
         for job in due:
             try:
-                if job.deadline is not None and job.deadline <= now:
-                    await self._expire(job, now)
-                else:
-                    await self._rescue(job)
-            except (errors.InvalidTransition, errors.EtagMismatch, errors.NotFound) as err:
-                # Someone else moved it first (its worker, a client, another replica): nothing to do.
-                logger.debug("reaper: job %s not changed: %s", job.id, err)
+                decision = decisions.reap(
+                    job, self._lifecycles.named(job.lifecycle), default_retry=self._retry, now=now
+                )
+                if decision is not None and await self._writer.change_as_read(job, decision) is None:
+                    # Someone else moved it first (its worker, a client, another replica): nothing to do.
+                    logger.debug("reaper: job %s changed meanwhile; left as it is", job.id)
             except errors.StoreUnavailable:
                 raise  # the whole pass is off; the loop retries it
             except Exception:
                 failed += 1
                 logger.exception("reaper: failed on job %s; going on with the others", job.id)
         return len(due) - failed
-
-    async def _expire(self, job: Job, now: dt.datetime) -> None:
-        table = self._writer.lifecycles.named(job.lifecycle)
-        if not table.allows(job.status, JobStatus.EXPIRED):
-            return  # the table has no way to expire from here; create refuses deadlines it cannot honour
-        await self._writer.transition(
-            job,
-            JobStatus.EXPIRED,
-            actor=SYSTEM,
-            reason="deadline passed",
-            owner=None,
-            stop_reason=StopReason.TIMEOUT_EXCEEDED,
-            changes=store.JobChanges(complete_time=now, clear_lease=True),
-        )
-
-    async def _rescue(self, job: Job) -> None:
-        lost = JobError(
-            message=f"lease of worker {job.worker_id} expired", reason="LEASE_EXPIRED", retryable=True
-        )
-        await end_attempt(
-            self._writer,
-            self._retry,
-            job,
-            lost,
-            actor=SYSTEM,
-            owner=None,
-            cancel_reason="cancel requested and the worker did not confirm in time",
-            stop_reason=StopReason.LEASE_EXPIRED,
-        )

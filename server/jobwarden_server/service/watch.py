@@ -15,10 +15,9 @@ from jobwarden_server import store
 from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.errors import InvalidArgument, WatcherTooSlow
 from jobwarden_server.domain.records import Event, Job
-from jobwarden_server.events.bus import CutOff
+from jobwarden_server.events.bus import CutOff, EventBus
 from jobwarden_server.service.jobs import terminal_event
 from jobwarden_server.service.streams import StreamSlots
-from jobwarden_server.service.writer import JobWriter
 
 CATCH_UP_BATCH = 500
 
@@ -26,16 +25,16 @@ CATCH_UP_BATCH = 500
 class WatchService:
     """Streams a job's snapshot and events to one watcher."""
 
-    def __init__(self, writer: JobWriter, slots: StreamSlots) -> None:
-        self._writer = writer
-        self._store = writer.store
+    def __init__(self, db: store.Store, bus: EventBus, slots: StreamSlots) -> None:
+        self._store = db
+        self._bus = bus
         self._slots = slots
 
     async def watch(self, who: Principal, job_id: str, after_sequence: int) -> AsyncIterator[Job | Event]:
         """Yield the job, then every event with sequence > after_sequence, ending after the terminal one."""
         if after_sequence < 0:
             raise InvalidArgument("after_sequence", "must not be negative")
-        with self._slots.hold(who.owner), self._writer.bus.subscribe(job_id) as subscription:
+        with self._slots.hold(who.owner), self._bus.subscribe(job_id) as subscription:
             job = await self._store.job_get(who.owner, job_id)
             yield job
             if job.status.terminal and after_sequence >= job.last_sequence:

@@ -1,23 +1,24 @@
-"""The store seam: the `Store` protocol, its parameter records, and `open_store` for a database URL."""
+"""The store seam: the `Store` protocol, its parameter records, and `open_store` for a database URL.
+
+JobChanges, Lease and NewEvent are the domain's (domain/changes.py), named here too as the parts of a
+JobUpdateParams."""
 
 from __future__ import annotations
 
+from jobwarden_server.domain.changes import JobChanges, Lease, NewEvent
 from jobwarden_server.store._feed import ChangeFeed, ChangeSink
 from jobwarden_server.store._migrate import is_migrated, migrate
 from jobwarden_server.store._open import display_url, open_store
 from jobwarden_server.store._protocol import (
     AssetAddParams,
     Change,
-    JobChanges,
     JobClaimParams,
     JobCreateParams,
     JobCreateResult,
     JobDueParams,
     JobListParams,
     JobUpdateParams,
-    Lease,
     LeaseRenewParams,
-    NewEvent,
     PageParams,
     RenewedLease,
     Replayed,

@@ -13,21 +13,11 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from jobwarden_server.domain.changes import Decision, JobChanges, NewEvent
 from jobwarden_server.domain.errors import DomainError
-from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.records import Asset, Event, Job
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class NewEvent:
-    """An event to append to a job's history; the store assigns its sequence."""
-
-    kind: EventKind
-    actor: str
-    data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    request_id: str = ""
-    """The request_id of the call making the change, so a retry of it can be recognised."""
 
 
 class Replayed(Exception):
@@ -96,33 +86,6 @@ class JobListParams:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Lease:
-    """A worker's lease on a running job. The token is the fencing token every worker call carries."""
-
-    token: str
-    worker_id: str
-    expire_time: dt.datetime
-    duration_s: float
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class JobChanges:
-    """Columns to set. None leaves a column as it is; `clear_lease` drops the lease."""
-
-    status: JobStatus | None = None
-    progress: Progress | None = None
-    result: Mapping[str, Any] | None = None
-    error: JobError | None = None
-    stop_reason: StopReason | None = None
-    cancel_requested: bool | None = None
-    run_after: dt.datetime | None = None
-    complete_time: dt.datetime | None = None
-    lease: Lease | None = None
-    lease_expire_time: dt.datetime | None = None
-    clear_lease: bool = False
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class JobUpdateParams:
     """A compare-and-set on one job: applied only if every `expect_*` condition holds.
 
@@ -137,6 +100,20 @@ class JobUpdateParams:
     expect_statuses: frozenset[JobStatus] | None = None
     expect_lease_token: str | None = None
     expect_version: int | None = None
+
+    @classmethod
+    def of(cls, job_id: str, owner: str | None, now: dt.datetime, decision: Decision) -> JobUpdateParams:
+        """The compare-and-set that writes `decision` on the job."""
+        return cls(
+            job_id=job_id,
+            owner=owner,
+            now=now,
+            changes=decision.changes,
+            events=decision.events,
+            expect_statuses=decision.expect_statuses,
+            expect_lease_token=decision.expect_lease_token,
+            expect_version=decision.expect_version,
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,7 +163,8 @@ class JobDueParams:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class AssetAddParams:
-    """An asset to attach to a RUNNING job under the caller's lease."""
+    """An asset to attach to a RUNNING job under the caller's lease (its event's actor is the worker
+    holding that lease)."""
 
     id: str
     job_id: str
@@ -200,7 +178,9 @@ class AssetAddParams:
     sha256: str
     metadata: Mapping[str, str]
     now: dt.datetime
-    actor: str
+    request_id: str = ""
+    """The adding call's idempotency key, recorded on the asset's event ('' for none)."""
+    request_fingerprint: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -246,10 +226,16 @@ class Store(Protocol):
         ...
 
     async def job_modify(
-        self, owner: str, job_id: str, decide: Callable[[Job], JobUpdateParams], *, request_id: str = ""
+        self,
+        owner: str,
+        job_id: str,
+        decide: Callable[[Job], JobUpdateParams | None],
+        *,
+        request_id: str = "",
     ) -> Change | None:
         """Read the job and apply the compare-and-set `decide` makes of it, in one write transaction;
-        `decide` may raise to refuse. NotFound if missing or not the owner's; None if a guard failed.
+        `decide` may raise to refuse, or return None when there is nothing to change (the job is
+        returned as read, with no events). NotFound if missing or not the owner's; None if a guard failed.
         With a request_id that an event of the job already records, nothing is decided or written:
         Replayed, with the job and that event (a retry, found in the same transaction)."""
         ...
@@ -272,7 +258,9 @@ class Store(Protocol):
         ...
 
     async def asset_add(self, params: AssetAddParams) -> tuple[Asset, Change] | None:
-        """Insert the asset and its event if the job is RUNNING under `lease_token`; None otherwise."""
+        """Insert the asset and its event if the job is RUNNING under `lease_token`; None otherwise
+        (NotFound if the job is missing or not the owner's).
+        With a request_id that an event of the job already records, nothing is written: Replayed."""
         ...
 
     async def asset_get(self, owner: str, asset_id: str) -> Asset:

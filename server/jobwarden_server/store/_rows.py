@@ -7,10 +7,11 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jobwarden_server.domain.changes import JobChanges, NewEvent
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
-from jobwarden_server.store._protocol import JobChanges, JobCreateParams, NewEvent
+from jobwarden_server.store._protocol import JobCreateParams
 
 Row = Mapping[Any, Any]
 """A row as a mapping by column name (SQLAlchemy's RowMapping, or the dict a row was inserted from)."""
@@ -135,9 +136,11 @@ def asset_from_row(row: Row) -> Asset:
     )
 
 
-def asset_event_data(asset: Asset) -> dict[str, Any]:
-    """The data of an asset_added event: every field of the asset the event row does not already hold."""
+def asset_event_data(asset: Asset, request_fingerprint: str = "") -> dict[str, Any]:
+    """The data of an asset_added event: every field of the asset the event row does not already hold
+    (and the adding call's fingerprint, if it gave a request_id)."""
     return {
+        **({"request_fingerprint": request_fingerprint} if request_fingerprint else {}),
         "asset_id": asset.id,
         "asset_type": asset.asset_type,
         "uri": asset.uri,

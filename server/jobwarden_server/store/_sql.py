@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from jobwarden_server.domain import errors
+from jobwarden_server.domain import decisions, errors
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.store import _claim as claim
@@ -279,7 +279,12 @@ class SqlStore:
         return await self._write(lambda conn: self._update(conn, params))
 
     async def job_modify(
-        self, owner: str, job_id: str, decide: Callable[[Job], JobUpdateParams], *, request_id: str = ""
+        self,
+        owner: str,
+        job_id: str,
+        decide: Callable[[Job], JobUpdateParams | None],
+        *,
+        request_id: str = "",
     ) -> Change | None:
         """Read the job and apply the compare-and-set `decide` makes of it, in one write transaction.
 
@@ -295,13 +300,24 @@ class SqlStore:
                 raise errors.NotFound(f"job {job_id} not found", metadata={"job_id": job_id})
             job = rows.job_from_row(row)
             if request_id:
-                found = conn.execute(_FIRST_EVENT_OF_REQUEST, _request_keys(owner, job_id, request_id))
-                earlier = found.mappings().first()
-                if earlier is not None:
-                    raise Replayed(job, rows.event_from_row(earlier))
-            return self._update(conn, decide(job))
+                self._refuse_replay(conn, owner, job_id, request_id, job)
+            params = decide(job)
+            return Change(job=job, events=()) if params is None else self._update(conn, params)
 
         return await self._write(modify)
+
+    def _refuse_replay(
+        self, conn: sa.Connection, owner: str, job_id: str, request_id: str, job: Job | None = None
+    ) -> None:
+        """Replayed if an event of the job already records `request_id`: that call went through."""
+        found = conn.execute(_FIRST_EVENT_OF_REQUEST, _request_keys(owner, job_id, request_id))
+        earlier = found.mappings().first()
+        if earlier is None:
+            return
+        if job is None:
+            row = conn.execute(_JOB_OF_OWNER, {"p_job_id": job_id, "p_owner": owner}).mappings().one()
+            job = rows.job_from_row(row)
+        raise Replayed(job, rows.event_from_row(earlier))
 
     def _update(self, conn: sa.Connection, params: JobUpdateParams) -> Change | None:
         now_us = rows.to_us(params.now)
@@ -348,7 +364,8 @@ class SqlStore:
         ]
 
     async def asset_add(self, params: AssetAddParams) -> tuple[Asset, Change] | None:
-        """Attach an asset under the caller's lease: job CAS, asset row and event in one transaction."""
+        """Attach an asset under the caller's lease: job CAS, asset row and event in one transaction;
+        NotFound if the job is missing or not the owner's, None if the lease is not the job's."""
         now_us = rows.to_us(params.now)
         statement = (
             sa.update(jobs)
@@ -376,8 +393,15 @@ class SqlStore:
         )
 
         def add(conn: sa.Connection) -> tuple[sa.RowMapping, dict[str, Any]] | None:
+            if params.request_id:
+                self._refuse_replay(conn, params.owner, params.job_id, params.request_id)
             row = conn.execute(statement).mappings().one_or_none()
             if row is None:
+                keys = {"p_job_id": params.job_id, "p_owner": params.owner}
+                if conn.execute(_JOB_OF_OWNER, keys).first() is None:
+                    raise errors.NotFound(
+                        f"job {params.job_id} not found", metadata={"job_id": params.job_id}
+                    )
                 return None
             conn.execute(sa.insert(assets), rows.asset_values(asset, row["last_sequence"], now_us))
             event = {
@@ -385,9 +409,10 @@ class SqlStore:
                 "sequence": row["last_sequence"],
                 "owner": params.owner,
                 "create_us": now_us,
-                "actor": params.actor,
+                "actor": decisions.worker_actor(row["worker_id"]),
                 "kind": EventKind.ASSET_ADDED.value,
-                "data": rows.asset_event_data(asset),
+                "data": rows.asset_event_data(asset, params.request_fingerprint),
+                "request_id": params.request_id,
             }
             self._append_events(conn, [event])
             return row, event

@@ -1,0 +1,50 @@
+"""The services of one server, built in one place from their collaborators."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jobwarden_server import store
+from jobwarden_server.domain.lifecycle import Lifecycles
+from jobwarden_server.domain.retry import RetryPolicy
+from jobwarden_server.events.bus import EventBus
+from jobwarden_server.service.jobs import JobsService
+from jobwarden_server.service.reaper import Reaper, ReaperSettings
+from jobwarden_server.service.streams import StreamSlots
+from jobwarden_server.service.watch import WatchService
+from jobwarden_server.service.work import WorkService
+from jobwarden_server.service.writer import Clock, JobWriter, utc_now
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Services:
+    """Every use case of a server, sharing one store, bus, writer, clock and table of lifecycles."""
+
+    jobs: JobsService
+    watch: WatchService
+    work: WorkService
+    reaper: Reaper
+    writer: JobWriter
+
+
+def build(
+    db: store.Store,
+    bus: EventBus,
+    lifecycles: Lifecycles,
+    retry: RetryPolicy,
+    *,
+    clock: Clock = utc_now,
+    max_streams_per_owner: int = 64,
+    cancel_grace_s: float = 30.0,
+    reaper: ReaperSettings | None = None,
+) -> Services:
+    """The services over `db`; watches, long polls and Work sessions share the owners' stream slots."""
+    writer = JobWriter(db, bus, clock)
+    slots = StreamSlots(max_streams_per_owner)
+    return Services(
+        jobs=JobsService(db, writer, lifecycles, clock, retry, cancel_grace_s=cancel_grace_s),
+        watch=WatchService(db, bus, slots),
+        work=WorkService(db, writer, bus, lifecycles, clock, retry, slots),
+        reaper=Reaper(db, writer, lifecycles, clock, retry, reaper or ReaperSettings()),
+        writer=writer,
+    )

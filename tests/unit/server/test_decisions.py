@@ -1,0 +1,207 @@
+"""The rules of every change, on plain records: no database, no server (domain/decisions.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import random
+from typing import Any
+
+import pytest
+
+from jobwarden_server.domain import decisions, errors
+from jobwarden_server.domain.idempotency import RequestKey
+from jobwarden_server.domain.lifecycle import BUILTIN, Lifecycle
+from jobwarden_server.domain.records import EventKind, Job, JobError, Progress
+from jobwarden_server.domain.retry import RetryPolicy
+from jobwarden_server.domain.status import JobStatus, StopReason
+
+NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+DEFAULT = BUILTIN["standard"]
+RETRY = RetryPolicy(initial_backoff_s=10, max_backoff_s=100, multiplier=2)
+KEY = RequestKey(id="r1", fingerprint="f" * 64)
+
+
+def job(**fields: Any) -> Job:
+    base: dict[str, Any] = {
+        "id": "j1",
+        "owner": "o",
+        "job_type": "demo",
+        "lifecycle": "standard",
+        "status": JobStatus.RUNNING,
+        "progress": Progress(percent=40),
+        "parameters": {},
+        "result": None,
+        "error": None,
+        "stop_reason": StopReason.UNSPECIFIED,
+        "attempt": 1,
+        "max_attempts": 3,
+        "priority": 0,
+        "labels": {},
+        "run_after": None,
+        "deadline": None,
+        "callback_url": "",
+        "cancel_requested": False,
+        "version": 7,
+        "create_time": NOW - dt.timedelta(minutes=5),
+        "update_time": NOW - dt.timedelta(minutes=1),
+        "start_time": NOW - dt.timedelta(minutes=1),
+        "complete_time": None,
+        "worker_id": "w1",
+        "lease_token": "tok",
+        "lease_expire_time": NOW + dt.timedelta(seconds=20),
+        "lease_duration_s": 30.0,
+        "last_sequence": 3,
+        "request_id": "",
+    }
+    return Job(**(base | fields))
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_a_transition_follows_its_table_for_every_pair(name: str) -> None:
+    table = BUILTIN[name]
+    for a, b in itertools.permutations(JobStatus, 2):
+        if table.allows(a, b):
+            decision = decisions.transition(job(status=a), table, b, actor="x", request=KEY)
+            assert decision.changes.status is b
+            assert (decision.expect_statuses, decision.expect_version) == (frozenset({a}), 7)
+            [event] = decision.events
+            assert (event.kind, event.request_id) == (EventKind.TRANSITION, "r1")
+            assert event.data["from"] == a.value and event.data["to"] == b.value
+            assert event.data["request_fingerprint"] == KEY.fingerprint
+        else:
+            with pytest.raises(errors.InvalidTransition):
+                decisions.transition(job(status=a), table, b, actor="x")
+
+
+def test_a_worker_without_the_current_lease_is_refused_every_change() -> None:
+    stale = {"lease_token": "old"}
+    for decide in (
+        lambda j: decisions.complete(j, DEFAULT, result={}, partial=None, now=NOW, **stale),
+        lambda j: decisions.fail(
+            j,
+            DEFAULT,
+            error=JobError(message="x"),
+            stop_reason=StopReason.UNSPECIFIED,
+            default_retry=RETRY,
+            now=NOW,
+            **stale,
+        ),
+        lambda j: decisions.report_progress(j, progress=Progress(percent=50), now=NOW, **stale),
+    ):
+        with pytest.raises(errors.LeaseLost):
+            decide(job())
+        with pytest.raises(errors.LeaseLost):
+            decide(job(status=JobStatus.QUEUED, lease_token="old"))
+
+
+def test_complete_sets_progress_to_100_and_drops_the_lease_partial_keeps_the_error() -> None:
+    done = decisions.complete(job(), DEFAULT, lease_token="tok", result={"n": 1}, partial=None, now=NOW)
+    assert done.changes.status is JobStatus.COMPLETED and done.changes.progress == Progress(percent=100)
+    assert done.changes.clear_lease and done.changes.complete_time == NOW and done.expect_lease_token == "tok"
+    oops = JobError(message="2 of 3")
+    partial = decisions.complete(job(), DEFAULT, lease_token="tok", result={}, partial=oops, now=NOW)
+    assert (partial.changes.status, partial.changes.error) == (JobStatus.PARTIAL, oops)
+
+
+def _end(j: Job, error: JobError, stop: StopReason = StopReason.UNSPECIFIED) -> Any:
+    return decisions.end_attempt(
+        j, DEFAULT, error, default_retry=RETRY, now=NOW, actor="x", cancel_reason="c", stop_reason=stop
+    )
+
+
+def test_an_attempt_ends_cancelled_if_asked_else_retried_while_attempts_are_left_else_failed() -> None:
+    retryable = JobError(message="flaky", retryable=True)
+    assert _end(job(cancel_requested=True), retryable).changes.status is JobStatus.CANCELLED
+    again = _end(job(attempt=1), retryable).changes
+    assert again.status is JobStatus.QUEUED and again.clear_lease
+    assert NOW + dt.timedelta(seconds=5) <= again.run_after <= NOW + dt.timedelta(seconds=10)
+    last = _end(job(attempt=3), retryable)
+    assert last.changes.status is JobStatus.FAILED
+    assert last.changes.stop_reason is StopReason.MAX_ATTEMPTS_EXCEEDED
+    fatal = _end(job(attempt=1), JobError(message="bad input"), StopReason.VALIDATION_ERROR)
+    assert (fatal.changes.status, fatal.changes.stop_reason) == (
+        JobStatus.FAILED,
+        StopReason.VALIDATION_ERROR,
+    )
+
+
+def test_a_jobs_own_backoff_wins_over_the_default() -> None:
+    own = RetryPolicy(initial_backoff_s=1000, max_backoff_s=1000, multiplier=1)
+    changes = _end(job(retry=own), JobError(message="x", retryable=True)).changes
+    assert changes.run_after >= NOW + dt.timedelta(seconds=500)
+
+
+def test_progress_records_an_event_only_when_it_changes_and_renews_the_lease() -> None:
+    moved = decisions.report_progress(job(), lease_token="tok", progress=Progress(percent=50), now=NOW)
+    assert [e.kind for e in moved.events] == [EventKind.PROGRESS]
+    assert moved.changes.lease_expire_time == NOW + dt.timedelta(seconds=30)
+    heartbeat = decisions.report_progress(job(), lease_token="tok", progress=Progress(percent=40), now=NOW)
+    assert heartbeat.events == () and heartbeat.changes.lease_expire_time == NOW + dt.timedelta(seconds=30)
+    asked = job(cancel_requested=True)
+    graced = decisions.report_progress(asked, lease_token="tok", progress=Progress(percent=60), now=NOW)
+    assert graced.changes.lease_expire_time == asked.lease_expire_time  # the cancel grace stands
+
+
+def _cancel(j: Job, etag: str = "") -> Any:
+    return decisions.cancel(
+        j, DEFAULT, actor="client:o", reason="", etag=etag, now=NOW, grace=dt.timedelta(seconds=5)
+    )
+
+
+def test_cancel_ends_a_waiting_job_at_once_and_asks_a_running_one_once() -> None:
+    queued = _cancel(job(status=JobStatus.QUEUED))
+    assert (queued.changes.status, queued.changes.stop_reason) == (
+        JobStatus.CANCELLED,
+        StopReason.USER_CANCELLED,
+    )
+    asked = _cancel(job())
+    assert asked.changes.cancel_requested and [e.kind for e in asked.events] == [EventKind.CANCEL_REQUESTED]
+    assert asked.changes.lease_expire_time == NOW + dt.timedelta(seconds=5)  # the grace, within the lease
+    soon = job(lease_expire_time=NOW + dt.timedelta(seconds=1))
+    assert _cancel(soon).changes.lease_expire_time == soon.lease_expire_time
+    assert _cancel(job(cancel_requested=True)) is None
+    with pytest.raises(errors.InvalidTransition):
+        _cancel(job(status=JobStatus.COMPLETED))
+    with pytest.raises(errors.EtagMismatch):
+        _cancel(job(), etag='W/"6"')
+    assert _cancel(job(), etag='W/"7"') is not None
+
+
+def test_a_table_without_running_to_cancelled_cancels_nothing_that_runs() -> None:
+    simple = BUILTIN["simple"]
+    with pytest.raises(errors.InvalidTransition):
+        decisions.cancel(
+            job(lifecycle="simple"), simple, actor="c", reason="", etag="", now=NOW, grace=dt.timedelta()
+        )
+
+
+def test_only_a_held_job_is_released() -> None:
+    released = decisions.release(job(status=JobStatus.CREATED), DEFAULT, actor="c")
+    assert released.changes.status is DEFAULT.initial
+    with pytest.raises(errors.InvalidTransition):
+        decisions.release(job(status=JobStatus.QUEUED), DEFAULT, actor="c")
+
+
+def test_the_reaper_expires_past_deadline_rescues_expired_leases_and_leaves_the_rest() -> None:
+    def reap(j: Job, table: Lifecycle = DEFAULT) -> Any:
+        return decisions.reap(j, table, default_retry=RETRY, now=NOW)
+
+    late = reap(job(status=JobStatus.QUEUED, deadline=NOW))
+    assert (late.changes.status, late.changes.stop_reason) == (JobStatus.EXPIRED, StopReason.TIMEOUT_EXCEEDED)
+    lapsed = job(lease_expire_time=NOW - dt.timedelta(seconds=1))
+    rescued = reap(lapsed)
+    assert rescued.changes.status is JobStatus.QUEUED and rescued.events[0].actor == decisions.SYSTEM
+    assert rescued.changes.error.reason == "LEASE_EXPIRED"
+    gone = reap(dataclasses.replace(lapsed, attempt=3))
+    assert (gone.changes.status, gone.changes.stop_reason) == (JobStatus.FAILED, StopReason.LEASE_EXPIRED)
+    assert reap(dataclasses.replace(lapsed, cancel_requested=True)).changes.status is JobStatus.CANCELLED
+    assert reap(job()) is None  # its lease is alive
+    assert reap(job(status=JobStatus.COMPLETED, deadline=NOW)) is None  # already over
+    assert reap(job(status=JobStatus.QUEUED, deadline=NOW), BUILTIN["simple"]) is None  # no EXPIRED edge
+
+
+def test_jitter_never_shortens_a_backoff_below_half() -> None:
+    rng = random.Random(7)
+    assert all(5 <= RETRY.backoff_s(1, rng) <= 10 for _ in range(100))
