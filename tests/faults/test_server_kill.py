@@ -1,10 +1,11 @@
 """Server kill -9 under load: no acknowledged job lost or duplicated, every job ends, every history legal.
 
-A real `jobwarden serve` (SQLite file or PostgreSQL, fast reaper) is SIGKILLed three times at seeded moments while
-submitters create jobs and two SDK worker processes run them; each time it is restarted on the same
-database and port. Submitters retry an unanswered CreateJob with the same request_id, and record every
-operation as acknowledged (`ok`), refused (`fail`) or unknown (`info`). After the load, the jobs drain;
-then the final state is checked against the history (reference battery B.1, invariants I1-I4, I6, I7).
+A real `jobwarden serve` (SQLite file or PostgreSQL, fast reaper) is SIGKILLed three times at seeded
+moments while submitters create jobs (one of them in CreateJobs batches) and two SDK worker processes
+run them through Work sessions; each time it is restarted on the same database and port. Submitters
+retry an unanswered CreateJob or CreateJobs with the same request_ids, and record every job's creation
+as acknowledged (`ok`), refused (`fail`) or unknown (`info`). After the load, the jobs drain; then the
+final state is checked against the history (reference battery B.1, invariants I1-I4, I6, I7).
 
 JOBWARDEN_FAULT_SEED replays a run (the seed and the kill schedule are printed with the figures).
 """
@@ -33,6 +34,8 @@ JOB_TYPE = "load"
 LOAD_S = 15.0
 KILLS = 3
 SUBMITTERS = 4
+BATCH = 4
+"""Jobs per CreateJobs call of the batching submitter."""
 CREATES_PER_S = 14.0
 LEASE_S = 2.0
 CREATE_TIMEOUT_S = 2.0
@@ -91,26 +94,39 @@ def _from_jobwarden(err: grpc.aio.AioRpcError) -> bool:
     return any(key == "grpc-status-details-bin" for key, _ in err.trailing_metadata() or ())
 
 
-async def _create(s: Stubs, op: history.Op, request: job_service_pb2.CreateJobRequest) -> None:
+async def _create(s: Stubs, ops: list[history.Op], requests: list[job_service_pb2.CreateJobRequest]) -> None:
+    """CreateJob for one request, CreateJobs for several (the batch is retried whole, same request_ids);
+    each op is recorded as its own item was answered."""
     give_up = time.monotonic() + GIVE_UP_S
     while True:
-        op.attempts += 1
+        for op in ops:
+            op.attempts += 1
         try:
-            reply = await s.jobs.CreateJob(request, timeout=CREATE_TIMEOUT_S)
+            if len(requests) == 1:
+                reply = await s.jobs.CreateJob(requests[0], timeout=CREATE_TIMEOUT_S)
+                results = [job_service_pb2.CreateJobsResult(job=reply.job)]
+            else:
+                batch = job_service_pb2.CreateJobsRequest(requests=requests)
+                results = list((await s.jobs.CreateJobs(batch, timeout=CREATE_TIMEOUT_S)).results)
         except grpc.aio.AioRpcError as err:
-            op.code = err.code().name
             ambiguous = err.code() in AMBIGUOUS or (
                 err.code() == grpc.StatusCode.UNKNOWN and not _from_jobwarden(err)
             )
             if ambiguous and time.monotonic() < give_up:
                 await asyncio.sleep(random.uniform(0.1, 0.3))  # retry backoff
                 continue
-            op.type = "info" if ambiguous else "fail"
+            for op in ops:
+                op.code, op.type = err.code().name, "info" if ambiguous else "fail"
             break
         else:
-            op.type, op.job_id, op.code = "ok", reply.job.id, "OK"
+            for op, result in zip(ops, results, strict=True):
+                if result.HasField("job"):
+                    op.type, op.job_id, op.code = "ok", result.job.id, "OK"
+                else:
+                    op.type, op.code = "fail", grpc.StatusCode(result.error.code).name
             break
-    op.complete_t = time.time()
+    for op in ops:
+        op.complete_t = time.time()
 
 
 async def _submitter(
@@ -121,16 +137,22 @@ async def _submitter(
     until: float,
     inflight: set[asyncio.Task[None]],
 ) -> None:
-    period = SUBMITTERS / CREATES_PER_S
+    # The first submitter sends CreateJobs batches, the others one CreateJob per job.
+    per_call = BATCH if n == 0 else 1
+    period = SUBMITTERS / CREATES_PER_S * per_call
     while time.monotonic() < until:
-        rid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        params = struct_pb2.Struct()
-        params.update(_plan(rng, rid))
-        request = job_service_pb2.CreateJobRequest(job_type=JOB_TYPE, parameters=params, request_id=rid)
-        op = history.Op(op="create", proc=f"submitter-{n}", request_id=rid, invoke_t=time.time())
-        log.ops.append(op)
+        ops, requests = [], []
+        for _ in range(per_call):
+            rid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            params = struct_pb2.Struct()
+            params.update(_plan(rng, rid))
+            requests.append(
+                job_service_pb2.CreateJobRequest(job_type=JOB_TYPE, parameters=params, request_id=rid)
+            )
+            ops.append(history.Op(op="create", proc=f"submitter-{n}", request_id=rid, invoke_t=time.time()))
+        log.ops.extend(ops)
         # Open loop: the next create does not wait for this one (a slow answer must not slow the load).
-        task = asyncio.create_task(_create(s, op, request))
+        task = asyncio.create_task(_create(s, ops, requests))
         inflight.add(task)
         task.add_done_callback(inflight.discard)
         await asyncio.sleep(period * rng.uniform(0.5, 1.5))  # the offered load's pacing
