@@ -13,6 +13,7 @@ from jobwarden_server.domain import errors
 from jobwarden_server.domain.records import EventKind, Job, JobError, Progress
 from jobwarden_server.domain.status import JobStatus, StopReason
 from jobwarden_server.store import (
+    Change,
     JobChanges,
     JobCreateParams,
     JobCreateResult,
@@ -20,6 +21,7 @@ from jobwarden_server.store import (
     Lease,
     NewEvent,
     PageParams,
+    Replayed,
     SqlStore,
 )
 
@@ -354,6 +356,35 @@ async def test_modify_decides_on_the_job_as_read_in_its_own_transaction(
     assert change is not None and change.job.progress.percent == 10 and change.job.version == 2
     assert [e.kind for e in change.events] == [EventKind.PROGRESS]
     assert await store.job_get(None, job.id) == change.job
+
+
+async def test_modify_with_a_request_id_already_recorded_replays_without_deciding(
+    store: SqlStore, create_job: CreateJob, clock: Any
+) -> None:
+    job = await create_job()
+    decided: list[Job] = []
+
+    def decide(current: Job) -> JobUpdateParams | None:
+        decided.append(current)
+        return JobUpdateParams(
+            job_id=current.id,
+            owner=current.owner,
+            now=clock.tick(),
+            changes=JobChanges(progress=Progress(percent=current.progress.percent + 10)),
+            events=[NewEvent(kind=EventKind.PROGRESS, actor="w", data={"percent": 10.0}, request_id="r1")],
+        )
+
+    first = await store.job_modify("alice", job.id, decide, request_id="r1")
+    assert first is not None and len(decided) == 1
+    other = await store.job_modify("alice", job.id, decide, request_id="r2")  # another call: decided
+    assert other is not None and len(decided) == 2
+    with pytest.raises(Replayed) as replay:
+        await store.job_modify("alice", job.id, decide, request_id="r1")
+    assert len(decided) == 2  # not decided again
+    assert replay.value.event == first.events[0] and replay.value.job == other.job
+    with pytest.raises(errors.NotFound):
+        await store.job_modify("bob", job.id, decide, request_id="r1")
+    assert await store.job_modify("alice", job.id, lambda current: None) == Change(job=other.job, events=())
 
 
 async def test_modify_refused_by_its_decision_or_for_another_owner_changes_nothing(

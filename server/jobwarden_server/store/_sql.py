@@ -295,11 +295,19 @@ class SqlStore:
         """
 
         def modify(conn: sa.Connection) -> Change | None:
-            row = conn.execute(_JOB_OF_OWNER, {"p_job_id": job_id, "p_owner": owner}).mappings().one_or_none()
+            if request_id:  # the replay lookup rides on the job's read: one statement, not two
+                keys = _request_keys(owner, job_id, request_id)
+                row = conn.execute(_JOB_OF_OWNER_WITH_REPLAY, keys).mappings().one_or_none()
+            else:
+                row = (
+                    conn.execute(_JOB_OF_OWNER, {"p_job_id": job_id, "p_owner": owner})
+                    .mappings()
+                    .one_or_none()
+                )
             if row is None:
                 raise errors.NotFound(f"job {job_id} not found", metadata={"job_id": job_id})
             job = rows.job_from_row(row)
-            if request_id:
+            if request_id and row["replayed_sequence"] is not None:
                 self._refuse_replay(conn, owner, job_id, request_id, job)
             params = decide(job)
             return Change(job=job, events=()) if params is None else self._update(conn, params)
@@ -533,6 +541,17 @@ _FIRST_EVENT_OF_REQUEST = (
     .limit(1)
 )
 """The first event of a job recorded by the call with a request_id (a retry's first outcome)."""
+_JOB_OF_OWNER_WITH_REPLAY = _JOB_OF_OWNER.add_columns(
+    sa.select(sa.func.min(job_events.c.sequence))
+    .where(
+        job_events.c.job_id == sa.bindparam("p_job_id"),
+        job_events.c.request_id == sa.bindparam("p_request_id"),
+        job_events.c.owner == sa.bindparam("p_owner"),
+    )
+    .scalar_subquery()
+    .label("replayed_sequence")
+)
+"""The job, and the sequence of its first event recorded by the call with a request_id (None if none)."""
 
 
 def _request_keys(owner: str, job_id: str, request_id: str) -> dict[str, str]:
