@@ -102,6 +102,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         clock=clock,
         max_streams_per_owner=settings.max_streams_per_owner,
         cancel_grace_s=settings.cancel_grace_s,
+        queue_timeouts=settings.queue_timeouts,
         reaper=ReaperSettings(interval_s=settings.reaper_interval_s),
     )
     transport_limit = settings.max_request_bytes * TRANSPORT_LIMIT_FACTOR

@@ -37,6 +37,9 @@ Config file (all keys optional):
     [job_types]                           # job type -> lifecycle table (default: standard)
     "report.render" = "staged"
 
+    [queue_timeouts]                      # job type -> seconds a job may wait to start (default: none)
+    "report.render" = 3600
+
     [lifecycles.review]                   # custom tables, checked at start-up
     initial = "QUEUED"
     transitions = [["QUEUED", "RUNNING"], ["RUNNING", "COMPLETED"], ["RUNNING", "FAILED"]]
@@ -53,8 +56,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from jobwarden_server.domain import limits
 from jobwarden_server.domain.auth import Principal, Role
-from jobwarden_server.domain.errors import ConfigError
+from jobwarden_server.domain.errors import ConfigError, InvalidArgument
 from jobwarden_server.domain.lifecycle import Lifecycle, Lifecycles
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus
@@ -96,6 +100,8 @@ class Settings:
     """NORMAL: an acknowledged change survives a crash of the process; FULL: a power loss too (slower)."""
     cancel_grace_s: float = 30.0
     """How long a worker has to confirm a cancel of a running job before the server cancels it."""
+    queue_timeouts: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Job type -> how long its jobs may wait to start when CreateJob sets no queue_timeout."""
 
     def checked(self) -> Settings:
         """Refuse settings that are malformed or would be unsafe: without tokens, only a loopback address.
@@ -158,7 +164,7 @@ def _from_file(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"config file {path}: {err}") from err
-    known = {"listen", "database", "tokens", "tls", "retry", "job_types", "lifecycles"}
+    known = {"listen", "database", "tokens", "tls", "retry", "job_types", "lifecycles", "queue_timeouts"}
     known |= {
         "shutdown_grace_seconds",
         "reaper_interval_seconds",
@@ -198,7 +204,31 @@ def _from_file(path: Path) -> dict[str, Any]:
     values["lifecycles"] = Lifecycles.build(
         custom, {str(k): str(v) for k, v in raw.get("job_types", {}).items()}
     )
+    values["queue_timeouts"] = _queue_timeouts(raw.get("queue_timeouts", {}), values["lifecycles"])
     return values
+
+
+def _queue_timeouts(raw: Any, lifecycles: Lifecycles) -> dict[str, float]:
+    """`[queue_timeouts]`: seconds per job type, each within the limits and on a table that can expire
+    its jobs while they wait (else no job of the type could ever honour it)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("queue_timeouts must be a table of job type = seconds")
+    timeouts: dict[str, float] = {}
+    for job_type, seconds in raw.items():
+        where = f"queue_timeouts.{job_type}"
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+            raise ConfigError(f"{where} must be a number of seconds")
+        try:
+            limits.check_queue_timeout(where, float(seconds))
+        except InvalidArgument as err:
+            raise ConfigError(f"{where} {err.description}") from None
+        table = lifecycles.for_job_type(str(job_type))
+        if not table.allows(table.initial, JobStatus.EXPIRED):
+            raise ConfigError(
+                f"{where}: lifecycle {table.name!r} has no EXPIRED state to end waiting jobs in"
+            )
+        timeouts[str(job_type)] = float(seconds)
+    return timeouts
 
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

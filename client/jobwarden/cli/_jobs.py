@@ -154,6 +154,12 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--run-after", type=when, metavar="TIME", help="not before this ISO 8601 time")
     p.add_argument("--deadline", type=when, metavar="TIME", help="expire if not done by this time")
     p.add_argument(
+        "--queue-timeout",
+        type=float,
+        metavar="S",
+        help="expire if no worker starts it within S seconds (default: the server's for the type)",
+    )
+    p.add_argument(
         "--callback-url",
         default="",
         metavar="URL",
@@ -251,6 +257,7 @@ async def _create(client: Client, args: argparse.Namespace) -> int:
         callback_url=args.callback_url,
         hold=args.hold,
         request_id=args.request_id,
+        queue_timeout=args.queue_timeout,
     )
     _print(_render.to_json(job) if args.json else job.id)
     return EXIT_OK

@@ -208,6 +208,7 @@ def job_details(job: Job) -> str:
         ("completed", timestamp(job.complete_time) if job.complete_time else ""),
         ("run after", timestamp(job.run_after) if job.run_after else ""),
         ("deadline", timestamp(job.deadline) if job.deadline else ""),
+        ("queue limit", timestamp(job.queue_expire_time) if job.queue_expire_time else ""),
         ("stop reason", "" if job.stop_reason == StopReason.UNSPECIFIED else str(job.stop_reason)),
         ("error", _error_text(job)),
         ("callback", job.callback_url),

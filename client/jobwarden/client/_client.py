@@ -48,6 +48,7 @@ class Client(WorkerCalls):
         callback_url: str = "",
         hold: bool = False,
         request_id: str | None = None,
+        queue_timeout: float | None = None,
     ) -> _models.Job:
         """Creates a job.
 
@@ -67,6 +68,9 @@ class Client(WorkerCalls):
             request_id: Idempotency key. One is generated when omitted, so the transport's own
                 retries of this call never create a second job; pass your own to make retries
                 across calls (or processes) idempotent too.
+            queue_timeout: Seconds the job may wait to start (held, or queued with no worker
+                claiming it) before it ends EXPIRED with stop reason QUEUE_TIMEOUT_EXCEEDED; None
+                takes the server's default for the job type (else no limit).
 
         Returns:
             The created job, or the one created first with the same ``request_id``.
@@ -88,6 +92,7 @@ class Client(WorkerCalls):
             deadline=deadline,
             callback_url=callback_url,
             hold=hold,
+            queue_timeout=queue_timeout,
         )
         request = _convert.new_job_to_pb(job, idempotency_key(request_id))
         response = await self._unary(self._job_stub.CreateJob, request)

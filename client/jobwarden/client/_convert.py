@@ -108,6 +108,8 @@ def new_job_to_pb(job: _models.NewJob, request_id: str) -> job_service_pb2.Creat
         request.run_after.CopyFrom(time_to_pb(job.run_after))
     if job.deadline is not None:
         request.deadline.CopyFrom(time_to_pb(job.deadline))
+    if job.queue_timeout is not None:
+        request.queue_timeout.CopyFrom(duration_to_pb(job.queue_timeout))
     return request
 
 
@@ -242,6 +244,10 @@ def job_from_pb(msg: job_pb2.Job) -> _models.Job:
         worker_id=msg.worker_id,
         retry_policy=retry_policy_from_pb(msg.retry_policy) if msg.HasField("retry_policy") else None,
         last_sequence=msg.last_sequence,
+        queue_timeout=(
+            msg.queue_timeout.ToTimedelta().total_seconds() if msg.HasField("queue_timeout") else None
+        ),
+        queue_expire_time=time_from_pb(msg.queue_expire_time) if msg.HasField("queue_expire_time") else None,
     )
 
 
@@ -379,13 +385,24 @@ def job_to_pb(job: _models.Job) -> job_pb2.Job:
         msg.result.CopyFrom(dict_to_struct(job.result, "result"))
     if job.retry_policy is not None:
         msg.retry_policy.CopyFrom(retry_policy_to_pb(job.retry_policy))
+    if job.queue_timeout is not None:
+        msg.queue_timeout.CopyFrom(duration_to_pb(job.queue_timeout))
     if job.error is not None:
         msg.error.CopyFrom(
             job_pb2.JobError(
                 message=job.error.message, reason=job.error.reason, retryable=job.error.retryable
             )
         )
-    for name in ("run_after", "deadline", "create_time", "update_time", "start_time", "complete_time"):
+    times = (
+        "run_after",
+        "deadline",
+        "create_time",
+        "update_time",
+        "start_time",
+        "complete_time",
+        "queue_expire_time",
+    )
+    for name in times:
         value: datetime | None = getattr(job, name)
         if value is not None:
             getattr(msg, name).CopyFrom(time_to_pb(value))

@@ -71,6 +71,7 @@ class StopReason(enum.StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     LEASE_EXPIRED = "LEASE_EXPIRED"
     MAX_ATTEMPTS_EXCEEDED = "MAX_ATTEMPTS_EXCEEDED"
+    QUEUE_TIMEOUT_EXCEEDED = "QUEUE_TIMEOUT_EXCEEDED"
 
     @property
     def worker_may_give(self) -> bool:
@@ -160,6 +161,8 @@ class NewJob:
         callback_url: Kept with the job and returned on it; not called yet.
         hold: Start in CREATED instead of QUEUED.
         request_id: Idempotency key; one is generated when None.
+        queue_timeout: Seconds the job may wait to start (held or queued) before it ends EXPIRED
+            with stop reason QUEUE_TIMEOUT_EXCEEDED; None takes the server's default for its type.
     """
 
     job_type: str
@@ -174,6 +177,7 @@ class NewJob:
     callback_url: str = ""
     hold: bool = False
     request_id: str | None = None
+    queue_timeout: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,6 +211,8 @@ class Job:
         worker_id: The worker holding the lease, while RUNNING.
         last_sequence: Sequence of the job's latest event (resume a watch after it).
         retry_policy: The job's own retry timing; None when the server's default applies.
+        queue_timeout: Seconds the job may wait to start; None when it may wait forever.
+        queue_expire_time: While the job waits to start: when it expires unless claimed first.
     """
 
     id: str
@@ -235,6 +241,8 @@ class Job:
     worker_id: str = ""
     last_sequence: int = 0
     retry_policy: RetryPolicy | None = None
+    queue_timeout: float | None = None
+    queue_expire_time: datetime | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -96,6 +96,8 @@ class _StopReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StopReason
     """The worker's lease expired and no attempts were left (set by the server only)."""
     STOP_REASON_MAX_ATTEMPTS_EXCEEDED: _StopReason.ValueType  # 8
     """The job failed on its last allowed attempt (set by the server only)."""
+    STOP_REASON_QUEUE_TIMEOUT_EXCEEDED: _StopReason.ValueType  # 9
+    """The job waited longer than its queue timeout to start (set by the server only)."""
 
 class StopReason(_StopReason, metaclass=_StopReasonEnumTypeWrapper):
     """StopReason says why a job ended, when the status alone does not."""
@@ -118,6 +120,8 @@ STOP_REASON_LEASE_EXPIRED: StopReason.ValueType  # 7
 """The worker's lease expired and no attempts were left (set by the server only)."""
 STOP_REASON_MAX_ATTEMPTS_EXCEEDED: StopReason.ValueType  # 8
 """The job failed on its last allowed attempt (set by the server only)."""
+STOP_REASON_QUEUE_TIMEOUT_EXCEEDED: StopReason.ValueType  # 9
+"""The job waited longer than its queue timeout to start (set by the server only)."""
 Global___StopReason: _TypeAlias = StopReason  # noqa: Y015
 
 @_typing.final
@@ -236,6 +240,8 @@ class Job(_message.Message):
     WORKER_ID_FIELD_NUMBER: _builtins.int
     LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
+    QUEUE_TIMEOUT_FIELD_NUMBER: _builtins.int
+    QUEUE_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned unique id."""
     owner: _builtins.str
@@ -317,6 +323,14 @@ class Job(_message.Message):
     def retry_policy(self) -> Global___RetryPolicy:
         """How long the job waits before each retry."""
 
+    @_builtins.property
+    def queue_timeout(self) -> _duration_pb2.Duration:
+        """How long the job may wait to start (see CreateJobRequest.queue_timeout); unset: no limit."""
+
+    @_builtins.property
+    def queue_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """While the job waits to start (held or queued): when it expires unless a worker claims it first."""
+
     def __init__(
         self,
         *,
@@ -346,10 +360,12 @@ class Job(_message.Message):
         worker_id: _builtins.str = ...,
         last_sequence: _builtins.int = ...,
         retry_policy: Global___RetryPolicy | None = ...,
+        queue_timeout: _duration_pb2.Duration | None = ...,
+        queue_expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "parameters", b"parameters", "progress", b"progress", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "parameters", b"parameters", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "owner", b"owner", "parameters", b"parameters", "priority", b"priority", "progress", b"progress", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "owner", b"owner", "parameters", b"parameters", "priority", b"priority", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

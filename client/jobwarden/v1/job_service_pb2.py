@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from jobwarden.v1 import job_pb2 as jobwarden_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ejobwarden/v1/job_service.proto\x12\x0cjobwarden.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x16jobwarden/v1/job.proto\"\xaa\x03\n\x10\x43reateJobRequest\x12\x10\n\x08job_type\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12:\n\x06labels\x18\x04 \x03(\x0b\x32*.jobwarden.v1.CreateJobRequest.LabelsEntry\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\x05\x12-\n\trun_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61llback_url\x18\x08 \x01(\t\x12\x0c\n\x04hold\x18\t \x01(\x08\x12\x12\n\nrequest_id\x18\n \x01(\t\x12/\n\x0cretry_policy\x18\x0b \x01(\x0b\x32\x19.jobwarden.v1.RetryPolicy\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\x11\x43reateJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"E\n\x11\x43reateJobsRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.jobwarden.v1.CreateJobRequest\"E\n\x12\x43reateJobsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.jobwarden.v1.CreateJobsResult\"c\n\x10\x43reateJobsResult\x12 \n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x0eGetJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\x8b\x03\n\x0fListJobsRequest\x12)\n\x08statuses\x18\x01 \x03(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x11\n\tjob_types\x18\x02 \x03(\t\x12\x39\n\x06labels\x18\x03 \x03(\x0b\x32).jobwarden.v1.ListJobsRequest.LabelsEntry\x12.\n\x0cstop_reasons\x18\x04 \x03(\x0e\x32\x18.jobwarden.v1.StopReason\x12\x31\n\rcreated_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\x12\x12\n\ndescending\x18\t \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.jobwarden.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"3\n\x11\x43\x61ncelJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"7\n\x11ReleaseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x12ReleaseJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"e\n\x10WatchJobResponse\x12 \n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobH\x00\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.jobwarden.v1.JobEventH\x00\x42\x06\n\x04item\"M\n\x14ListJobEventsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x15ListJobEventsResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x11ListAssetsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x12ListAssetsResponse\x12#\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x13.jobwarden.v1.Asset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x0fGetAssetRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\"6\n\x10GetAssetResponse\x12\"\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x13.jobwarden.v1.Asset\"\'\n\x13GetLifecycleRequest\x12\x10\n\x08job_type\x18\x01 \x01(\t\"B\n\x14GetLifecycleResponse\x12*\n\tlifecycle\x18\x01 \x01(\x0b\x32\x17.jobwarden.v1.Lifecycle2\xf4\x06\n\nJobService\x12L\n\tCreateJob\x12\x1e.jobwarden.v1.CreateJobRequest\x1a\x1f.jobwarden.v1.CreateJobResponse\x12O\n\nCreateJobs\x12\x1f.jobwarden.v1.CreateJobsRequest\x1a .jobwarden.v1.CreateJobsResponse\x12\x43\n\x06GetJob\x12\x1b.jobwarden.v1.GetJobRequest\x1a\x1c.jobwarden.v1.GetJobResponse\x12I\n\x08ListJobs\x12\x1d.jobwarden.v1.ListJobsRequest\x1a\x1e.jobwarden.v1.ListJobsResponse\x12L\n\tCancelJob\x12\x1e.jobwarden.v1.CancelJobRequest\x1a\x1f.jobwarden.v1.CancelJobResponse\x12O\n\nReleaseJob\x12\x1f.jobwarden.v1.ReleaseJobRequest\x1a .jobwarden.v1.ReleaseJobResponse\x12K\n\x08WatchJob\x12\x1d.jobwarden.v1.WatchJobRequest\x1a\x1e.jobwarden.v1.WatchJobResponse0\x01\x12X\n\rListJobEvents\x12\".jobwarden.v1.ListJobEventsRequest\x1a#.jobwarden.v1.ListJobEventsResponse\x12O\n\nListAssets\x12\x1f.jobwarden.v1.ListAssetsRequest\x1a .jobwarden.v1.ListAssetsResponse\x12I\n\x08GetAsset\x12\x1d.jobwarden.v1.GetAssetRequest\x1a\x1e.jobwarden.v1.GetAssetResponse\x12U\n\x0cGetLifecycle\x12!.jobwarden.v1.GetLifecycleRequest\x1a\".jobwarden.v1.GetLifecycleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ejobwarden/v1/job_service.proto\x12\x0cjobwarden.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x16jobwarden/v1/job.proto\"\xdc\x03\n\x10\x43reateJobRequest\x12\x10\n\x08job_type\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12:\n\x06labels\x18\x04 \x03(\x0b\x32*.jobwarden.v1.CreateJobRequest.LabelsEntry\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\x05\x12-\n\trun_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61llback_url\x18\x08 \x01(\t\x12\x0c\n\x04hold\x18\t \x01(\x08\x12\x12\n\nrequest_id\x18\n \x01(\t\x12/\n\x0cretry_policy\x18\x0b \x01(\x0b\x32\x19.jobwarden.v1.RetryPolicy\x12\x30\n\rqueue_timeout\x18\x14 \x01(\x0b\x32\x19.google.protobuf.Duration\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\x11\x43reateJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"E\n\x11\x43reateJobsRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.jobwarden.v1.CreateJobRequest\"E\n\x12\x43reateJobsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.jobwarden.v1.CreateJobsResult\"c\n\x10\x43reateJobsResult\x12 \n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x0eGetJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\x8b\x03\n\x0fListJobsRequest\x12)\n\x08statuses\x18\x01 \x03(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x11\n\tjob_types\x18\x02 \x03(\t\x12\x39\n\x06labels\x18\x03 \x03(\x0b\x32).jobwarden.v1.ListJobsRequest.LabelsEntry\x12.\n\x0cstop_reasons\x18\x04 \x03(\x0e\x32\x18.jobwarden.v1.StopReason\x12\x31\n\rcreated_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\x12\x12\n\ndescending\x18\t \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.jobwarden.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"3\n\x11\x43\x61ncelJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"7\n\x11ReleaseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x12ReleaseJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"e\n\x10WatchJobResponse\x12 \n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobH\x00\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.jobwarden.v1.JobEventH\x00\x42\x06\n\x04item\"M\n\x14ListJobEventsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x15ListJobEventsResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x11ListAssetsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x12ListAssetsResponse\x12#\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x13.jobwarden.v1.Asset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x0fGetAssetRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\"6\n\x10GetAssetResponse\x12\"\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x13.jobwarden.v1.Asset\"\'\n\x13GetLifecycleRequest\x12\x10\n\x08job_type\x18\x01 \x01(\t\"B\n\x14GetLifecycleResponse\x12*\n\tlifecycle\x18\x01 \x01(\x0b\x32\x17.jobwarden.v1.Lifecycle2\xf4\x06\n\nJobService\x12L\n\tCreateJob\x12\x1e.jobwarden.v1.CreateJobRequest\x1a\x1f.jobwarden.v1.CreateJobResponse\x12O\n\nCreateJobs\x12\x1f.jobwarden.v1.CreateJobsRequest\x1a .jobwarden.v1.CreateJobsResponse\x12\x43\n\x06GetJob\x12\x1b.jobwarden.v1.GetJobRequest\x1a\x1c.jobwarden.v1.GetJobResponse\x12I\n\x08ListJobs\x12\x1d.jobwarden.v1.ListJobsRequest\x1a\x1e.jobwarden.v1.ListJobsResponse\x12L\n\tCancelJob\x12\x1e.jobwarden.v1.CancelJobRequest\x1a\x1f.jobwarden.v1.CancelJobResponse\x12O\n\nReleaseJob\x12\x1f.jobwarden.v1.ReleaseJobRequest\x1a .jobwarden.v1.ReleaseJobResponse\x12K\n\x08WatchJob\x12\x1d.jobwarden.v1.WatchJobRequest\x1a\x1e.jobwarden.v1.WatchJobResponse0\x01\x12X\n\rListJobEvents\x12\".jobwarden.v1.ListJobEventsRequest\x1a#.jobwarden.v1.ListJobEventsResponse\x12O\n\nListAssets\x12\x1f.jobwarden.v1.ListAssetsRequest\x1a .jobwarden.v1.ListAssetsResponse\x12I\n\x08GetAsset\x12\x1d.jobwarden.v1.GetAssetRequest\x1a\x1e.jobwarden.v1.GetAssetResponse\x12U\n\x0cGetLifecycle\x12!.jobwarden.v1.GetLifecycleRequest\x1a\".jobwarden.v1.GetLifecycleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,56 +40,56 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEJOBREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_LISTJOBSREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_CREATEJOBREQUEST']._serialized_start=161
-  _globals['_CREATEJOBREQUEST']._serialized_end=587
-  _globals['_CREATEJOBREQUEST_LABELSENTRY']._serialized_start=542
-  _globals['_CREATEJOBREQUEST_LABELSENTRY']._serialized_end=587
-  _globals['_CREATEJOBRESPONSE']._serialized_start=589
-  _globals['_CREATEJOBRESPONSE']._serialized_end=640
-  _globals['_CREATEJOBSREQUEST']._serialized_start=642
-  _globals['_CREATEJOBSREQUEST']._serialized_end=711
-  _globals['_CREATEJOBSRESPONSE']._serialized_start=713
-  _globals['_CREATEJOBSRESPONSE']._serialized_end=782
-  _globals['_CREATEJOBSRESULT']._serialized_start=784
-  _globals['_CREATEJOBSRESULT']._serialized_end=883
-  _globals['_GETJOBREQUEST']._serialized_start=885
-  _globals['_GETJOBREQUEST']._serialized_end=916
-  _globals['_GETJOBRESPONSE']._serialized_start=918
-  _globals['_GETJOBRESPONSE']._serialized_end=966
-  _globals['_LISTJOBSREQUEST']._serialized_start=969
-  _globals['_LISTJOBSREQUEST']._serialized_end=1364
-  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_start=542
-  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_end=587
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1366
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1442
-  _globals['_CANCELJOBREQUEST']._serialized_start=1444
-  _globals['_CANCELJOBREQUEST']._serialized_end=1528
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1530
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1581
-  _globals['_RELEASEJOBREQUEST']._serialized_start=1583
-  _globals['_RELEASEJOBREQUEST']._serialized_end=1638
-  _globals['_RELEASEJOBRESPONSE']._serialized_start=1640
-  _globals['_RELEASEJOBRESPONSE']._serialized_end=1692
-  _globals['_WATCHJOBREQUEST']._serialized_start=1694
-  _globals['_WATCHJOBREQUEST']._serialized_end=1751
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1753
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1854
-  _globals['_LISTJOBEVENTSREQUEST']._serialized_start=1856
-  _globals['_LISTJOBEVENTSREQUEST']._serialized_end=1933
-  _globals['_LISTJOBEVENTSRESPONSE']._serialized_start=1935
-  _globals['_LISTJOBEVENTSRESPONSE']._serialized_end=2023
-  _globals['_LISTASSETSREQUEST']._serialized_start=2025
-  _globals['_LISTASSETSREQUEST']._serialized_end=2099
-  _globals['_LISTASSETSRESPONSE']._serialized_start=2101
-  _globals['_LISTASSETSRESPONSE']._serialized_end=2183
-  _globals['_GETASSETREQUEST']._serialized_start=2185
-  _globals['_GETASSETREQUEST']._serialized_end=2220
-  _globals['_GETASSETRESPONSE']._serialized_start=2222
-  _globals['_GETASSETRESPONSE']._serialized_end=2276
-  _globals['_GETLIFECYCLEREQUEST']._serialized_start=2278
-  _globals['_GETLIFECYCLEREQUEST']._serialized_end=2317
-  _globals['_GETLIFECYCLERESPONSE']._serialized_start=2319
-  _globals['_GETLIFECYCLERESPONSE']._serialized_end=2385
-  _globals['_JOBSERVICE']._serialized_start=2388
-  _globals['_JOBSERVICE']._serialized_end=3272
+  _globals['_CREATEJOBREQUEST']._serialized_start=193
+  _globals['_CREATEJOBREQUEST']._serialized_end=669
+  _globals['_CREATEJOBREQUEST_LABELSENTRY']._serialized_start=624
+  _globals['_CREATEJOBREQUEST_LABELSENTRY']._serialized_end=669
+  _globals['_CREATEJOBRESPONSE']._serialized_start=671
+  _globals['_CREATEJOBRESPONSE']._serialized_end=722
+  _globals['_CREATEJOBSREQUEST']._serialized_start=724
+  _globals['_CREATEJOBSREQUEST']._serialized_end=793
+  _globals['_CREATEJOBSRESPONSE']._serialized_start=795
+  _globals['_CREATEJOBSRESPONSE']._serialized_end=864
+  _globals['_CREATEJOBSRESULT']._serialized_start=866
+  _globals['_CREATEJOBSRESULT']._serialized_end=965
+  _globals['_GETJOBREQUEST']._serialized_start=967
+  _globals['_GETJOBREQUEST']._serialized_end=998
+  _globals['_GETJOBRESPONSE']._serialized_start=1000
+  _globals['_GETJOBRESPONSE']._serialized_end=1048
+  _globals['_LISTJOBSREQUEST']._serialized_start=1051
+  _globals['_LISTJOBSREQUEST']._serialized_end=1446
+  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_start=624
+  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_end=669
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1448
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1524
+  _globals['_CANCELJOBREQUEST']._serialized_start=1526
+  _globals['_CANCELJOBREQUEST']._serialized_end=1610
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1612
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1663
+  _globals['_RELEASEJOBREQUEST']._serialized_start=1665
+  _globals['_RELEASEJOBREQUEST']._serialized_end=1720
+  _globals['_RELEASEJOBRESPONSE']._serialized_start=1722
+  _globals['_RELEASEJOBRESPONSE']._serialized_end=1774
+  _globals['_WATCHJOBREQUEST']._serialized_start=1776
+  _globals['_WATCHJOBREQUEST']._serialized_end=1833
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1835
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1936
+  _globals['_LISTJOBEVENTSREQUEST']._serialized_start=1938
+  _globals['_LISTJOBEVENTSREQUEST']._serialized_end=2015
+  _globals['_LISTJOBEVENTSRESPONSE']._serialized_start=2017
+  _globals['_LISTJOBEVENTSRESPONSE']._serialized_end=2105
+  _globals['_LISTASSETSREQUEST']._serialized_start=2107
+  _globals['_LISTASSETSREQUEST']._serialized_end=2181
+  _globals['_LISTASSETSRESPONSE']._serialized_start=2183
+  _globals['_LISTASSETSRESPONSE']._serialized_end=2265
+  _globals['_GETASSETREQUEST']._serialized_start=2267
+  _globals['_GETASSETREQUEST']._serialized_end=2302
+  _globals['_GETASSETRESPONSE']._serialized_start=2304
+  _globals['_GETASSETRESPONSE']._serialized_end=2358
+  _globals['_GETLIFECYCLEREQUEST']._serialized_start=2360
+  _globals['_GETLIFECYCLEREQUEST']._serialized_end=2399
+  _globals['_GETLIFECYCLERESPONSE']._serialized_start=2401
+  _globals['_GETLIFECYCLERESPONSE']._serialized_end=2467
+  _globals['_JOBSERVICE']._serialized_start=2470
+  _globals['_JOBSERVICE']._serialized_end=3354
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -59,6 +60,7 @@ class CreateJobRequest(_message.Message):
     HOLD_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
+    QUEUE_TIMEOUT_FIELD_NUMBER: _builtins.int
     job_type: _builtins.str
     """The kind of work (required; letters, digits, ".", "_", "-", "/", at most 128 characters)."""
     priority: _builtins.int
@@ -97,6 +99,15 @@ class CreateJobRequest(_message.Message):
     def retry_policy(self) -> _job_pb2.RetryPolicy:
         """Backoff between attempts for this job; unset fields take the server's defaults."""
 
+    @_builtins.property
+    def queue_timeout(self) -> _duration_pb2.Duration:
+        """How long the job may wait to start (schedule-to-start, 1 s to 366 days): held, or queued with no
+        worker claiming it, from the time it is due (its run_after, or creation; again after each retry's
+        backoff). When it passes, the job ends EXPIRED with stop reason QUEUE_TIMEOUT_EXCEEDED. Unset: the
+        server's default for the job type (`[queue_timeouts]` in its config), else no limit. The job's
+        lifecycle table must allow EXPIRED from where the job waits (INVALID_ARGUMENT otherwise).
+        """
+
     def __init__(
         self,
         *,
@@ -111,10 +122,11 @@ class CreateJobRequest(_message.Message):
         hold: _builtins.bool = ...,
         request_id: _builtins.str = ...,
         retry_policy: _job_pb2.RetryPolicy | None = ...,
+        queue_timeout: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "parameters", b"parameters", "retry_policy", b"retry_policy", "run_after", b"run_after"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "parameters", b"parameters", "queue_timeout", b"queue_timeout", "retry_policy", b"retry_policy", "run_after", b"run_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_url", b"callback_url", "deadline", b"deadline", "hold", b"hold", "job_type", b"job_type", "labels", b"labels", "max_attempts", b"max_attempts", "parameters", b"parameters", "priority", b"priority", "request_id", b"request_id", "retry_policy", b"retry_policy", "run_after", b"run_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_url", b"callback_url", "deadline", b"deadline", "hold", b"hold", "job_type", b"job_type", "labels", b"labels", "max_attempts", b"max_attempts", "parameters", b"parameters", "priority", b"priority", "queue_timeout", b"queue_timeout", "request_id", b"request_id", "retry_policy", b"retry_policy", "run_after", b"run_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

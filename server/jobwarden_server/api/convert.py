@@ -50,9 +50,15 @@ def time_in(message: Any, field: str) -> dt.datetime | None:
 
 
 def seconds_in(message: Any, field: str, default: float) -> float:
-    """An optional Duration field in seconds."""
+    """An optional Duration field in seconds (`default` when unset)."""
+    seconds = seconds_or_none(message, field)
+    return default if seconds is None else seconds
+
+
+def seconds_or_none(message: Any, field: str) -> float | None:
+    """An optional Duration field in seconds; None when unset."""
     if not message.HasField(field):
-        return default
+        return None
     duration: duration_pb2.Duration = getattr(message, field)
     return float(duration.seconds) + duration.nanos / 1e9
 
@@ -146,6 +152,10 @@ def stop_reason_out(value: StopReason) -> job_pb2.StopReason.ValueType:
     return job_pb2.StopReason.Value(f"STOP_REASON_{value.value}")
 
 
+_WAITING = (JobStatus.CREATED, JobStatus.QUEUED)
+"""The statuses a job waits to start in: only there does its queue_expire_time mean anything."""
+
+
 # --- records -------------------------------------------------------------------------------------
 
 
@@ -182,6 +192,8 @@ def job_out(job: Job) -> job_pb2.Job:
         labels=dict(job.labels),
         run_after=timestamp(job.run_after),
         deadline=timestamp(job.deadline),
+        queue_timeout=None if job.queue_timeout_s is None else duration(job.queue_timeout_s),
+        queue_expire_time=timestamp(job.queue_expire_time) if job.status in _WAITING else None,
         callback_url=job.callback_url,
         cancel_requested=job.cancel_requested,
         etag=job.etag,

@@ -38,6 +38,7 @@ def _spec_in(request: job_service_pb2.CreateJobRequest) -> JobSpec:
             callback_url=request.callback_url,
             hold=request.hold,
             request=convert.request_of(request),
+            queue_timeout_s=convert.seconds_or_none(request, "queue_timeout"),
             **convert.retry_in(request),
         )
     )

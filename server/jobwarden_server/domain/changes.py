@@ -37,6 +37,7 @@ class JobChanges:
     lease: Lease | None = None
     lease_expire_time: dt.datetime | None = None
     clear_lease: bool = False
+    queue_expire_time: dt.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

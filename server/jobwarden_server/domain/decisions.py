@@ -109,7 +109,11 @@ def end_attempt(
     ):
         retry_at = now + dt.timedelta(seconds=(job.retry or default_retry).backoff_s(job.attempt))
         to, stop, reason = JobStatus.QUEUED, StopReason.UNSPECIFIED, f"retry after failure: {error.message}"
-        changes = JobChanges(error=error, run_after=retry_at, clear_lease=True)
+        # Queued again: a new wait to start, timed from when the retry is due.
+        requeue_expire = queue_expire_time(retry_at, job.queue_timeout_s)
+        changes = JobChanges(
+            error=error, run_after=retry_at, clear_lease=True, queue_expire_time=requeue_expire
+        )
     else:
         if stop_reason is StopReason.UNSPECIFIED and error.retryable and job.attempt >= job.max_attempts:
             stop_reason = StopReason.MAX_ATTEMPTS_EXCEEDED
@@ -265,21 +269,36 @@ def release(job: Job, table: Lifecycle, *, actor: str, request: RequestKey = ANO
     return transition(job, table, table.initial, actor=actor, reason="released by client", request=request)
 
 
+def queue_expire_time(due: dt.datetime, queue_timeout_s: float | None) -> dt.datetime | None:
+    """When a job that is due to start at `due` expires unless claimed first (None: never)."""
+    return None if queue_timeout_s is None else due + dt.timedelta(seconds=queue_timeout_s)
+
+
+def waits_too_long(job: Job, now: dt.datetime) -> bool:
+    """Whether `job` is still waiting to start (held or queued) past its queue timeout."""
+    waiting = job.status in (JobStatus.CREATED, JobStatus.QUEUED)
+    return waiting and job.queue_expire_time is not None and job.queue_expire_time <= now
+
+
+def _expire(job: Job, table: Lifecycle, now: dt.datetime, reason: str, stop: StopReason) -> Decision | None:
+    if not table.allows(job.status, JobStatus.EXPIRED):
+        return None  # create refuses timeouts a table cannot honour; a table changed since
+    changes = JobChanges(complete_time=now, clear_lease=True)
+    return transition(
+        job, table, JobStatus.EXPIRED, actor=SYSTEM, reason=reason, stop_reason=stop, changes=changes
+    )
+
+
 def reap(job: Job, table: Lifecycle, *, default_retry: RetryPolicy, now: dt.datetime) -> Decision | None:
     """What the reaper does with a job it found due: past its deadline, EXPIRED (if its table can
-    expire it from where it is); otherwise, with its lease run out, the attempt ends as end_attempt
-    rules. None if the job is neither (any more)."""
+    expire it from where it is); waiting to start past its queue timeout, EXPIRED with its own stop
+    reason; with its lease run out, the attempt ends as end_attempt rules. None if the job is none of
+    these (any more)."""
     if job.deadline is not None and job.deadline <= now and not job.status.terminal:
-        if not table.allows(job.status, JobStatus.EXPIRED):
-            return None  # create refuses deadlines a table cannot honour; a table changed since
-        return transition(
-            job,
-            table,
-            JobStatus.EXPIRED,
-            actor=SYSTEM,
-            reason="deadline passed",
-            stop_reason=StopReason.TIMEOUT_EXCEEDED,
-            changes=JobChanges(complete_time=now, clear_lease=True),
+        return _expire(job, table, now, "deadline passed", StopReason.TIMEOUT_EXCEEDED)
+    if waits_too_long(job, now):
+        return _expire(
+            job, table, now, "not started within its queue timeout", StopReason.QUEUE_TIMEOUT_EXCEEDED
         )
     if job.status is not JobStatus.RUNNING or job.lease_expire_time is None or job.lease_expire_time >= now:
         return None

@@ -28,6 +28,9 @@ MAX_CREATE_BATCH = 1000
 SQLite write lock) and its reply."""
 MAX_URL = 2048
 MAX_BACKOFF_S = 86400.0
+MIN_QUEUE_TIMEOUT_S = 1.0
+MAX_QUEUE_TIMEOUT_S = 366 * 86400.0
+"""A queue timeout (schedule-to-start) is between a second and a year."""
 MAX_BACKOFF_MULTIPLIER = 10.0
 MAX_SAFE_INTEGER = 2**53 - 1
 """Numbers in parameters and results travel as IEEE doubles (google.protobuf.Struct), which hold every
@@ -185,3 +188,10 @@ def check_worker_stop_reason(field: str, value: StopReason) -> StopReason:
         allowed = ", ".join(sorted(r.value for r in WORKER_STOP_REASONS if r is not StopReason.UNSPECIFIED))
         raise InvalidArgument(field, f"{value.value} is set only by the server; a worker may give {allowed}")
     return value
+
+
+def check_queue_timeout(field: str, seconds: float | None) -> float | None:
+    """A queue timeout, if given, within MIN_QUEUE_TIMEOUT_S..MAX_QUEUE_TIMEOUT_S."""
+    if seconds is not None and not MIN_QUEUE_TIMEOUT_S <= seconds <= MAX_QUEUE_TIMEOUT_S:
+        raise InvalidArgument(field, f"must be between {MIN_QUEUE_TIMEOUT_S:g} s and 366 days")
+    return seconds

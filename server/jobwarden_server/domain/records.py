@@ -66,6 +66,10 @@ class Job:
     request_id: str
     retry: RetryPolicy | None = None
     """The job's own backoff between attempts; None takes the server's defaults."""
+    queue_timeout_s: float | None = None
+    """How long the job may wait to start (schedule-to-start); None: no limit."""
+    queue_expire_time: dt.datetime | None = None
+    """While it waits to start: when it expires unless claimed first."""
 
     @property
     def etag(self) -> str:

@@ -42,6 +42,8 @@ class JobSpec:
     retry_max_backoff_s: float | None = None
     retry_multiplier: float | None = None
     """The job's own backoff; each None takes the server's default."""
+    queue_timeout_s: float | None = None
+    """How long the job may wait to start; None takes its type's default (if any)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +71,7 @@ class JobsService:
         retry: RetryPolicy,
         *,
         cancel_grace_s: float = 30.0,
+        queue_timeouts: Mapping[str, float] | None = None,
     ) -> None:
         self._store = db
         self._writer = writer
@@ -76,6 +79,7 @@ class JobsService:
         self._clock = clock
         self._retry = retry
         self._cancel_grace = dt.timedelta(seconds=cancel_grace_s)
+        self._queue_timeouts = dict(queue_timeouts or {})
 
     async def create(self, who: Principal, spec: JobSpec) -> Job:
         """Accept a job; a retried request_id returns the first job."""
@@ -115,6 +119,13 @@ class JobsService:
             raise errors.InvalidArgument("deadline", f"lifecycle {table.name!r} has no EXPIRED state")
         if spec.run_after is not None and spec.deadline is not None and spec.run_after >= spec.deadline:
             raise errors.InvalidArgument("run_after", "is not before the deadline")
+        queue_timeout_s = spec.queue_timeout_s or self._queue_timeouts.get(spec.job_type)
+        waits_in = JobStatus.CREATED if spec.hold else table.initial
+        if queue_timeout_s is not None and not table.allows(waits_in, JobStatus.EXPIRED):
+            raise errors.InvalidArgument(
+                "queue_timeout", f"lifecycle {table.name!r} cannot expire a job in {waits_in.value}"
+            )
+        due = max(now, spec.run_after) if spec.run_after is not None else now
         return store.JobCreateParams(
             id=str(uuid.uuid4()),
             owner=who.owner,
@@ -133,6 +144,8 @@ class JobsService:
             now=now,
             actor=decisions.client_actor(who.owner),
             retry=self._retry_of(spec),
+            queue_timeout_s=queue_timeout_s,
+            queue_expire_time=decisions.queue_expire_time(due, queue_timeout_s),
         )
 
     def _retry_of(self, spec: JobSpec) -> RetryPolicy | None:
@@ -277,6 +290,7 @@ def check_spec(spec: JobSpec) -> JobSpec:
     limits.check_string_map("labels", spec.labels)
     limits.check_int("max_attempts", spec.max_attempts, 0, limits.MAX_ATTEMPTS)
     limits.check_url("callback_url", spec.callback_url)
+    limits.check_queue_timeout("queue_timeout", spec.queue_timeout_s)
     for field, seconds in (
         ("retry_policy.initial_backoff", spec.retry_initial_backoff_s),
         ("retry_policy.max_backoff", spec.retry_max_backoff_s),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from jobwarden_server import store
 from jobwarden_server.domain.lifecycle import Lifecycles
@@ -36,13 +37,16 @@ def build(
     clock: Clock = utc_now,
     max_streams_per_owner: int = 64,
     cancel_grace_s: float = 30.0,
+    queue_timeouts: Mapping[str, float] | None = None,
     reaper: ReaperSettings | None = None,
 ) -> Services:
     """The services over `db`; watches, long polls and Work sessions share the owners' stream slots."""
     writer = JobWriter(db, bus, clock)
     slots = StreamSlots(max_streams_per_owner)
     return Services(
-        jobs=JobsService(db, writer, lifecycles, clock, retry, cancel_grace_s=cancel_grace_s),
+        jobs=JobsService(
+            db, writer, lifecycles, clock, retry, cancel_grace_s=cancel_grace_s, queue_timeouts=queue_timeouts
+        ),
         watch=WatchService(db, bus, slots),
         work=WorkService(db, writer, bus, lifecycles, clock, retry, slots),
         reaper=Reaper(db, writer, lifecycles, clock, retry, reaper or ReaperSettings()),

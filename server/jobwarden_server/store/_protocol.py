@@ -59,6 +59,10 @@ class JobCreateParams:
     actor: str
     retry: RetryPolicy | None = None
     """The job's own backoff; None takes the server's defaults."""
+    queue_timeout_s: float | None = None
+    """How long the job may wait to start; None: no limit."""
+    queue_expire_time: dt.datetime | None = None
+    """When it expires unless claimed first (its queue timeout after it is due); None: never."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,8 +155,9 @@ class RenewedLease:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class JobDueParams:
-    """Jobs the reaper must act on at `now`: RUNNING with an expired lease, or not terminal and past
-    their deadline. At most `limit` of each kind, oldest first."""
+    """Jobs the reaper must act on at `now`: RUNNING with an expired lease, not terminal and past
+    their deadline, or waiting to start (CREATED, QUEUED) past their queue timeout. At most `limit` of
+    each kind, oldest first."""
 
     now: dt.datetime
     limit: int
@@ -245,7 +250,7 @@ class Store(Protocol):
         ...
 
     async def job_due(self, params: JobDueParams) -> Sequence[Job]:
-        """Jobs whose lease expired or whose deadline passed (any owner), for the reaper."""
+        """Jobs whose lease expired, deadline passed or queue timeout passed (any owner), for the reaper."""
         ...
 
     async def job_renew_leases(self, params: LeaseRenewParams) -> Sequence[RenewedLease]:

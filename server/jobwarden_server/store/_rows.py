@@ -105,6 +105,8 @@ def job_from_row(row: Row) -> Job:
         last_sequence=row["last_sequence"],
         request_id=row["request_id"],
         retry=_retry_from_row(row),
+        queue_timeout_s=row["queue_timeout_s"],
+        queue_expire_time=from_us_or_none(row["queue_expire_us"]),
     )
 
 
@@ -227,6 +229,8 @@ def create_values(params: JobCreateParams, now_us: int) -> dict[str, Any]:
         "retry_initial_backoff_s": params.retry.initial_backoff_s if params.retry else None,
         "retry_max_backoff_s": params.retry.max_backoff_s if params.retry else None,
         "retry_multiplier": params.retry.multiplier if params.retry else None,
+        "queue_timeout_s": params.queue_timeout_s,
+        "queue_expire_us": to_us_or_none(params.queue_expire_time),
     }
 
 
@@ -267,6 +271,8 @@ def change_values(changes: JobChanges) -> dict[str, Any]:
         values["run_after_us"] = to_us(changes.run_after)
     if changes.complete_time is not None:
         values["complete_us"] = to_us(changes.complete_time)
+    if changes.queue_expire_time is not None:
+        values["queue_expire_us"] = to_us(changes.queue_expire_time)
     values.update(lease_values(changes))
     return values
 

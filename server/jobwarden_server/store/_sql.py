@@ -202,7 +202,8 @@ class SqlStore:
             return [rows.job_from_row(row) for row in result.mappings()]
 
     async def job_due(self, params: JobDueParams) -> Sequence[Job]:
-        """RUNNING jobs with an expired lease, then unfinished jobs past their deadline."""
+        """RUNNING jobs with an expired lease, unfinished jobs past their deadline, then waiting jobs
+        past their queue timeout."""
         now_us = rows.to_us(params.now)
         unfinished = [s.value for s in JobStatus if not s.terminal]
         governed = [] if params.lifecycles is None else [jobs.c.lifecycle.in_(sorted(params.lifecycles))]
@@ -218,9 +219,16 @@ class SqlStore:
             .order_by(jobs.c.deadline_us)
             .limit(params.limit)
         )
+        waiting = [JobStatus.CREATED.value, JobStatus.QUEUED.value]
+        unclaimed = (
+            sa.select(jobs)
+            .where(jobs.c.queue_expire_us <= now_us, jobs.c.status.in_(waiting), *governed)
+            .order_by(jobs.c.queue_expire_us)
+            .limit(params.limit)
+        )
         async with self._read() as conn:
             found: dict[str, Job] = {}
-            for query in (expired, overdue):
+            for query in (expired, overdue, unclaimed):
                 for row in (await conn.execute(query)).mappings():
                     found.setdefault(row["id"], rows.job_from_row(row))
             return list(found.values())

@@ -86,6 +86,9 @@ jobs = sa.Table(
     sa.Column("retry_initial_backoff_s", sa.Float(), nullable=True),
     sa.Column("retry_max_backoff_s", sa.Float(), nullable=True),
     sa.Column("retry_multiplier", sa.Float(), nullable=True),
+    # Schedule-to-start: the job's queue timeout (NULL: none), and while it waits, when it expires.
+    sa.Column("queue_timeout_s", sa.Float(), nullable=True),
+    sa.Column("queue_expire_us", sa.BigInteger(), nullable=True),
     sa.CheckConstraint(STATUS_CHECK, name="status"),
     sa.CheckConstraint(STOP_REASON_CHECK, name="stop_reason"),
     sa.CheckConstraint(PROGRESS_CHECK, name=PROGRESS_CHECK_NAME),
@@ -108,6 +111,7 @@ sa.Index("ix_jobs_owner_create_us_id", jobs.c.owner, jobs.c.create_us, jobs.c.id
 # Reaping: expired leases, passed deadlines.
 sa.Index("ix_jobs_status_lease_expire_us", jobs.c.status, jobs.c.lease_expire_us)
 sa.Index("ix_jobs_deadline_us", jobs.c.deadline_us)
+sa.Index("ix_jobs_queue_expire_us", jobs.c.queue_expire_us)
 # AIP-155 idempotency: a request_id names one job per owner; the empty string means "none given".
 REQUEST_ID_INDEX = "uq_jobs_owner_request_id"
 REQUEST_ID_WHERE = "request_id <> ''"

@@ -205,3 +205,28 @@ def test_the_reaper_expires_past_deadline_rescues_expired_leases_and_leaves_the_
 def test_jitter_never_shortens_a_backoff_below_half() -> None:
     rng = random.Random(7)
     assert all(5 <= RETRY.backoff_s(1, rng) <= 10 for _ in range(100))
+
+
+def test_a_job_waiting_past_its_queue_timeout_expires_with_its_own_stop_reason() -> None:
+    def reap(j: Job) -> Any:
+        return decisions.reap(j, DEFAULT, default_retry=RETRY, now=NOW)
+
+    for waiting in (JobStatus.QUEUED, JobStatus.CREATED):
+        late = reap(job(status=waiting, queue_timeout_s=60, queue_expire_time=NOW))
+        assert (late.changes.status, late.changes.stop_reason) == (
+            JobStatus.EXPIRED,
+            StopReason.QUEUE_TIMEOUT_EXCEEDED,
+        )
+        assert (
+            reap(job(status=waiting, queue_timeout_s=60, queue_expire_time=NOW + dt.timedelta(seconds=1)))
+            is None
+        )
+    # Once started it no longer waits: the window left on the row means nothing.
+    assert reap(job(queue_timeout_s=60, queue_expire_time=NOW - dt.timedelta(seconds=1))) is None
+
+
+def test_a_retry_opens_a_new_wait_from_when_it_is_due() -> None:
+    again = _end(job(queue_timeout_s=60), JobError(message="flaky", retryable=True)).changes
+    assert again.queue_expire_time == again.run_after + dt.timedelta(seconds=60)
+    assert _end(job(), JobError(message="flaky", retryable=True)).changes.queue_expire_time is None
+    assert decisions.queue_expire_time(NOW, None) is None

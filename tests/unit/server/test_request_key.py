@@ -54,6 +54,7 @@ def test_every_other_field_of_a_create_counts() -> None:
         "callback_url": lambda r: setattr(r, "callback_url", "https://y"),
         "hold": lambda r: setattr(r, "hold", False),
         "retry_policy": lambda r: r.retry_policy.initial_backoff.CopyFrom(duration_pb2.Duration(seconds=1)),
+        "queue_timeout": lambda r: r.queue_timeout.CopyFrom(duration_pb2.Duration(seconds=60)),
     }
     fields = {f.name for f in job_service_pb2.CreateJobRequest.DESCRIPTOR.fields} - {"request_id"}
     assert set(changes) == fields, "a new field must count in the fingerprint: add it here"

@@ -74,11 +74,20 @@ default_max_attempts = 5
         ("listen = ", "config file"),
         ('max_streams_per_owner = "many"', "max_streams_per_owner must be a whole number"),
         ("watch_queue_size = 0", "watch_queue_size must be a whole number"),
+        ('[queue_timeouts]\n"x" = "soon"', "queue_timeouts.x must be a number of seconds"),
+        ('[queue_timeouts]\n"x" = 0.5', "queue_timeouts.x must be between 1 s and 366 days"),
+        ('[job_types]\n"x" = "simple"\n[queue_timeouts]\n"x" = 60', "lifecycle 'simple' has no EXPIRED"),
+        ("queue_timeouts = 5", "queue_timeouts must be a table"),
     ],
 )
 def test_wrong_configs_are_refused_with_a_clear_message(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         settings.load(_write(tmp_path, text))
+
+
+def test_queue_timeouts_per_job_type(tmp_path: Path) -> None:
+    loaded = settings.load(_write(tmp_path, '[queue_timeouts]\n"report.render" = 3600\n"mail" = 1.5'))
+    assert loaded.queue_timeouts == {"report.render": 3600.0, "mail": 1.5}
 
 
 def test_no_tokens_means_loopback_only() -> None:
