@@ -171,8 +171,12 @@ async def _offer(
     await asyncio.sleep(max(0.0, offered_until - loop.time()))
     cpu_end = cpu()  # over the measured offer only, not the drain after it
     say(f"offered {len(jobs)} jobs; waiting for the last ones to finish")
-    if followers:
-        await asyncio.wait(set(followers), timeout=FOLLOW_TIMEOUT_S + CALL_TIMEOUT_S)
+    deadline = loop.time() + FOLLOW_TIMEOUT_S + CALL_TIMEOUT_S
+    while followers and loop.time() < deadline:
+        # Again and again: a tick that ends meanwhile adds its jobs' followers to the set.
+        await asyncio.wait(set(followers), timeout=deadline - loop.time())
+    for task in list(followers):
+        task.cancel()  # past the deadline: their jobs count as unfinished
     measured_start = start + first_measured * TICK_S
     window = {
         "offered_s": offered_until - measured_start,
@@ -232,6 +236,7 @@ def _figures(
     to_ack = [(ack - sent) / 1e6 for _, (sent, ack) in acked]
     before_ack = sum(1 for j, (_, ack) in acked if j.received_ns is not None and j.received_ns < ack)
     finished = [j.finished for j in measured if j.finished is not None]
+    unfinished = sum(1 for j in measured if j.finished is None and j.error is None)
     errors: dict[str, int] = {}
     outcomes: dict[str, int] = {}
     for j in measured:
@@ -249,6 +254,7 @@ def _figures(
         "jobs": len(measured),
         "progress_events_received": len(seen),
         "jobs_finished": len(finished),
+        "jobs_unfinished": unfinished,
         "errors": errors,
         "outcomes": outcomes,
         "completed_without_progress_event": lost,

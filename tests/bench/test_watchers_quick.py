@@ -39,7 +39,7 @@ def test_watchers_quick_reports_latency_and_fan_out(tmp_path: Path) -> None:
     (latency,) = report["latency"]
     assert latency["offered_jobs_per_s"] == 200
     assert latency["jobs"] == 1000  # 5 s at 200 jobs/s, after the warm-up
-    assert latency["errors"] == {}
+    assert latency["errors"] == {} and latency["jobs_unfinished"] == 0
     assert latency["outcomes"] == {"JOB_STATUS_COMPLETED": 1000}
     assert latency["progress_events_received"] == 1000
     assert latency["completed_without_progress_event"] == 0
