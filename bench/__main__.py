@@ -1,6 +1,7 @@
 """`python -m bench` (run it as scripts/bench): start the real server, measure, print ratios.
 
-`--peers` runs the comparison with other job queues instead (bench/peers/).
+`--peers` runs the comparison with other job queues instead (bench/peers/); `--watchers` the watcher
+measurements (bench/watchers/).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bench.peers import orchestrate
 from bench.peers.systems import select
 from bench.rig import CONCURRENCY, FULL, QUICK, Rig, rig
 from bench.server import postgres_version, serving, throwaway_postgres
+from bench.watchers import run as watchers
 
 STEP_TIMEOUT_S = 120.0  # one scenario; a hung call or a wedged server fails the run instead of stalling it
 
@@ -33,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="fewer operations: done in under 30 s (with --peers: 100 jobs, 1 round, every system)",
+        help="fewer operations: done in under 30 s (with --peers: 100 jobs, 1 round, every system; with "
+        "--watchers: 5 s of load, 500 watchers)",
     )
     parser.add_argument(
         "--database",
@@ -48,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the server's --log-level (INFO, as shipped, logs a line per transition: part of the cost)",
     )
     orchestrate.add_arguments(parser)
+    watchers.add_arguments(parser)
     return parser
 
 
@@ -143,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as err:
             parser.error(str(err))  # exits 2 with the usage line
     try:
+        if args.watchers:
+            return asyncio.run(watchers.run(args))
         return asyncio.run(orchestrate.run(args) if args.peers else _run(args))
     except KeyboardInterrupt:
         return 130

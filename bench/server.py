@@ -66,8 +66,11 @@ def jobwarden_command() -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def serving(database: str, workdir: Path, log_level: str) -> AsyncIterator[Server]:
-    """`jobwarden serve` on 127.0.0.1 with a free port over `database`; stopped with SIGTERM at the end."""
+async def serving(
+    database: str, workdir: Path, log_level: str, config: Path | None = None
+) -> AsyncIterator[Server]:
+    """`jobwarden serve` on 127.0.0.1 with a free port over `database` (and the TOML file `config`, if
+    given); stopped with SIGTERM at the end."""
     out_path, log_path = workdir / "server.out", workdir / "server.log"
     # Files, not pipes: the server logs a line per transition, and a pipe nobody reads would fill up
     # and stall it in the middle of a measurement.
@@ -84,6 +87,7 @@ async def serving(database: str, workdir: Path, log_level: str) -> AsyncIterator
             database,
             "--log-level",
             log_level,
+            *(["--config", str(config)] if config is not None else []),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=out,
             stderr=log,

@@ -334,6 +334,39 @@ async def test_sequences_are_contiguous_and_pages_of_events_join_up(
     assert await store.event_list(PageParams(owner="bob", job_id=job.id, after=0, limit=10)) == []
 
 
+async def test_job_with_events_reads_the_job_and_its_first_page_together(
+    store: SqlStore, create_job: CreateJob, clock: Any
+) -> None:
+    job = await create_job()
+    await store.job_update(
+        JobUpdateParams(
+            job_id=job.id,
+            owner="alice",
+            now=clock.tick(),
+            changes=JobChanges(progress=Progress(percent=1.0)),
+            events=[NewEvent(kind=EventKind.LOG, actor="w", data={"n": i}) for i in range(4)],
+        )
+    )
+
+    def page(after: int, limit: int = 3, owner: str = "alice") -> PageParams:
+        return PageParams(owner=owner, job_id=job.id, after=after, limit=limit)
+
+    current, events = await store.job_with_events(page(after=0))
+    assert current == await store.job_get("alice", job.id) and current.last_sequence == 5
+    assert [e.sequence for e in events] == [1, 2, 3]  # a page, as event_list gives it
+    assert list(events) == await _events(store, job, limit=3)
+    _, events = await store.job_with_events(page(after=3))
+    assert [e.sequence for e in events] == [4, 5]
+    _, events = await store.job_with_events(page(after=5))
+    assert events == []
+    for missing in (
+        page(after=0, owner="bob"),
+        PageParams(owner="alice", job_id="no-such-job", after=0, limit=3),
+    ):
+        with pytest.raises(errors.NotFound):
+            await store.job_with_events(missing)
+
+
 async def test_modify_decides_on_the_job_as_read_in_its_own_transaction(
     store: SqlStore, create_job: CreateJob, clock: Any
 ) -> None:

@@ -9,7 +9,7 @@ behind while live is cut off with WATCHER_TOO_SLOW (retryable) naming the sequen
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from jobwarden_server import store
 from jobwarden_server.domain.auth import Principal
@@ -35,19 +35,24 @@ class WatchService:
         if after_sequence < 0:
             raise InvalidArgument("after_sequence", "must not be negative")
         with self._slots.hold(who.owner), self._bus.subscribe(job_id) as subscription:
-            job = await self._store.job_get(who.owner, job_id)
+            # The job and the first page of its history in one read: a watch costs one transaction.
+            job, first_page = await self._store.job_with_events(
+                store.PageParams(owner=who.owner, job_id=job_id, after=after_sequence, limit=CATCH_UP_BATCH)
+            )
             yield job
             if job.status.terminal and after_sequence >= job.last_sequence:
                 return
             cursor = after_sequence
+            prefetched: Sequence[Event] | None = first_page
             while True:
                 subscription.reading_table = True
-                async for event in self._from_table(who.owner, job_id, cursor):
+                async for event in self._from_table(who.owner, job_id, cursor, prefetched):
                     cursor = event.sequence
                     yield event
                     if terminal_event(event):
                         return
                 subscription.reading_table = False
+                prefetched = None  # read at the start; any later catch-up reads the table anew
                 # Live: take events while they follow on; a gap or a bare wake-up means "read the table".
                 while True:
                     item = await subscription.get()
@@ -65,11 +70,17 @@ class WatchService:
                         if terminal_event(item):
                             return
 
-    async def _from_table(self, owner: str, job_id: str, cursor: int) -> AsyncIterator[Event]:
+    async def _from_table(
+        self, owner: str, job_id: str, cursor: int, prefetched: Sequence[Event] | None
+    ) -> AsyncIterator[Event]:
+        """Events after `cursor`, page by page; `prefetched` is the first page when it was read already."""
         while True:
-            batch = await self._store.event_list(
-                store.PageParams(owner=owner, job_id=job_id, after=cursor, limit=CATCH_UP_BATCH)
-            )
+            batch = prefetched
+            prefetched = None
+            if batch is None:
+                batch = await self._store.event_list(
+                    store.PageParams(owner=owner, job_id=job_id, after=cursor, limit=CATCH_UP_BATCH)
+                )
             for event in batch:
                 yield event
             if len(batch) < CATCH_UP_BATCH:

@@ -289,6 +289,12 @@ class Store(Protocol):
         """A job's events with sequence > `after`, ascending."""
         ...
 
+    async def job_with_events(self, params: PageParams) -> tuple[Job, Sequence[Event]]:
+        """The owner's job and, read in the same transaction, its first page of events after `after`
+        (none read when the job has none past it): what a watch starts with, in one read. NotFound
+        as job_get."""
+        ...
+
     def singleton(self, name: str) -> contextlib.AbstractAsyncContextManager[bool]:
         """`async with store.singleton("reaper") as mine:` -- whether this process may do the named
         background work now. Across the processes sharing a database, at most one gets True at a time;

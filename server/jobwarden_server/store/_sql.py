@@ -186,14 +186,8 @@ class SqlStore:
 
     async def job_get(self, owner: str | None, job_id: str) -> Job:
         """One job; NotFound if missing or, when owner is given, not that owner's."""
-        query = sa.select(jobs).where(jobs.c.id == job_id)
-        if owner is not None:
-            query = query.where(jobs.c.owner == owner)
         async with self._read() as conn:
-            row = (await conn.execute(query)).mappings().one_or_none()
-        if row is None:
-            raise errors.NotFound(f"job {job_id} not found", metadata={"job_id": job_id})
-        return rows.job_from_row(row)
+            return await _job_read(conn, owner, job_id)
 
     async def job_list(self, params: JobListParams) -> Sequence[Job]:
         """One keyset page of the owner's jobs matching every filter; see Store.job_list."""
@@ -485,18 +479,19 @@ class SqlStore:
 
     async def event_list(self, params: PageParams) -> Sequence[Event]:
         """A job's events with sequence > `after`, ascending."""
-        query = (
-            sa.select(job_events)
-            .where(
-                job_events.c.job_id == params.job_id,
-                job_events.c.owner == params.owner,
-                job_events.c.sequence > params.after,
-            )
-            .order_by(job_events.c.sequence)
-            .limit(params.limit)
-        )
         async with self._read() as conn:
-            return [rows.event_from_row(row) for row in (await conn.execute(query)).mappings()]
+            return await _events_read(conn, params)
+
+    async def job_with_events(self, params: PageParams) -> tuple[Job, Sequence[Event]]:
+        """The job and its first page of events after `after`, in one read transaction.
+
+        A watch opens with both; one transaction instead of two saves a pooled connection's checkout,
+        a BEGIN and an end, each a hand-off to the driver's thread, on every watch."""
+        async with self._read() as conn:
+            job = await _job_read(conn, params.owner, params.job_id)
+            if job.last_sequence <= params.after:
+                return job, []
+            return job, await _events_read(conn, params)
 
     async def close(self) -> None:
         """Finish queued writes, then dispose of the engines (once, when they are the same)."""
@@ -504,6 +499,30 @@ class SqlStore:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
+
+
+async def _job_read(conn: AsyncConnection, owner: str | None, job_id: str) -> Job:
+    query = sa.select(jobs).where(jobs.c.id == job_id)
+    if owner is not None:
+        query = query.where(jobs.c.owner == owner)
+    row = (await conn.execute(query)).mappings().one_or_none()
+    if row is None:
+        raise errors.NotFound(f"job {job_id} not found", metadata={"job_id": job_id})
+    return rows.job_from_row(row)
+
+
+async def _events_read(conn: AsyncConnection, params: PageParams) -> list[Event]:
+    query = (
+        sa.select(job_events)
+        .where(
+            job_events.c.job_id == params.job_id,
+            job_events.c.owner == params.owner,
+            job_events.c.sequence > params.after,
+        )
+        .order_by(job_events.c.sequence)
+        .limit(params.limit)
+    )
+    return [rows.event_from_row(row) for row in (await conn.execute(query)).mappings()]
 
 
 def _list_query(params: JobListParams, dialect: Dialect) -> sa.Select[Any]:
