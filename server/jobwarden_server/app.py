@@ -26,6 +26,7 @@ from jobwarden_server.api.worker_servicer import WorkerServicer
 from jobwarden_server.domain.errors import ConfigError, DomainError
 from jobwarden_server.events.bus import EventBus
 from jobwarden_server.events.relay import BusRelay
+from jobwarden_server.service.callbacks import CallbackDispatcher
 from jobwarden_server.service.jobs import JobsService
 from jobwarden_server.service.reaper import Reaper, ReaperSettings
 from jobwarden_server.service.streams import StreamSlots
@@ -116,6 +117,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         JobServicer(
             JobsService(writer, settings.retry, cancel_grace_s=settings.cancel_grace_s),
             WatchService(writer, slots),
+            settings.callbacks,
         ),
         server,
     )
@@ -149,7 +151,8 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
     host = address.host
     stopping = asyncio.Event()
     reaper = Reaper(writer, settings.retry, ReaperSettings(interval_s=settings.reaper_interval_s))
-    loops = [reaper.run(stopping)]
+    dispatcher = CallbackDispatcher(db, bus, settings.callbacks, clock)
+    loops = [reaper.run(stopping), dispatcher.run(stopping)]
     # PostgreSQL: other replicas' commits wake this replica's watchers and claimers (None on SQLite).
     feed = db.change_feed(BusRelay(bus))
     if feed is not None:

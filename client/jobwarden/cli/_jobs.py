@@ -154,10 +154,21 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--run-after", type=when, metavar="TIME", help="not before this ISO 8601 time")
     p.add_argument("--deadline", type=when, metavar="TIME", help="expire if not done by this time")
     p.add_argument(
+        "--callback",
         "--callback-url",
+        dest="callback_url",
         default="",
         metavar="URL",
-        help="kept with the job; not called yet (jobwarden sends no callbacks so far)",
+        help="POST a signed JSON payload (Standard Webhooks) to URL when the job ends",
+    )
+    p.add_argument(
+        "--callback-status",
+        dest="callback_statuses",
+        action="append",
+        type=status,
+        default=[],
+        metavar="STATUS",
+        help="only this terminal status fires the callback (repeatable; default: every terminal status)",
     )
     p.add_argument("--hold", action="store_true", help="create in CREATED; start with 'jobs release'")
     p.add_argument("--request-id", metavar="ID", help="idempotency key: a retry returns the first job")
@@ -249,6 +260,7 @@ async def _create(client: Client, args: argparse.Namespace) -> int:
         run_after=args.run_after,
         deadline=args.deadline,
         callback_url=args.callback_url,
+        callback_statuses=args.callback_statuses,
         hold=args.hold,
         request_id=args.request_id,
     )

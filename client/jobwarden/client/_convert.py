@@ -99,6 +99,7 @@ def new_job_to_pb(job: _models.NewJob, request_id: str) -> job_service_pb2.Creat
         labels=dict(job.labels or {}),
         max_attempts=job.max_attempts,
         callback_url=job.callback_url,
+        callback_statuses=[status_to_pb(s) for s in job.callback_statuses],
         hold=job.hold,
         request_id=request_id,
     )
@@ -242,6 +243,32 @@ def job_from_pb(msg: job_pb2.Job) -> _models.Job:
         worker_id=msg.worker_id,
         retry_policy=retry_policy_from_pb(msg.retry_policy) if msg.HasField("retry_policy") else None,
         last_sequence=msg.last_sequence,
+        callback_statuses=tuple(status_from_pb(s) for s in msg.callback_statuses),
+        callback_state=callback_state_from_pb(msg.callback_state),
+        callback_attempts=msg.callback_attempts,
+        callback_error=msg.callback_error,
+    )
+
+
+def callback_state_from_pb(value: job_pb2.CallbackState.ValueType | int) -> _models.CallbackState:
+    """Converts a CallbackState (UNSPECIFIED, or a value newer than this SDK, is NONE)."""
+    try:
+        name = job_pb2.CallbackState.Name(cast(job_pb2.CallbackState.ValueType, value))
+        return _models.CallbackState(name.removeprefix("CALLBACK_STATE_"))
+    except ValueError:
+        return _models.CallbackState.NONE
+
+
+def callback_attempt_from_pb(msg: job_pb2.CallbackAttempt) -> _models.CallbackAttempt:
+    """Converts a CallbackAttempt event payload."""
+    return _models.CallbackAttempt(
+        webhook_id=msg.webhook_id,
+        attempt=msg.attempt,
+        http_status=msg.http_status,
+        error=msg.error,
+        duration=msg.duration.ToTimedelta().total_seconds(),
+        state=callback_state_from_pb(msg.state),
+        next_attempt_time=time_from_pb(msg.next_attempt_time) if msg.HasField("next_attempt_time") else None,
     )
 
 
@@ -298,6 +325,12 @@ def event_from_pb(msg: job_pb2.JobEvent) -> _models.JobEvent:
     if which == "cancel_requested":
         return _models.JobEvent(
             kind=_models.EventKind.CANCEL_REQUESTED, reason=msg.cancel_requested.reason, **common
+        )
+    if which == "callback_attempt":
+        return _models.JobEvent(
+            kind=_models.EventKind.CALLBACK_ATTEMPT,
+            callback=callback_attempt_from_pb(msg.callback_attempt),
+            **common,
         )
     # A kind added to the API after this SDK was built: keep the envelope rather than fail the watch.
     return _models.JobEvent(kind=_models.EventKind.UNKNOWN, **common)
@@ -374,7 +407,12 @@ def job_to_pb(job: _models.Job) -> job_pb2.Job:
         etag=job.etag,
         worker_id=job.worker_id,
         last_sequence=job.last_sequence,
+        callback_statuses=[status_to_pb(s) for s in job.callback_statuses],
+        callback_attempts=job.callback_attempts,
+        callback_error=job.callback_error,
     )
+    if job.callback_state is not _models.CallbackState.NONE:
+        msg.callback_state = job_pb2.CallbackState.Value(f"CALLBACK_STATE_{job.callback_state.value}")
     if job.result is not None:
         msg.result.CopyFrom(dict_to_struct(job.result, "result"))
     if job.retry_policy is not None:

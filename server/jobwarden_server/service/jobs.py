@@ -36,6 +36,7 @@ class JobSpec:
     run_after: dt.datetime | None = None
     deadline: dt.datetime | None = None
     callback_url: str = ""
+    callback_statuses: tuple[JobStatus, ...] = ()  # sorted, terminal (api: webhooks.check_statuses)
     hold: bool = False
     request_id: str = ""
     retry_initial_backoff_s: float | None = None
@@ -50,6 +51,8 @@ class JobSpec:
         parameters first (a third of the server's CPU per job in a CreateJobs call); the JSON, and
         so the hash stored with every job, is the same."""
         body = {f.name: getattr(self, f.name) for f in _SPEC_FIELDS if f.name != "request_id"}
+        if not self.callback_statuses:  # added later: unset, the hashes already stored still match
+            del body["callback_statuses"]
         canonical = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -144,6 +147,7 @@ class JobsService:
             run_after=spec.run_after,
             deadline=spec.deadline,
             callback_url=spec.callback_url,
+            callback_statuses=frozenset(spec.callback_statuses),
             request_id=spec.request_id,
             request_fingerprint=spec.fingerprint(),
             now=now,

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.records import Asset, CallbackState, Event, EventKind, Job, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
 from jobwarden_server.store._protocol import JobChanges, JobCreateParams, NewEvent
@@ -104,7 +104,21 @@ def job_from_row(row: Row) -> Job:
         last_sequence=row["last_sequence"],
         request_id=row["request_id"],
         retry=_retry_from_row(row),
+        callback_statuses=statuses_from_text(row["callback_statuses"]),
+        callback_state=CallbackState(row["callback_state"]),
+        callback_attempts=row["callback_attempts"],
+        callback_error=row["callback_error"],
     )
+
+
+def statuses_to_text(statuses: frozenset[JobStatus]) -> str:
+    """callback_statuses as stored: comma-separated in the enum's order ('' for none)."""
+    return ",".join(s.value for s in JobStatus if s in statuses)
+
+
+def statuses_from_text(text: str) -> frozenset[JobStatus]:
+    """The inverse of statuses_to_text."""
+    return frozenset(JobStatus(s) for s in text.split(",") if s)
 
 
 def _retry_from_row(row: Row) -> RetryPolicy | None:
@@ -224,6 +238,10 @@ def create_values(params: JobCreateParams, now_us: int) -> dict[str, Any]:
         "retry_initial_backoff_s": params.retry.initial_backoff_s if params.retry else None,
         "retry_max_backoff_s": params.retry.max_backoff_s if params.retry else None,
         "retry_multiplier": params.retry.multiplier if params.retry else None,
+        "callback_statuses": statuses_to_text(params.callback_statuses),
+        "callback_state": CallbackState.NONE.value,
+        "callback_attempts": 0,
+        "callback_error": "",
     }
 
 

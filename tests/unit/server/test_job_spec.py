@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.service.jobs import JobSpec
 
 SPEC = JobSpec(
@@ -41,6 +42,7 @@ def test_the_request_id_is_left_out_and_every_other_field_counts() -> None:
         "run_after": None,
         "deadline": dt.datetime(2031, 1, 1, tzinfo=dt.UTC),
         "callback_url": "https://y",
+        "callback_statuses": (JobStatus.FAILED,),
         "hold": False,
         "retry_initial_backoff_s": 1.0,
         "retry_max_backoff_s": 9.0,
