@@ -23,6 +23,8 @@ from support import flows, rpc, waiting
 from support.receiver import OLD_SECRET, SECRET, Receiver, always, first_then, policy_settings
 
 from jobwarden.v1 import job_pb2, job_service_pb2
+from jobwarden_server.service.callbacks import CallbackDispatcher
+from jobwarden_server.service.writer import utc_now
 from jobwarden_server.settings import callbacks_policy
 
 State = job_pb2.CallbackState
@@ -273,3 +275,43 @@ async def test_loopback_and_unsigned_owners_are_refused_unless_configured(
         unsigned = await rpc.fails(flows.create(s, callback_url="https://example.com/hook"))
         assert unsigned.reason == "CALLBACK_TARGET_REFUSED"
         assert "no callback secret is configured for owner 'default'" in unsigned.message
+
+
+async def test_the_resolved_address_is_checked_at_each_delivery(tmp_path: Path, backend: str) -> None:
+    """A name passes CreateJob (no lookup there); where it resolves is checked when sending, and the
+    request goes to the address that was checked. The names resolve through a resolver of the test's
+    (the server's own dispatcher idles: its poll interval is an hour), the rest is real."""
+    answers = {"internal.test": ["10.9.8.7"], "mixed.test": ["10.9.8.7", "127.0.0.1"]}
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return answers[host]
+
+    with Receiver() as receiver:
+        async with (
+            rpc.server(
+                tmp_path,
+                backend=backend,
+                callbacks=callbacks_policy(policy_settings(poll_interval_seconds=3600)),
+            ) as srv,
+            rpc.stubs(srv.address) as s,
+        ):
+            internal = await finish(s, f"http://internal.test:{receiver.port}/hook")
+            mixed = await finish(s, f"http://mixed.test:{receiver.port}/hook")
+            stop = asyncio.Event()
+            policy = callbacks_policy(policy_settings())
+            dispatcher = CallbackDispatcher(srv.store, srv.bus, policy, utc_now, resolver=resolver)
+            running = asyncio.create_task(dispatcher.run(stop))
+            try:
+                refused = await settled(s, internal.id)
+                delivered = await settled(s, mixed.id)
+            finally:
+                stop.set()
+                await running
+    assert (refused.callback_state, refused.callback_attempts) == (State.CALLBACK_STATE_FAILED, 1)
+    assert refused.callback_error == (
+        "refused: internal.test resolves to no address that may be called (10.9.8.7 is a private address)"
+    )
+    assert delivered.callback_state == State.CALLBACK_STATE_DELIVERED
+    [got] = receiver.received  # only the delivery to the permitted address of mixed.test
+    assert got.headers["host"] == f"mixed.test:{receiver.port}"
+    assert got.payload["data"]["job_id"] == mixed.id

@@ -179,7 +179,9 @@ class CallbackDispatcher:
             if refusal is None:
                 return text
             refusals.append(refusal)
-        raise _Refused(f"{host} resolves to {'; '.join(refusals) or 'nothing'}, which is not allowed")
+        raise _Refused(
+            f"{host} resolves to no address that may be called ({'; '.join(refusals) or 'no address'})"
+        )
 
     async def _record(
         self, delivery: store.CallbackDelivery, status: int, error: str, duration: float, *, stop: bool
