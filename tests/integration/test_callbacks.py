@@ -315,3 +315,20 @@ async def test_the_resolved_address_is_checked_at_each_delivery(tmp_path: Path, 
     [got] = receiver.received  # only the delivery to the permitted address of mixed.test
     assert got.headers["host"] == f"mixed.test:{receiver.port}"
     assert got.payload["data"]["job_id"] == mixed.id
+
+
+async def test_watches_of_a_job_whose_callback_was_attempted_still_end(tmp_path: Path, backend: str) -> None:
+    """Callback attempts come after a job's terminal event; a watch resumed past that event (or from
+    anywhere) ends after what is recorded instead of waiting for an end that already happened."""
+    with Receiver(first_then([500])) as receiver:
+        async with served(tmp_path, backend) as s:
+            done = await finish(s, receiver.url)
+            job = await settled(s, done.id)
+            async with asyncio.timeout(5):
+                _, from_start = await flows.watch(s, done.id)
+                _, past_the_end = await flows.watch(s, done.id, after=done.last_sequence)
+                _, from_first_attempt = await flows.watch(s, done.id, after=done.last_sequence + 1)
+    assert flows.kinds(from_start)[-1] == "RUNNING->COMPLETED"
+    assert flows.kinds(past_the_end) == ["callback_attempt", "callback_attempt"]
+    assert flows.kinds(from_first_attempt) == ["callback_attempt"]
+    assert job.last_sequence == done.last_sequence + 2

@@ -43,6 +43,8 @@ _MARK_PENDING = (
 def enqueue(conn: sa.Connection, job_row: rows.Row, now_us: int) -> rows.Row:
     """Write the outbox row of a job that just ended, if its callback fires for how it ended; the
     job row as it now stands (its callback_state PENDING when a row was written)."""
+    if not job_row["callback_url"]:
+        return job_row  # most jobs: no callback, nothing more to build
     job = rows.job_from_row(job_row)
     if not webhooks.fires(job):
         return job_row
@@ -67,19 +69,25 @@ def enqueue(conn: sa.Connection, job_row: rows.Row, now_us: int) -> rows.Row:
     return {**job_row, "callback_state": CallbackState.PENDING.value}
 
 
+def _due(now_us: int) -> tuple[sa.ColumnElement[bool], ...]:
+    """Undelivered, due, and not leased (or its lease ran out: its claimer died or stalled)."""
+    return (
+        outbox.c.state == tables.OUTBOX_PENDING,
+        outbox.c.next_attempt_us <= now_us,
+        sa.or_(outbox.c.lease_expire_us.is_(None), outbox.c.lease_expire_us < now_us),
+    )
+
+
+def any_due(now_us: int) -> sa.Select[tuple[str]]:
+    """Whether a delivery is due: read first, so an idle poll costs a read, not a write transaction
+    (on SQLite, a turn of the single writer)."""
+    return sa.select(outbox.c.id).where(*_due(now_us)).limit(1)
+
+
 def claim(conn: sa.Connection, params: CallbackClaimParams) -> list[CallbackDelivery]:
     """Lease up to `limit` due deliveries (oldest due first) to the caller."""
     now_us = rows.to_us(params.now)
-    due = (
-        sa.select(outbox.c.id)
-        .where(
-            outbox.c.state == tables.OUTBOX_PENDING,
-            outbox.c.next_attempt_us <= now_us,
-            sa.or_(outbox.c.lease_expire_us.is_(None), outbox.c.lease_expire_us < now_us),
-        )
-        .order_by(outbox.c.next_attempt_us)
-        .limit(params.limit)
-    )
+    due = sa.select(outbox.c.id).where(*_due(now_us)).order_by(outbox.c.next_attempt_us).limit(params.limit)
     if conn.dialect.name == "postgresql":
         # Concurrent claims on other replicas pass over the rows this one is taking instead of
         # waiting for them; the lease below then keeps them off while the attempt runs.

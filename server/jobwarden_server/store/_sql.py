@@ -412,6 +412,9 @@ class SqlStore:
         """Lease due callback deliveries; see Store.callback_claim and _outbox.py."""
         if params.limit <= 0:
             return []
+        async with self._read() as conn:
+            if (await conn.execute(outbox.any_due(rows.to_us(params.now)))).first() is None:
+                return []
         return await self._write(lambda conn: outbox.claim(conn, params))
 
     async def callback_record(self, params: CallbackAttemptParams) -> Change | None:
