@@ -451,4 +451,22 @@ def event_to_pb(event: _models.JobEvent) -> job_pb2.JobEvent:
         msg.log.message = event.message
     elif kind == _models.EventKind.CANCEL_REQUESTED:
         msg.cancel_requested.reason = event.reason
+    elif kind == _models.EventKind.CALLBACK_ATTEMPT and event.callback is not None:
+        msg.callback_attempt.CopyFrom(callback_attempt_to_pb(event.callback))
+    return msg
+
+
+def callback_attempt_to_pb(attempt: _models.CallbackAttempt) -> job_pb2.CallbackAttempt:
+    """Converts a CallbackAttempt; used by tests and fakes."""
+    msg = job_pb2.CallbackAttempt(
+        webhook_id=attempt.webhook_id,
+        attempt=attempt.attempt,
+        http_status=attempt.http_status,
+        error=attempt.error,
+        duration=duration_to_pb(attempt.duration),
+    )
+    if attempt.state is not _models.CallbackState.NONE:
+        msg.state = job_pb2.CallbackState.Value(f"CALLBACK_STATE_{attempt.state.value}")
+    if attempt.next_attempt_time is not None:
+        msg.next_attempt_time.CopyFrom(time_to_pb(attempt.next_attempt_time))
     return msg
