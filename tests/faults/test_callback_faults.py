@@ -12,7 +12,7 @@ from pathlib import Path
 
 import standardwebhooks
 from support import faultproc, flows
-from support.receiver import SECRET, Receiver
+from support.receiver import SECRET, Receiver, callbacks_toml
 from support.rpc import Stubs
 
 from jobwarden.v1 import job_pb2
@@ -24,11 +24,7 @@ DELIVERED = job_pb2.CALLBACK_STATE_DELIVERED
 def _config(tmp_path: Path) -> Path:
     config = faultproc.write_config(tmp_path / "server.toml", settings={"reaper_interval_seconds": 0.5})
     with config.open("a") as f:
-        f.write(
-            "\n[callbacks]\ntimeout_seconds = 1\ninitial_backoff_seconds = 0.1\nmax_backoff_seconds = 0.3\n"
-            'poll_interval_seconds = 0.05\nallow_networks = ["127.0.0.0/8"]\n'
-            f'[callbacks.secrets]\ndefault = "{SECRET}"\n'
-        )
+        f.write(callbacks_toml(timeout_seconds=1, initial_backoff_seconds=0.1, max_backoff_seconds=0.3))
     return config
 
 

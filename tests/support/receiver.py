@@ -161,3 +161,16 @@ def policy_settings(**overrides: Any) -> dict[str, Any]:
     }
     values.update(overrides)
     return values
+
+
+def callbacks_toml(**overrides: Any) -> str:
+    """policy_settings as the [callbacks] tables of a server config file (for `jobwarden serve`)."""
+    values = policy_settings(**overrides)
+    secrets_table = values.pop("secrets")
+    lines = ["", "[callbacks]", *(f"{key} = {json.dumps(value)}" for key, value in values.items())]
+    lines += [
+        "",
+        "[callbacks.secrets]",
+        *(f"{owner} = {json.dumps(s)}" for owner, s in secrets_table.items()),
+    ]
+    return "\n".join(lines) + "\n"
