@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import standardwebhooks
+from google.protobuf import timestamp_pb2
 from support import flows, rpc, waiting
 from support.receiver import OLD_SECRET, SECRET, Receiver, always, first_then, policy_settings
 
@@ -33,7 +34,10 @@ State = job_pb2.CallbackState
 @contextlib.asynccontextmanager
 async def served(tmp_path: Path, backend: str, **callbacks: Any) -> AsyncIterator[rpc.Stubs]:
     policy = callbacks_policy(policy_settings(**callbacks))
-    async with rpc.server(tmp_path, backend=backend, callbacks=policy) as srv, rpc.stubs(srv.address) as s:
+    async with (
+        rpc.server(tmp_path, backend=backend, callbacks=policy, reaper_interval_s=0.1) as srv,
+        rpc.stubs(srv.address) as s,
+    ):
         yield s
 
 
@@ -332,3 +336,21 @@ async def test_watches_of_a_job_whose_callback_was_attempted_still_end(tmp_path:
     assert flows.kinds(past_the_end) == ["callback_attempt", "callback_attempt"]
     assert flows.kinds(from_first_attempt) == ["callback_attempt"]
     assert job.last_sequence == done.last_sequence + 2
+
+
+async def test_the_reaper_ending_a_job_calls_back_too(tmp_path: Path, backend: str) -> None:
+    """The outbox row is written where every change is applied, so a job the server itself ends (here:
+    its deadline passed) calls back like one a worker or a client ended."""
+    with Receiver() as receiver:
+        async with served(tmp_path, backend) as s:
+            deadline = timestamp_pb2.Timestamp()
+            deadline.FromDatetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.3))
+            job = await flows.create(s, callback_url=receiver.url, deadline=deadline)
+            ended = await settled(s, job.id)
+    assert (ended.status, ended.callback_state) == (
+        job_pb2.JOB_STATUS_EXPIRED,
+        State.CALLBACK_STATE_DELIVERED,
+    )
+    [got] = receiver.received
+    data = standardwebhooks.Webhook(SECRET).verify(got.body, got.headers)["data"]
+    assert (data["job_id"], data["status"], data["stop_reason"]) == (job.id, "EXPIRED", "TIMEOUT_EXCEEDED")

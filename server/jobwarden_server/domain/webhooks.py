@@ -125,7 +125,7 @@ class CallbackPolicy:
     max_backoff_s: float = 3600.0
     multiplier: float = 2.0
     horizon_s: float = 3 * 24 * 3600.0
-    """No attempt starts later than this after the job ended; then the callback is FAILED."""
+    """No retry is scheduled for later than this after the job ended: the callback is FAILED instead."""
     poll_interval_s: float = 1.0
     """How often each server looks for callbacks due."""
     concurrency: int = 16

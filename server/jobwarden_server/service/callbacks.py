@@ -114,7 +114,7 @@ class CallbackDispatcher:
             store.CallbackClaimParams(now=self._clock(), limit=free, lease_s=self._policy.lease_s())
         )
         for delivery in claimed:
-            task = asyncio.create_task(self._deliver(client, delivery), name=f"callback-{delivery.id}")
+            task = asyncio.create_task(self._attempt(client, delivery), name=f"callback-{delivery.id}")
             self._inflight.add(task)
             task.add_done_callback(self._finished)
 
@@ -130,6 +130,14 @@ class CallbackDispatcher:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
+    async def _attempt(self, client: httpx.AsyncClient, delivery: store.CallbackDelivery) -> None:
+        """One attempt, whatever happens: a bug here must not go unlogged in a task nobody awaits (the
+        delivery is attempted again once its lease runs out)."""
+        try:
+            await self._deliver(client, delivery)
+        except Exception:
+            logger.exception("callbacks: attempt of %s failed unexpectedly", delivery.id)
+
     async def _deliver(self, client: httpx.AsyncClient, delivery: store.CallbackDelivery) -> None:
         started = time.monotonic()
         status, error, refused = 0, "", False
@@ -138,6 +146,8 @@ class CallbackDispatcher:
                 status = await self._post(client, delivery)
         except _Refused as err:
             error, refused = f"refused: {err}", True
+        except (httpx.InvalidURL, ValueError) as err:  # stored as given; nothing to retry
+            error, refused = f"refused: not a URL that can be called ({err})", True
         except TimeoutError:
             error = f"no answer within {self._policy.timeout_s:g} s"
         except (httpx.HTTPError, OSError) as err:
