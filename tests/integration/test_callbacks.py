@@ -23,6 +23,8 @@ from google.protobuf import timestamp_pb2
 from support import flows, rpc, waiting
 from support.receiver import OLD_SECRET, SECRET, Receiver, always, first_then, policy_settings
 
+from jobwarden import errors
+from jobwarden.client import CallbackState, Client, EventKind, JobStatus
 from jobwarden.v1 import job_pb2, job_service_pb2
 from jobwarden_server.service.callbacks import CallbackDispatcher
 from jobwarden_server.service.writer import utc_now
@@ -354,3 +356,33 @@ async def test_the_reaper_ending_a_job_calls_back_too(tmp_path: Path, backend: s
     [got] = receiver.received
     data = standardwebhooks.Webhook(SECRET).verify(got.body, got.headers)["data"]
     assert (data["job_id"], data["status"], data["stop_reason"]) == (job.id, "EXPIRED", "TIMEOUT_EXCEEDED")
+
+
+async def test_the_sdk_creates_callbacks_and_reads_how_they_went(tmp_path: Path, backend: str) -> None:
+    with Receiver(first_then([503])) as receiver:
+        policy = callbacks_policy(policy_settings())
+        async with (
+            rpc.server(tmp_path, backend=backend, callbacks=policy) as srv,
+            Client(srv.address) as client,
+        ):
+            with pytest.raises(errors.CallbackTargetRefused) as refused:
+                await client.create_job("demo", callback_url="http://10.0.0.7/hook")
+            assert refused.value.field_violations[0].field == "callback_url"
+            job = await client.create_job(
+                "demo", callback_url=receiver.url, callback_statuses=[JobStatus.COMPLETED, "partial"]
+            )
+            assert job.callback_statuses == (JobStatus.COMPLETED, JobStatus.PARTIAL)
+            assert job.callback_state is CallbackState.NONE
+            [claim] = await client.claim_jobs("w1", ["demo"])
+            await client.complete_job(job.id, claim.lease_token, {"ok": True})
+            async with asyncio.timeout(10):
+                while (job := await client.get_job(job.id)).callback_state is not CallbackState.DELIVERED:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+            events, _ = await client.list_job_events(job.id)
+    assert (job.callback_attempts, job.callback_error) == (2, "")
+    tried = [e.callback for e in events if e.kind is EventKind.CALLBACK_ATTEMPT]
+    assert [(a.attempt, a.http_status, a.state) for a in tried if a is not None] == [
+        (1, 503, CallbackState.DELIVERING),
+        (2, 200, CallbackState.DELIVERED),
+    ]
+    assert tried[0] is not None and tried[0].next_attempt_time is not None and tried[0].duration > 0
