@@ -31,6 +31,7 @@ __all__ = [
     "DOMAIN",
     "Aborted",
     "AlreadyExists",
+    "CallbackTargetRefused",
     "Cancelled",
     "DataLoss",
     "DeadlineExceeded",
@@ -306,6 +307,13 @@ class TooLarge(InvalidArgument):
     reason = "TOO_LARGE"
 
 
+class CallbackTargetRefused(InvalidArgument):
+    """The server refuses to call this callback_url (a loopback, private, link-local or metadata
+    address its config does not allow), or has no signing secret for the caller's owner."""
+
+    reason = "CALLBACK_TARGET_REFUSED"
+
+
 class InvalidPageToken(InvalidArgument):
     """The page token is malformed or belongs to another query."""
 
@@ -343,6 +351,7 @@ _BY_REASON: dict[str, type[JobwardenError]] = {
         Unauthenticated,
         PermissionDenied,
         TooLarge,
+        CallbackTargetRefused,
         InvalidPageToken,
         EtagMismatch,
         StoreUnavailable,

@@ -27,6 +27,7 @@ from jobwarden_server.domain.errors import ConfigError, DomainError
 from jobwarden_server.events.bus import EventBus
 from jobwarden_server.events.relay import BusRelay
 from jobwarden_server.service import wiring
+from jobwarden_server.service.callbacks import CallbackDispatcher
 from jobwarden_server.service.reaper import ReaperSettings
 from jobwarden_server.service.writer import Clock, utc_now
 from jobwarden_server.settings import Settings
@@ -118,7 +119,9 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
             listen.EXCLUSIVE_BIND,
         ],
     )
-    job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(services.jobs, services.watch), server)
+    job_service_pb2_grpc.add_JobServiceServicer_to_server(
+        JobServicer(services.jobs, services.watch, settings.callbacks), server
+    )
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(services.work), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -146,7 +149,8 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = address.host
     stopping = asyncio.Event()
-    loops = [services.reaper.run(stopping)]
+    dispatcher = CallbackDispatcher(db, bus, settings.callbacks, clock)
+    loops = [services.reaper.run(stopping), dispatcher.run(stopping)]
     # PostgreSQL: other replicas' commits wake this replica's watchers and claimers (None on SQLite).
     feed = db.change_feed(BusRelay(bus))
     if feed is not None:

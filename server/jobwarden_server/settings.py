@@ -43,6 +43,19 @@ Config file (all keys optional):
     [lifecycles.review]                   # custom tables, checked at start-up
     initial = "QUEUED"
     transitions = [["QUEUED", "RUNNING"], ["RUNNING", "COMPLETED"], ["RUNNING", "FAILED"]]
+
+    [callbacks]                           # completion callbacks (all keys optional)
+    timeout_seconds = 10                  # per attempt
+    initial_backoff_seconds = 5           # retries: exponential backoff with jitter ...
+    max_backoff_seconds = 3600
+    multiplier = 2.0
+    horizon_seconds = 259200              # ... for at most this long after the job ended
+    poll_interval_seconds = 1             # how often due callbacks are looked for
+    concurrency = 16                      # attempts in flight at once per server
+    allow_networks = ["10.1.0.0/16"]      # non-public networks callbacks may go to all the same
+
+    [callbacks.secrets]                   # per owner: one whsec_ secret, or two while rotating
+    acme = ["whsec_<new>", "whsec_<old>"]
 """
 
 from __future__ import annotations
@@ -62,6 +75,7 @@ from jobwarden_server.domain.errors import ConfigError, InvalidArgument
 from jobwarden_server.domain.lifecycle import Lifecycle, Lifecycles
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus
+from jobwarden_server.domain.webhooks import CallbackPolicy, IpNetwork, parse_secret
 from jobwarden_server.listen import parse_listen
 from jobwarden_server.store import SQLITE_SYNCHRONOUS
 from jobwarden_server.tls import TlsSettings
@@ -102,6 +116,8 @@ class Settings:
     """How long a worker has to confirm a cancel of a running job before the server cancels it."""
     queue_timeouts: Mapping[str, float] = dataclasses.field(default_factory=dict)
     """Job type -> how long its jobs may wait to start when CreateJob sets no queue_timeout."""
+    callbacks: CallbackPolicy = dataclasses.field(default_factory=CallbackPolicy)
+    """How completion callbacks are signed, sent and retried, and where they may go."""
 
     def checked(self) -> Settings:
         """Refuse settings that are malformed or would be unsafe: without tokens, only a loopback address.
@@ -164,7 +180,17 @@ def _from_file(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"config file {path}: {err}") from err
-    known = {"listen", "database", "tokens", "tls", "retry", "job_types", "lifecycles", "queue_timeouts"}
+    known = {
+        "listen",
+        "database",
+        "tokens",
+        "tls",
+        "retry",
+        "job_types",
+        "lifecycles",
+        "queue_timeouts",
+        "callbacks",
+    }
     known |= {
         "shutdown_grace_seconds",
         "reaper_interval_seconds",
@@ -200,6 +226,7 @@ def _from_file(path: Path) -> dict[str, Any]:
     values["principals_by_hash"], values["principals_by_cn"] = _tokens(raw.get("tokens", []))
     values["tls"] = _tls_paths(raw.get("tls", {}), path.parent)
     values["retry"] = _retry(raw.get("retry", {}))
+    values["callbacks"] = callbacks_policy(raw.get("callbacks", {}))
     custom = [_lifecycle(name, spec) for name, spec in raw.get("lifecycles", {}).items()]
     values["lifecycles"] = Lifecycles.build(
         custom, {str(k): str(v) for k, v in raw.get("job_types", {}).items()}
@@ -315,3 +342,70 @@ def _lifecycle(name: str, spec: Mapping[str, Any]) -> Lifecycle:
         raise ConfigError(f"{where}.transitions must be a list of [from, to] pairs")
     edges = [(_status(where, a), _status(where, b)) for a, b in pairs]
     return Lifecycle.checked(name, _status(where, spec.get("initial", "QUEUED")), edges)
+
+
+_CALLBACK_SECONDS = {
+    "timeout_seconds": "timeout_s",
+    "initial_backoff_seconds": "initial_backoff_s",
+    "max_backoff_seconds": "max_backoff_s",
+    "horizon_seconds": "horizon_s",
+    "poll_interval_seconds": "poll_interval_s",
+}
+
+
+def callbacks_policy(raw: Any) -> CallbackPolicy:
+    """The [callbacks] table (and [callbacks.secrets]); ConfigError naming the key that is wrong."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("[callbacks] must be a table")
+    known = {*_CALLBACK_SECONDS, "multiplier", "concurrency", "allow_networks", "secrets"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"[callbacks]: unknown keys {unknown} (use {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for key, field in _CALLBACK_SECONDS.items():
+        if key in raw:
+            number = raw[key]
+            if isinstance(number, bool) or not isinstance(number, int | float) or number <= 0:
+                raise ConfigError(f"[callbacks] {key} must be a number of seconds above 0")
+            values[field] = float(number)
+    if "multiplier" in raw:
+        if isinstance(raw["multiplier"], bool) or not isinstance(raw["multiplier"], int | float):
+            raise ConfigError("[callbacks] multiplier must be a number >= 1")
+        values["multiplier"] = float(raw["multiplier"])
+        if values["multiplier"] < 1:
+            raise ConfigError("[callbacks] multiplier must be a number >= 1")
+    if "concurrency" in raw:
+        number = raw["concurrency"]
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+            raise ConfigError("[callbacks] concurrency must be a whole number >= 1")
+        values["concurrency"] = number
+    values["allow_networks"] = _networks(raw.get("allow_networks", []))
+    values["secrets"] = _callback_secrets(raw.get("secrets", {}))
+    policy = CallbackPolicy(**values)
+    if policy.max_backoff_s < policy.initial_backoff_s:
+        raise ConfigError("[callbacks] max_backoff_seconds must not be below initial_backoff_seconds")
+    return policy
+
+
+def _networks(raw: Any) -> tuple[IpNetwork, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError('[callbacks] allow_networks must be a list of networks, e.g. ["127.0.0.0/8"]')
+    try:
+        return tuple(ipaddress.ip_network(str(item), strict=False) for item in raw)
+    except ValueError as err:
+        raise ConfigError(f"[callbacks] allow_networks: {err}") from err
+
+
+def _callback_secrets(raw: Any) -> dict[str, tuple[bytes, ...]]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("[callbacks.secrets] must be a table: owner = secret, or owner = [new, old]")
+    secrets: dict[str, tuple[bytes, ...]] = {}
+    for owner, value in raw.items():
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list) or not 1 <= len(texts) <= 2:
+            raise ConfigError(f"[callbacks.secrets] {owner}: one secret, or a list of two while rotating")
+        try:
+            secrets[str(owner)] = tuple(parse_secret(str(text)) for text in texts)
+        except ValueError as err:
+            raise ConfigError(f"[callbacks.secrets] {owner}: {err}") from err
+    return secrets

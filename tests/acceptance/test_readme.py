@@ -17,6 +17,8 @@ In short:
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import json
 import re
@@ -30,11 +32,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import standardwebhooks
 from support import certs, pg, proc, waiting
 from support.readme import README, ROOT, Block, Shell, blocks
+from support.receiver import Received, Receiver
 
 from jobwarden import errors
-from jobwarden.client import Client, JobStatus, TlsOptions
+from jobwarden.client import CallbackState, Client, EventKind, Job, JobEvent, JobStatus, TlsOptions
 from jobwarden_server import settings
 from jobwarden_server.api.auth import hash_token
 from jobwarden_server.domain.errors import ConfigError
@@ -514,6 +518,110 @@ def layout(block: Block, ctx: Ctx) -> None:
                 assert (ROOT / "scripts" / script).is_file(), script
 
 
+# --- completion callbacks: one server with the section's config, a receiver, a job that calls back ---
+
+
+@dataclasses.dataclass(frozen=True)
+class CallbackRun:
+    """What the Completion callbacks section's config served: the CLI's job, and a delivery."""
+
+    created: subprocess.CompletedProcess[str]
+    cli_job: Job
+    job: Job
+    events: list[JobEvent]
+    received: list[Received]
+
+
+def _callback_config(tmp: Path) -> Path:
+    config = tmp / "callbacks.toml"
+    config.write_text(BLOCKS["completion-callbacks-2-toml"].text)
+    return config
+
+
+async def _called_back(address: str, url: str, cli_job_id: str) -> tuple[Job, Job, list[JobEvent]]:
+    """The CLI's job; and a job with a callback to `url`, worked to COMPLETED through the SDK, once
+    its callback settled, with its history."""
+    async with Client(address) as client:
+        cli_job = await client.get_job(cli_job_id)
+        job = await client.create_job("readme.cb", callback_url=url, labels={"order": "17"})
+        [claim] = await client.claim_jobs("readme", ["readme.cb"])
+        await client.complete_job(job.id, claim.lease_token, {"pages": 12})
+        async with asyncio.timeout(20):
+            while (job := await client.get_job(job.id)).callback_state in (  # noqa: ASYNC110 - server state
+                CallbackState.PENDING,
+                CallbackState.DELIVERING,
+            ):
+                await asyncio.sleep(0.05)
+        events, _ = await client.list_job_events(job.id)
+        return cli_job, job, events
+
+
+@pytest.fixture(scope="module")
+def callback_run(tmp_path_factory: pytest.TempPathFactory) -> CallbackRun:
+    """The section's CLI command against a server with the section's config; then a job whose callback
+    goes to a receiver on loopback (which the config's allow_networks lets it call)."""
+    tmp = tmp_path_factory.mktemp("callbacks")
+    config = _callback_config(tmp)
+    [command] = BLOCKS["completion-callbacks-1-sh"].commands
+    with Receiver() as receiver, proc.serving(tmp / "cb.db", "--config", str(config)) as (_, address):
+        created = Shell(tmp, {"JOBWARDEN_ADDRESS": address}).run(command)
+        assert created.returncode == 0, created.stderr
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop of its own, outside the tests'
+            flow = _called_back(address, receiver.url, created.stdout.strip())
+            cli_job, job, events = pool.submit(asyncio.run, flow).result()
+    return CallbackRun(created=created, cli_job=cli_job, job=job, events=events, received=receiver.received)
+
+
+def callbacks_cli(block: Block, ctx: Ctx) -> None:
+    run = ctx.fixture("callback_run", CallbackRun)
+    assert run.cli_job.callback_url == "https://hooks.example.com/jobwarden"
+    assert run.cli_job.callback_statuses == (JobStatus.FAILED, JobStatus.EXPIRED)
+
+
+def callbacks_config(block: Block, ctx: Ctx) -> None:
+    run = ctx.fixture("callback_run", CallbackRun)
+    policy = settings.load(str(_callback_config(ctx.tmp_path))).callbacks
+    assert [len(policy.secrets[owner]) for owner in ("default", "acme")] == [1, 2]  # acme is rotating
+    assert (run.job.callback_state, run.job.callback_attempts) == (CallbackState.DELIVERED, 1)
+    [delivery] = run.received
+    secret = re.search(r'default = "(whsec_[^"]+)"', block.text)
+    assert secret is not None
+    assert (
+        standardwebhooks.Webhook(secret[1]).verify(delivery.body, delivery.headers)["data"]["job_id"]
+        == run.job.id
+    )
+    [attempt] = [e for e in run.events if e.kind is EventKind.CALLBACK_ATTEMPT]
+    assert attempt.callback is not None and attempt.callback.http_status == 200
+
+
+def callbacks_payload(block: Block, ctx: Ctx) -> None:
+    run = ctx.fixture("callback_run", CallbackRun)
+    sample = json.loads(block.text)
+    [delivery] = run.received
+    real = delivery.payload
+    assert sorted(real) == sorted(sample)
+    assert sorted(real["data"]) == sorted(sample["data"])
+    assert (real["type"], real["data"]["status"], real["data"]["result"]) == (
+        sample["type"],
+        sample["data"]["status"],
+        sample["data"]["result"],
+    )
+    assert real["data"]["labels"] == sample["data"]["labels"]
+    assert real["timestamp"] == real["data"]["complete_time"]
+
+
+def callbacks_verify(block: Block, ctx: Ctx) -> None:
+    assert_ruff_clean(block)
+    run = ctx.fixture("callback_run", CallbackRun)
+    [delivery] = run.received
+    namespace: dict[str, object] = {}
+    exec(compile(block.text, block.id, "exec"), namespace)  # noqa: S102 - the README's own example
+    on_callback = namespace["on_callback"]
+    assert callable(on_callback)
+    assert on_callback(delivery.body, delivery.headers) == delivery.payload
+    assert on_callback(delivery.body.replace(b"12", b"13"), delivery.headers) is None
+
+
 HOW: dict[str, How] = {
     "the-two-commands-1-sh": How(
         "scripts/serve for real (port 0, database in tmp_path); scripts/test collecting this file only",
@@ -548,6 +656,18 @@ HOW: dict[str, How] = {
         "port 0, a throwaway PostgreSQL database, the sample config; then called", replicas, postgres=True
     ),
     "layout-1-text": How("a listing: every directory and script it names exists", layout),
+    "completion-callbacks-1-sh": How(
+        "against a server with the section's config (fixture `callback_run`); the job it made", callbacks_cli
+    ),
+    "completion-callbacks-2-toml": How(
+        "the settings loader, then served with: a job calls back a receiver on loopback", callbacks_config
+    ),
+    "completion-callbacks-3-json": How(
+        "sample body: the same fields as a real delivery's", callbacks_payload
+    ),
+    "completion-callbacks-4-python": How(
+        "run on a real delivery (verified) and on an altered one (None)", callbacks_verify
+    ),
 }
 
 

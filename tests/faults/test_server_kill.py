@@ -1,11 +1,13 @@
-"""Server kill -9 under load: no acknowledged job lost or duplicated, every job ends, every history legal.
+"""Server kill -9 under load: no acknowledged job lost or duplicated, every job ends, every history legal,
+every job's completion callback delivered.
 
 A real `jobwarden serve` (SQLite file or PostgreSQL, fast reaper) is SIGKILLed three times at seeded
 moments while submitters create jobs (one of them in CreateJobs batches) and two SDK worker processes
-run them through Work sessions; each time it is restarted on the same database and port. Submitters
-retry an unanswered CreateJob or CreateJobs with the same request_ids, and record every job's creation
-as acknowledged (`ok`), refused (`fail`) or unknown (`info`). After the load, the jobs drain; then the
-final state is checked against the history (reference battery B.1, invariants I1-I4, I6, I7).
+run them through Work sessions; each time it is restarted on the same database and port. Every job has
+a completion callback to an HTTP receiver on loopback. Submitters retry an unanswered CreateJob or
+CreateJobs with the same request_ids, and record every job's creation as acknowledged (`ok`), refused
+(`fail`) or unknown (`info`). After the load, the jobs drain; then the final state is checked against
+the history (reference battery B.1, invariants I1-I4, I6, I7).
 
 JOBWARDEN_FAULT_SEED replays a run (the seed and the kill schedule are printed with the figures).
 """
@@ -25,6 +27,7 @@ import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
 from support import faultproc, history
+from support.receiver import Receiver, callbacks_toml
 from support.rpc import Stubs
 
 from jobwarden.v1 import job_pb2, job_service_pb2
@@ -42,6 +45,9 @@ CREATE_TIMEOUT_S = 2.0
 GIVE_UP_S = 20.0
 """An operation still unanswered after this long is recorded as unknown (`info`)."""
 DRAIN_S = 45.0
+CALLBACKS_S = 30.0
+"""Every callback delivered within this long after the jobs drained (a delivery in flight at a kill waits
+out its lease: 2 x the 1 s timeout + 5 s)."""
 
 CONFIG = {
     "reaper_interval_seconds": 0.5,
@@ -136,6 +142,7 @@ async def _submitter(
     log: history.History,
     until: float,
     inflight: set[asyncio.Task[None]],
+    callback_url: str,
 ) -> None:
     # The first submitter sends CreateJobs batches, the others one CreateJob per job.
     per_call = BATCH if n == 0 else 1
@@ -147,7 +154,9 @@ async def _submitter(
             params = struct_pb2.Struct()
             params.update(_plan(rng, rid))
             requests.append(
-                job_service_pb2.CreateJobRequest(job_type=JOB_TYPE, parameters=params, request_id=rid)
+                job_service_pb2.CreateJobRequest(
+                    job_type=JOB_TYPE, parameters=params, request_id=rid, callback_url=callback_url
+                )
             )
             ops.append(history.Op(op="create", proc=f"submitter-{n}", request_id=rid, invoke_t=time.time()))
         log.ops.extend(ops)
@@ -179,6 +188,35 @@ async def _loop_lag(stop: asyncio.Event, worst: list[float]) -> None:
         before = loop.time()
         await asyncio.sleep(0.1)
         worst[0] = max(worst[0], loop.time() - before - 0.1)
+
+
+async def _callbacks_settle(s: Stubs) -> tuple[float, list[job_pb2.Job]]:
+    """Wait (bounded) until no finished job's callback is still to be delivered; how long, and the jobs."""
+    began = time.monotonic()
+    pending = (job_pb2.CALLBACK_STATE_PENDING, job_pb2.CALLBACK_STATE_DELIVERING)
+    while True:
+        jobs = await history.all_jobs(s, [JOB_TYPE])
+        if not any(j.callback_state in pending for j in jobs) or time.monotonic() - began > CALLBACKS_S:
+            return time.monotonic() - began, jobs
+        await asyncio.sleep(0.5)  # re-check the condition
+
+
+def _callback_figures(jobs: list[job_pb2.Job], receiver: Receiver) -> dict[str, Any]:
+    """Deliveries as the receiver saw them: each job's callback arrived, under one webhook-id of its own;
+    one arriving twice (the server died between the receiver's 2xx and recording it) is at least once."""
+    ids_of_job: dict[str, set[str]] = collections.defaultdict(set)
+    arrivals = collections.Counter(receiver.ids())
+    for got in receiver.received:
+        ids_of_job[got.payload["data"]["job_id"]].add(got.headers["webhook-id"])
+    return {
+        "callbacks_by_state": dict(
+            collections.Counter(job_pb2.CallbackState.Name(j.callback_state)[15:] for j in jobs)
+        ),
+        "callbacks_received": len(receiver.received),
+        "callbacks_missing": sum(j.id not in ids_of_job for j in jobs),
+        "callbacks_under_several_ids": sum(len(ids) > 1 for ids in ids_of_job.values()),
+        "callbacks_received_twice": sum(n > 1 for n in arrivals.values()),
+    }
 
 
 async def _drain(s: Stubs) -> tuple[float, int]:
@@ -219,7 +257,10 @@ async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(
     rng = random.Random(SEED)
     schedule = _kill_schedule(rng)
     config = faultproc.write_config(tmp_path / "server.toml", settings=CONFIG, retry=RETRY)
+    with config.open("a") as f:
+        f.write(callbacks_toml(timeout_seconds=1, initial_backoff_seconds=0.1, max_backoff_seconds=0.5))
     server = faultproc.ServerProcess(tmp_path, config, database=database)
+    receiver = Receiver()
     workers = [
         faultproc.WorkerProcess(
             tmp_path, server.address, worker_id=f"load-{i}", job_type=JOB_TYPE, mode="load", lease_s=LEASE_S
@@ -227,7 +268,7 @@ async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(
         for i in (1, 2)
     ]
     log = history.History()
-    with faultproc.cleanup(server, *workers):
+    with receiver, faultproc.cleanup(server, *workers):
         await server.start()
         for worker in workers:
             worker.start()
@@ -237,7 +278,9 @@ async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(
             lag_task = asyncio.create_task(_loop_lag(stop_lag, lag))
             inflight: set[asyncio.Task[None]] = set()
             submitters = [
-                asyncio.create_task(_submitter(n, s, random.Random(rng.random()), log, t0 + LOAD_S, inflight))
+                asyncio.create_task(
+                    _submitter(n, s, random.Random(rng.random()), log, t0 + LOAD_S, inflight, receiver.url)
+                )
                 for n in range(SUBMITTERS)
             ]
             kills = await _nemesis(server, schedule, t0)
@@ -246,6 +289,7 @@ async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(
                 await asyncio.wait(inflight)  # each bounded by GIVE_UP_S
             load_s = time.monotonic() - t0
             drain_s, left = await _drain(s)
+            callbacks_s, _ = await _callbacks_settle(s)
             stop_lag.set()
             await lag_task
             exit_codes = [worker.stop() for worker in workers]
@@ -300,6 +344,8 @@ async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(
         "test_loop_max_lag_s": round(lag[0], 3),
         "worker_exit_codes": exit_codes,
         **_worker_figures(workers),
+        **_callback_figures(jobs, receiver),
+        "callbacks_settled_after_drain_s": round(callbacks_s, 1),
     }
     history.report(f"server_kill_{figures['store']}", figures, tmp_path)
 
@@ -314,3 +360,6 @@ async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(
     assert figures["attempts_over_max"] == 0
     assert figures["worker_server_errors"] == 0, figures["worker_calls_by_outcome"]
     assert figures["jobs_by_status"].get("COMPLETED", 0) > figures["jobs"] // 2
+    assert figures["callbacks_by_state"] == {"DELIVERED": len(jobs)}, figures["callbacks_by_state"]
+    assert figures["callbacks_missing"] == 0
+    assert figures["callbacks_under_several_ids"] == 0

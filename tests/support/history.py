@@ -77,7 +77,8 @@ def status_name(value: int) -> str:
 def path_problems(job: job_pb2.Job, events: Sequence[job_pb2.JobEvent], table: Table) -> list[str]:
     """Everything wrong with one job's recorded history (I4, I7): sequences 1..n without gaps, a
     `created` event first, each transition leaving the status the previous one entered, every
-    transition in the table, nothing after a terminal status, and the job ending where its history does.
+    transition in the table, nothing after a terminal status but callback attempts, and the job ending
+    where its history does.
     """
     problems: list[str] = []
     sequences = [e.sequence for e in events]
@@ -91,7 +92,9 @@ def path_problems(job: job_pb2.Job, events: Sequence[job_pb2.JobEvent], table: T
     if status not in (table.initial, "JOB_STATUS_CREATED"):
         problems.append(f"created in {status}, not in {table.initial} or CREATED")
     for event in events[1:]:
-        if status in table.terminal:
+        # Only the attempts to deliver the job's completion callback follow its end: they record what
+        # happened to the callback, not a change of the job.
+        if status in table.terminal and event.WhichOneof("kind") != "callback_attempt":
             problems.append(f"event {event.sequence} ({event.WhichOneof('kind')}) after terminal {status}")
         if event.WhichOneof("kind") != "transition":
             continue

@@ -160,10 +160,21 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="expire if no worker starts it within S seconds (default: the server's for the type)",
     )
     p.add_argument(
+        "--callback",
         "--callback-url",
+        dest="callback_url",
         default="",
         metavar="URL",
-        help="kept with the job; not called yet (jobwarden sends no callbacks so far)",
+        help="POST a signed JSON payload (Standard Webhooks) to URL when the job ends",
+    )
+    p.add_argument(
+        "--callback-status",
+        dest="callback_statuses",
+        action="append",
+        type=status,
+        default=[],
+        metavar="STATUS",
+        help="only this terminal status fires the callback (repeatable; default: every terminal status)",
     )
     p.add_argument("--hold", action="store_true", help="create in CREATED; start with 'jobs release'")
     p.add_argument("--request-id", metavar="ID", help="idempotency key: a retry returns the first job")
@@ -255,6 +266,7 @@ async def _create(client: Client, args: argparse.Namespace) -> int:
         run_after=args.run_after,
         deadline=args.deadline,
         callback_url=args.callback_url,
+        callback_statuses=args.callback_statuses,
         hold=args.hold,
         request_id=args.request_id,
         queue_timeout=args.queue_timeout,

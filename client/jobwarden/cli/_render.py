@@ -18,7 +18,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from jobwarden.client import Asset, EventKind, Job, JobEvent, JobStatus, Progress, StopReason
+from jobwarden.client import Asset, CallbackState, EventKind, Job, JobEvent, JobStatus, Progress, StopReason
 
 STATUS_STYLES: dict[JobStatus, str] = {
     JobStatus.CREATED: "dim",
@@ -114,7 +114,8 @@ def event_line(event: JobEvent) -> str:
 
     Examples: ``#1 created QUEUED (client:alice)``, ``#3 transition QUEUED -> RUNNING (worker:w1)``,
     ``#4 progress 50% halfway``, ``#5 asset_added report s3://b/r.pdf``, ``#6 log retrying``,
-    ``#7 cancel_requested "too slow" (client:alice)``.
+    ``#7 cancel_requested "too slow" (client:alice)``,
+    ``#9 callback_attempt 1 HTTP 503 -> DELIVERING: HTTP 503``.
     """
     head = f"#{event.sequence} {event.kind}"
     actor = f" ({event.actor})" if event.actor else ""
@@ -138,6 +139,11 @@ def event_line(event: JobEvent) -> str:
     if kind == EventKind.CANCEL_REQUESTED:
         reason = f" {json.dumps(event.reason)}" if event.reason else ""
         return f"{head}{reason}{actor}"
+    if kind == EventKind.CALLBACK_ATTEMPT and event.callback is not None:
+        attempt = event.callback
+        answer = f"HTTP {attempt.http_status}" if attempt.http_status else "no answer"
+        text = f"{head} {attempt.attempt} {answer} -> {attempt.state}"
+        return text + (f": {attempt.error}" if attempt.error else "")
     return f"{head}{actor}"
 
 
@@ -211,12 +217,25 @@ def job_details(job: Job) -> str:
         ("queue limit", timestamp(job.queue_expire_time) if job.queue_expire_time else ""),
         ("stop reason", "" if job.stop_reason == StopReason.UNSPECIFIED else str(job.stop_reason)),
         ("error", _error_text(job)),
-        ("callback", job.callback_url),
+        ("callback", _callback_text(job)),
         ("parameters", json.dumps(job.parameters, sort_keys=True)),
         ("result", "" if job.result is None else json.dumps(job.result, sort_keys=True)),
         ("etag", job.etag),
     ]
     return "\n".join(f"{name + ':':<12} {value}" for name, value in fields if value)
+
+
+def _callback_text(job: Job) -> str:
+    if not job.callback_url:
+        return ""
+    text = job.callback_url
+    if job.callback_statuses:
+        text += f" (on {', '.join(str(s) for s in job.callback_statuses)})"
+    if job.callback_state != CallbackState.NONE:
+        text += f" {job.callback_state}, {job.callback_attempts} attempt(s)"
+    if job.callback_error:
+        text += f": {job.callback_error}"
+    return text
 
 
 def _error_text(job: Job) -> str:

@@ -17,6 +17,8 @@ from jobwarden.client._client import Client
 from jobwarden.client._context import Handler, HandlerResult, JobContext, PartialResult, PermanentError
 from jobwarden.client._models import (
     Asset,
+    CallbackAttempt,
+    CallbackState,
     Claim,
     EventKind,
     Job,
@@ -37,6 +39,8 @@ __all__ = [
     "DEFAULT_TARGET",
     "DEFAULT_TIMEOUT",
     "Asset",
+    "CallbackAttempt",
+    "CallbackState",
     "Claim",
     "Client",
     "EventKind",

@@ -46,6 +46,7 @@ class Client(WorkerCalls):
         run_after: datetime | None = None,
         deadline: datetime | None = None,
         callback_url: str = "",
+        callback_statuses: Iterable[_models.JobStatus | str] = (),
         hold: bool = False,
         request_id: str | None = None,
         queue_timeout: float | None = None,
@@ -62,8 +63,9 @@ class Client(WorkerCalls):
             retry_policy: How long to wait before each retry (None means the server default).
             run_after: Not claimable before this time (naive datetimes are taken as UTC).
             deadline: The job expires if not terminal by this time.
-            callback_url: Kept with the job and returned on it; not called yet (jobwarden does not
-                send completion callbacks so far).
+            callback_url: When the job ends, the server POSTs a JSON payload signed per Standard
+                Webhooks to this URL, retrying until it is acknowledged (see the README).
+            callback_statuses: The terminal statuses that fire the callback (empty: all of them).
             hold: Start in CREATED instead of QUEUED; see :meth:`release_job`.
             request_id: Idempotency key. One is generated when omitted, so the transport's own
                 retries of this call never create a second job; pass your own to make retries
@@ -79,6 +81,7 @@ class Client(WorkerCalls):
             ValueError: ``parameters`` is not JSON-compatible, or holds a number beyond ±(2**53 - 1);
                 nothing was sent.
             jobwarden.errors.InvalidArgument: A field was refused.
+            jobwarden.errors.CallbackTargetRefused: The server will not call ``callback_url``.
             jobwarden.errors.RequestIdMismatch: ``request_id`` was used with other content.
         """
         job = _models.NewJob(
@@ -91,6 +94,7 @@ class Client(WorkerCalls):
             run_after=run_after,
             deadline=deadline,
             callback_url=callback_url,
+            callback_statuses=tuple(callback_statuses),
             hold=hold,
             queue_timeout=queue_timeout,
         )

@@ -99,6 +99,7 @@ def new_job_to_pb(job: _models.NewJob, request_id: str) -> job_service_pb2.Creat
         labels=dict(job.labels or {}),
         max_attempts=job.max_attempts,
         callback_url=job.callback_url,
+        callback_statuses=[status_to_pb(s) for s in job.callback_statuses],
         hold=job.hold,
         request_id=request_id,
     )
@@ -248,6 +249,32 @@ def job_from_pb(msg: job_pb2.Job) -> _models.Job:
             msg.queue_timeout.ToTimedelta().total_seconds() if msg.HasField("queue_timeout") else None
         ),
         queue_expire_time=time_from_pb(msg.queue_expire_time) if msg.HasField("queue_expire_time") else None,
+        callback_statuses=tuple(status_from_pb(s) for s in msg.callback_statuses),
+        callback_state=callback_state_from_pb(msg.callback_state),
+        callback_attempts=msg.callback_attempts,
+        callback_error=msg.callback_error,
+    )
+
+
+def callback_state_from_pb(value: job_pb2.CallbackState.ValueType | int) -> _models.CallbackState:
+    """Converts a CallbackState (UNSPECIFIED, or a value newer than this SDK, is NONE)."""
+    try:
+        name = job_pb2.CallbackState.Name(cast(job_pb2.CallbackState.ValueType, value))
+        return _models.CallbackState(name.removeprefix("CALLBACK_STATE_"))
+    except ValueError:
+        return _models.CallbackState.NONE
+
+
+def callback_attempt_from_pb(msg: job_pb2.CallbackAttempt) -> _models.CallbackAttempt:
+    """Converts a CallbackAttempt event payload."""
+    return _models.CallbackAttempt(
+        webhook_id=msg.webhook_id,
+        attempt=msg.attempt,
+        http_status=msg.http_status,
+        error=msg.error,
+        duration=msg.duration.ToTimedelta().total_seconds(),
+        state=callback_state_from_pb(msg.state),
+        next_attempt_time=time_from_pb(msg.next_attempt_time) if msg.HasField("next_attempt_time") else None,
     )
 
 
@@ -304,6 +331,12 @@ def event_from_pb(msg: job_pb2.JobEvent) -> _models.JobEvent:
     if which == "cancel_requested":
         return _models.JobEvent(
             kind=_models.EventKind.CANCEL_REQUESTED, reason=msg.cancel_requested.reason, **common
+        )
+    if which == "callback_attempt":
+        return _models.JobEvent(
+            kind=_models.EventKind.CALLBACK_ATTEMPT,
+            callback=callback_attempt_from_pb(msg.callback_attempt),
+            **common,
         )
     # A kind added to the API after this SDK was built: keep the envelope rather than fail the watch.
     return _models.JobEvent(kind=_models.EventKind.UNKNOWN, **common)
@@ -380,7 +413,12 @@ def job_to_pb(job: _models.Job) -> job_pb2.Job:
         etag=job.etag,
         worker_id=job.worker_id,
         last_sequence=job.last_sequence,
+        callback_statuses=[status_to_pb(s) for s in job.callback_statuses],
+        callback_attempts=job.callback_attempts,
+        callback_error=job.callback_error,
     )
+    if job.callback_state is not _models.CallbackState.NONE:
+        msg.callback_state = job_pb2.CallbackState.Value(f"CALLBACK_STATE_{job.callback_state.value}")
     if job.result is not None:
         msg.result.CopyFrom(dict_to_struct(job.result, "result"))
     if job.retry_policy is not None:
@@ -430,4 +468,22 @@ def event_to_pb(event: _models.JobEvent) -> job_pb2.JobEvent:
         msg.log.message = event.message
     elif kind == _models.EventKind.CANCEL_REQUESTED:
         msg.cancel_requested.reason = event.reason
+    elif kind == _models.EventKind.CALLBACK_ATTEMPT and event.callback is not None:
+        msg.callback_attempt.CopyFrom(callback_attempt_to_pb(event.callback))
+    return msg
+
+
+def callback_attempt_to_pb(attempt: _models.CallbackAttempt) -> job_pb2.CallbackAttempt:
+    """Converts a CallbackAttempt; used by tests and fakes."""
+    msg = job_pb2.CallbackAttempt(
+        webhook_id=attempt.webhook_id,
+        attempt=attempt.attempt,
+        http_status=attempt.http_status,
+        error=attempt.error,
+        duration=duration_to_pb(attempt.duration),
+    )
+    if attempt.state is not _models.CallbackState.NONE:
+        msg.state = job_pb2.CallbackState.Value(f"CALLBACK_STATE_{attempt.state.value}")
+    if attempt.next_attempt_time is not None:
+        msg.next_attempt_time.CopyFrom(time_to_pb(attempt.next_attempt_time))
     return msg

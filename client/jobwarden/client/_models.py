@@ -93,7 +93,41 @@ class EventKind(enum.StrEnum):
     ASSET_ADDED = "asset_added"
     LOG = "log"
     CANCEL_REQUESTED = "cancel_requested"
+    CALLBACK_ATTEMPT = "callback_attempt"
     UNKNOWN = "unknown"
+
+
+class CallbackState(enum.StrEnum):
+    """Where a job's completion callback stands. ``NONE``: no callback, or not fired (yet)."""
+
+    NONE = "NONE"
+    PENDING = "PENDING"
+    DELIVERING = "DELIVERING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackAttempt:
+    """One attempt to deliver a job's completion callback (a ``callback_attempt`` event).
+
+    Attributes:
+        webhook_id: The ``webhook-id`` header sent; the same on every attempt of one delivery.
+        attempt: The attempt's number, from 1.
+        http_status: What the receiver answered (0: no answer, or the target was refused).
+        error: Why the attempt failed ("" when delivered).
+        duration: Seconds the attempt took.
+        state: The callback's state after it.
+        next_attempt_time: When the next attempt is due (``DELIVERING`` only).
+    """
+
+    webhook_id: str
+    attempt: int
+    http_status: int = 0
+    error: str = ""
+    duration: float = 0.0
+    state: CallbackState = CallbackState.NONE
+    next_attempt_time: datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,7 +192,8 @@ class NewJob:
         retry_policy: How long to wait before each retry (None means the server default).
         run_after: Not claimable before this time (naive datetimes are taken as UTC).
         deadline: The job expires if not terminal by this time.
-        callback_url: Kept with the job and returned on it; not called yet.
+        callback_url: POSTed a signed JSON payload when the job ends (see the README).
+        callback_statuses: The terminal statuses that fire the callback (empty: all of them).
         hold: Start in CREATED instead of QUEUED.
         request_id: Idempotency key; one is generated when None.
         queue_timeout: Seconds the job may wait to start (held or queued) before it ends EXPIRED
@@ -175,6 +210,7 @@ class NewJob:
     run_after: datetime | None = None
     deadline: datetime | None = None
     callback_url: str = ""
+    callback_statuses: tuple[JobStatus | str, ...] = ()
     hold: bool = False
     request_id: str | None = None
     queue_timeout: float | None = None
@@ -201,7 +237,7 @@ class Job:
         labels: Free-form labels.
         run_after: Not claimable before this time.
         deadline: The job expires if not terminal by this time.
-        callback_url: As given at creation; jobwarden does not call it yet.
+        callback_url: Where the job's completion callback goes ("" for none).
         cancel_requested: A cancel was asked for while the job was running.
         etag: Changes whenever the job changes; send it to ``cancel_job`` to guard against races.
         create_time: When the job was created.
@@ -213,6 +249,10 @@ class Job:
         retry_policy: The job's own retry timing; None when the server's default applies.
         queue_timeout: Seconds the job may wait to start; None when it may wait forever.
         queue_expire_time: While the job waits to start: when it expires unless claimed first.
+        callback_statuses: The terminal statuses that fire the callback (empty: all of them).
+        callback_state: Where the callback stands.
+        callback_attempts: Delivery attempts so far.
+        callback_error: Why the latest attempt failed ("" once delivered).
     """
 
     id: str
@@ -243,6 +283,10 @@ class Job:
     retry_policy: RetryPolicy | None = None
     queue_timeout: float | None = None
     queue_expire_time: datetime | None = None
+    callback_statuses: tuple[JobStatus, ...] = ()
+    callback_state: CallbackState = CallbackState.NONE
+    callback_attempts: int = 0
+    callback_error: str = ""
 
     @property
     def is_terminal(self) -> bool:
@@ -298,6 +342,7 @@ class JobEvent:
         progress: ``progress``: the report.
         asset: ``asset_added``: the asset.
         message: ``log``: the line.
+        callback: ``callback_attempt``: the attempt.
     """
 
     job_id: str
@@ -312,6 +357,7 @@ class JobEvent:
     progress: Progress | None = None
     asset: Asset | None = None
     message: str = ""
+    callback: CallbackAttempt | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -64,6 +64,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The job's lifecycle table is not in this server's config (it was removed, or replicas run
     different configs); metadata names the lifecycle (FAILED_PRECONDITION).
     """
+    ERROR_REASON_CALLBACK_TARGET_REFUSED: _ErrorReason.ValueType  # 18
+    """A callback_url whose target the server refuses to call (loopback, private, link-local or cloud
+    metadata address not allowed by its config), or for whose owner no signing secret is configured
+    (INVALID_ARGUMENT).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason names the cause of every non-OK response of jobwarden. On the wire it is carried in
@@ -114,5 +119,10 @@ ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 16
 ERROR_REASON_LIFECYCLE_NOT_CONFIGURED: ErrorReason.ValueType  # 17
 """The job's lifecycle table is not in this server's config (it was removed, or replicas run
 different configs); metadata names the lifecycle (FAILED_PRECONDITION).
+"""
+ERROR_REASON_CALLBACK_TARGET_REFUSED: ErrorReason.ValueType  # 18
+"""A callback_url whose target the server refuses to call (loopback, private, link-local or cloud
+metadata address not allowed by its config), or for whose owner no signing secret is configured
+(INVALID_ARGUMENT).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -124,6 +124,38 @@ STOP_REASON_QUEUE_TIMEOUT_EXCEEDED: StopReason.ValueType  # 9
 """The job waited longer than its queue timeout to start (set by the server only)."""
 Global___StopReason: _TypeAlias = StopReason  # noqa: Y015
 
+class _CallbackState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CallbackStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallbackState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CALLBACK_STATE_UNSPECIFIED: _CallbackState.ValueType  # 0
+    """The job has no callback, or it has not ended in one of its callback_statuses (yet)."""
+    CALLBACK_STATE_PENDING: _CallbackState.ValueType  # 1
+    """The job ended in a status that fires the callback; no attempt has been made yet."""
+    CALLBACK_STATE_DELIVERING: _CallbackState.ValueType  # 2
+    """At least one attempt failed; another is scheduled (see callback_error)."""
+    CALLBACK_STATE_DELIVERED: _CallbackState.ValueType  # 3
+    """The receiver answered 2xx; the callback is never sent again."""
+    CALLBACK_STATE_FAILED: _CallbackState.ValueType  # 4
+    """Given up: the receiver answered 410 Gone, the target was refused, or the retry horizon passed."""
+
+class CallbackState(_CallbackState, metaclass=_CallbackStateEnumTypeWrapper):
+    """CallbackState says where a job's completion callback stands."""
+
+CALLBACK_STATE_UNSPECIFIED: CallbackState.ValueType  # 0
+"""The job has no callback, or it has not ended in one of its callback_statuses (yet)."""
+CALLBACK_STATE_PENDING: CallbackState.ValueType  # 1
+"""The job ended in a status that fires the callback; no attempt has been made yet."""
+CALLBACK_STATE_DELIVERING: CallbackState.ValueType  # 2
+"""At least one attempt failed; another is scheduled (see callback_error)."""
+CALLBACK_STATE_DELIVERED: CallbackState.ValueType  # 3
+"""The receiver answered 2xx; the callback is never sent again."""
+CALLBACK_STATE_FAILED: CallbackState.ValueType  # 4
+"""Given up: the receiver answered 410 Gone, the target was refused, or the retry horizon passed."""
+Global___CallbackState: _TypeAlias = CallbackState  # noqa: Y015
+
 @_typing.final
 class Progress(_message.Message):
     """Progress is a worker's latest report on a running job."""
@@ -242,6 +274,10 @@ class Job(_message.Message):
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
     QUEUE_TIMEOUT_FIELD_NUMBER: _builtins.int
     QUEUE_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    CALLBACK_STATUSES_FIELD_NUMBER: _builtins.int
+    CALLBACK_STATE_FIELD_NUMBER: _builtins.int
+    CALLBACK_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    CALLBACK_ERROR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned unique id."""
     owner: _builtins.str
@@ -261,8 +297,10 @@ class Job(_message.Message):
     priority: _builtins.int
     """Higher runs first."""
     callback_url: _builtins.str
-    """The callback_url given at creation, stored and returned as given. jobwarden does not call it
-    yet: completion callbacks are not implemented, so nothing is sent when the job ends.
+    """The callback given at creation (empty: none). When the job reaches one of callback_statuses
+    (any terminal status if that is empty), the server POSTs a signed JSON payload to this URL
+    (Standard Webhooks headers), retrying with backoff until the receiver answers 2xx, answers 410,
+    or the server's retry horizon passes. See callback_state.
     """
     cancel_requested: _builtins.bool
     """A client asked to cancel the job while it was running; the worker should stop."""
@@ -272,6 +310,12 @@ class Job(_message.Message):
     """The id of the worker holding the lease, while RUNNING."""
     last_sequence: _builtins.int
     """The sequence number of the job's latest event."""
+    callback_state: Global___CallbackState.ValueType
+    """Where the job's callback stands. Delivering it never changes the job's status."""
+    callback_attempts: _builtins.int
+    """Delivery attempts of the callback so far (each is also a callback_attempt event of the job)."""
+    callback_error: _builtins.str
+    """Why the latest delivery attempt failed (empty once delivered, or before any attempt)."""
     @_builtins.property
     def progress(self) -> Global___Progress:
         """Latest progress report."""
@@ -331,6 +375,12 @@ class Job(_message.Message):
     def queue_expire_time(self) -> _timestamp_pb2.Timestamp:
         """While the job waits to start (held or queued): when it expires unless a worker claims it first."""
 
+    @_builtins.property
+    def callback_statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___JobStatus.ValueType]:
+        """The terminal statuses that fire the callback, as given at creation; empty means every terminal
+        status.
+        """
+
     def __init__(
         self,
         *,
@@ -362,10 +412,14 @@ class Job(_message.Message):
         retry_policy: Global___RetryPolicy | None = ...,
         queue_timeout: _duration_pb2.Duration | None = ...,
         queue_expire_time: _timestamp_pb2.Timestamp | None = ...,
+        callback_statuses: _abc.Iterable[Global___JobStatus.ValueType] | None = ...,
+        callback_state: Global___CallbackState.ValueType = ...,
+        callback_attempts: _builtins.int = ...,
+        callback_error: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "parameters", b"parameters", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "owner", b"owner", "parameters", b"parameters", "priority", b"priority", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "callback_attempts", b"callback_attempts", "callback_error", b"callback_error", "callback_state", b"callback_state", "callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "owner", b"owner", "parameters", b"parameters", "priority", b"priority", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -510,6 +564,7 @@ class JobEvent(_message.Message):
     ASSET_ADDED_FIELD_NUMBER: _builtins.int
     LOG_FIELD_NUMBER: _builtins.int
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
+    CALLBACK_ATTEMPT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job the event belongs to."""
     sequence: _builtins.int
@@ -544,6 +599,10 @@ class JobEvent(_message.Message):
     def cancel_requested(self) -> Global___CancelRequested:
         """A client asked to cancel the running job."""
 
+    @_builtins.property
+    def callback_attempt(self) -> Global___CallbackAttempt:
+        """The server tried to deliver the job's completion callback."""
+
     def __init__(
         self,
         *,
@@ -557,12 +616,13 @@ class JobEvent(_message.Message):
         asset_added: Global___Asset | None = ...,
         log: Global___JobLog | None = ...,
         cancel_requested: Global___CancelRequested | None = ...,
+        callback_attempt: Global___CallbackAttempt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["asset_added", b"asset_added", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "created", b"created", "kind", b"kind", "log", b"log", "progress", b"progress", "transition", b"transition"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asset_added", b"asset_added", "callback_attempt", b"callback_attempt", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "created", b"created", "kind", b"kind", "log", b"log", "progress", b"progress", "transition", b"transition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "asset_added", b"asset_added", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "created", b"created", "job_id", b"job_id", "kind", b"kind", "log", b"log", "progress", b"progress", "sequence", b"sequence", "transition", b"transition"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "asset_added", b"asset_added", "callback_attempt", b"callback_attempt", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "created", b"created", "job_id", b"job_id", "kind", b"kind", "log", b"log", "progress", b"progress", "sequence", b"sequence", "transition", b"transition"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["created", "transition", "progress", "asset_added", "log", "cancel_requested"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["created", "transition", "progress", "asset_added", "log", "cancel_requested", "callback_attempt"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -667,6 +727,56 @@ class CancelRequested(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelRequested: _TypeAlias = CancelRequested  # noqa: Y015
+
+@_typing.final
+class CallbackAttempt(_message.Message):
+    """CallbackAttempt records one attempt to deliver a job's completion callback."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEBHOOK_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    HTTP_STATUS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
+    webhook_id: _builtins.str
+    """The webhook-id header sent: the same for every attempt of one delivery."""
+    attempt: _builtins.int
+    """The attempt's number, starting at 1."""
+    http_status: _builtins.int
+    """The HTTP status the receiver answered (0 when none: refused target, connection error, timeout)."""
+    error: _builtins.str
+    """Why the attempt failed (empty when delivered)."""
+    state: Global___CallbackState.ValueType
+    """The callback's state after this attempt."""
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long the attempt took."""
+
+    @_builtins.property
+    def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """When the next attempt is due (unset unless state is DELIVERING)."""
+
+    def __init__(
+        self,
+        *,
+        webhook_id: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        http_status: _builtins.int = ...,
+        error: _builtins.str = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        state: Global___CallbackState.ValueType = ...,
+        next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "next_attempt_time", b"next_attempt_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "duration", b"duration", "error", b"error", "http_status", b"http_status", "next_attempt_time", b"next_attempt_time", "state", b"state", "webhook_id", b"webhook_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallbackAttempt: _TypeAlias = CallbackAttempt  # noqa: Y015
 
 @_typing.final
 class Lifecycle(_message.Message):

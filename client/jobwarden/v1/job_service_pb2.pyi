@@ -61,6 +61,7 @@ class CreateJobRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
     QUEUE_TIMEOUT_FIELD_NUMBER: _builtins.int
+    CALLBACK_STATUSES_FIELD_NUMBER: _builtins.int
     job_type: _builtins.str
     """The kind of work (required; letters, digits, ".", "_", "-", "/", at most 128 characters)."""
     priority: _builtins.int
@@ -68,8 +69,11 @@ class CreateJobRequest(_message.Message):
     max_attempts: _builtins.int
     """Attempts allowed (1..100; 0 means the server default)."""
     callback_url: _builtins.str
-    """An http(s) URL kept with the job and returned on it. jobwarden does not call it yet: completion
-    callbacks are not implemented, so nothing is sent when the job ends.
+    """An http(s) URL to POST a signed JSON payload to when the job ends (Standard Webhooks: headers
+    webhook-id, webhook-timestamp and webhook-signature, signed with the owner's secrets from the
+    server's config). Targets on loopback, private, link-local and cloud metadata addresses are
+    refused with INVALID_ARGUMENT (CALLBACK_TARGET_REFUSED) unless the server's config allows them;
+    the address a name resolves to is checked again at each delivery.
     """
     hold: _builtins.bool
     """Start in CREATED (held) instead of QUEUED; release with ReleaseJob."""
@@ -108,6 +112,12 @@ class CreateJobRequest(_message.Message):
         lifecycle table must allow EXPIRED from where the job waits (INVALID_ARGUMENT otherwise).
         """
 
+    @_builtins.property
+    def callback_statuses(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobStatus.ValueType]:
+        """Terminal statuses that fire the callback (empty: every terminal status). Needs callback_url;
+        a status that is not terminal is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
@@ -123,10 +133,11 @@ class CreateJobRequest(_message.Message):
         request_id: _builtins.str = ...,
         retry_policy: _job_pb2.RetryPolicy | None = ...,
         queue_timeout: _duration_pb2.Duration | None = ...,
+        callback_statuses: _abc.Iterable[_job_pb2.JobStatus.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "parameters", b"parameters", "queue_timeout", b"queue_timeout", "retry_policy", b"retry_policy", "run_after", b"run_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_url", b"callback_url", "deadline", b"deadline", "hold", b"hold", "job_type", b"job_type", "labels", b"labels", "max_attempts", b"max_attempts", "parameters", b"parameters", "priority", b"priority", "queue_timeout", b"queue_timeout", "request_id", b"request_id", "retry_policy", b"retry_policy", "run_after", b"run_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "deadline", b"deadline", "hold", b"hold", "job_type", b"job_type", "labels", b"labels", "max_attempts", b"max_attempts", "parameters", b"parameters", "priority", b"priority", "queue_timeout", b"queue_timeout", "request_id", b"request_id", "retry_policy", b"retry_policy", "run_after", b"run_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

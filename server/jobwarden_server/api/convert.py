@@ -18,7 +18,7 @@ from jobwarden_server.domain import limits
 from jobwarden_server.domain.errors import InvalidArgument
 from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
 from jobwarden_server.domain.lifecycle import Lifecycle
-from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.records import Asset, CallbackState, Event, EventKind, Job, JobError, Progress
 from jobwarden_server.domain.status import JobStatus, StopReason
 
 E = TypeVar("E", JobStatus, StopReason)
@@ -147,6 +147,11 @@ def status_out(value: JobStatus) -> job_pb2.JobStatus.ValueType:
     return job_pb2.JobStatus.Value(f"JOB_STATUS_{value.value}")
 
 
+def callback_state_out(value: CallbackState) -> job_pb2.CallbackState.ValueType:
+    """A CallbackState on the wire (NONE is UNSPECIFIED)."""
+    return job_pb2.CallbackState.Value(f"CALLBACK_STATE_{value.value or 'UNSPECIFIED'}")
+
+
 def stop_reason_out(value: StopReason) -> job_pb2.StopReason.ValueType:
     """A StopReason on the wire."""
     return job_pb2.StopReason.Value(f"STOP_REASON_{value.value}")
@@ -203,6 +208,10 @@ def job_out(job: Job) -> job_pb2.Job:
         complete_time=timestamp(job.complete_time),
         worker_id=job.worker_id,
         last_sequence=job.last_sequence,
+        callback_statuses=[status_out(s) for s in JobStatus if s in job.callback_statuses],
+        callback_state=callback_state_out(job.callback_state),
+        callback_attempts=job.callback_attempts,
+        callback_error=job.callback_error,
     )
     if job.retry is not None:
         out.retry_policy.CopyFrom(
@@ -277,6 +286,23 @@ def event_out(event: Event) -> job_pb2.JobEvent:
             out.log.message = str(data.get("message", ""))
         case EventKind.CANCEL_REQUESTED:
             out.cancel_requested.reason = str(data.get("reason", ""))
+        case EventKind.CALLBACK_ATTEMPT:
+            out.callback_attempt.CopyFrom(_callback_attempt_out(data))
+    return out
+
+
+def _callback_attempt_out(data: Mapping[str, Any]) -> job_pb2.CallbackAttempt:
+    out = job_pb2.CallbackAttempt(
+        webhook_id=str(data.get("webhook_id", "")),
+        attempt=int(data.get("attempt", 0)),
+        http_status=int(data.get("http_status", 0)),
+        error=str(data.get("error", "")),
+        duration=duration(float(data.get("duration_s", 0.0))),
+        state=callback_state_out(CallbackState(data.get("state", ""))),
+    )
+    next_us = data.get("next_attempt_us")
+    if next_us is not None:
+        out.next_attempt_time.FromMicroseconds(int(next_us))
     return out
 
 

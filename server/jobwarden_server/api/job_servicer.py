@@ -12,7 +12,8 @@ from jobwarden_server.api import convert
 from jobwarden_server.api import errors as api_errors
 from jobwarden_server.api.auth import current_principal
 from jobwarden_server.api.nul import refuse_nul
-from jobwarden_server.domain import errors, limits
+from jobwarden_server.domain import errors, limits, webhooks
+from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.records import Job
 from jobwarden_server.service.jobs import JobQuery, JobSpec, JobsService, check_spec
 from jobwarden_server.service.watch import WatchService
@@ -36,6 +37,15 @@ def _spec_in(request: job_service_pb2.CreateJobRequest) -> JobSpec:
             run_after=convert.time_in(request, "run_after"),
             deadline=convert.time_in(request, "deadline"),
             callback_url=request.callback_url,
+            callback_statuses=tuple(
+                sorted(
+                    webhooks.check_statuses(
+                        "callback_statuses",
+                        request.callback_url,
+                        convert.statuses_in("callback_statuses", request.callback_statuses),
+                    )
+                )
+            ),
             hold=request.hold,
             request=convert.request_of(request),
             queue_timeout_s=convert.seconds_or_none(request, "queue_timeout"),
@@ -58,29 +68,40 @@ def _result(position: int, outcome: Job | errors.DomainError) -> job_service_pb2
 class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     """The client API."""
 
-    def __init__(self, jobs: JobsService, watches: WatchService) -> None:
+    def __init__(
+        self, jobs: JobsService, watches: WatchService, callbacks: webhooks.CallbackPolicy | None = None
+    ) -> None:
         self._jobs = jobs
         self._watches = watches
+        self._callbacks = callbacks or webhooks.CallbackPolicy()
+
+    def _spec_of(self, who: Principal, request: job_service_pb2.CreateJobRequest) -> JobSpec:
+        """_spec_in, and the callback target checked against the server's rules for this owner."""
+        spec = _spec_in(request)
+        self._callbacks.check("callback_url", who.owner, spec.callback_url)
+        return spec
 
     async def CreateJob(
         self, request: job_service_pb2.CreateJobRequest, context: Context
     ) -> job_service_pb2.CreateJobResponse:
-        job = await self._jobs.create(current_principal(), _spec_in(request))
+        who = current_principal()
+        job = await self._jobs.create(who, self._spec_of(who, request))
         return job_service_pb2.CreateJobResponse(job=convert.job_out(job))
 
     async def CreateJobs(
         self, request: job_service_pb2.CreateJobsRequest, context: Context
     ) -> job_service_pb2.CreateJobsResponse:
         limits.check_count("requests", len(request.requests), limits.MAX_CREATE_BATCH)
+        who = current_principal()
         outcomes: dict[int, Job | errors.DomainError] = {}
         specs: dict[int, JobSpec] = {}
         for i, item in enumerate(request.requests):
             try:
                 refuse_nul(item)  # item by item: the guard leaves this to batch calls (guard.ITEMIZED)
-                specs[i] = _spec_in(item)
+                specs[i] = self._spec_of(who, item)
             except errors.InvalidArgument as err:
                 outcomes[i] = err
-        created = await self._jobs.create_many(current_principal(), list(specs.values()))
+        created = await self._jobs.create_many(who, list(specs.values()))
         outcomes.update(zip(specs, created, strict=True))
         return job_service_pb2.CreateJobsResponse(
             results=[_result(i, outcomes[i]) for i in range(len(request.requests))]

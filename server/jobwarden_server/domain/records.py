@@ -31,6 +31,16 @@ class JobError:
     retryable: bool = False
 
 
+class CallbackState(enum.StrEnum):
+    """Where a job's completion callback stands (the proto's CallbackState without its prefix)."""
+
+    NONE = ""  # no callback, or the job has not ended in a status that fires it
+    PENDING = "PENDING"  # due; no attempt yet
+    DELIVERING = "DELIVERING"  # an attempt failed; another is scheduled
+    DELIVERED = "DELIVERED"  # the receiver answered 2xx
+    FAILED = "FAILED"  # given up (410, refused target, horizon passed)
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     """One job as stored. `version` grows by one on every change; the etag is derived from it."""
@@ -70,6 +80,12 @@ class Job:
     """How long the job may wait to start (schedule-to-start); None: no limit."""
     queue_expire_time: dt.datetime | None = None
     """While it waits to start: when it expires unless claimed first."""
+    callback_statuses: frozenset[JobStatus] = frozenset()
+    """The terminal statuses that fire the callback; empty: all of them."""
+    callback_state: CallbackState = CallbackState.NONE
+    callback_attempts: int = 0
+    callback_error: str = ""
+    """Why the latest delivery attempt failed ("" once delivered)."""
 
     @property
     def etag(self) -> str:
@@ -105,6 +121,8 @@ class EventKind(enum.StrEnum):
     ASSET_ADDED = "asset_added"  # data: the asset's fields (Event.asset is rebuilt from them)
     LOG = "log"  # data: message
     CANCEL_REQUESTED = "cancel_requested"  # data: reason
+    CALLBACK_ATTEMPT = "callback_attempt"  # data: webhook_id, attempt, http_status, error, duration_s,
+    # state, next_attempt_us (see store/_outbox.py)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

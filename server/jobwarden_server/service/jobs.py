@@ -36,6 +36,7 @@ class JobSpec:
     run_after: dt.datetime | None = None
     deadline: dt.datetime | None = None
     callback_url: str = ""
+    callback_statuses: tuple[JobStatus, ...] = ()  # sorted, terminal (api: webhooks.check_statuses)
     hold: bool = False
     request: RequestKey = ANONYMOUS
     retry_initial_backoff_s: float | None = None
@@ -139,6 +140,7 @@ class JobsService:
             run_after=spec.run_after,
             deadline=spec.deadline,
             callback_url=spec.callback_url,
+            callback_statuses=frozenset(spec.callback_statuses),
             request_id=spec.request.id,
             request_fingerprint=spec.request.fingerprint,
             now=now,

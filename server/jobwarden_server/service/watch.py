@@ -53,6 +53,10 @@ class WatchService:
                         return
                 subscription.reading_table = False
                 prefetched = None  # read at the start; any later catch-up reads the table anew
+                if job.status.terminal:
+                    # A finished job's history is all in the table already; only callback attempts,
+                    # which come after its end, can follow, and they would never end the stream.
+                    return
                 # Live: take events while they follow on; a gap or a bare wake-up means "read the table".
                 while True:
                     item = await subscription.get()

@@ -11,6 +11,9 @@ from jobwarden_server.store._migrate import is_migrated, migrate
 from jobwarden_server.store._open import display_url, open_store
 from jobwarden_server.store._protocol import (
     AssetAddParams,
+    CallbackAttemptParams,
+    CallbackClaimParams,
+    CallbackDelivery,
     Change,
     JobClaimParams,
     JobCreateParams,
@@ -30,6 +33,9 @@ from jobwarden_server.store._sqlite import SYNCHRONOUS as SQLITE_SYNCHRONOUS
 __all__ = [
     "SQLITE_SYNCHRONOUS",
     "AssetAddParams",
+    "CallbackAttemptParams",
+    "CallbackClaimParams",
+    "CallbackDelivery",
     "Change",
     "ChangeFeed",
     "ChangeSink",

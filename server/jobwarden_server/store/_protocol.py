@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from jobwarden_server.domain.changes import Decision, JobChanges, NewEvent
 from jobwarden_server.domain.errors import DomainError
-from jobwarden_server.domain.records import Asset, Event, Job
+from jobwarden_server.domain.records import Asset, CallbackState, Event, Job
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
 
@@ -63,6 +63,8 @@ class JobCreateParams:
     """How long the job may wait to start; None: no limit."""
     queue_expire_time: dt.datetime | None = None
     """When it expires unless claimed first (its queue timeout after it is due); None: never."""
+    callback_statuses: frozenset[JobStatus] = frozenset()
+    """The terminal statuses that fire callback_url; empty: every terminal status."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,6 +200,48 @@ class PageParams:
     limit: int
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackClaimParams:
+    """Lease up to `limit` callback deliveries due at `now`, for `lease_s` seconds."""
+
+    now: dt.datetime
+    limit: int
+    lease_s: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackDelivery:
+    """One outbox row, leased to the caller: a job's callback to send. `id` is its webhook-id."""
+
+    id: str
+    job_id: str
+    owner: str
+    url: str
+    body: str
+    attempts: int
+    """Attempts made before this one."""
+    create_time: dt.datetime
+    """When the job ended (and the row was written): the retry horizon counts from here."""
+    lease_token: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackAttemptParams:
+    """The outcome of one delivery attempt, recorded under the lease it was made under.
+
+    state DELIVERED or FAILED settles the delivery; DELIVERING schedules the next attempt at
+    next_attempt_time."""
+
+    delivery_id: str
+    lease_token: str
+    now: dt.datetime
+    state: CallbackState
+    http_status: int = 0
+    error: str = ""
+    duration_s: float = 0.0
+    next_attempt_time: dt.datetime | None = None
+
+
 class Store(Protocol):
     """Durable jobs, events and assets. Every method is one transaction.
 
@@ -293,6 +337,16 @@ class Store(Protocol):
         """The owner's job and, read in the same transaction, its first page of events after `after`
         (none read when the job has none past it): what a watch starts with, in one read. NotFound
         as job_get."""
+        ...
+
+    async def callback_claim(self, params: CallbackClaimParams) -> Sequence[CallbackDelivery]:
+        """Lease due callback deliveries (PENDING, due, lease free or run out), never one to two
+        callers at once: across replicas, each due row goes to one claim until its lease runs out."""
+        ...
+
+    async def callback_record(self, params: CallbackAttemptParams) -> Change | None:
+        """Record an attempt: the outbox row, the job's callback summary and a callback_attempt event,
+        in one transaction. None (nothing written) if the lease is no longer the caller's."""
         ...
 
     def singleton(self, name: str) -> contextlib.AbstractAsyncContextManager[bool]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jobwarden_server.domain.changes import JobChanges, NewEvent
-from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.records import Asset, CallbackState, Event, EventKind, Job, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
 from jobwarden_server.store._protocol import JobCreateParams
@@ -107,7 +107,21 @@ def job_from_row(row: Row) -> Job:
         retry=_retry_from_row(row),
         queue_timeout_s=row["queue_timeout_s"],
         queue_expire_time=from_us_or_none(row["queue_expire_us"]),
+        callback_statuses=statuses_from_text(row["callback_statuses"]),
+        callback_state=CallbackState(row["callback_state"]),
+        callback_attempts=row["callback_attempts"],
+        callback_error=row["callback_error"],
     )
+
+
+def statuses_to_text(statuses: frozenset[JobStatus]) -> str:
+    """callback_statuses as stored: comma-separated in the enum's order ('' for none)."""
+    return ",".join(s.value for s in JobStatus if s in statuses)
+
+
+def statuses_from_text(text: str) -> frozenset[JobStatus]:
+    """The inverse of statuses_to_text."""
+    return frozenset(JobStatus(s) for s in text.split(",") if s)
 
 
 def _retry_from_row(row: Row) -> RetryPolicy | None:
@@ -231,6 +245,10 @@ def create_values(params: JobCreateParams, now_us: int) -> dict[str, Any]:
         "retry_multiplier": params.retry.multiplier if params.retry else None,
         "queue_timeout_s": params.queue_timeout_s,
         "queue_expire_us": to_us_or_none(params.queue_expire_time),
+        "callback_statuses": statuses_to_text(params.callback_statuses),
+        "callback_state": CallbackState.NONE.value,
+        "callback_attempts": 0,
+        "callback_error": "",
     }
 
 

@@ -23,6 +23,7 @@ from jobwarden_server.domain import decisions, errors
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.store import _claim as claim
+from jobwarden_server.store import _outbox as outbox
 from jobwarden_server.store import _rows as rows
 from jobwarden_server.store import _tables as tables
 from jobwarden_server.store._create import Creation
@@ -30,6 +31,9 @@ from jobwarden_server.store._errors import translated
 from jobwarden_server.store._feed import ChangeFeed, ChangeSink
 from jobwarden_server.store._protocol import (
     AssetAddParams,
+    CallbackAttemptParams,
+    CallbackClaimParams,
+    CallbackDelivery,
     Change,
     JobClaimParams,
     JobCreateParams,
@@ -349,9 +353,13 @@ class SqlStore:
             "p_lease_token": params.expect_lease_token,
             "p_version": params.expect_version,
         }
-        row = conn.execute(statement, bound).mappings().one_or_none()
-        if row is None:
+        found = conn.execute(statement, bound).mappings().one_or_none()
+        if found is None:
             return None
+        row: rows.Row = found
+        if params.changes.status is not None and params.changes.status.terminal:
+            # The job ended: its callback's outbox row commits (or not) with this very change.
+            row = outbox.enqueue(conn, row, now_us)
         event_rows = rows.event_rows(row, params.events, now_us)
         self._append_events(conn, event_rows, work=params.changes.status is JobStatus.QUEUED)
         return Change(job=rows.job_from_row(row), events=tuple(rows.event_from_row(e) for e in event_rows))
@@ -434,6 +442,25 @@ class SqlStore:
         sequence = row["last_sequence"]
         added = dataclasses.replace(asset, sequence=sequence)
         return added, Change(job=rows.job_from_row(row), events=(rows.event_from_row(event),))
+
+    async def callback_claim(self, params: CallbackClaimParams) -> Sequence[CallbackDelivery]:
+        """Lease due callback deliveries; see Store.callback_claim and _outbox.py."""
+        if params.limit <= 0:
+            return []
+        async with self._read() as conn:
+            if (await conn.execute(outbox.any_due(rows.to_us(params.now)))).first() is None:
+                return []
+        return await self._write(lambda conn: outbox.claim(conn, params))
+
+    async def callback_record(self, params: CallbackAttemptParams) -> Change | None:
+        """Record one delivery attempt under its lease; see Store.callback_record."""
+        written = await self._write(lambda conn: outbox.record(conn, params, self._append_events))
+        if written is None:
+            return None
+        job_row, event_rows = written
+        return Change(
+            job=rows.job_from_row(job_row), events=tuple(rows.event_from_row(e) for e in event_rows)
+        )
 
     async def event_by_request(self, owner: str, job_id: str, request_id: str) -> Event | None:
         """The first event of the job recorded by the call with `request_id`, if any."""

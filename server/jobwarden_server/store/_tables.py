@@ -86,6 +86,12 @@ jobs = sa.Table(
     sa.Column("retry_initial_backoff_s", sa.Float(), nullable=True),
     sa.Column("retry_max_backoff_s", sa.Float(), nullable=True),
     sa.Column("retry_multiplier", sa.Float(), nullable=True),
+    # Completion callback: which terminal statuses fire it (comma-separated; '' = all), and a summary
+    # of its delivery (callback_outbox holds the delivery itself).
+    sa.Column("callback_statuses", sa.String(), nullable=False, server_default=""),
+    sa.Column("callback_state", sa.String(), nullable=False, server_default=""),
+    sa.Column("callback_attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("callback_error", sa.Text(), nullable=False, server_default=""),
     # Schedule-to-start: the job's queue timeout (NULL: none), and while it waits, when it expires.
     sa.Column("queue_timeout_s", sa.Float(), nullable=True),
     sa.Column("queue_expire_us", sa.BigInteger(), nullable=True),
@@ -168,3 +174,35 @@ assets = sa.Table(
 
 sa.Index("ix_assets_job_id_position", assets.c.job_id, assets.c.position, unique=True)
 sa.Index("ix_assets_owner_id", assets.c.owner, assets.c.id)
+
+# The outbox of completion callbacks: a row is written in the transaction that ends a job whose
+# callback fires, so no delivery is lost to a crash; the dispatcher (service/callbacks.py) claims due
+# rows under a lease, sends them, and records each attempt. `id` is the webhook-id of the delivery.
+OUTBOX_PENDING = "PENDING"
+OUTBOX_DUE_WHERE = "state = 'PENDING'"
+callback_outbox = sa.Table(
+    "callback_outbox",
+    metadata,
+    sa.Column("id", sa.String(), primary_key=True),
+    sa.Column("job_id", sa.String(), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("owner", sa.String(), nullable=False),
+    sa.Column("url", sa.Text(), nullable=False),
+    # The exact body, fixed when the job ended: every attempt signs and sends the same bytes.
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("state", sa.String(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("create_us", sa.BigInteger(), nullable=False),
+    sa.Column("next_attempt_us", sa.BigInteger(), nullable=False),
+    sa.Column("lease_token", sa.String(), nullable=True),
+    sa.Column("lease_expire_us", sa.BigInteger(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=False),
+    sa.CheckConstraint("state IN ('PENDING', 'DELIVERED', 'FAILED')", name="state"),
+)
+# Finding due deliveries: only undelivered rows, so the index stays small however long the history.
+sa.Index(
+    "ix_callback_outbox_due",
+    callback_outbox.c.next_attempt_us,
+    sqlite_where=sa.text(OUTBOX_DUE_WHERE),
+    postgresql_where=sa.text(OUTBOX_DUE_WHERE),
+)
+sa.Index("ix_callback_outbox_job_id", callback_outbox.c.job_id)

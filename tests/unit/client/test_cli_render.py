@@ -11,6 +11,8 @@ import pytest
 from jobwarden.cli import _render
 from jobwarden.client import (
     Asset,
+    CallbackAttempt,
+    CallbackState,
     EventKind,
     Job,
     JobError,
@@ -78,6 +80,28 @@ def _event(kind: EventKind, **fields: object) -> JobEvent:
             '#3 cancel_requested "too slow" (client:alice)',
         ),
         (_event(EventKind.CANCEL_REQUESTED, actor="client:alice"), "#3 cancel_requested (client:alice)"),
+        (
+            _event(
+                EventKind.CALLBACK_ATTEMPT,
+                callback=CallbackAttempt(
+                    webhook_id="msg_1",
+                    attempt=2,
+                    http_status=503,
+                    error="HTTP 503",
+                    state=CallbackState.DELIVERING,
+                ),
+            ),
+            "#3 callback_attempt 2 HTTP 503 -> DELIVERING: HTTP 503",
+        ),
+        (
+            _event(
+                EventKind.CALLBACK_ATTEMPT,
+                callback=CallbackAttempt(
+                    webhook_id="msg_1", attempt=1, error="refused: x", state=CallbackState.FAILED
+                ),
+            ),
+            "#3 callback_attempt 1 no answer -> FAILED: refused: x",
+        ),
         (_event(EventKind.UNKNOWN, actor="system"), "#3 unknown (system)"),
     ],
 )
@@ -182,6 +206,20 @@ def test_job_details_skip_empty_fields() -> None:
     assert "labels:      a=1, b=2" in text
     assert 'result:      {"ok": true}' in text
     assert "error:" not in text and "worker:" not in text
+
+
+def test_job_details_show_the_callback_and_where_it_stands() -> None:
+    assert "callback:" not in _render.job_details(_job())
+    job = _job(
+        callback_url="https://h.example/cb",
+        callback_statuses=(JobStatus.FAILED,),
+        callback_state=CallbackState.DELIVERING,
+        callback_attempts=2,
+        callback_error="HTTP 503",
+    )
+    assert "callback:    https://h.example/cb (on FAILED) DELIVERING, 2 attempt(s): HTTP 503" in (
+        _render.job_details(job)
+    )
 
 
 def test_to_json_is_plain_json() -> None:

@@ -12,6 +12,8 @@ from google.protobuf import struct_pb2
 
 from jobwarden.client import (
     Asset,
+    CallbackAttempt,
+    CallbackState,
     EventKind,
     Job,
     JobError,
@@ -74,6 +76,10 @@ FULL_JOB = Job(
     complete_time=T0 + timedelta(seconds=9),
     worker_id="w1",
     last_sequence=12,
+    callback_statuses=(JobStatus.FAILED, JobStatus.PARTIAL),
+    callback_state=CallbackState.DELIVERING,
+    callback_attempts=2,
+    callback_error="HTTP 503",
 )
 
 
@@ -194,6 +200,22 @@ EVENTS = [
         to_status=JobStatus.CANCELLED,
         reason="cancelled",
         stop_reason=StopReason.USER_CANCELLED,
+    ),
+    JobEvent(
+        job_id="j1",
+        sequence=8,
+        create_time=T0,
+        actor="system",
+        kind=EventKind.CALLBACK_ATTEMPT,
+        callback=CallbackAttempt(
+            webhook_id="msg_1",
+            attempt=2,
+            http_status=503,
+            error="HTTP 503",
+            duration=0.25,
+            state=CallbackState.DELIVERING,
+            next_attempt_time=T0 + timedelta(seconds=10),
+        ),
     ),
 ]
 

@@ -60,6 +60,7 @@ REASONS = [
     ("UNAUTHENTICATED", grpc.StatusCode.UNAUTHENTICATED, errors.Unauthenticated),
     ("PERMISSION_DENIED", grpc.StatusCode.PERMISSION_DENIED, errors.PermissionDenied),
     ("TOO_LARGE", grpc.StatusCode.INVALID_ARGUMENT, errors.TooLarge),
+    ("CALLBACK_TARGET_REFUSED", grpc.StatusCode.INVALID_ARGUMENT, errors.CallbackTargetRefused),
     ("INVALID_PAGE_TOKEN", grpc.StatusCode.INVALID_ARGUMENT, errors.InvalidPageToken),
     ("ETAG_MISMATCH", grpc.StatusCode.ABORTED, errors.EtagMismatch),
     ("STORE_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, errors.StoreUnavailable),

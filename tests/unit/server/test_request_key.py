@@ -55,6 +55,7 @@ def test_every_other_field_of_a_create_counts() -> None:
         "hold": lambda r: setattr(r, "hold", False),
         "retry_policy": lambda r: r.retry_policy.initial_backoff.CopyFrom(duration_pb2.Duration(seconds=1)),
         "queue_timeout": lambda r: r.queue_timeout.CopyFrom(duration_pb2.Duration(seconds=60)),
+        "callback_statuses": lambda r: r.callback_statuses.append(job_pb2.JOB_STATUS_FAILED),
     }
     fields = {f.name for f in job_service_pb2.CreateJobRequest.DESCRIPTOR.fields} - {"request_id"}
     assert set(changes) == fields, "a new field must count in the fingerprint: add it here"
