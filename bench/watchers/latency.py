@@ -41,8 +41,9 @@ WORKERS = 2
 WORKER_CONCURRENCY = 16
 """Jobs each worker process runs at once (2 x 16, as in the peers bench): well above rate x time per
 job, so the workers are never the queue."""
-FOLLOW_TIMEOUT_S = 60.0
-"""A job not finished this long after its watch opened counts as an error."""
+FOLLOW_TIMEOUT_S = 120.0
+"""A job not finished this long after its watch opened counts as an error (generous: on a slow machine
+the backlog of an overloaded run takes a while to drain, and that is a figure, not a failure)."""
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 
