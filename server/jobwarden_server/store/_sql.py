@@ -1,11 +1,11 @@
 """SqlStore: the Store on SQLAlchemy 2 Core, shared by SQLite and PostgreSQL.
 
 Each method is one transaction: reads on the read engine, writes as a synchronous unit run by the
-dialect's `Writes` (_writes.py: SQLite's writer thread with group commit, or a transaction per unit on
-PostgreSQL). A change to a job is a single `UPDATE ... WHERE <expectations> RETURNING` that also
-bumps `version` and reserves `last_sequence` for the events inserted right after it in the same
-transaction, so a job's state and its history cannot disagree and sequences have no gaps. What
-differs per dialect (engines, the claim, label matching) comes in through `Dialect`, chosen by open_store.
+dialect's `Writes` (_writes.py: group commit, on SQLite's writer thread or PostgreSQL's write lane). A
+change to a job is a single `UPDATE ... WHERE <expectations> RETURNING` that also bumps `version` and
+reserves `last_sequence` for the events inserted right after it in the same transaction, so a job's
+state and its history cannot disagree and sequences have no gaps. What differs per dialect (engines,
+the claim, label matching) comes in through `Dialect`, chosen by open_store.
 """
 
 from __future__ import annotations
