@@ -218,6 +218,7 @@ def job_details(job: Job) -> str:
         ("stop reason", "" if job.stop_reason == StopReason.UNSPECIFIED else str(job.stop_reason)),
         ("error", _error_text(job)),
         ("callback", _callback_text(job)),
+        ("retry of", job.retry_of),
         ("parameters", json.dumps(job.parameters, sort_keys=True)),
         ("result", "" if job.result is None else json.dumps(job.result, sort_keys=True)),
         ("etag", job.etag),

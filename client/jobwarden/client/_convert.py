@@ -253,6 +253,7 @@ def job_from_pb(msg: job_pb2.Job) -> _models.Job:
         callback_state=callback_state_from_pb(msg.callback_state),
         callback_attempts=msg.callback_attempts,
         callback_error=msg.callback_error,
+        retry_of=msg.retry_of,
     )
 
 
@@ -416,6 +417,7 @@ def job_to_pb(job: _models.Job) -> job_pb2.Job:
         callback_statuses=[status_to_pb(s) for s in job.callback_statuses],
         callback_attempts=job.callback_attempts,
         callback_error=job.callback_error,
+        retry_of=job.retry_of,
     )
     if job.callback_state is not _models.CallbackState.NONE:
         msg.callback_state = job_pb2.CallbackState.Value(f"CALLBACK_STATE_{job.callback_state.value}")

@@ -253,6 +253,7 @@ class Job:
         callback_state: Where the callback stands.
         callback_attempts: Delivery attempts so far.
         callback_error: Why the latest attempt failed ("" once delivered).
+        retry_of: The job this one runs again (an admin's ``retry_job``); "" for none.
     """
 
     id: str
@@ -287,6 +288,7 @@ class Job:
     callback_state: CallbackState = CallbackState.NONE
     callback_attempts: int = 0
     callback_error: str = ""
+    retry_of: str = ""
 
     @property
     def is_terminal(self) -> bool:
