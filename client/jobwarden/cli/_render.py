@@ -126,6 +126,8 @@ def event_line(event: JobEvent) -> str:
         text = f"{head} {event.from_status or JobStatus.UNSPECIFIED} -> {event.to_status or JobStatus.UNSPECIFIED}"
         if event.stop_reason not in (None, StopReason.UNSPECIFIED):
             text += f" [{event.stop_reason}]"
+        if event.bypassed_table or event.forced:
+            text += " [forced, outside the table]" if event.bypassed_table else " [forced]"
         if event.reason:
             text += f": {event.reason}"
         return text + actor

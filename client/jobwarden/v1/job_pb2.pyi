@@ -574,7 +574,9 @@ class JobEvent(_message.Message):
     sequence: _builtins.int
     """Position of the event in the job's history, starting at 1."""
     actor: _builtins.str
-    """Who caused it: "client:<owner>", "worker:<worker_id>" or "system"."""
+    """Who caused it: "client:<owner>", "worker:<worker_id>", "system", or for AdminService calls
+    "admin:<owner>" followed by "/<token name>" when the token has a name of its own.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the event was recorded."""
@@ -664,6 +666,8 @@ class JobTransition(_message.Message):
     TO_STATUS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     STOP_REASON_FIELD_NUMBER: _builtins.int
+    FORCED_FIELD_NUMBER: _builtins.int
+    BYPASSED_TABLE_FIELD_NUMBER: _builtins.int
     from_status: Global___JobStatus.ValueType
     """Status before the change."""
     to_status: Global___JobStatus.ValueType
@@ -672,6 +676,10 @@ class JobTransition(_message.Message):
     """Why it changed, in words."""
     stop_reason: Global___StopReason.ValueType
     """Set when the change ended the job."""
+    forced: _builtins.bool
+    """An admin's change (AdminService.SetJobStatus) made with `force`."""
+    bypassed_table: _builtins.bool
+    """An admin's change the job's lifecycle table has no edge for."""
     def __init__(
         self,
         *,
@@ -679,10 +687,12 @@ class JobTransition(_message.Message):
         to_status: Global___JobStatus.ValueType = ...,
         reason: _builtins.str = ...,
         stop_reason: Global___StopReason.ValueType = ...,
+        forced: _builtins.bool = ...,
+        bypassed_table: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_status", b"from_status", "reason", b"reason", "stop_reason", b"stop_reason", "to_status", b"to_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bypassed_table", b"bypassed_table", "forced", b"forced", "from_status", b"from_status", "reason", b"reason", "stop_reason", b"stop_reason", "to_status", b"to_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

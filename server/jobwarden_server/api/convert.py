@@ -270,6 +270,8 @@ def event_out(event: Event) -> job_pb2.JobEvent:
                     to_status=status_out(JobStatus(data["to"])),
                     reason=str(data.get("reason", "")),
                     stop_reason=stop_reason_out(StopReason(data.get("stop_reason", "UNSPECIFIED"))),
+                    forced=bool(data.get("forced", False)),
+                    bypassed_table=bool(data.get("bypassed_table", False)),
                 )
             )
         case EventKind.PROGRESS:
