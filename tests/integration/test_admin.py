@@ -243,3 +243,25 @@ async def test_admins_reach_their_own_owner_only_unless_global(address: str) -> 
         assert (await flows.get(app, rerun.id)).id == rerun.id  # alice's job, listed as hers
         missing = await rpc.fails(set_status(root, "no-such-job", S.JOB_STATUS_CANCELLED))
         assert missing.code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_watch_of_a_reopened_job_follows_it_past_its_first_end(address: str) -> None:
+    async with rpc.stubs(address, "alice-app") as app, rpc.stubs(address, "alice-ops") as ops:
+        job = await flows.create(app)
+        await set_status(ops, job.id, S.JOB_STATUS_CANCELLED, "by mistake")
+        await set_status(ops, job.id, S.JOB_STATUS_QUEUED, "undo", force=True)
+        watch = flows.start_watch(app, job.id)
+        claim = await flows.claim_one(app)
+        await flows.complete(app, claim)
+        snapshot, events = await watch
+        assert snapshot.status in (S.JOB_STATUS_QUEUED, S.JOB_STATUS_RUNNING, S.JOB_STATUS_COMPLETED)
+        assert flows.kinds(events) == [
+            "created",
+            "QUEUED->CANCELLED",
+            "CANCELLED->QUEUED",
+            "QUEUED->RUNNING",
+            "RUNNING->COMPLETED",
+        ]
+        # Watched once it ended for good, the history ends with its last end.
+        _, again = await flows.watch(app, job.id)
+        assert flows.kinds(again) == flows.kinds(events)

@@ -355,4 +355,17 @@ def terminal_event(event: Event) -> bool:
     return event.kind is EventKind.TRANSITION and JobStatus(event.data["to"]).terminal
 
 
-__all__: Sequence[str] = ["JobQuery", "JobSpec", "JobsService", "Rerun", "check_spec", "terminal_event"]
+def reopens(event: Event) -> bool:
+    """Whether the event takes its job out of a terminal status (an admin's forced change)."""
+    return event.kind is EventKind.TRANSITION and JobStatus(event.data["from"]).terminal
+
+
+__all__: Sequence[str] = [
+    "JobQuery",
+    "JobSpec",
+    "JobsService",
+    "Rerun",
+    "check_spec",
+    "reopens",
+    "terminal_event",
+]
