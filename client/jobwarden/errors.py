@@ -42,6 +42,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidPageToken",
     "InvalidTransition",
+    "JobNotTerminal",
     "JobwardenError",
     "LeaseLost",
     "LifecycleNotConfigured",
@@ -277,6 +278,17 @@ class LifecycleNotConfigured(FailedPrecondition):
         return self.metadata.get("lifecycle", "")
 
 
+class JobNotTerminal(FailedPrecondition):
+    """The call needs a job that has ended (``AdminService.RetryJob``), and this one has not."""
+
+    reason = "JOB_NOT_TERMINAL"
+
+    @property
+    def status(self) -> str:
+        """The job's status when the call was refused (``metadata["status"]``), or ``""``."""
+        return self.metadata.get("status", "")
+
+
 class LeaseLost(Aborted):
     """The lease token is stale or unknown: the job was rescued, finished or never leased to you."""
 
@@ -345,6 +357,7 @@ _BY_REASON: dict[str, type[JobwardenError]] = {
         NotFound,
         InvalidTransition,
         LifecycleNotConfigured,
+        JobNotTerminal,
         LeaseLost,
         ProgressOutOfRange,
         RequestIdMismatch,

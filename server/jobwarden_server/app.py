@@ -16,9 +16,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from jobwarden.v1 import job_service_pb2, job_service_pb2_grpc, worker_service_pb2, worker_service_pb2_grpc
+from jobwarden.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    job_service_pb2,
+    job_service_pb2_grpc,
+    worker_service_pb2,
+    worker_service_pb2_grpc,
+)
 from jobwarden_server import listen, store
 from jobwarden_server import settings as settings_mod
+from jobwarden_server.api.admin_servicer import AdminServicer
 from jobwarden_server.api.auth import Authenticator
 from jobwarden_server.api.guard import Guard
 from jobwarden_server.api.job_servicer import JobServicer
@@ -37,6 +45,7 @@ logger = logging.getLogger(__name__)
 SERVICE_NAMES = (
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
 )
 # Headroom above our own request limit, so oversized requests get our INVALID_ARGUMENT/TOO_LARGE
 # answer (with ErrorInfo) instead of the transport's bare RESOURCE_EXHAUSTED.
@@ -123,6 +132,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         JobServicer(services.jobs, services.watch, settings.callbacks), server
     )
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(services.work), server)
+    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(services.admin), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

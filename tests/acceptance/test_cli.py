@@ -501,3 +501,37 @@ def test_address_from_environment(address: str, job_type: str) -> None:
     assert result.returncode == 0, result.stderr
     job_id = result.stdout.strip()
     assert json.loads(ok(address, "get", job_id, "--json"))["job_type"] == job_type
+
+
+def test_create_validate_only_creates_nothing_and_fails_as_create_would(address: str, job_type: str) -> None:
+    out = ok(address, "create", job_type, "--hold", "--validate-only")
+    assert out.strip() == "valid: the job would be created CREATED (nothing was created)"
+    answered = json.loads(ok(address, "create", job_type, "--priority", "5", "--validate-only", "--json"))
+    assert (answered["status"], answered["priority"]) == ("QUEUED", 5)
+    refused = cli(address, "create", job_type, "--priority", "5000", "--validate-only")
+    assert refused.returncode == 1 and refused.stderr.startswith("error: INVALID_ARGUMENT: priority")
+    assert json.loads(ok(address, "list", "--type", job_type, "--json")) == []
+
+
+def test_admin_set_status_and_retry_in_local_mode(address: str, job_type: str) -> None:
+    job_id = create(address, job_type)
+    refused = proc.run(["admin", "set-status", job_id, "completed", "--reason", "r", "--address", address])
+    assert refused.returncode == 1 and "INVALID_TRANSITION" in refused.stderr
+    forced = proc.run(
+        [
+            "admin",
+            "set-status",
+            job_id,
+            "completed",
+            "--reason",
+            "done by hand",
+            "--force",
+            "--address",
+            address,
+        ]
+    )
+    assert (forced.returncode, forced.stdout.strip()) == (0, f"job {job_id} COMPLETED")
+    rerun = ok(address, "retry", job_id).strip()
+    assert json.loads(ok(address, "get", rerun, "--json"))["retry_of"] == job_id
+    usage = proc.run(["admin", "set-status", job_id, "QUEUED", "--address", address])
+    assert usage.returncode == 2 and "--reason" in usage.stderr

@@ -41,6 +41,7 @@ from jobwarden import errors
 from jobwarden.client import CallbackState, Client, EventKind, Job, JobEvent, JobStatus, TlsOptions
 from jobwarden_server import settings
 from jobwarden_server.api.auth import hash_token
+from jobwarden_server.domain.auth import Role
 from jobwarden_server.domain.errors import ConfigError
 from jobwarden_server.domain.lifecycle import BUILTIN
 
@@ -622,6 +623,108 @@ def callbacks_verify(block: Block, ctx: Ctx) -> None:
     assert on_callback(delivery.body.replace(b"12", b"13"), delivery.headers) is None
 
 
+# --- admin changes and dry runs: the section's tokens served, its commands typed by an admin ------
+
+OPS_TOKEN, PLATFORM_TOKEN = "readme-ops-token", "readme-platform-token"
+
+
+@dataclasses.dataclass(frozen=True)
+class AdminRun:
+    """What the Admin changes section's commands did to a running job, and what the SDK saw."""
+
+    job: Job
+    outputs: list[subprocess.CompletedProcess[str]]
+    after: list[Job]
+    """The job after each command."""
+    rerun: Job
+    fenced: bool
+    """The worker's CompleteJob after the admin failed its job raised LeaseLost."""
+    reach: tuple[bool, bool]
+    """(ops reaches a platform job, platform reaches an acme job)."""
+
+
+def _admin_config(tmp: Path) -> Path:
+    text = BLOCKS["admin-changes-and-dry-runs-1-toml"].text
+    for placeholder, token in (
+        ("<the ops token's SHA-256>", OPS_TOKEN),
+        ("<the platform token's SHA-256>", PLATFORM_TOKEN),
+    ):
+        assert text.count(placeholder) == 1, "the section's placeholders changed: update the test"
+        text = text.replace(placeholder, hash_token(token))
+    config = tmp / "admin.toml"
+    config.write_text(text)
+    return config
+
+
+async def _reaches(client: Client, job_id: str) -> bool:
+    try:
+        await client.set_job_status(job_id, JobStatus.CANCELLED, "probe", force=True, validate_only=True)
+    except errors.NotFound:
+        return False
+    return True
+
+
+def admin_flow(address: str, shell: Shell) -> AdminRun:
+    async def flow() -> AdminRun:
+        async with Client(address, token=OPS_TOKEN) as ops, Client(address, token=PLATFORM_TOKEN) as platform:
+            job = await ops.create_job("readme.admin", {"disk": "sdb"})
+            [claim] = await ops.claim_jobs("readme", ["readme.admin"])
+            outputs, after = [], []
+            shell.env["JOB"] = job.id
+            for command in BLOCKS["admin-changes-and-dry-runs-2-sh"].commands:
+                outputs.append(await asyncio.to_thread(shell.run, command))
+                after.append(await ops.get_job(job.id))
+            try:
+                await ops.complete_job(job.id, claim.lease_token)
+                fenced = False
+            except errors.LeaseLost:
+                fenced = True
+            rerun = await ops.get_job(outputs[3].stdout.strip())
+            theirs = await platform.create_job("readme.admin")
+            reach = (await _reaches(ops, theirs.id), await _reaches(platform, job.id))
+            return AdminRun(job=job, outputs=outputs, after=after, rerun=rerun, fenced=fenced, reach=reach)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop of its own, outside the tests'
+        return pool.submit(asyncio.run, flow()).result()
+
+
+@pytest.fixture(scope="module")
+def admin_run(tmp_path_factory: pytest.TempPathFactory) -> AdminRun:
+    """A server with the section's tokens; the section's commands typed with the ops token, on a job
+    that a worker of acme holds."""
+    tmp = tmp_path_factory.mktemp("admin")
+    with proc.serving(tmp / "admin.db", "--config", str(_admin_config(tmp))) as (_, address):
+        return admin_flow(address, Shell(tmp, {"JOBWARDEN_ADDRESS": address, "JOBWARDEN_TOKEN": OPS_TOKEN}))
+
+
+def admin_tokens(block: Block, ctx: Ctx) -> None:
+    loaded = settings.load(str(_admin_config(ctx.tmp_path)))
+    ops, platform = (loaded.principals_by_hash[hash_token(t)] for t in (OPS_TOKEN, PLATFORM_TOKEN))
+    assert (ops.owner, ops.name, set(ops.roles)) == ("acme", "ops-alice", {Role.ADMIN})
+    assert (platform.owner, set(platform.roles)) == ("platform", {Role.GLOBAL_ADMIN})
+    assert ctx.fixture("admin_run", AdminRun).reach == (False, True)
+
+
+def admin_commands(block: Block, ctx: Ctx) -> None:
+    run = ctx.fixture("admin_run", AdminRun)
+    for result in run.outputs:
+        assert result.returncode == 0, result.stderr
+    cancel, failed, reopen, _, events = run.outputs
+    statuses = [(j.status, j.cancel_requested) for j in run.after]
+    assert statuses[0] == (JobStatus.RUNNING, False)  # the dry cancel changed nothing
+    assert "would be cancel requested" in cancel.stdout
+    assert statuses[1:] == [(JobStatus.FAILED, False)] * 4  # the dry reopen neither
+    assert failed.stdout.strip() == f"job {run.job.id} FAILED" and "would be QUEUED" in reopen.stdout
+    assert run.fenced
+    assert (run.rerun.retry_of, run.rerun.status, run.rerun.parameters) == (
+        run.job.id,
+        JobStatus.QUEUED,
+        {"disk": "sdb"},
+    )
+    assert run.after[-1].last_sequence == run.after[1].last_sequence  # the old job is untouched
+    assert "RUNNING -> FAILED: worker wedged on a bad disk (admin:acme/ops-alice)" in events.stdout
+
+
 HOW: dict[str, How] = {
     "the-two-commands-1-sh": How(
         "scripts/serve for real (port 0, database in tmp_path); scripts/test collecting this file only",
@@ -667,6 +770,12 @@ HOW: dict[str, How] = {
     ),
     "completion-callbacks-4-python": How(
         "run on a real delivery (verified) and on an altered one (None)", callbacks_verify
+    ),
+    "admin-changes-and-dry-runs-1-toml": How(
+        "the settings loader with two tokens' hashes; served: acme's admin reaches acme only", admin_tokens
+    ),
+    "admin-changes-and-dry-runs-2-sh": How(
+        "typed with the admin token on a job a worker holds; the job checked after each", admin_commands
     ),
 }
 

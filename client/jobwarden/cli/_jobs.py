@@ -178,6 +178,7 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--hold", action="store_true", help="create in CREATED; start with 'jobs release'")
     p.add_argument("--request-id", metavar="ID", help="idempotency key: a retry returns the first job")
+    _validate_only(p, "create nothing")
     p.add_argument("--json", action="store_true", help="print the job as JSON")
 
     p = command("get", _get, "show a job")
@@ -222,7 +223,14 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("job_id", metavar="ID", help="the job's id")
     p.add_argument("--reason", default="", metavar="R", help="why, in words (kept in the job's history)")
     p.add_argument("--etag", default="", help="refuse if the job changed since this etag was read")
+    _validate_only(p, "change nothing")
     p.add_argument("--json", action="store_true", help="print the job as JSON")
+
+    p = command("retry", _retry, "admin: run an ended job again as a new job, and print its id")
+    p.add_argument("job_id", metavar="ID", help="the ended job's id")
+    p.add_argument("--request-id", metavar="ID", help="idempotency key: a retry returns the first new job")
+    _validate_only(p, "create nothing")
+    p.add_argument("--json", action="store_true", help="print the new job as JSON")
 
     p = command("release", _release, "start a held (CREATED) job")
     p.add_argument("job_id", metavar="ID", help="the job's id")
@@ -244,6 +252,14 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = command("assets", _assets, "list a job's assets")
     p.add_argument("job_id", metavar="ID", help="the job's id")
     p.add_argument("--json", action="store_true", help="print the assets as a JSON list")
+
+
+def _validate_only(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--validate-only",
+        action="store_true",
+        help=f"only check: answer as the call would (or fail as it would), but {what}",
+    )
 
 
 # --- the commands --------------------------------------------------------------------------------
@@ -270,8 +286,25 @@ async def _create(client: Client, args: argparse.Namespace) -> int:
         hold=args.hold,
         request_id=args.request_id,
         queue_timeout=args.queue_timeout,
+        validate_only=args.validate_only,
     )
-    _print(_render.to_json(job) if args.json else job.id)
+    if args.json:
+        _print(_render.to_json(job))
+    elif args.validate_only:
+        _print(f"valid: the job would be created {job.status} (nothing was created)")
+    else:
+        _print(job.id)
+    return EXIT_OK
+
+
+async def _retry(client: Client, args: argparse.Namespace) -> int:
+    job = await client.retry_job(args.job_id, request_id=args.request_id, validate_only=args.validate_only)
+    if args.json:
+        _print(_render.to_json(job))
+    elif args.validate_only:
+        _print(f"valid: job {args.job_id} would run again as a new {job.status} job (nothing was created)")
+    else:
+        _print(job.id)
     return EXIT_OK
 
 
@@ -321,9 +354,12 @@ async def _list(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _cancel(client: Client, args: argparse.Namespace) -> int:
-    job = await client.cancel_job(args.job_id, args.reason, args.etag)
+    job = await client.cancel_job(args.job_id, args.reason, args.etag, validate_only=args.validate_only)
     if args.json:
         _print(_render.to_json(job))
+    elif args.validate_only:
+        done = "cancel requested" if job.cancel_requested and not job.is_terminal else str(job.status)
+        _print(f"valid: job {job.id} would be {done} (nothing changed)")
     elif job.cancel_requested and not job.is_terminal:
         _print(f"job {job.id} {job.status}: cancel requested; it stops at the worker's next report")
     else:

@@ -126,6 +126,8 @@ def event_line(event: JobEvent) -> str:
         text = f"{head} {event.from_status or JobStatus.UNSPECIFIED} -> {event.to_status or JobStatus.UNSPECIFIED}"
         if event.stop_reason not in (None, StopReason.UNSPECIFIED):
             text += f" [{event.stop_reason}]"
+        if event.bypassed_table or event.forced:
+            text += " [forced, outside the table]" if event.bypassed_table else " [forced]"
         if event.reason:
             text += f": {event.reason}"
         return text + actor
@@ -218,6 +220,7 @@ def job_details(job: Job) -> str:
         ("stop reason", "" if job.stop_reason == StopReason.UNSPECIFIED else str(job.stop_reason)),
         ("error", _error_text(job)),
         ("callback", _callback_text(job)),
+        ("retry of", job.retry_of),
         ("parameters", json.dumps(job.parameters, sort_keys=True)),
         ("result", "" if job.result is None else json.dumps(job.result, sort_keys=True)),
         ("etag", job.etag),

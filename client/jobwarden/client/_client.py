@@ -11,6 +11,7 @@ import grpc
 
 from jobwarden import errors
 from jobwarden.client import _convert, _models
+from jobwarden.client._admin_calls import AdminCalls
 from jobwarden.client._backoff import MAX_BACKOFF_S, backoff
 from jobwarden.client._calls import idempotency_key
 from jobwarden.client._worker_calls import WorkerCalls
@@ -20,7 +21,7 @@ RESUME_ATTEMPTS = 8
 """Reopenings of a broken watch in a row, without an event in between, before the error is raised."""
 
 
-class Client(WorkerCalls):
+class Client(WorkerCalls, AdminCalls):
     """An asyncio client for a jobwarden server.
 
     Use it as an async context manager, or call :meth:`close` when done::
@@ -50,6 +51,7 @@ class Client(WorkerCalls):
         hold: bool = False,
         request_id: str | None = None,
         queue_timeout: float | None = None,
+        validate_only: bool = False,
     ) -> _models.Job:
         """Creates a job.
 
@@ -73,6 +75,8 @@ class Client(WorkerCalls):
             queue_timeout: Seconds the job may wait to start (held, or queued with no worker
                 claiming it) before it ends EXPIRED with stop reason QUEUE_TIMEOUT_EXCEEDED; None
                 takes the server's default for the job type (else no limit).
+            validate_only: Only check: the server answers as it would (the job it would create,
+                under an id it does not keep, or the error) and creates nothing.
 
         Returns:
             The created job, or the one created first with the same ``request_id``.
@@ -99,6 +103,7 @@ class Client(WorkerCalls):
             queue_timeout=queue_timeout,
         )
         request = _convert.new_job_to_pb(job, idempotency_key(request_id))
+        request.validate_only = validate_only
         response = await self._unary(self._job_stub.CreateJob, request)
         return _convert.job_from_pb(response.job)
 
@@ -220,7 +225,13 @@ class Client(WorkerCalls):
                 return
 
     async def cancel_job(
-        self, job_id: str, reason: str = "", etag: str = "", *, request_id: str | None = None
+        self,
+        job_id: str,
+        reason: str = "",
+        etag: str = "",
+        *,
+        request_id: str | None = None,
+        validate_only: bool = False,
     ) -> _models.Job:
         """Cancels a job.
 
@@ -233,6 +244,8 @@ class Client(WorkerCalls):
             reason: Why, in words (recorded in the job's history).
             etag: If set, the job's current etag; guards against acting on a stale view.
             request_id: Idempotency key (generated when omitted).
+            validate_only: Only check: the answer (the job as it would be, or the error) is the
+                call's, but nothing changes.
 
         Returns:
             The job after the cancel.
@@ -242,23 +255,32 @@ class Client(WorkerCalls):
             jobwarden.errors.EtagMismatch: The job changed since ``etag`` was read.
         """
         request = job_service_pb2.CancelJobRequest(
-            job_id=job_id, reason=reason, etag=etag, request_id=idempotency_key(request_id)
+            job_id=job_id,
+            reason=reason,
+            etag=etag,
+            request_id=idempotency_key(request_id),
+            validate_only=validate_only,
         )
         response = await self._unary(self._job_stub.CancelJob, request)
         return _convert.job_from_pb(response.job)
 
-    async def release_job(self, job_id: str, *, request_id: str | None = None) -> _models.Job:
+    async def release_job(
+        self, job_id: str, *, request_id: str | None = None, validate_only: bool = False
+    ) -> _models.Job:
         """Moves a held (CREATED) job to QUEUED.
 
         Args:
             job_id: The job.
             request_id: Idempotency key; one is generated when omitted, so a retry after a lost
                 reply is answered with the released job instead of InvalidTransition.
+            validate_only: Only check: the answer is the call's, but nothing changes.
 
         Raises:
             jobwarden.errors.InvalidTransition: The job is not held.
         """
-        request = job_service_pb2.ReleaseJobRequest(job_id=job_id, request_id=idempotency_key(request_id))
+        request = job_service_pb2.ReleaseJobRequest(
+            job_id=job_id, request_id=idempotency_key(request_id), validate_only=validate_only
+        )
         response = await self._unary(self._job_stub.ReleaseJob, request)
         return _convert.job_from_pb(response.job)
 

@@ -253,6 +253,7 @@ def job_from_pb(msg: job_pb2.Job) -> _models.Job:
         callback_state=callback_state_from_pb(msg.callback_state),
         callback_attempts=msg.callback_attempts,
         callback_error=msg.callback_error,
+        retry_of=msg.retry_of,
     )
 
 
@@ -316,6 +317,8 @@ def event_from_pb(msg: job_pb2.JobEvent) -> _models.JobEvent:
             to_status=status_from_pb(t.to_status),
             reason=t.reason,
             stop_reason=stop_reason_from_pb(t.stop_reason),
+            forced=t.forced,
+            bypassed_table=t.bypassed_table,
             **common,
         )
     if which == "progress":
@@ -416,6 +419,7 @@ def job_to_pb(job: _models.Job) -> job_pb2.Job:
         callback_statuses=[status_to_pb(s) for s in job.callback_statuses],
         callback_attempts=job.callback_attempts,
         callback_error=job.callback_error,
+        retry_of=job.retry_of,
     )
     if job.callback_state is not _models.CallbackState.NONE:
         msg.callback_state = job_pb2.CallbackState.Value(f"CALLBACK_STATE_{job.callback_state.value}")
@@ -460,6 +464,8 @@ def event_to_pb(event: _models.JobEvent) -> job_pb2.JobEvent:
         msg.transition.to_status = status_to_pb(event.to_status or _models.JobStatus.UNSPECIFIED)
         msg.transition.reason = event.reason
         msg.transition.stop_reason = stop_reason_to_pb(event.stop_reason or _models.StopReason.UNSPECIFIED)
+        msg.transition.forced = event.forced
+        msg.transition.bypassed_table = event.bypassed_table
     elif kind == _models.EventKind.PROGRESS:
         msg.progress.CopyFrom(progress_to_pb(event.progress or _models.Progress()))
     elif kind == _models.EventKind.ASSET_ADDED and event.asset is not None:

@@ -253,6 +253,7 @@ class Job:
         callback_state: Where the callback stands.
         callback_attempts: Delivery attempts so far.
         callback_error: Why the latest attempt failed ("" once delivered).
+        retry_of: The job this one runs again (an admin's ``retry_job``); "" for none.
     """
 
     id: str
@@ -287,6 +288,7 @@ class Job:
     callback_state: CallbackState = CallbackState.NONE
     callback_attempts: int = 0
     callback_error: str = ""
+    retry_of: str = ""
 
     @property
     def is_terminal(self) -> bool:
@@ -333,12 +335,15 @@ class JobEvent:
         job_id: The job the event belongs to.
         sequence: Position in the job's history: 1, 2, 3, ... with no gaps.
         create_time: When the event was recorded.
-        actor: ``"client:<owner>"``, ``"worker:<worker_id>"`` or ``"system"``.
+        actor: ``"client:<owner>"``, ``"worker:<worker_id>"``, ``"system"``, or
+            ``"admin:<owner>[/<token name>]"``.
         kind: What happened.
         from_status: ``transition``: the status before.
         to_status: ``transition``: the status after; ``created``: the status created in.
         reason: ``transition``: why, in words; ``cancel_requested``: the client's reason.
         stop_reason: ``transition``: set when the change ended the job.
+        forced: ``transition``: an admin's change made with ``force``.
+        bypassed_table: ``transition``: an admin's change the lifecycle table has no edge for.
         progress: ``progress``: the report.
         asset: ``asset_added``: the asset.
         message: ``log``: the line.
@@ -358,6 +363,8 @@ class JobEvent:
     asset: Asset | None = None
     message: str = ""
     callback: CallbackAttempt | None = None
+    forced: bool = False
+    bypassed_table: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -124,6 +124,7 @@ class WorkerCalls(Calls):
         error_message: str = "",
         *,
         request_id: str | None = None,
+        validate_only: bool = False,
     ) -> _models.Job:
         """Finishes a leased job COMPLETED, or PARTIAL when ``partial`` is set.
 
@@ -134,6 +135,8 @@ class WorkerCalls(Calls):
             partial: Finish PARTIAL; ``error_message`` is then required.
             error_message: What went wrong, for a PARTIAL finish.
             request_id: Idempotency key (generated when omitted).
+            validate_only: Only check: the answer (the job as it would end, or the error) is the
+                call's, but nothing changes, not even the lease's expiry.
 
         Returns:
             The finished job.
@@ -144,6 +147,7 @@ class WorkerCalls(Calls):
             jobwarden.errors.LeaseLost: The lease is no longer the caller's.
         """
         request = requests.complete(job_id, lease_token, result, partial, error_message, request_id)
+        request.validate_only = validate_only
         response = await self._unary(self._worker_stub.CompleteJob, request)
         return _convert.job_from_pb(response.job)
 
@@ -157,6 +161,7 @@ class WorkerCalls(Calls):
         *,
         stop_reason: _models.StopReason | str | None = None,
         request_id: str | None = None,
+        validate_only: bool = False,
     ) -> _models.Job:
         """Ends the current attempt of a leased job with an error.
 
@@ -171,6 +176,7 @@ class WorkerCalls(Calls):
             retryable: Whether another attempt may succeed.
             stop_reason: Why the job stopped, when known.
             request_id: Idempotency key (generated when omitted).
+            validate_only: Only check: the answer is the call's, but nothing changes.
 
         Returns:
             The job: FAILED, CANCELLED, or QUEUED again.
@@ -179,5 +185,6 @@ class WorkerCalls(Calls):
             jobwarden.errors.LeaseLost: The lease is no longer the caller's.
         """
         request = requests.fail(job_id, lease_token, message, reason, retryable, stop_reason, request_id)
+        request.validate_only = validate_only
         response = await self._unary(self._worker_stub.FailJob, request)
         return _convert.job_from_pb(response.job)

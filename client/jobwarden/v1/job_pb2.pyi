@@ -278,6 +278,7 @@ class Job(_message.Message):
     CALLBACK_STATE_FIELD_NUMBER: _builtins.int
     CALLBACK_ATTEMPTS_FIELD_NUMBER: _builtins.int
     CALLBACK_ERROR_FIELD_NUMBER: _builtins.int
+    RETRY_OF_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned unique id."""
     owner: _builtins.str
@@ -316,6 +317,8 @@ class Job(_message.Message):
     """Delivery attempts of the callback so far (each is also a callback_attempt event of the job)."""
     callback_error: _builtins.str
     """Why the latest delivery attempt failed (empty once delivered, or before any attempt)."""
+    retry_of: _builtins.str
+    """The job this one runs again (AdminService.RetryJob); empty for a job created by CreateJob."""
     @_builtins.property
     def progress(self) -> Global___Progress:
         """Latest progress report."""
@@ -416,10 +419,11 @@ class Job(_message.Message):
         callback_state: Global___CallbackState.ValueType = ...,
         callback_attempts: _builtins.int = ...,
         callback_error: _builtins.str = ...,
+        retry_of: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "parameters", b"parameters", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "callback_attempts", b"callback_attempts", "callback_error", b"callback_error", "callback_state", b"callback_state", "callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "owner", b"owner", "parameters", b"parameters", "priority", b"priority", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "callback_attempts", b"callback_attempts", "callback_error", b"callback_error", "callback_state", b"callback_state", "callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "owner", b"owner", "parameters", b"parameters", "priority", b"priority", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_of", b"retry_of", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -570,7 +574,9 @@ class JobEvent(_message.Message):
     sequence: _builtins.int
     """Position of the event in the job's history, starting at 1."""
     actor: _builtins.str
-    """Who caused it: "client:<owner>", "worker:<worker_id>" or "system"."""
+    """Who caused it: "client:<owner>", "worker:<worker_id>", "system", or for AdminService calls
+    "admin:<owner>" followed by "/<token name>" when the token has a name of its own.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the event was recorded."""
@@ -660,6 +666,8 @@ class JobTransition(_message.Message):
     TO_STATUS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     STOP_REASON_FIELD_NUMBER: _builtins.int
+    FORCED_FIELD_NUMBER: _builtins.int
+    BYPASSED_TABLE_FIELD_NUMBER: _builtins.int
     from_status: Global___JobStatus.ValueType
     """Status before the change."""
     to_status: Global___JobStatus.ValueType
@@ -668,6 +676,10 @@ class JobTransition(_message.Message):
     """Why it changed, in words."""
     stop_reason: Global___StopReason.ValueType
     """Set when the change ended the job."""
+    forced: _builtins.bool
+    """An admin's change (AdminService.SetJobStatus) made with `force`."""
+    bypassed_table: _builtins.bool
+    """An admin's change the job's lifecycle table has no edge for."""
     def __init__(
         self,
         *,
@@ -675,10 +687,12 @@ class JobTransition(_message.Message):
         to_status: Global___JobStatus.ValueType = ...,
         reason: _builtins.str = ...,
         stop_reason: Global___StopReason.ValueType = ...,
+        forced: _builtins.bool = ...,
+        bypassed_table: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_status", b"from_status", "reason", b"reason", "stop_reason", b"stop_reason", "to_status", b"to_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bypassed_table", b"bypassed_table", "forced", b"forced", "from_status", b"from_status", "reason", b"reason", "stop_reason", b"stop_reason", "to_status", b"to_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

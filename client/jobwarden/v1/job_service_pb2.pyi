@@ -62,6 +62,7 @@ class CreateJobRequest(_message.Message):
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
     QUEUE_TIMEOUT_FIELD_NUMBER: _builtins.int
     CALLBACK_STATUSES_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     job_type: _builtins.str
     """The kind of work (required; letters, digits, ".", "_", "-", "/", at most 128 characters)."""
     priority: _builtins.int
@@ -79,6 +80,10 @@ class CreateJobRequest(_message.Message):
     """Start in CREATED (held) instead of QUEUED; release with ReleaseJob."""
     request_id: _builtins.str
     """Idempotency key (AIP-155), unique per owner; at most 128 characters."""
+    validate_only: _builtins.bool
+    """Check the request and answer as the call would (the job as it would be created, with an id that
+    is not kept, or the very error), but create nothing.
+    """
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct:
         """Input of the job (at most 1 MiB serialized). Numbers are IEEE doubles: any number, anywhere in
@@ -134,10 +139,11 @@ class CreateJobRequest(_message.Message):
         retry_policy: _job_pb2.RetryPolicy | None = ...,
         queue_timeout: _duration_pb2.Duration | None = ...,
         callback_statuses: _abc.Iterable[_job_pb2.JobStatus.ValueType] | None = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "parameters", b"parameters", "queue_timeout", b"queue_timeout", "retry_policy", b"retry_policy", "run_after", b"run_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "deadline", b"deadline", "hold", b"hold", "job_type", b"job_type", "labels", b"labels", "max_attempts", b"max_attempts", "parameters", b"parameters", "priority", b"priority", "queue_timeout", b"queue_timeout", "request_id", b"request_id", "retry_policy", b"retry_policy", "run_after", b"run_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "deadline", b"deadline", "hold", b"hold", "job_type", b"job_type", "labels", b"labels", "max_attempts", b"max_attempts", "parameters", b"parameters", "priority", b"priority", "queue_timeout", b"queue_timeout", "request_id", b"request_id", "retry_policy", b"retry_policy", "run_after", b"run_after", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -424,6 +430,7 @@ class CancelJobRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job's id."""
     reason: _builtins.str
@@ -432,6 +439,8 @@ class CancelJobRequest(_message.Message):
     """If set, the job's current etag; a different one is ABORTED (ETAG_MISMATCH)."""
     request_id: _builtins.str
     """Idempotency key."""
+    validate_only: _builtins.bool
+    """Answer as the call would (the job as it would be after, or the very error), but change nothing."""
     def __init__(
         self,
         *,
@@ -439,10 +448,11 @@ class CancelJobRequest(_message.Message):
         reason: _builtins.str = ...,
         etag: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "job_id", b"job_id", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "job_id", b"job_id", "reason", b"reason", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -480,21 +490,25 @@ class ReleaseJobRequest(_message.Message):
 
     JOB_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job's id."""
     request_id: _builtins.str
     """Idempotency key: a retry after the job was released answers with the job instead of
     INVALID_TRANSITION.
     """
+    validate_only: _builtins.bool
+    """Answer as the call would (the job as it would be after, or the very error), but change nothing."""
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -270,6 +270,7 @@ class CompleteJobRequest(_message.Message):
     PARTIAL_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job's id."""
     lease_token: _builtins.str
@@ -278,6 +279,10 @@ class CompleteJobRequest(_message.Message):
     """Finish PARTIAL instead of COMPLETED; error.message is then required."""
     request_id: _builtins.str
     """Idempotency key."""
+    validate_only: _builtins.bool
+    """Answer as the call would (the job as it would be after, or the very error), but change nothing:
+    not even the lease is renewed.
+    """
     @_builtins.property
     def result(self) -> _struct_pb2.Struct:
         """The job's output (at most 1 MiB serialized). Numbers are IEEE doubles: any number, anywhere in
@@ -299,10 +304,11 @@ class CompleteJobRequest(_message.Message):
         partial: _builtins.bool = ...,
         error: _job_pb2.JobError | None = ...,
         request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "job_id", b"job_id", "lease_token", b"lease_token", "partial", b"partial", "request_id", b"request_id", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "job_id", b"job_id", "lease_token", b"lease_token", "partial", b"partial", "request_id", b"request_id", "result", b"result", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -343,6 +349,7 @@ class FailJobRequest(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     STOP_REASON_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job's id."""
     lease_token: _builtins.str
@@ -353,6 +360,10 @@ class FailJobRequest(_message.Message):
     """Why the job stopped, when known: one of the worker's own reasons (RESOURCE_LIMIT_EXCEEDED,
     VALIDATION_ERROR, PROVIDER_ERROR, INTERNAL_ERROR). The reasons the server records itself
     (USER_CANCELLED, TIMEOUT_EXCEEDED, LEASE_EXPIRED, MAX_ATTEMPTS_EXCEEDED) are INVALID_ARGUMENT.
+    """
+    validate_only: _builtins.bool
+    """Answer as the call would (the job as it would be after, or the very error), but change nothing:
+    not even the lease is renewed.
     """
     @_builtins.property
     def error(self) -> _job_pb2.JobError:
@@ -366,10 +377,11 @@ class FailJobRequest(_message.Message):
         error: _job_pb2.JobError | None = ...,
         request_id: _builtins.str = ...,
         stop_reason: _job_pb2.StopReason.ValueType = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "job_id", b"job_id", "lease_token", b"lease_token", "request_id", b"request_id", "stop_reason", b"stop_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "job_id", b"job_id", "lease_token", b"lease_token", "request_id", b"request_id", "stop_reason", b"stop_reason", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

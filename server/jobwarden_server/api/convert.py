@@ -67,7 +67,7 @@ def request_of(message: Any) -> RequestKey:
     """The idempotency key of a request: its request_id and a fingerprint of everything else in it.
 
     The one fingerprint scheme for every mutating call (each CreateJobs item is a CreateJobRequest):
-    SHA-256 of the message's deterministic encoding without its request_id."""
+    SHA-256 of the message's deterministic encoding without its request_id (nor validate_only)."""
     request_id: str = message.request_id
     if not request_id:
         return ANONYMOUS
@@ -76,6 +76,9 @@ def request_of(message: Any) -> RequestKey:
     rest = type(message)()
     rest.CopyFrom(message)
     rest.ClearField("request_id")
+    if "validate_only" in rest.DESCRIPTOR.fields_by_name:
+        # A dry run is the same request: it must get the answer a retry of the real call would get.
+        rest.ClearField("validate_only")
     digest = hashlib.sha256(rest.SerializeToString(deterministic=True)).hexdigest()
     return RequestKey(id=request_id, fingerprint=digest)
 
@@ -212,6 +215,7 @@ def job_out(job: Job) -> job_pb2.Job:
         callback_state=callback_state_out(job.callback_state),
         callback_attempts=job.callback_attempts,
         callback_error=job.callback_error,
+        retry_of=job.retry_of,
     )
     if job.retry is not None:
         out.retry_policy.CopyFrom(
@@ -266,6 +270,8 @@ def event_out(event: Event) -> job_pb2.JobEvent:
                     to_status=status_out(JobStatus(data["to"])),
                     reason=str(data.get("reason", "")),
                     stop_reason=stop_reason_out(StopReason(data.get("stop_reason", "UNSPECIFIED"))),
+                    forced=bool(data.get("forced", False)),
+                    bypassed_table=bool(data.get("bypassed_table", False)),
                 )
             )
         case EventKind.PROGRESS:

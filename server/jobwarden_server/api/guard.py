@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 ROLE_BY_SERVICE = {
     "jobwarden.v1.JobService": Role.CLIENT,
     "jobwarden.v1.WorkerService": Role.WORKER,
+    "jobwarden.v1.AdminService": Role.ADMIN,
 }
 OPENING_WAIT_S = 1.0
 """How long a refused stream waits for the client's opening message before ending."""

@@ -85,7 +85,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self, request: job_service_pb2.CreateJobRequest, context: Context
     ) -> job_service_pb2.CreateJobResponse:
         who = current_principal()
-        job = await self._jobs.create(who, self._spec_of(who, request))
+        job = await self._jobs.create(who, self._spec_of(who, request), validate_only=request.validate_only)
         return job_service_pb2.CreateJobResponse(job=convert.job_out(job))
 
     async def CreateJobs(
@@ -145,6 +145,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             request.reason,
             request.etag,
             convert.request_of(request),
+            validate_only=request.validate_only,
         )
         return job_service_pb2.CancelJobResponse(job=convert.job_out(job))
 
@@ -152,7 +153,10 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self, request: job_service_pb2.ReleaseJobRequest, context: Context
     ) -> job_service_pb2.ReleaseJobResponse:
         job = await self._jobs.release(
-            current_principal(), _id("job_id", request.job_id), convert.request_of(request)
+            current_principal(),
+            _id("job_id", request.job_id),
+            convert.request_of(request),
+            validate_only=request.validate_only,
         )
         return job_service_pb2.ReleaseJobResponse(job=convert.job_out(job))
 

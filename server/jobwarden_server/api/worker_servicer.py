@@ -136,6 +136,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             result,
             partial,
             convert.request_of(request),
+            validate_only=request.validate_only,
         )
         return worker_service_pb2.CompleteJobResponse(job=convert.job_out(job))
 
@@ -153,5 +154,6 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             error,
             stop,
             convert.request_of(request),
+            validate_only=request.validate_only,
         )
         return worker_service_pb2.FailJobResponse(job=convert.job_out(job))

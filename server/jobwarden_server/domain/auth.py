@@ -7,11 +7,13 @@ import enum
 
 
 class Role(enum.StrEnum):
-    """What a token may do. Admin implies both others."""
+    """What a token may do. Admin implies both others; admin-global implies admin."""
 
     CLIENT = "client"
     WORKER = "worker"
     ADMIN = "admin"
+    GLOBAL_ADMIN = "admin-global"
+    """An admin whose AdminService calls reach every owner's jobs (an `admin` reaches its own owner's)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -23,8 +25,11 @@ class Principal:
     name: str = ""
 
     def has(self, role: Role) -> bool:
-        """Whether the caller holds `role` (admins hold every role)."""
-        return role in self.roles or Role.ADMIN in self.roles
+        """Whether the caller holds `role` (admins hold every role but admin-global, which only a
+        token granted it holds, and which holds every role)."""
+        if role in self.roles or Role.GLOBAL_ADMIN in self.roles:
+            return True
+        return role is not Role.GLOBAL_ADMIN and Role.ADMIN in self.roles
 
 
 LOCAL_OWNER = "default"

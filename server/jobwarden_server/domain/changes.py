@@ -38,6 +38,8 @@ class JobChanges:
     lease_expire_time: dt.datetime | None = None
     clear_lease: bool = False
     queue_expire_time: dt.datetime | None = None
+    clear_complete_time: bool = False
+    """The job is no longer ended (an admin moved it out of a terminal status)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -86,6 +86,8 @@ class Job:
     callback_attempts: int = 0
     callback_error: str = ""
     """Why the latest delivery attempt failed ("" once delivered)."""
+    retry_of: str = ""
+    """The job this one runs again (AdminService.RetryJob); "" for a job created by a client."""
 
     @property
     def etag(self) -> str:

@@ -48,6 +48,18 @@ class JobSpec:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Rerun:
+    """A job created to run an ended one again (AdminService.RetryJob), not by a client."""
+
+    retry_of: str
+    """The ended job."""
+    lifecycle: str
+    """Its table, which the new job keeps."""
+    actor: str
+    """Who asked, for the new job's history."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class JobQuery:
     """ListJobs filters; empty means any."""
 
@@ -82,9 +94,21 @@ class JobsService:
         self._cancel_grace = dt.timedelta(seconds=cancel_grace_s)
         self._queue_timeouts = dict(queue_timeouts or {})
 
-    async def create(self, who: Principal, spec: JobSpec) -> Job:
-        """Accept a job; a retried request_id returns the first job."""
-        [outcome] = await self.create_many(who, [spec])
+    async def create(
+        self, who: Principal, spec: JobSpec, *, validate_only: bool = False, rerun: Rerun | None = None
+    ) -> Job:
+        """Accept a job; a retried request_id returns the first job. `validate_only` answers what the
+        call would answer (the job it would create, under an id that is not kept) and writes nothing."""
+        outcome: Job | errors.DomainError
+        if validate_only or rerun is not None:
+            params = self._new_job(who, spec, self._clock(), rerun)
+            if validate_only:
+                [planned] = await self._store.job_create_preview([params])
+            else:
+                [planned] = await self._writer.create_many([params])
+            outcome = planned.change.job if isinstance(planned, store.JobCreateResult) else planned
+        else:
+            [outcome] = await self.create_many(who, [spec])
         if isinstance(outcome, errors.DomainError):
             raise outcome
         return outcome
@@ -108,10 +132,16 @@ class JobsService:
             outcomes.append(result if isinstance(result, errors.DomainError) else result.change.job)
         return outcomes
 
-    def _new_job(self, who: Principal, spec: JobSpec, now: dt.datetime) -> store.JobCreateParams:
+    def _new_job(
+        self, who: Principal, spec: JobSpec, now: dt.datetime, rerun: Rerun | None = None
+    ) -> store.JobCreateParams:
         """The row a valid spec becomes; InvalidArgument for what only its lifecycle or the clock rules
         out (the spec's own shape was checked by check_spec)."""
-        table = self._lifecycles.for_job_type(spec.job_type)
+        table = (
+            self._lifecycles.named(rerun.lifecycle)
+            if rerun is not None
+            else self._lifecycles.for_job_type(spec.job_type)
+        )
         if spec.hold and not table.can_hold():
             raise errors.InvalidArgument("hold", f"lifecycle {table.name!r} has no held (CREATED) state")
         if spec.deadline is not None and spec.deadline <= now:
@@ -144,8 +174,9 @@ class JobsService:
             request_id=spec.request.id,
             request_fingerprint=spec.request.fingerprint,
             now=now,
-            actor=decisions.client_actor(who.owner),
+            actor=rerun.actor if rerun is not None else decisions.client_actor(who.owner),
             retry=self._retry_of(spec),
+            retry_of=rerun.retry_of if rerun is not None else "",
             queue_timeout_s=queue_timeout_s,
             queue_expire_time=decisions.queue_expire_time(due, queue_timeout_s),
         )
@@ -206,7 +237,14 @@ class JobsService:
         return jobs[:size], paging.encode(key, [last.create_time.isoformat(), last.id])
 
     async def cancel(
-        self, who: Principal, job_id: str, reason: str, etag: str, request: RequestKey = ANONYMOUS
+        self,
+        who: Principal,
+        job_id: str,
+        reason: str,
+        etag: str,
+        request: RequestKey = ANONYMOUS,
+        *,
+        validate_only: bool = False,
     ) -> Job:
         """Cancel at once when not running; ask the worker to stop when running (decisions.cancel)."""
 
@@ -222,16 +260,22 @@ class JobsService:
                 request=request,
             )
 
-        return await self._writer.change(who.owner, job_id, decide, request=request)
+        return await self._writer.change(
+            who.owner, job_id, decide, request=request, validate_only=validate_only
+        )
 
-    async def release(self, who: Principal, job_id: str, request: RequestKey = ANONYMOUS) -> Job:
+    async def release(
+        self, who: Principal, job_id: str, request: RequestKey = ANONYMOUS, *, validate_only: bool = False
+    ) -> Job:
         """Move a held (CREATED) job to its lifecycle's initial state."""
 
         def decide(job: Job, now: dt.datetime) -> Decision:
             table = self._lifecycles.named(job.lifecycle)
             return decisions.release(job, table, actor=decisions.client_actor(who.owner), request=request)
 
-        return await self._writer.change(who.owner, job_id, decide, request=request)
+        return await self._writer.change(
+            who.owner, job_id, decide, request=request, validate_only=validate_only
+        )
 
     async def events(
         self, who: Principal, job_id: str, page_size: int, page_token: str
@@ -311,4 +355,17 @@ def terminal_event(event: Event) -> bool:
     return event.kind is EventKind.TRANSITION and JobStatus(event.data["to"]).terminal
 
 
-__all__: Sequence[str] = ["JobQuery", "JobSpec", "JobsService", "check_spec", "terminal_event"]
+def reopens(event: Event) -> bool:
+    """Whether the event takes its job out of a terminal status (an admin's forced change)."""
+    return event.kind is EventKind.TRANSITION and JobStatus(event.data["from"]).terminal
+
+
+__all__: Sequence[str] = [
+    "JobQuery",
+    "JobSpec",
+    "JobsService",
+    "Rerun",
+    "check_spec",
+    "reopens",
+    "terminal_event",
+]

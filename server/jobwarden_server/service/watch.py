@@ -16,7 +16,7 @@ from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.errors import InvalidArgument, WatcherTooSlow
 from jobwarden_server.domain.records import Event, Job
 from jobwarden_server.events.bus import CutOff, EventBus
-from jobwarden_server.service.jobs import terminal_event
+from jobwarden_server.service.jobs import reopens, terminal_event
 from jobwarden_server.service.streams import StreamSlots
 
 CATCH_UP_BATCH = 500
@@ -46,11 +46,14 @@ class WatchService:
             prefetched: Sequence[Event] | None = first_page
             while True:
                 subscription.reading_table = True
-                async for event in self._from_table(who.owner, job_id, cursor, prefetched):
-                    cursor = event.sequence
+                last: Event | None = None
+                async for event in _through_reopenings(
+                    self._from_table(who.owner, job_id, cursor, prefetched)
+                ):
+                    cursor, last = event.sequence, event
                     yield event
-                    if terminal_event(event):
-                        return
+                if last is not None and terminal_event(last):
+                    return
                 subscription.reading_table = False
                 prefetched = None  # read at the start; any later catch-up reads the table anew
                 if job.status.terminal:
@@ -90,3 +93,20 @@ class WatchService:
             if len(batch) < CATCH_UP_BATCH:
                 return
             cursor = batch[-1].sequence
+
+
+async def _through_reopenings(events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    """`events` up to the terminal one that ends the job's history. The events after a terminal one
+    are held back, and passed on only if an admin's forced change reopened the job after it
+    (domain/admin.py): then that end was not the last."""
+    held: list[Event] | None = None
+    async for event in events:
+        if held is not None and not reopens(event):
+            held.append(event)
+            continue
+        for earlier in held or ():
+            yield earlier
+        held = None
+        yield event
+        if terminal_event(event):
+            held = []

@@ -214,6 +214,8 @@ class WorkService:
         result: Mapping[str, Any],
         partial: JobError | None,
         request: RequestKey = ANONYMOUS,
+        *,
+        validate_only: bool = False,
     ) -> Job:
         """Finish COMPLETED, or PARTIAL when `partial` says what went wrong (decisions.complete)."""
         limits.check_text("lease_token", lease_token, limit=limits.MAX_ID, required=True)
@@ -224,7 +226,9 @@ class WorkService:
                 job, table, lease_token=lease_token, result=result, partial=partial, now=now, request=request
             )
 
-        return await self._writer.change(who.owner, job_id, decide, request=request)
+        return await self._writer.change(
+            who.owner, job_id, decide, request=request, validate_only=validate_only
+        )
 
     async def fail(
         self,
@@ -234,6 +238,8 @@ class WorkService:
         error: JobError,
         stop_reason: StopReason,
         request: RequestKey = ANONYMOUS,
+        *,
+        validate_only: bool = False,
     ) -> Job:
         """End the attempt: CANCELLED if a cancel was requested, QUEUED again if retryable with
         attempts left, else FAILED (decisions.fail)."""
@@ -251,7 +257,9 @@ class WorkService:
                 request=request,
             )
 
-        return await self._writer.change(who.owner, job_id, decide, request=request)
+        return await self._writer.change(
+            who.owner, job_id, decide, request=request, validate_only=validate_only
+        )
 
     def now(self) -> dt.datetime:
         """The service clock."""

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from jobwarden_server import store
-from jobwarden_server.domain import errors, idempotency
+from jobwarden_server.domain import errors, idempotency, preview
 from jobwarden_server.domain.changes import Decision
 from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job
@@ -55,13 +55,19 @@ class JobWriter:
         *,
         request: RequestKey = ANONYMOUS,
         replay: Replay | None = None,
+        validate_only: bool = False,
     ) -> Job:
         """Change one of `owner`'s jobs as `decide` rules on it, read in the write's own transaction.
 
         A retry of a call that went through (its request_id is on an event of the job) decides and
         writes nothing: it is answered by `replay`, by default with the job as that call left it. On
         PostgreSQL the job can change between the read and the compare-and-set; then it is decided
-        again (a few times, then ABORTED / CONFLICT, retryable)."""
+        again (a few times, then ABORTED / CONFLICT, retryable).
+
+        `validate_only` answers the same way (the job as the change would leave it, or the very
+        error) from a plain read, and writes and publishes nothing (see `_dry_run`)."""
+        if validate_only:
+            return await self._dry_run(owner, job_id, decide, request, replay)
         for _ in range(MAX_CAS_TRIES):
             now = self._clock()
 
@@ -81,6 +87,23 @@ class JobWriter:
         raise errors.Conflict(
             f"job {job_id} kept changing while this call was deciding; retry", metadata={"job_id": job_id}
         )
+
+    async def _dry_run(
+        self, owner: str, job_id: str, decide: Decide, request: RequestKey, replay: Replay | None
+    ) -> Job:
+        """`change`'s answer, taken in the same order (the job, then a replay, then the decision) on
+        a read: no row, event, lease renewal or publication."""
+        job = await self._store.job_get(owner, job_id)
+        if request.id:
+            first = await self._store.event_by_request(owner, job_id, request.id)
+            if first is not None:
+                idempotency.check_event(first, request)
+                if replay is not None:
+                    return replay(job, first)
+                return await replays.outcome_of(self._store, job, first)
+        now = self._clock()
+        decision = decide(job, now)
+        return job if decision is None else preview.applied(job, decision, now)
 
     async def change_as_read(self, job: Job, decision: Decision) -> Job | None:
         """Apply a system decision (the reaper's, any owner) taken on `job` as read; None if the job

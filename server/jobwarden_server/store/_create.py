@@ -73,6 +73,37 @@ class Creation:
                 earlier[(owner, row["request_id"])] = row
         return inserted, earlier
 
+    def taken(self, conn: sa.Connection) -> dict[Key, Any]:
+        """The rows already holding the items' request_ids (read only: for a preview)."""
+        by_owner: dict[str, set[str]] = {}
+        for p in self._params:
+            if p.request_id:
+                by_owner.setdefault(p.owner, set()).add(p.request_id)
+        earlier: dict[Key, Any] = {}
+        for owner, request_ids in by_owner.items():
+            query = sa.select(jobs).where(jobs.c.owner == owner, jobs.c.request_id.in_(sorted(request_ids)))
+            for row in conn.execute(query).mappings():
+                earlier[(owner, row["request_id"])] = row
+        return earlier
+
+    def preview(self, earlier: Mapping[Key, Any]) -> list[Outcome]:
+        """What `outcomes` would answer if the items were inserted now, given the rows holding their
+        request_ids (`taken`): nothing is written (validate_only)."""
+        out: list[Outcome] = []
+        for i, params in enumerate(self._params):
+            if params.request_id:
+                key = _key(params)
+                if key in earlier:
+                    out.append(_replay(params, earlier[key]))
+                    continue
+                if self._first[key] != i:
+                    out.append(_replay(params, self._values[self._first[key]]))
+                    continue
+            event = rows.created_event_row(params, self._values[i]["create_us"])
+            change = Change(job=rows.job_from_row(self._values[i]), events=(rows.event_from_row(event),))
+            out.append(JobCreateResult(change=change, created=True))
+        return out
+
     def event_rows(self, inserted: Collection[str]) -> list[dict[str, Any]]:
         """The CREATED events of the jobs inserted."""
         return [

@@ -65,6 +65,8 @@ class JobCreateParams:
     """When it expires unless claimed first (its queue timeout after it is due); None: never."""
     callback_statuses: frozenset[JobStatus] = frozenset()
     """The terminal statuses that fire callback_url; empty: every terminal status."""
+    retry_of: str = ""
+    """The job this one runs again (AdminService.RetryJob); "" for none."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,6 +262,14 @@ class Store(Protocol):
         answer it, but with its error returned in its place instead of raised (RequestIdMismatch), so
         one item never fails the others; in the order given. Items sharing (owner, request_id) are
         answered like retries of the first of them. A database failure fails the whole call."""
+        ...
+
+    async def job_create_preview(
+        self, params: Sequence[JobCreateParams]
+    ) -> Sequence[JobCreateResult | DomainError]:
+        """What job_create_many would answer for `params` now, writing nothing (validate_only): a
+        taken request_id is answered as a retry (or REQUEST_ID_MISMATCH), any other item with the
+        job as it would be inserted. Reads only."""
         ...
 
     async def job_get(self, owner: str | None, job_id: str) -> Job:

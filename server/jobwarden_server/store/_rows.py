@@ -111,6 +111,7 @@ def job_from_row(row: Row) -> Job:
         callback_state=CallbackState(row["callback_state"]),
         callback_attempts=row["callback_attempts"],
         callback_error=row["callback_error"],
+        retry_of=row["retry_of"],
     )
 
 
@@ -249,6 +250,7 @@ def create_values(params: JobCreateParams, now_us: int) -> dict[str, Any]:
         "callback_state": CallbackState.NONE.value,
         "callback_attempts": 0,
         "callback_error": "",
+        "retry_of": params.retry_of,
     }
 
 
@@ -289,6 +291,8 @@ def change_values(changes: JobChanges) -> dict[str, Any]:
         values["run_after_us"] = to_us(changes.run_after)
     if changes.complete_time is not None:
         values["complete_us"] = to_us(changes.complete_time)
+    elif changes.clear_complete_time:
+        values["complete_us"] = None
     if changes.queue_expire_time is not None:
         values["queue_expire_us"] = to_us(changes.queue_expire_time)
     values.update(lease_values(changes))

@@ -188,6 +188,15 @@ class SqlStore:
         inserted, earlier = await self._write(create)
         return creation.outcomes(inserted, earlier)
 
+    async def job_create_preview(
+        self, params: Sequence[JobCreateParams]
+    ) -> Sequence[JobCreateResult | errors.DomainError]:
+        """See Store.job_create_preview: one read, no write."""
+        creation = Creation(params)
+        async with self._read() as conn:
+            earlier = await conn.run_sync(creation.taken)
+        return creation.preview(earlier)
+
     async def job_get(self, owner: str | None, job_id: str) -> Job:
         """One job; NotFound if missing or, when owner is given, not that owner's."""
         async with self._read() as conn:

@@ -83,8 +83,12 @@ class FakeClient:
         jobs = [self._job(f"j{page}.{i}") for i in range(filters["page_size"])]
         return jobs, str(page + 1) if page + 1 < self.pages else ""
 
-    async def cancel_job(self, job_id: str, reason: str = "", etag: str = "") -> Job:
-        self.calls.append(("cancel_job", (job_id, reason, etag)))
+    async def cancel_job(
+        self, job_id: str, reason: str = "", etag: str = "", *, validate_only: bool = False
+    ) -> Job:
+        self.calls.append(
+            ("cancel_job", (job_id, reason, etag) + (("validate_only",) if validate_only else ()))
+        )
         return self._job(job_id, JobStatus.RUNNING, cancel_requested=True)
 
     async def watch_job(

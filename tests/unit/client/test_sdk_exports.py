@@ -52,6 +52,7 @@ ERROR_EXPORTS = [
     "InvalidArgument",
     "InvalidPageToken",
     "InvalidTransition",
+    "JobNotTerminal",
     "JobwardenError",
     "LeaseLost",
     "LifecycleNotConfigured",

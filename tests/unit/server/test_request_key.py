@@ -57,13 +57,23 @@ def test_every_other_field_of_a_create_counts() -> None:
         "queue_timeout": lambda r: r.queue_timeout.CopyFrom(duration_pb2.Duration(seconds=60)),
         "callback_statuses": lambda r: r.callback_statuses.append(job_pb2.JOB_STATUS_FAILED),
     }
-    fields = {f.name for f in job_service_pb2.CreateJobRequest.DESCRIPTOR.fields} - {"request_id"}
+    fields = {f.name for f in job_service_pb2.CreateJobRequest.DESCRIPTOR.fields} - {
+        "request_id",
+        "validate_only",
+    }
     assert set(changes) == fields, "a new field must count in the fingerprint: add it here"
     base = convert.request_of(_create()).fingerprint
     for name, change in changes.items():
         request = _create()
         change(request)
         assert convert.request_of(request).fingerprint != base, name
+
+
+def test_a_dry_run_has_the_fingerprint_of_the_real_call() -> None:
+    # validate_only must answer what the real call answers, a replay of an earlier one included.
+    dry = _create()
+    dry.validate_only = True
+    assert convert.request_of(dry) == convert.request_of(_create())
 
 
 def test_the_same_scheme_serves_worker_calls() -> None:
