@@ -42,6 +42,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidPageToken",
     "InvalidTransition",
+    "JobNotFinished",
     "JobwardenError",
     "LeaseLost",
     "LifecycleNotConfigured",
@@ -277,6 +278,17 @@ class LifecycleNotConfigured(FailedPrecondition):
         return self.metadata.get("lifecycle", "")
 
 
+class JobNotFinished(FailedPrecondition):
+    """Only a finished job can be deleted; this one is still waiting or running (cancel it first)."""
+
+    reason = "JOB_NOT_FINISHED"
+
+    @property
+    def status(self) -> str:
+        """The job's status when the delete was refused (``metadata["status"]``), or ``""``."""
+        return self.metadata.get("status", "")
+
+
 class LeaseLost(Aborted):
     """The lease token is stale or unknown: the job was rescued, finished or never leased to you."""
 
@@ -345,6 +357,7 @@ _BY_REASON: dict[str, type[JobwardenError]] = {
         NotFound,
         InvalidTransition,
         LifecycleNotConfigured,
+        JobNotFinished,
         LeaseLost,
         ProgressOutOfRange,
         RequestIdMismatch,

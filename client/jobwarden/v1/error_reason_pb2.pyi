@@ -69,6 +69,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     metadata address not allowed by its config), or for whose owner no signing secret is configured
     (INVALID_ARGUMENT).
     """
+    ERROR_REASON_JOB_NOT_FINISHED: _ErrorReason.ValueType  # 80
+    """DeleteJob of a job that has not finished (not terminal); cancel it first. Metadata names the
+    job's status (FAILED_PRECONDITION).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason names the cause of every non-OK response of jobwarden. On the wire it is carried in
@@ -124,5 +128,9 @@ ERROR_REASON_CALLBACK_TARGET_REFUSED: ErrorReason.ValueType  # 18
 """A callback_url whose target the server refuses to call (loopback, private, link-local or cloud
 metadata address not allowed by its config), or for whose owner no signing secret is configured
 (INVALID_ARGUMENT).
+"""
+ERROR_REASON_JOB_NOT_FINISHED: ErrorReason.ValueType  # 80
+"""DeleteJob of a job that has not finished (not terminal); cancel it first. Metadata names the
+job's status (FAILED_PRECONDITION).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

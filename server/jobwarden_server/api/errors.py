@@ -21,6 +21,7 @@ CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.InvalidTransition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.LifecycleNotConfigured: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.JobNotFinished: grpc.StatusCode.FAILED_PRECONDITION,
     errors.LeaseLost: grpc.StatusCode.ABORTED,
     errors.EtagMismatch: grpc.StatusCode.ABORTED,
     errors.Conflict: grpc.StatusCode.ABORTED,

@@ -131,5 +131,17 @@ class LifecycleNotConfigured(DomainError):
         )
 
 
+class JobNotFinished(DomainError):
+    """Only a finished (terminal) job can be deleted; this one is still waiting or running."""
+
+    reason = "JOB_NOT_FINISHED"
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(
+            f"job {job_id} is {status}, not finished: cancel it first, then delete it",
+            metadata={"job_id": job_id, "status": status},
+        )
+
+
 class ConfigError(Exception):
     """The server configuration is wrong; raised at start-up, never during a request."""

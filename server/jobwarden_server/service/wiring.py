@@ -7,10 +7,12 @@ from collections.abc import Mapping
 
 from jobwarden_server import store
 from jobwarden_server.domain.lifecycle import Lifecycles
+from jobwarden_server.domain.retention import Retention
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.events.bus import EventBus
 from jobwarden_server.service.jobs import JobsService
 from jobwarden_server.service.reaper import Reaper, ReaperSettings
+from jobwarden_server.service.retention import RetentionLoop
 from jobwarden_server.service.streams import StreamSlots
 from jobwarden_server.service.watch import WatchService
 from jobwarden_server.service.work import WorkService
@@ -26,6 +28,7 @@ class Services:
     work: WorkService
     reaper: Reaper
     writer: JobWriter
+    retention: RetentionLoop
 
 
 def build(
@@ -39,6 +42,7 @@ def build(
     cancel_grace_s: float = 30.0,
     queue_timeouts: Mapping[str, float] | None = None,
     reaper: ReaperSettings | None = None,
+    retention: Retention | None = None,
 ) -> Services:
     """The services over `db`; watches, long polls and Work sessions share the owners' stream slots."""
     writer = JobWriter(db, bus, clock)
@@ -51,4 +55,5 @@ def build(
         work=WorkService(db, writer, bus, lifecycles, clock, retry, slots),
         reaper=Reaper(db, writer, lifecycles, clock, retry, reaper or ReaperSettings()),
         writer=writer,
+        retention=RetentionLoop(db, retention or Retention(), clock),
     )

@@ -68,6 +68,7 @@ REASONS = [
     ("RESOURCE_EXHAUSTED", grpc.StatusCode.RESOURCE_EXHAUSTED, errors.ResourceExhausted),
     ("WATCHER_TOO_SLOW", grpc.StatusCode.UNAVAILABLE, errors.WatcherTooSlow),
     ("LIFECYCLE_NOT_CONFIGURED", grpc.StatusCode.FAILED_PRECONDITION, errors.LifecycleNotConfigured),
+    ("JOB_NOT_FINISHED", grpc.StatusCode.FAILED_PRECONDITION, errors.JobNotFinished),
     ("INTERNAL", grpc.StatusCode.INTERNAL, errors.Internal),
 ]
 

@@ -52,6 +52,7 @@ ERROR_EXPORTS = [
     "InvalidArgument",
     "InvalidPageToken",
     "InvalidTransition",
+    "JobNotFinished",
     "JobwardenError",
     "LeaseLost",
     "LifecycleNotConfigured",
