@@ -5,6 +5,7 @@ exactly the jobs its rules make due, batch by batch, alongside other writes; on 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -182,6 +183,15 @@ async def test_a_retried_delete_is_answered_as_the_first_and_a_new_one_is_not_fo
     )
     with pytest.raises(errors.NotFound):
         await store.job_delete(late)
+    assert await count_rows("job_deletions") == 1
+    # And the key is free for a delete of another job.
+    another = await _end(store, await create_job(), JobStatus.CANCELLED, T0)
+    later = T0 + dt.timedelta(days=2)
+    reused = dataclasses.replace(
+        late, job_id=another.id, now=later, forget_before=later - dt.timedelta(days=1)
+    )
+    assert await store.job_delete(reused) is True
+    assert await store.job_delete(reused) is False
     assert await count_rows("job_deletions") == 1
 
 

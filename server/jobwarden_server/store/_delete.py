@@ -48,6 +48,13 @@ def delete_job(conn: sa.Connection, params: JobDeleteParams) -> bool:
         raise errors.JobNotFinished(params.job_id, str(status))
     if params.request_id:
         now_us = rows.to_us(params.now)
+        # A record under this key can only be one past its window (else _replayed answered above):
+        # make room for this delete's own.
+        conn.execute(
+            sa.delete(job_deletions).where(
+                job_deletions.c.owner == params.owner, job_deletions.c.request_id == params.request_id
+            )
+        )
         conn.execute(
             sa.insert(job_deletions),
             {
