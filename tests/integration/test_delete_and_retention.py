@@ -23,6 +23,7 @@ from jobwarden_server import app
 from jobwarden_server.domain.auth import Role
 from jobwarden_server.domain.retention import Retention
 from jobwarden_server.domain.status import JobStatus as Status
+from jobwarden_server.service import retention as retention_service
 from jobwarden_server.settings import Settings
 
 TOKENS = {
@@ -223,3 +224,32 @@ async def _until(ids: Callable[[], Awaitable[set[str]]], expected: set[str]) -> 
                 await asyncio.sleep(0.02)
     except TimeoutError:
         raise AssertionError(f"jobs left {sorted(last)}, expected {sorted(expected)}") from None
+
+
+async def test_a_backlog_is_cleared_in_bounded_passes_one_after_another(
+    tmp_path: Path, backend: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each pass stops after one batch here (its time budget made zero); the loop starts the next at
+    once instead of waiting its (hour-long) interval, until nothing is left."""
+    monkeypatch.setattr(retention_service, "PASS_S", 0.0)
+    policy = Retention(by_status={Status.CANCELLED: 60.0}, batch=4, interval_s=3600.0)
+    async with serving(tmp_path, backend, clock) as srv, Client(srv.address, token="token-a") as alice:
+        jobs = [await alice.create_job("demo", hold=True) for _ in range(10)]
+        for job in jobs:
+            await alice.cancel_job(job.id)
+        kept = await alice.create_job("demo")
+        clock.now += DAY
+        loop = retention_service.RetentionLoop(srv.store, policy, clock)
+        assert await loop.sweep() == 4  # one batch, and the pass is over
+
+        stop = asyncio.Event()
+        running = asyncio.create_task(loop.run(stop))
+        try:
+            await _until(lambda: _ids(alice), {kept.id})
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 10)
+
+
+async def _ids(client: Client) -> set[str]:
+    return {j.id async for j in client.iter_jobs()}

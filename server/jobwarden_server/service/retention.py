@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from jobwarden_server import store
 from jobwarden_server.domain import errors
@@ -20,6 +21,8 @@ from jobwarden_server.service.writer import Clock
 logger = logging.getLogger(__name__)
 
 SINGLETON = "retention"
+PASS_S = 20.0
+"""A pass ends after this long even with jobs left; the next one starts at once."""
 
 
 class RetentionLoop:
@@ -29,6 +32,7 @@ class RetentionLoop:
         self._store = db
         self._policy = policy
         self._clock = clock
+        self._unfinished = False
 
     @property
     def enabled(self) -> bool:
@@ -40,7 +44,8 @@ class RetentionLoop:
         tried again at the next interval."""
         while not stop.is_set():
             try:
-                await self.sweep_if_mine()
+                while await self.sweep_if_mine() and self._unfinished and not stop.is_set():
+                    pass  # a backlog: go on at once, under a fresh hold of the lock
             except errors.StoreUnavailable as err:
                 logger.warning("retention: store unavailable (%s); retrying", err)
             except Exception:
@@ -56,16 +61,26 @@ class RetentionLoop:
             return await self.sweep() if mine else 0
 
     async def sweep(self) -> int:
-        """Delete every job due at this moment, batch by batch; how many were deleted. Safe to run
-        concurrently with another sweep (each job is deleted once; the other skips it)."""
+        """Delete the jobs due at this moment, batch by batch, for at most PASS_S; how many were
+        deleted (`_unfinished` says whether the time ran out first). Safe to run concurrently with
+        another sweep: each job is deleted once, and neither waits for the rows the other holds."""
         deleted = 0
+        self._unfinished = False
+        give_up = time.monotonic() + PASS_S
         for rule in self._policy.rules(self._clock()):
             while True:
                 count = await self._store.job_delete_expired(rule, self._policy.batch)
                 deleted += count
                 if count < self._policy.batch:
                     break
+                if time.monotonic() >= give_up:
+                    # Bounded passes: the lock's holder stays well within PostgreSQL's idle limit
+                    # for it (its connection idles while the batches run on others).
+                    self._unfinished = True
+                    break
                 await asyncio.sleep(0)  # let the writes that queued meanwhile go first
+            if self._unfinished:
+                break
         if deleted:
             logger.info("retention: deleted %d finished jobs", deleted)
         return deleted
