@@ -279,7 +279,8 @@ class LifecycleNotConfigured(FailedPrecondition):
 
 
 class JobNotTerminal(FailedPrecondition):
-    """The call needs a job that has ended (``AdminService.RetryJob``), and this one has not."""
+    """The call needs a job that has ended (``retry_job``, ``delete_job``), and this one has not:
+    cancel it first."""
 
     reason = "JOB_NOT_TERMINAL"
 

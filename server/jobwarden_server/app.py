@@ -114,6 +114,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         cancel_grace_s=settings.cancel_grace_s,
         queue_timeouts=settings.queue_timeouts,
         reaper=ReaperSettings(interval_s=settings.reaper_interval_s),
+        retention=settings.retention,
     )
     transport_limit = settings.max_request_bytes * TRANSPORT_LIMIT_FACTOR
     guard = Guard(
@@ -161,6 +162,8 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
     stopping = asyncio.Event()
     dispatcher = CallbackDispatcher(db, bus, settings.callbacks, clock)
     loops = [services.reaper.run(stopping), dispatcher.run(stopping)]
+    if services.retention.enabled:
+        loops.append(services.retention.run(stopping))
     # PostgreSQL: other replicas' commits wake this replica's watchers and claimers (None on SQLite).
     feed = db.change_feed(BusRelay(bus))
     if feed is not None:

@@ -56,6 +56,13 @@ Config file (all keys optional):
 
     [callbacks.secrets]                   # per owner: one whsec_ secret, or two while rotating
     acme = ["whsec_<new>", "whsec_<old>"]
+
+    [retention]                           # finished jobs kept this long after they ended (default:
+    completed = "7d"                      # for good); seconds, or a number with s, m, h or d
+    failed = "30d"
+    interval_seconds = 60                 # how often jobs past their retention are deleted
+    [retention.types."report.render"]     # per job type, over the defaults; "never" keeps for good
+    completed = "1d"
 """
 
 from __future__ import annotations
@@ -73,6 +80,8 @@ from jobwarden_server.domain import limits
 from jobwarden_server.domain.auth import Principal, Role
 from jobwarden_server.domain.errors import ConfigError, InvalidArgument
 from jobwarden_server.domain.lifecycle import Lifecycle, Lifecycles
+from jobwarden_server.domain.retention import Retention
+from jobwarden_server.domain.retention import parse as parse_retention
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.domain.webhooks import CallbackPolicy, IpNetwork, parse_secret
@@ -118,6 +127,8 @@ class Settings:
     """Job type -> how long its jobs may wait to start when CreateJob sets no queue_timeout."""
     callbacks: CallbackPolicy = dataclasses.field(default_factory=CallbackPolicy)
     """How completion callbacks are signed, sent and retried, and where they may go."""
+    retention: Retention = dataclasses.field(default_factory=Retention)
+    """How long finished jobs are kept, per status and job type (default: for good)."""
 
     def checked(self) -> Settings:
         """Refuse settings that are malformed or would be unsafe: without tokens, only a loopback address.
@@ -137,6 +148,10 @@ class Settings:
         if self.database.startswith(("postgresql", "postgres:")) and self.database_pool_size < 2:
             # The reaper holds one pooled connection (its advisory lock) while its pass uses another.
             raise ConfigError("database_pool_size must be at least 2 with PostgreSQL")
+        postgres = self.database.startswith(("postgresql", "postgres:"))
+        if postgres and self.retention.enabled and self.database_pool_size < 3:
+            # The retention loop holds one more for its own lock while its batches use another.
+            raise ConfigError("database_pool_size must be at least 3 with PostgreSQL and [retention]")
         return self
 
 
@@ -190,6 +205,7 @@ def _from_file(path: Path) -> dict[str, Any]:
         "lifecycles",
         "queue_timeouts",
         "callbacks",
+        "retention",
     }
     known |= {
         "shutdown_grace_seconds",
@@ -227,6 +243,7 @@ def _from_file(path: Path) -> dict[str, Any]:
     values["tls"] = _tls_paths(raw.get("tls", {}), path.parent)
     values["retry"] = _retry(raw.get("retry", {}))
     values["callbacks"] = callbacks_policy(raw.get("callbacks", {}))
+    values["retention"] = parse_retention(raw.get("retention", {}))
     custom = [_lifecycle(name, spec) for name, spec in raw.get("lifecycles", {}).items()]
     values["lifecycles"] = Lifecycles.build(
         custom, {str(k): str(v) for k, v in raw.get("job_types", {}).items()}

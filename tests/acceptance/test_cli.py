@@ -439,11 +439,38 @@ def test_cancel(address: str, job_type: str) -> None:
     assert "(cancel requested)" in ok(address, "list", "--type", job_type)
 
 
+def test_delete_of_finished_jobs_and_the_refusal_of_an_unfinished_one(address: str, job_type: str) -> None:
+    done = create(address, job_type)
+    run_job(address, job_type)
+    cancelled = create(address, job_type)
+    ok(address, "cancel", cancelled)
+    queued = create(address, job_type)
+
+    assert ok(address, "delete", done, cancelled) == f"job {done} deleted\njob {cancelled} deleted\n"
+    assert [row.split()[0] for row in ok(address, "list", "--type", job_type).splitlines()[1:]] == [queued]
+    gone = cli(address, "get", done)
+    assert (gone.returncode, one_error_line(gone)) == (1, f"error: NOT_FOUND: job {done} not found")
+
+    refused = cli(address, "delete", queued)
+    assert refused.returncode == 1
+    assert one_error_line(refused) == (
+        f"error: JOB_NOT_TERMINAL: job {queued} is QUEUED, not finished: cancel it first, then delete it"
+    )
+    again = cli(address, "delete", done)  # a new delete of a job that is gone
+    assert (again.returncode, one_error_line(again)) == (1, f"error: NOT_FOUND: job {done} not found")
+
+
 # --- errors ------------------------------------------------------------------------------------------
 
 
 def test_unknown_job_is_one_not_found_line(address: str) -> None:
-    for command in (("get", "nope"), ("cancel", "nope"), ("watch", "nope"), ("events", "nope")):
+    for command in (
+        ("get", "nope"),
+        ("cancel", "nope"),
+        ("watch", "nope"),
+        ("events", "nope"),
+        ("delete", "nope"),
+    ):
         result = cli(address, *command)
         assert result.returncode == 1, (command, result.stderr)
         assert one_error_line(result) == "error: NOT_FOUND: job nope not found"

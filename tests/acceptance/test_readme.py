@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import datetime as dt
 import json
 import re
 import shutil
@@ -39,7 +40,7 @@ from support.receiver import Received, Receiver
 
 from jobwarden import errors
 from jobwarden.client import CallbackState, Client, EventKind, Job, JobEvent, JobStatus, TlsOptions
-from jobwarden_server import settings
+from jobwarden_server import app, settings
 from jobwarden_server.api.auth import hash_token
 from jobwarden_server.domain.auth import Role
 from jobwarden_server.domain.errors import ConfigError
@@ -723,6 +724,67 @@ def admin_commands(block: Block, ctx: Ctx) -> None:
     )
     assert run.after[-1].last_sequence == run.after[1].last_sequence  # the old job is untouched
     assert "RUNNING -> FAILED: worker wedged on a bad disk (admin:acme/ops-alice)" in events.stdout
+# --- deleting jobs and retention ----------------------------------------------------------------------
+
+
+async def _finished(client: Client, job_type: str, *, ok: bool = True) -> Job:
+    job = await client.create_job(job_type)
+    [claim] = await client.claim_jobs("readme", [job_type])
+    await client.add_asset(job.id, claim.lease_token, "image", "s3://bucket/out.png")
+    if ok:
+        return await client.complete_job(job.id, claim.lease_token, {"ok": True})
+    return await client.fail_job(job.id, claim.lease_token, "broken")
+
+
+async def deleting(block: Block, ctx: Ctx) -> None:
+    [command] = block.commands
+    with proc.serving(ctx.tmp_path / "delete.db") as (_, address):
+        async with Client(address) as client:
+            job = await _finished(client, "readme.delete")
+            deleted = Shell(ctx.tmp_path, {"JOBWARDEN_ADDRESS": address}).run(
+                command.replace(TOUR_JOB_ID, job.id)
+            )
+            assert (deleted.returncode, deleted.stdout, deleted.stderr) == (0, f"job {job.id} deleted\n", "")
+            with pytest.raises(errors.NotFound):
+                await client.get_job(job.id)
+
+
+class MovedClock:
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+async def retention_config(block: Block, ctx: Ctx) -> None:
+    """Loaded by the settings loader; then served in-process on a clock the test moves (the loop made
+    to look every 50 ms instead of the block's minute): each job goes when the block says, no sooner."""
+    config = ctx.tmp_path / "retention.toml"
+    config.write_text(block.text)
+    loaded = settings.load(str(config), listen="127.0.0.1:0", database=str(ctx.tmp_path / "r.db"))
+    assert loaded.retention.interval_s == 60
+    quick = dataclasses.replace(loaded, retention=dataclasses.replace(loaded.retention, interval_s=0.05))
+    clock = MovedClock()
+    async with app.running(quick, clock=clock) as srv, Client(srv.address) as client:
+        report = await _finished(client, "report.render")
+        report_failed = await _finished(client, "report.render", ok=False)
+        other = await _finished(client, "readme.other")
+        other_failed = await _finished(client, "readme.other", ok=False)
+        cancelled = await client.create_job("readme.other")
+        await client.cancel_job(cancelled.id)
+        everyone = {j.id for j in (report, report_failed, other, other_failed, cancelled)}
+
+        async def left_after(days: float, expected: set[str]) -> None:
+            clock.now += dt.timedelta(days=days)
+            async with asyncio.timeout(10):
+                while {j.id async for j in client.iter_jobs()} != expected:  # noqa: ASYNC110 - server loop
+                    await asyncio.sleep(0.02)
+
+        await left_after(0.9, everyone)
+        await left_after(0.2, everyone - {report.id})  # completed report.render: a day
+        await left_after(6, everyone - {report.id, other.id})  # completed: seven days
+        await left_after(30, {report_failed.id, cancelled.id})  # failed: thirty, but report.render's never
 
 
 HOW: dict[str, How] = {
@@ -759,6 +821,13 @@ HOW: dict[str, How] = {
         "port 0, a throwaway PostgreSQL database, the sample config; then called", replicas, postgres=True
     ),
     "layout-1-text": How("a listing: every directory and script it names exists", layout),
+    "deleting-jobs-and-retention-1-sh": How(
+        "against a real server, the id replaced by a job run to COMPLETED; then GetJob is NOT_FOUND", deleting
+    ),
+    "deleting-jobs-and-retention-2-toml": How(
+        "the settings loader; served in-process on a moved clock: each job deleted when the block says",
+        retention_config,
+    ),
     "completion-callbacks-1-sh": How(
         "against a server with the section's config (fixture `callback_run`); the job it made", callbacks_cli
     ),

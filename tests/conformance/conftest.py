@@ -92,7 +92,7 @@ async def postgres_database(pg_session_database: tuple[str, str]) -> str:
         # A connection left by an earlier failed test could hold locks that TRUNCATE would wait on.
         f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
         "AND pid <> pg_backend_pid()",
-        "TRUNCATE jobs, job_events, assets, callback_outbox",
+        "TRUNCATE jobs, job_events, assets, callback_outbox, job_deletions",
     )
     return url
 

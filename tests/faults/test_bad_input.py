@@ -319,6 +319,22 @@ CASES = [
         "FAILED_PRECONDITION",
         "INVALID_TRANSITION",
     ),
+    Case("DeleteJob", "missing id", lambda f: J.DeleteJobRequest(), IA, IA),
+    Case("DeleteJob", "unknown id", lambda f: J.DeleteJobRequest(job_id="nope"), NOT_FOUND, NOT_FOUND),
+    Case(
+        "DeleteJob",
+        "request id too long",
+        lambda f: J.DeleteJobRequest(job_id=f.completed, request_id="r" * 200),
+        IA,
+        TOO_LARGE,
+    ),
+    Case(
+        "DeleteJob",
+        "a queued job",
+        lambda f: J.DeleteJobRequest(job_id=f.queued),
+        "FAILED_PRECONDITION",
+        "JOB_NOT_TERMINAL",
+    ),
     Case("WatchJob", "missing id", lambda f: J.WatchJobRequest(), IA, IA),
     Case(
         "WatchJob", "negative cursor", lambda f: J.WatchJobRequest(job_id=f.queued, after_sequence=-1), IA, IA

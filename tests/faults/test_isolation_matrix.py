@@ -131,6 +131,7 @@ ABOUT: dict[str, list[tuple[str, Target]]] = {
         ("job+etag", lambda j, a, b: J.CancelJobRequest(job_id=j, etag=b.etag)),
     ],
     "ReleaseJob": [("job", lambda j, a, b: J.ReleaseJobRequest(job_id=j))],
+    "DeleteJob": [("job", lambda j, a, b: J.DeleteJobRequest(job_id=j, request_id="not yours"))],
     "WatchJob": [("job", lambda j, a, b: J.WatchJobRequest(job_id=j))],
     "ListJobEvents": [
         ("job", lambda j, a, b: J.ListJobEventsRequest(job_id=j)),

@@ -237,6 +237,14 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the job as JSON")
 
     p = command(
+        "delete",
+        _delete,
+        "delete finished jobs for good, with their events and assets (a job that has not ended is "
+        "refused: cancel it first)",
+    )
+    p.add_argument("job_ids", metavar="ID", nargs="+", help="the job's id; several may be given")
+
+    p = command(
         "watch",
         _watch.watch,
         "follow a job until it ends (a live progress bar on a terminal, one line per event when "
@@ -370,6 +378,15 @@ async def _cancel(client: Client, args: argparse.Namespace) -> int:
 async def _release(client: Client, args: argparse.Namespace) -> int:
     job = await client.release_job(args.job_id)
     _print(_render.to_json(job) if args.json else f"job {job.id} {job.status}")
+    return EXIT_OK
+
+
+async def _delete(client: Client, args: argparse.Namespace) -> int:
+    # One by one, in order: the first refusal stops the command (exit 1) and names its job, and the
+    # lines printed before it say which were deleted.
+    for job_id in args.job_ids:
+        await client.delete_job(job_id)
+        _print(f"job {job_id} deleted")
     return EXIT_OK
 
 

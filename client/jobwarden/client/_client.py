@@ -284,6 +284,22 @@ class Client(WorkerCalls, AdminCalls):
         response = await self._unary(self._job_stub.ReleaseJob, request)
         return _convert.job_from_pb(response.job)
 
+    async def delete_job(self, job_id: str, *, request_id: str | None = None) -> None:
+        """Deletes a finished job for good, with its events and assets (and its callback, if it has
+        not been delivered yet).
+
+        Args:
+            job_id: The job.
+            request_id: Idempotency key; one is generated when omitted, so a retry after a lost
+                reply succeeds as the delete did instead of raising NotFound.
+
+        Raises:
+            jobwarden.errors.JobNotTerminal: The job has not ended; cancel it first.
+            jobwarden.errors.NotFound: No such job (or it was deleted already).
+        """
+        request = job_service_pb2.DeleteJobRequest(job_id=job_id, request_id=idempotency_key(request_id))
+        await self._unary(self._job_stub.DeleteJob, request)
+
     async def watch_job(
         self,
         job_id: str,

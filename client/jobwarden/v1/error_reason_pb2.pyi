@@ -70,8 +70,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     (INVALID_ARGUMENT).
     """
     ERROR_REASON_JOB_NOT_TERMINAL: _ErrorReason.ValueType  # 70
-    """The call needs a job that has ended (AdminService.RetryJob), and this one has not
-    (FAILED_PRECONDITION).
+    """The call needs a job that has ended (AdminService.RetryJob, JobService.DeleteJob), and this one
+    has not: cancel it first. Metadata names the job's status (FAILED_PRECONDITION).
     """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
@@ -130,7 +130,7 @@ metadata address not allowed by its config), or for whose owner no signing secre
 (INVALID_ARGUMENT).
 """
 ERROR_REASON_JOB_NOT_TERMINAL: ErrorReason.ValueType  # 70
-"""The call needs a job that has ended (AdminService.RetryJob), and this one has not
-(FAILED_PRECONDITION).
+"""The call needs a job that has ended (AdminService.RetryJob, JobService.DeleteJob), and this one
+has not: cancel it first. Metadata names the job's status (FAILED_PRECONDITION).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

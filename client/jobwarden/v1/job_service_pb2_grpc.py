@@ -67,6 +67,11 @@ class JobServiceStub:
                 request_serializer=jobwarden_dot_v1_dot_job__service__pb2.ReleaseJobRequest.SerializeToString,
                 response_deserializer=jobwarden_dot_v1_dot_job__service__pb2.ReleaseJobResponse.FromString,
                 _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/jobwarden.v1.JobService/DeleteJob',
+                request_serializer=jobwarden_dot_v1_dot_job__service__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=jobwarden_dot_v1_dot_job__service__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
         self.WatchJob = channel.unary_stream(
                 '/jobwarden.v1.JobService/WatchJob',
                 request_serializer=jobwarden_dot_v1_dot_job__service__pb2.WatchJobRequest.SerializeToString,
@@ -148,6 +153,17 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteJob(self, request, context):
+        """DeleteJob removes a finished (terminal) job for good, with its events, its assets and its
+        callback delivery if one is still pending. A job that has not finished is FAILED_PRECONDITION
+        (JOB_NOT_TERMINAL): cancel it first. A missing job, or another owner's, is NOT_FOUND. With a
+        request_id, a retry of a delete that went through answers as that delete did (for a day after
+        it); a new delete of a job that is gone is NOT_FOUND. A watch of a deleted job is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchJob(self, request, context):
         """WatchJob streams the current job first, then every event after after_sequence in order with no
         gaps, live, until the job's terminal event, after which the stream ends.
@@ -216,6 +232,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ReleaseJob,
                     request_deserializer=jobwarden_dot_v1_dot_job__service__pb2.ReleaseJobRequest.FromString,
                     response_serializer=jobwarden_dot_v1_dot_job__service__pb2.ReleaseJobResponse.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=jobwarden_dot_v1_dot_job__service__pb2.DeleteJobRequest.FromString,
+                    response_serializer=jobwarden_dot_v1_dot_job__service__pb2.DeleteJobResponse.SerializeToString,
             ),
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
@@ -408,6 +429,33 @@ class JobService:
             '/jobwarden.v1.JobService/ReleaseJob',
             jobwarden_dot_v1_dot_job__service__pb2.ReleaseJobRequest.SerializeToString,
             jobwarden_dot_v1_dot_job__service__pb2.ReleaseJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobwarden.v1.JobService/DeleteJob',
+            jobwarden_dot_v1_dot_job__service__pb2.DeleteJobRequest.SerializeToString,
+            jobwarden_dot_v1_dot_job__service__pb2.DeleteJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,13 @@ class JobServiceStub:
     """
     ReleaseJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ReleaseJobRequest, _job_service_pb2.ReleaseJobResponse]
     """ReleaseJob moves a held (CREATED) job to QUEUED."""
+    DeleteJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.DeleteJobRequest, _job_service_pb2.DeleteJobResponse]
+    """DeleteJob removes a finished (terminal) job for good, with its events, its assets and its
+    callback delivery if one is still pending. A job that has not finished is FAILED_PRECONDITION
+    (JOB_NOT_TERMINAL): cancel it first. A missing job, or another owner's, is NOT_FOUND. With a
+    request_id, a retry of a delete that went through answers as that delete did (for a day after
+    it); a new delete of a job that is gone is NOT_FOUND. A watch of a deleted job is NOT_FOUND.
+    """
     WatchJob: _grpc.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_service_pb2.WatchJobResponse]
     """WatchJob streams the current job first, then every event after after_sequence in order with no
     gaps, live, until the job's terminal event, after which the stream ends.
@@ -99,6 +106,13 @@ class JobServiceAsyncStub(JobServiceStub):
     """
     ReleaseJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ReleaseJobRequest, _job_service_pb2.ReleaseJobResponse]  # type: ignore[assignment]
     """ReleaseJob moves a held (CREATED) job to QUEUED."""
+    DeleteJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.DeleteJobRequest, _job_service_pb2.DeleteJobResponse]  # type: ignore[assignment]
+    """DeleteJob removes a finished (terminal) job for good, with its events, its assets and its
+    callback delivery if one is still pending. A job that has not finished is FAILED_PRECONDITION
+    (JOB_NOT_TERMINAL): cancel it first. A missing job, or another owner's, is NOT_FOUND. With a
+    request_id, a retry of a delete that went through answers as that delete did (for a day after
+    it); a new delete of a job that is gone is NOT_FOUND. A watch of a deleted job is NOT_FOUND.
+    """
     WatchJob: _aio.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_service_pb2.WatchJobResponse]  # type: ignore[assignment]
     """WatchJob streams the current job first, then every event after after_sequence in order with no
     gaps, live, until the job's terminal event, after which the stream ends.
@@ -174,6 +188,19 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.ReleaseJobResponse, _abc.Awaitable[_job_service_pb2.ReleaseJobResponse]]:
         """ReleaseJob moves a held (CREATED) job to QUEUED."""
+
+    @_abc_1.abstractmethod
+    def DeleteJob(
+        self,
+        request: _job_service_pb2.DeleteJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.DeleteJobResponse, _abc.Awaitable[_job_service_pb2.DeleteJobResponse]]:
+        """DeleteJob removes a finished (terminal) job for good, with its events, its assets and its
+        callback delivery if one is still pending. A job that has not finished is FAILED_PRECONDITION
+        (JOB_NOT_TERMINAL): cancel it first. A missing job, or another owner's, is NOT_FOUND. With a
+        request_id, a retry of a delete that went through answers as that delete did (for a day after
+        it); a new delete of a job that is gone is NOT_FOUND. A watch of a deleted job is NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def WatchJob(

@@ -160,6 +160,14 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         )
         return job_service_pb2.ReleaseJobResponse(job=convert.job_out(job))
 
+    async def DeleteJob(
+        self, request: job_service_pb2.DeleteJobRequest, context: Context
+    ) -> job_service_pb2.DeleteJobResponse:
+        await self._jobs.delete(
+            current_principal(), _id("job_id", request.job_id), convert.request_of(request)
+        )
+        return job_service_pb2.DeleteJobResponse()
+
     async def WatchJob(
         self, request: job_service_pb2.WatchJobRequest, context: Context
     ) -> AsyncIterator[job_service_pb2.WatchJobResponse]:

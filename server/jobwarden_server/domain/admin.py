@@ -101,5 +101,5 @@ _WITH_ERROR = frozenset({JobStatus.FAILED, JobStatus.PARTIAL})
 def check_retryable(job: Job) -> Job:
     """`job`, if it has ended and so may run again as a new job (JOB_NOT_TERMINAL otherwise)."""
     if not job.status.terminal:
-        raise errors.JobNotTerminal(job.id, job.status.value)
+        raise errors.JobNotTerminal(job.id, job.status.value, "only a terminal job can run again")
     return job

@@ -132,14 +132,13 @@ class LifecycleNotConfigured(DomainError):
 
 
 class JobNotTerminal(DomainError):
-    """The call needs a job that has ended (RetryJob), and this one has not."""
+    """The call needs a job that has ended (RetryJob, DeleteJob), and this one has not."""
 
     reason = "JOB_NOT_TERMINAL"
 
-    def __init__(self, job_id: str, status: str) -> None:
+    def __init__(self, job_id: str, status: str, remedy: str) -> None:
         super().__init__(
-            f"job {job_id} is {status}, not ended: only a terminal job can run again",
-            metadata={"job_id": job_id, "status": status},
+            f"job {job_id} is {status}, not ended: {remedy}", metadata={"job_id": job_id, "status": status}
         )
 
 

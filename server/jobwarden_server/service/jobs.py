@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,10 +16,13 @@ from jobwarden_server.domain.changes import Decision
 from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
 from jobwarden_server.domain.lifecycle import Lifecycle, Lifecycles
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job
+from jobwarden_server.domain.retention import DELETE_REPLAY_S
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
 from jobwarden_server.service import paging
 from jobwarden_server.service.writer import Clock, JobWriter
+
+logger = logging.getLogger(__name__)
 
 JOB_PAGE = (50, 500)
 ITEM_PAGE = (100, 1000)
@@ -276,6 +280,21 @@ class JobsService:
         return await self._writer.change(
             who.owner, job_id, decide, request=request, validate_only=validate_only
         )
+
+    async def delete(self, who: Principal, job_id: str, request: RequestKey = ANONYMOUS) -> None:
+        """Delete a finished job with everything of it; a retried request_id is answered as the first
+        delete was (for DELETE_REPLAY_S after it). JobNotTerminal if it has not ended."""
+        now = self._clock()
+        params = store.JobDeleteParams(
+            owner=who.owner,
+            job_id=job_id,
+            now=now,
+            forget_before=now - dt.timedelta(seconds=DELETE_REPLAY_S),
+            request_id=request.id,
+            request_fingerprint=request.fingerprint,
+        )
+        if await self._store.job_delete(params):
+            logger.info("deleted job=%s owner=%s", job_id, who.owner)
 
     async def events(
         self, who: Principal, job_id: str, page_size: int, page_token: str

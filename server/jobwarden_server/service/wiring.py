@@ -7,11 +7,13 @@ from collections.abc import Mapping
 
 from jobwarden_server import store
 from jobwarden_server.domain.lifecycle import Lifecycles
+from jobwarden_server.domain.retention import Retention
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.events.bus import EventBus
 from jobwarden_server.service.admin import AdminService
 from jobwarden_server.service.jobs import JobsService
 from jobwarden_server.service.reaper import Reaper, ReaperSettings
+from jobwarden_server.service.retention import RetentionLoop
 from jobwarden_server.service.streams import StreamSlots
 from jobwarden_server.service.watch import WatchService
 from jobwarden_server.service.work import WorkService
@@ -28,6 +30,7 @@ class Services:
     reaper: Reaper
     writer: JobWriter
     admin: AdminService
+    retention: RetentionLoop
 
 
 def build(
@@ -41,6 +44,7 @@ def build(
     cancel_grace_s: float = 30.0,
     queue_timeouts: Mapping[str, float] | None = None,
     reaper: ReaperSettings | None = None,
+    retention: Retention | None = None,
 ) -> Services:
     """The services over `db`; watches, long polls and Work sessions share the owners' stream slots."""
     writer = JobWriter(db, bus, clock)
@@ -55,4 +59,5 @@ def build(
         reaper=Reaper(db, writer, lifecycles, clock, retry, reaper or ReaperSettings()),
         writer=writer,
         admin=AdminService(db, writer, jobs, lifecycles),
+        retention=RetentionLoop(db, retention or Retention(), clock),
     )

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from jobwarden_server.domain.changes import Decision, JobChanges, NewEvent
 from jobwarden_server.domain.errors import DomainError
 from jobwarden_server.domain.records import Asset, CallbackState, Event, Job
+from jobwarden_server.domain.retention import RetentionRule
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
 
@@ -122,6 +123,19 @@ class JobUpdateParams:
             expect_lease_token=decision.expect_lease_token,
             expect_version=decision.expect_version,
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobDeleteParams:
+    """Delete one of `owner`'s finished jobs. With a request_id, the delete is recorded so that a
+    retry is answered as this call is; records from before `forget_before` no longer count."""
+
+    owner: str
+    job_id: str
+    now: dt.datetime
+    forget_before: dt.datetime
+    request_id: str = ""
+    request_fingerprint: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -297,6 +311,18 @@ class Store(Protocol):
         returned as read, with no events). NotFound if missing or not the owner's; None if a guard failed.
         With a request_id that an event of the job already records, nothing is decided or written:
         Replayed, with the job and that event (a retry, found in the same transaction)."""
+        ...
+
+    async def job_delete(self, params: JobDeleteParams) -> bool:
+        """Delete a finished job with its events, assets and callback outbox row, in one transaction;
+        True. False (nothing done) for a retry of a delete with the same request_id that went through.
+        NotFound if missing or not the owner's, JobNotTerminal if it is not terminal (nothing deleted),
+        RequestIdMismatch if the request_id was used by a delete of another job."""
+        ...
+
+    async def job_delete_expired(self, rule: RetentionRule, limit: int) -> int:
+        """Delete up to `limit` jobs (any owner) due under `rule`, with their events, assets and outbox
+        rows, in one short transaction; how many. Jobs whose callback is still being delivered stay."""
         ...
 
     async def job_claim(self, params: JobClaimParams) -> Sequence[Change]:

@@ -21,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobwarden_server.domain import decisions, errors
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job
+from jobwarden_server.domain.retention import RetentionRule
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.store import _claim as claim
+from jobwarden_server.store import _delete as delete
 from jobwarden_server.store import _outbox as outbox
 from jobwarden_server.store import _rows as rows
 from jobwarden_server.store import _tables as tables
@@ -38,6 +40,7 @@ from jobwarden_server.store._protocol import (
     JobClaimParams,
     JobCreateParams,
     JobCreateResult,
+    JobDeleteParams,
     JobDueParams,
     JobListParams,
     JobUpdateParams,
@@ -372,6 +375,14 @@ class SqlStore:
         event_rows = rows.event_rows(row, params.events, now_us)
         self._append_events(conn, event_rows, work=params.changes.status is JobStatus.QUEUED)
         return Change(job=rows.job_from_row(row), events=tuple(rows.event_from_row(e) for e in event_rows))
+
+    async def job_delete(self, params: JobDeleteParams) -> bool:
+        """Delete a finished job and everything of it (by cascade); see Store.job_delete, _delete.py."""
+        return await self._write(lambda conn: delete.delete_job(conn, params))
+
+    async def job_delete_expired(self, rule: RetentionRule, limit: int) -> int:
+        """One batch of retention; see Store.job_delete_expired and _delete.py."""
+        return await self._write(lambda conn: delete.delete_expired(conn, rule, limit))
 
     async def job_claim(self, params: JobClaimParams) -> Sequence[Change]:
         """Lease up to `limit` due QUEUED jobs, best first, each with its own token and event."""

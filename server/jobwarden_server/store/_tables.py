@@ -208,3 +208,20 @@ sa.Index(
     postgresql_where=sa.text(OUTBOX_DUE_WHERE),
 )
 sa.Index("ix_callback_outbox_job_id", callback_outbox.c.job_id)
+
+# Retention: finished jobs by status, oldest end first (the retention loop's query).
+sa.Index("ix_jobs_status_complete_us", jobs.c.status, jobs.c.complete_us)
+
+# A DeleteJob's request_id, kept for a while after its job is gone (the job's events, which answer
+# other calls' retries, went with it), so a retried delete is answered as the first one was.
+job_deletions = sa.Table(
+    "job_deletions",
+    metadata,
+    sa.Column("job_id", sa.String(), primary_key=True),
+    sa.Column("owner", sa.String(), nullable=False),
+    sa.Column("request_id", sa.String(), nullable=False),
+    sa.Column("request_fingerprint", sa.String(), nullable=False),
+    sa.Column("delete_us", sa.BigInteger(), nullable=False),
+)
+sa.Index("uq_job_deletions_owner_request_id", job_deletions.c.owner, job_deletions.c.request_id, unique=True)
+sa.Index("ix_job_deletions_delete_us", job_deletions.c.delete_us)
