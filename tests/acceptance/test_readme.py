@@ -724,6 +724,8 @@ def admin_commands(block: Block, ctx: Ctx) -> None:
     )
     assert run.after[-1].last_sequence == run.after[1].last_sequence  # the old job is untouched
     assert "RUNNING -> FAILED: worker wedged on a bad disk (admin:acme/ops-alice)" in events.stdout
+
+
 # --- deleting jobs and retention ----------------------------------------------------------------------
 
 
