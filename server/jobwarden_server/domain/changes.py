@@ -38,6 +38,8 @@ class JobChanges:
     lease_expire_time: dt.datetime | None = None
     clear_lease: bool = False
     queue_expire_time: dt.datetime | None = None
+    messages_added: int = 0
+    """Added to message_count (never set outright: concurrent calls each add their own)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

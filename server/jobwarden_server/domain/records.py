@@ -86,6 +86,8 @@ class Job:
     callback_attempts: int = 0
     callback_error: str = ""
     """Why the latest delivery attempt failed ("" once delivered)."""
+    message_count: int = 0
+    """Messages its workers attached (its LOG events)."""
 
     @property
     def etag(self) -> str:
@@ -119,7 +121,7 @@ class EventKind(enum.StrEnum):
     TRANSITION = "transition"  # data: from, to, reason, stop_reason
     PROGRESS = "progress"  # data: percent, message, done, total
     ASSET_ADDED = "asset_added"  # data: the asset's fields (Event.asset is rebuilt from them)
-    LOG = "log"  # data: message
+    LOG = "log"  # data: message, level, data (optional): a worker's message (domain/messages.py)
     CANCEL_REQUESTED = "cancel_requested"  # data: reason
     CALLBACK_ATTEMPT = "callback_attempt"  # data: webhook_id, attempt, http_status, error, duration_s,
     # state, next_attempt_us (see store/_outbox.py)

@@ -111,6 +111,7 @@ def job_from_row(row: Row) -> Job:
         callback_state=CallbackState(row["callback_state"]),
         callback_attempts=row["callback_attempts"],
         callback_error=row["callback_error"],
+        message_count=row["message_count"],
     )
 
 
@@ -249,6 +250,7 @@ def create_values(params: JobCreateParams, now_us: int) -> dict[str, Any]:
         "callback_state": CallbackState.NONE.value,
         "callback_attempts": 0,
         "callback_error": "",
+        "message_count": 0,
     }
 
 

@@ -95,6 +95,8 @@ jobs = sa.Table(
     # Schedule-to-start: the job's queue timeout (NULL: none), and while it waits, when it expires.
     sa.Column("queue_timeout_s", sa.Float(), nullable=True),
     sa.Column("queue_expire_us", sa.BigInteger(), nullable=True),
+    # Messages its workers attached: the number of its LOG events, kept with them by the same write.
+    sa.Column("message_count", sa.BigInteger(), nullable=False, server_default="0"),
     sa.CheckConstraint(STATUS_CHECK, name="status"),
     sa.CheckConstraint(STOP_REASON_CHECK, name="stop_reason"),
     sa.CheckConstraint(PROGRESS_CHECK, name=PROGRESS_CHECK_NAME),
