@@ -235,6 +235,7 @@ def job_details(job: Job) -> str:
         ("stop reason", "" if job.stop_reason == StopReason.UNSPECIFIED else str(job.stop_reason)),
         ("error", _error_text(job)),
         ("callback", _callback_text(job)),
+        ("messages", str(job.message_count) if job.message_count else ""),
         ("parameters", json.dumps(job.parameters, sort_keys=True)),
         ("result", "" if job.result is None else json.dumps(job.result, sort_keys=True)),
         ("etag", job.etag),
