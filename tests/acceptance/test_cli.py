@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from support import faultproc, proc
 
-from jobwarden.client import Client, Job, JobStatus
+from jobwarden.client import Client, Job, JobMessage, JobStatus, MessageLevel
 
 
 @pytest.fixture(autouse=True)
@@ -306,6 +306,38 @@ def test_watch_events_and_assets_of_a_completed_job(address: str, job_type: str)
     assert 'result:      {"frames": 3}' in details.splitlines()
 
 
+def test_messages_a_worker_attached_show_in_messages_events_watch_and_get(
+    address: str, job_type: str
+) -> None:
+    job_id = create(address, job_type)
+
+    async def work() -> None:
+        async with Client(address) as client:
+            [claim] = await client.claim_jobs("w-cli", [job_type])
+            await client.add_messages(
+                job_id,
+                claim.lease_token,
+                ["fetching", JobMessage(text="slow", level=MessageLevel.WARNING, data={"retry": 1})],
+            )
+            await client.complete_job(job_id, claim.lease_token)
+
+    asyncio.run(work())
+    lines = ok(address, "messages", job_id).splitlines()
+    assert [line.split(" ", 2)[::2] for line in lines] == [
+        ["#3", "INFO fetching"],
+        ["#4", 'WARNING slow {"retry": 1}'],
+    ]
+    listed = json.loads(ok(address, "messages", job_id, "--json"))
+    assert [(m["level"], m["message"], m["data"]) for m in listed] == [
+        ("INFO", "fetching", None),
+        ("WARNING", "slow", {"retry": 1}),
+    ]
+    logged = ["#3 log INFO fetching", '#4 log WARNING slow {"retry": 1}']
+    assert ok(address, "events", job_id).splitlines()[2:4] == logged
+    assert ok(address, "watch", job_id).splitlines()[3:5] == logged  # after the snapshot and 2 events
+    assert "messages:    2" in ok(address, "get", job_id).splitlines()
+
+
 def test_watch_follows_a_job_live_until_it_ends(address: str, job_type: str) -> None:
     job_id = create(address, job_type)
     watcher = subprocess.Popen(
@@ -470,6 +502,7 @@ def test_unknown_job_is_one_not_found_line(address: str) -> None:
         ("watch", "nope"),
         ("events", "nope"),
         ("delete", "nope"),
+        ("messages", "nope"),
     ):
         result = cli(address, *command)
         assert result.returncode == 1, (command, result.stderr)

@@ -789,6 +789,80 @@ async def retention_config(block: Block, ctx: Ctx) -> None:
         await left_after(30, {report_failed.id, cancelled.id})  # failed: thirty, but report.render's never
 
 
+# --- job messages: the section's program against a real server, then its commands on that job ------
+
+
+@dataclasses.dataclass(frozen=True)
+class MessagesRun:
+    """What the Job messages section's program printed, and its commands answered about that job."""
+
+    ran: subprocess.CompletedProcess[str]
+    job: Job
+    commands: list[subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def messages_run(tmp_path_factory: pytest.TempPathFactory) -> MessagesRun:
+    tmp = tmp_path_factory.mktemp("messages")
+    program = BLOCKS["job-messages-1-python"]
+    assert program.text.count(PYTHON_ADDRESS) == 1
+    with proc.serving(tmp / "messages.db") as (_, address):
+        ran = run_python(program, program.text.replace(PYTHON_ADDRESS, address), tmp, tmp)
+        assert ran.returncode == 0, ran.stderr
+
+        async def the_job() -> Job:
+            async with Client(address) as client:
+                [job], _ = await client.list_jobs()
+                return job
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop of its own, outside the tests'
+            job = pool.submit(asyncio.run, the_job()).result()
+        terminal = Shell(tmp, {"JOBWARDEN_ADDRESS": address})
+        commands = [
+            terminal.run(c.replace(TOUR_JOB_ID, job.id)) for c in BLOCKS["job-messages-2-sh"].commands
+        ]
+    return MessagesRun(ran=ran, job=job, commands=commands)
+
+
+def messages_program(block: Block, ctx: Ctx) -> None:
+    assert_ruff_clean(block)
+    run = ctx.fixture("messages_run", MessagesRun)
+    assert run.ran.stderr == ""
+    printed = run.ran.stdout.splitlines()
+    shown = [
+        line.strip().removeprefix("# ") for line in block.text.splitlines() if line.strip().startswith("# ")
+    ]
+    assert printed == shown  # every line it prints, as its comments show them
+    assert (run.job.status, run.job.message_count) == (JobStatus.COMPLETED, 3)
+
+
+def messages_commands(block: Block, ctx: Ctx) -> None:
+    run = ctx.fixture("messages_run", MessagesRun)
+    lines, as_json = run.commands
+    for result in run.commands:
+        assert result.returncode == 0, (result.args, result.stderr)
+        assert result.stderr == ""
+    assert len(lines.stdout.splitlines()) == 3
+    listed = json.loads(as_json.stdout)
+    assert [(m["sequence"], m["kind"], m["level"], m["message"], m["data"]) for m in listed] == [
+        (3, "log", "INFO", "fetching crm.csv", None),
+        (4, "log", "WARNING", "row 7 has no email", {"row": 7}),
+        (5, "log", "OUTPUT", "counted", {"imported": 41}),
+    ]
+
+
+def messages_sample(block: Block, ctx: Ctx) -> None:
+    run = ctx.fixture("messages_run", MessagesRun)
+    real = run.commands[0].stdout.splitlines()
+    sample = block.text.splitlines()
+    assert len(sample) == len(real)
+    for line, got in zip(sample, real, strict=True):
+        # The sample's times are made up: any time to the second matches.
+        when = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+        expected = re.escape(line).replace(re.escape("2030-01-01T12:00:00Z"), when)
+        assert re.fullmatch(expected, got), (line, got)
+
+
 HOW: dict[str, How] = {
     "the-two-commands-1-sh": How(
         "scripts/serve for real (port 0, database in tmp_path); scripts/test collecting this file only",
@@ -830,6 +904,12 @@ HOW: dict[str, How] = {
         "the settings loader; served in-process on a moved clock: each job deleted when the block says",
         retention_config,
     ),
+    "job-messages-1-python": How(
+        "a program against a real server (fixture `messages_run`): prints what its comments show",
+        messages_program,
+    ),
+    "job-messages-2-sh": How("against the same server, on the job the program made", messages_commands),
+    "job-messages-3-text": How("sample output: each line matches the real `jobs messages`", messages_sample),
     "completion-callbacks-1-sh": How(
         "against a server with the section's config (fixture `callback_run`); the job it made", callbacks_cli
     ),

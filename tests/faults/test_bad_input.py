@@ -138,6 +138,10 @@ def _progress(f: Fixture, **progress: Any) -> W.ReportProgressRequest:
     )
 
 
+def _messages(f: Fixture, *messages: job_pb2.JobLog) -> W.AddMessagesRequest:
+    return W.AddMessagesRequest(job_id=f.running, lease_token=f.lease, messages=messages)
+
+
 def _asset(f: Fixture, **asset: Any) -> W.AddAssetRequest:
     return W.AddAssetRequest(job_id=f.running, lease_token=f.lease, asset=job_pb2.Asset(**asset))
 
@@ -467,6 +471,52 @@ CASES = [
         "a finished job",
         lambda f: W.AddAssetRequest(
             job_id=f.completed, lease_token=f.lease, asset=job_pb2.Asset(asset_type="x")
+        ),
+        "ABORTED",
+        "LEASE_LOST",
+    ),
+    Case(
+        "AddMessages",
+        "missing job id",
+        lambda f: W.AddMessagesRequest(lease_token=f.lease, messages=[job_pb2.JobLog(message="m")]),
+        IA,
+        IA,
+    ),
+    Case(
+        "AddMessages",
+        "missing lease",
+        lambda f: W.AddMessagesRequest(job_id=f.running, messages=[job_pb2.JobLog(message="m")]),
+        IA,
+        IA,
+    ),
+    Case("AddMessages", "no messages", lambda f: _messages(f), IA, IA),
+    Case(
+        "AddMessages",
+        "101 messages",
+        lambda f: _messages(f, *[job_pb2.JobLog(message="m")] * 101),
+        IA,
+        TOO_LARGE,
+    ),
+    Case(
+        "AddMessages",
+        "a message over 64 KiB",
+        lambda f: _messages(f, job_pb2.JobLog(message="m" * (64 * 1024 + 1))),
+        IA,
+        TOO_LARGE,
+    ),
+    Case("AddMessages", "an empty message", lambda f: _messages(f, job_pb2.JobLog()), IA, IA),
+    Case(
+        "AddMessages",
+        "unknown level",
+        lambda f: _messages(f, job_pb2.JobLog(message="m", level=9)),  # type: ignore[arg-type]
+        IA,
+        IA,
+    ),
+    Case(
+        "AddMessages",
+        "a finished job",
+        lambda f: W.AddMessagesRequest(
+            job_id=f.completed, lease_token=f.lease, messages=[job_pb2.JobLog(message="m")]
         ),
         "ABORTED",
         "LEASE_LOST",

@@ -158,6 +158,14 @@ ABOUT: dict[str, list[tuple[str, Target]]] = {
             ),
         )
     ],
+    "AddMessages": [
+        (
+            "job+B's lease",
+            lambda j, a, b: W.AddMessagesRequest(
+                job_id=j, lease_token=b.lease, messages=[job_pb2.JobLog(message="stolen")]
+            ),
+        )
+    ],
     "CompleteJob": [
         ("job+B's lease", lambda j, a, b: W.CompleteJobRequest(job_id=j, lease_token=b.lease)),
     ],
@@ -176,6 +184,7 @@ NOT_ABOUT_A_JOB = {"CreateJob", "CreateJobs", "ListJobs", "GetLifecycle", "Claim
 SESSION_STEPS = {
     "progress": "ReportProgress",
     "asset": "AddAsset",
+    "messages": "AddMessages",
     "complete": "CompleteJob",
     "fail": "FailJob",
 }

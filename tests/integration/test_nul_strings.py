@@ -48,6 +48,10 @@ def _field_slots(field: FieldDescriptor, name: str, get: Getter) -> Iterator[tup
         yield name, lambda m: getattr(get(m), attr).update({NUL: 1})
         yield f"{name}.k", lambda m: getattr(get(m), attr).update({"k": NUL})
         yield f"{name}.k.deep[1]", lambda m: getattr(get(m), attr).update({"k": {"deep": [1, NUL]}})
+    elif sub is not None and sub.full_name == "google.protobuf.Value":  # any JSON value
+        yield name, lambda m: setattr(getattr(get(m), attr), "string_value", NUL)
+        yield f"{name}.k", lambda m: getattr(get(m), attr).struct_value.update({"k": NUL})
+        yield f"{name}[1]", lambda m: getattr(get(m), attr).list_value.extend(["ok", NUL])
     elif sub is not None and field.is_repeated:
         yield from _slots(sub, f"{name}[0]", lambda m: getattr(get(m), attr).add())
     elif sub is not None:

@@ -257,6 +257,10 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("job_id", metavar="ID", help="the job's id")
     p.add_argument("--json", action="store_true", help="print the events as a JSON list")
 
+    p = command("messages", _messages, "print the messages workers attached to a job, oldest first")
+    p.add_argument("job_id", metavar="ID", help="the job's id")
+    p.add_argument("--json", action="store_true", help="print the messages as a JSON list")
+
     p = command("assets", _assets, "list a job's assets")
     p.add_argument("job_id", metavar="ID", help="the job's id")
     p.add_argument("--json", action="store_true", help="print the assets as a JSON list")
@@ -397,6 +401,16 @@ async def _events(client: Client, args: argparse.Namespace) -> int:
     else:
         for event in events:
             _print(_render.event_line(event))
+    return EXIT_OK
+
+
+async def _messages(client: Client, args: argparse.Namespace) -> int:
+    messages = [m async for m in client.iter_job_messages(args.job_id)]
+    if args.json:
+        _print(_render.to_json(messages))
+    else:
+        for message in messages:
+            _print(_render.message_line(message))
     return EXIT_OK
 
 

@@ -113,7 +113,7 @@ def event_line(event: JobEvent) -> str:
     """One line per event, for ``jobs watch`` when piped and for ``jobs events``.
 
     Examples: ``#1 created QUEUED (client:alice)``, ``#3 transition QUEUED -> RUNNING (worker:w1)``,
-    ``#4 progress 50% halfway``, ``#5 asset_added report s3://b/r.pdf``, ``#6 log retrying``,
+    ``#4 progress 50% halfway``, ``#5 asset_added report s3://b/r.pdf``, ``#6 log WARNING retrying``,
     ``#7 cancel_requested "too slow" (client:alice)``,
     ``#9 callback_attempt 1 HTTP 503 -> DELIVERING: HTTP 503``.
     """
@@ -137,7 +137,7 @@ def event_line(event: JobEvent) -> str:
         asset = event.asset
         return f"{head} {asset.asset_type} {asset.uri}" if asset else head
     if kind == EventKind.LOG:
-        return f"{head} {event.message}"
+        return f"{head} {_message_text(event)}"
     if kind == EventKind.CANCEL_REQUESTED:
         reason = f" {json.dumps(event.reason)}" if event.reason else ""
         return f"{head}{reason}{actor}"
@@ -147,6 +147,23 @@ def event_line(event: JobEvent) -> str:
         text = f"{head} {attempt.attempt} {answer} -> {attempt.state}"
         return text + (f": {attempt.error}" if attempt.error else "")
     return f"{head}{actor}"
+
+
+def message_line(event: JobEvent) -> str:
+    """A message for ``jobs messages``: sequence, time, level, text and data (compact JSON), e.g.
+    ``#6 2026-12-06T12:00:01Z WARNING retrying {"attempt": 2}``. A text with line breaks (a traceback)
+    keeps them."""
+    return f"#{event.sequence} {timestamp(event.create_time)} {_message_text(event)}"
+
+
+def _message_text(event: JobEvent) -> str:
+    """A message's level, text and data (as compact JSON), for one line."""
+    parts = [str(event.level or "INFO")]
+    if event.message:
+        parts.append(event.message)
+    if event.data is not None:
+        parts.append(json.dumps(event.data, sort_keys=True))
+    return " ".join(parts)
 
 
 def final_line(job: Job) -> str:
@@ -221,6 +238,7 @@ def job_details(job: Job) -> str:
         ("error", _error_text(job)),
         ("callback", _callback_text(job)),
         ("retry of", job.retry_of),
+        ("messages", str(job.message_count) if job.message_count else ""),
         ("parameters", json.dumps(job.parameters, sort_keys=True)),
         ("result", "" if job.result is None else json.dumps(job.result, sort_keys=True)),
         ("etag", job.etag),

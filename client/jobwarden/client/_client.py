@@ -378,28 +378,64 @@ class Client(WorkerCalls, AdminCalls):
                 await asyncio.sleep(delay)
 
     async def list_job_events(
-        self, job_id: str, *, page_size: int = 0, page_token: str = ""
+        self,
+        job_id: str,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        kinds: Iterable[_models.EventKind | str] = (),
     ) -> tuple[list[_models.JobEvent], str]:
         """Returns one page of a job's recorded events, in sequence order.
+
+        Args:
+            job_id: The job.
+            page_size: Events per page (0: the server's default of 100; at most 1000).
+            page_token: The token of the previous page.
+            kinds: Only events of these kinds (empty: all); pass the same kinds with each page.
 
         Returns:
             The events and the token of the next page (empty on the last page).
         """
         request = job_service_pb2.ListJobEventsRequest(
-            job_id=job_id, page_size=page_size, page_token=page_token
+            job_id=job_id,
+            page_size=page_size,
+            page_token=page_token,
+            kinds=[_convert.event_kind_to_pb(k) for k in kinds],
         )
         response = await self._unary(self._job_stub.ListJobEvents, request)
         return [_convert.event_from_pb(e) for e in response.events], response.next_page_token
 
-    async def iter_job_events(self, job_id: str, *, page_size: int = 0) -> AsyncIterator[_models.JobEvent]:
-        """Yields all of a job's recorded events, fetching pages as needed."""
-        token = ""
+    async def iter_job_events(
+        self, job_id: str, *, page_size: int = 0, kinds: Iterable[_models.EventKind | str] = ()
+    ) -> AsyncIterator[_models.JobEvent]:
+        """Yields all of a job's recorded events (of ``kinds``, if given), fetching pages as needed."""
+        token, kinds = "", tuple(kinds)
         while True:
-            events, token = await self.list_job_events(job_id, page_size=page_size, page_token=token)
+            events, token = await self.list_job_events(
+                job_id, page_size=page_size, page_token=token, kinds=kinds
+            )
             for event in events:
                 yield event
             if not token:
                 return
+
+    async def list_job_messages(
+        self, job_id: str, *, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[_models.JobEvent], str]:
+        """Returns one page of the messages workers attached to a job (its ``log`` events: ``message``
+        is the text, with ``level`` and ``data``), in the order they were added.
+
+        Returns:
+            The messages and the token of the next page (empty on the last page).
+        """
+        return await self.list_job_events(
+            job_id, page_size=page_size, page_token=page_token, kinds=(_models.EventKind.LOG,)
+        )
+
+    async def iter_job_messages(self, job_id: str, *, page_size: int = 0) -> AsyncIterator[_models.JobEvent]:
+        """Yields all the messages workers attached to a job, fetching pages as needed."""
+        async for event in self.iter_job_events(job_id, page_size=page_size, kinds=(_models.EventKind.LOG,)):
+            yield event
 
     async def list_assets(
         self, job_id: str, *, page_size: int = 0, page_token: str = ""

@@ -6,12 +6,12 @@ import asyncio
 import dataclasses
 import enum
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from jobwarden import errors
-from jobwarden.client import _models
+from jobwarden.client import _convert, _models
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,15 @@ class WorkerLink(Protocol):
         metadata: Mapping[str, str] | None = None,
         request_id: str | None = None,
     ) -> _models.Asset: ...
+
+    async def add_messages(
+        self,
+        job_id: str,
+        lease_token: str,
+        messages: Iterable[_models.JobMessage | str],
+        *,
+        request_id: str | None = None,
+    ) -> list[_models.JobEvent]: ...
 
     async def complete_job(
         self,
@@ -212,6 +221,49 @@ class JobContext:
                 sha256=sha256,
                 metadata=metadata,
             )
+        except (errors.LeaseLost, errors.NotFound):
+            self._set_abort(_Abort.LEASE_LOST)
+            raise
+
+    async def log(
+        self,
+        text: str,
+        *,
+        level: _models.MessageLevel | str = _models.MessageLevel.INFO,
+        data: Any = None,
+    ) -> _models.JobEvent:
+        """Attaches a message to the job: a log line, a warning, an intermediate output (with
+        ``level=OUTPUT`` and ``data``). Watchers see it at once; ``Client.list_job_messages`` lists it.
+
+        On a Work session (the default) it is a step of the stream, sent with whatever else is ready;
+        several handlers logging at once share one message to the server and one commit.
+
+        Args:
+            text: The text (may be empty when ``data`` is given).
+            level: ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or ``OUTPUT``.
+            data: Structured content: any JSON value, numbers within ±(2**53 - 1).
+
+        Returns:
+            The ``log`` event it was recorded as.
+
+        Raises:
+            ValueError: ``level`` is unknown or ``data`` cannot be sent; nothing was sent.
+            jobwarden.errors.InvalidArgument: The message is empty or over 64 KiB.
+            jobwarden.errors.LeaseLost: The job is no longer this worker's.
+        """
+        message = _models.JobMessage(text=text, level=_convert.message_level(level), data=data)
+        [event] = await self.add_messages([message])
+        return event
+
+    async def add_messages(self, messages: Iterable[_models.JobMessage | str]) -> list[_models.JobEvent]:
+        """Attaches several messages to the job in one write, in order (1 to 100; a plain string is
+        an INFO message with that text). See :meth:`log`.
+
+        Returns:
+            The ``log`` events they were recorded as, in order.
+        """
+        try:
+            return await self._link.add_messages(self.job.id, self.lease_token, list(messages))
         except (errors.LeaseLost, errors.NotFound):
             self._set_abort(_Abort.LEASE_LOST)
             raise

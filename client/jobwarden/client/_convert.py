@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from jobwarden.client import _models
 from jobwarden.v1 import job_pb2, job_service_pb2, worker_service_pb2
@@ -160,6 +160,64 @@ def _value_to_python(value: struct_pb2.Value) -> Any:
     return None  # null_value, or a Value with no kind set
 
 
+def event_kind_to_pb(kind: _models.EventKind | str) -> job_pb2.JobEventKind.ValueType:
+    """Maps an :class:`EventKind` (or its name, any case) to ``jobwarden.v1.JobEventKind``.
+
+    Raises:
+        ValueError: An unknown kind (or ``UNKNOWN``, which names no kind the server has).
+    """
+    value = _models.EventKind(str(kind).lower())
+    if value is _models.EventKind.UNKNOWN:
+        raise ValueError("UNKNOWN is not a kind of event to filter by")
+    return job_pb2.JobEventKind.Value(f"JOB_EVENT_KIND_{value.value.upper()}")
+
+
+def message_from_pb(msg: job_pb2.JobLog) -> _models.JobMessage:
+    """Converts a JobLog (UNSPECIFIED, or a level newer than this SDK, is INFO)."""
+    try:
+        name = job_pb2.MessageLevel.Name(msg.level)
+        level = _models.MessageLevel(name.removeprefix("MESSAGE_LEVEL_"))
+    except ValueError:
+        level = _models.MessageLevel.INFO
+    data = _value_to_python(msg.data) if msg.HasField("data") else None
+    return _models.JobMessage(text=msg.message, level=level, data=data)
+
+
+def message_level(level: _models.MessageLevel | str) -> _models.MessageLevel:
+    """A :class:`MessageLevel` from itself or its name, any case.
+
+    Raises:
+        ValueError: An unknown level (the message names the known ones).
+    """
+    try:
+        return _models.MessageLevel(str(level).upper())
+    except ValueError:
+        known = ", ".join(_models.MessageLevel)
+        raise ValueError(f"unknown message level {level!r} (one of {known})") from None
+
+
+def message_to_pb(message: _models.JobMessage | str, field: str = "message") -> job_pb2.JobLog:
+    """Converts a message (a plain string is an INFO message with that text).
+
+    Raises:
+        ValueError: The level is unknown, or ``data`` is not JSON-compatible or holds a number that
+            is not finite or beyond ±(2**53 - 1) (named by its path, e.g. ``messages[0].data.n``).
+    """
+    if isinstance(message, str):
+        message = _models.JobMessage(text=message)
+    level = message_level(message.level)
+    msg = job_pb2.JobLog(
+        message=message.text, level=job_pb2.MessageLevel.Value(f"MESSAGE_LEVEL_{level.value}")
+    )
+    if message.data is not None:
+        _check_numbers(f"{field}.data", message.data)
+        try:
+            json_format.ParseDict(message.data, msg.data)
+        except json_format.ParseError as err:
+            raise ValueError(f"{field}.data: not a JSON value: {err}") from err
+    return msg
+
+
 def dict_to_struct(value: Mapping[str, Any], field: str = "value") -> struct_pb2.Struct:
     """Converts a JSON-compatible mapping to a Struct.
 
@@ -254,6 +312,7 @@ def job_from_pb(msg: job_pb2.Job) -> _models.Job:
         callback_attempts=msg.callback_attempts,
         callback_error=msg.callback_error,
         retry_of=msg.retry_of,
+        message_count=msg.message_count,
     )
 
 
@@ -330,7 +389,10 @@ def event_from_pb(msg: job_pb2.JobEvent) -> _models.JobEvent:
             kind=_models.EventKind.ASSET_ADDED, asset=asset_from_pb(msg.asset_added), **common
         )
     if which == "log":
-        return _models.JobEvent(kind=_models.EventKind.LOG, message=msg.log.message, **common)
+        message = message_from_pb(msg.log)
+        return _models.JobEvent(
+            kind=_models.EventKind.LOG, message=message.text, level=message.level, data=message.data, **common
+        )
     if which == "cancel_requested":
         return _models.JobEvent(
             kind=_models.EventKind.CANCEL_REQUESTED, reason=msg.cancel_requested.reason, **common
@@ -471,7 +533,13 @@ def event_to_pb(event: _models.JobEvent) -> job_pb2.JobEvent:
     elif kind == _models.EventKind.ASSET_ADDED and event.asset is not None:
         msg.asset_added.CopyFrom(asset_to_pb(event.asset))
     elif kind == _models.EventKind.LOG:
-        msg.log.message = event.message
+        msg.log.CopyFrom(
+            message_to_pb(
+                _models.JobMessage(
+                    text=event.message, level=event.level or _models.MessageLevel.INFO, data=event.data
+                )
+            )
+        )
     elif kind == _models.EventKind.CANCEL_REQUESTED:
         msg.cancel_requested.reason = event.reason
     elif kind == _models.EventKind.CALLBACK_ATTEMPT and event.callback is not None:

@@ -23,8 +23,10 @@ __all__ = [
     "Job",
     "JobError",
     "JobEvent",
+    "JobMessage",
     "JobStatus",
     "Lifecycle",
+    "MessageLevel",
     "NewJob",
     "Progress",
     "StopReason",
@@ -95,6 +97,35 @@ class EventKind(enum.StrEnum):
     CANCEL_REQUESTED = "cancel_requested"
     CALLBACK_ATTEMPT = "callback_attempt"
     UNKNOWN = "unknown"
+
+
+class MessageLevel(enum.StrEnum):
+    """What kind of record a job message is (see :meth:`JobContext.log`)."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    OUTPUT = "OUTPUT"
+    """An intermediate output of the job (a partial result), not a diagnostic."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobMessage:
+    """A message a worker attaches to its running job: a log line, a warning, an intermediate output.
+
+    It needs ``text`` or ``data`` (or both), of at most 64 KiB together (the UTF-8 text plus the
+    compact JSON of ``data``); a call carries 1 to 100 of them.
+
+    Attributes:
+        text: The text.
+        level: What kind of record it is.
+        data: Structured content: any JSON value (None: none), numbers within ±(2**53 - 1).
+    """
+
+    text: str = ""
+    level: MessageLevel = MessageLevel.INFO
+    data: Any = None
 
 
 class CallbackState(enum.StrEnum):
@@ -254,6 +285,7 @@ class Job:
         callback_attempts: Delivery attempts so far.
         callback_error: Why the latest attempt failed ("" once delivered).
         retry_of: The job this one runs again (an admin's ``retry_job``); "" for none.
+        message_count: Messages its workers attached (its ``log`` events).
     """
 
     id: str
@@ -289,6 +321,7 @@ class Job:
     callback_attempts: int = 0
     callback_error: str = ""
     retry_of: str = ""
+    message_count: int = 0
 
     @property
     def is_terminal(self) -> bool:
@@ -346,7 +379,9 @@ class JobEvent:
         bypassed_table: ``transition``: an admin's change the lifecycle table has no edge for.
         progress: ``progress``: the report.
         asset: ``asset_added``: the asset.
-        message: ``log``: the line.
+        message: ``log``: the message's text.
+        level: ``log``: what kind of message it is.
+        data: ``log``: the message's structured content (None: none).
         callback: ``callback_attempt``: the attempt.
     """
 
@@ -362,6 +397,8 @@ class JobEvent:
     progress: Progress | None = None
     asset: Asset | None = None
     message: str = ""
+    level: MessageLevel | None = None
+    data: Any = None
     callback: CallbackAttempt | None = None
     forced: bool = False
     bypassed_table: bool = False

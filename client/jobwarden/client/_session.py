@@ -1,15 +1,15 @@
 """A worker's Work session (WorkerService.Work) as the SDK runs it: one stream for claims and writes.
 
 The :class:`Worker` uses it by default. Jobs are pushed as the worker frees slots (one credit per
-slot), so there is no polling; progress, assets, completions and failures are steps on the same
-stream. Whatever is ready while a message is being written goes into the next one together, and the
+slot), so there is no polling; progress, assets, messages, completions and failures are steps on
+the same stream. Whatever is ready while a message is being written goes into the next one together, and the
 server commits a message's steps together: under load, many jobs cost one message and one commit.
 The worker lists the jobs it runs at least three times per lease duration (in whatever message goes
 next, or in one of its own when idle); the server renews their leases in one write and says when one
 is cancelled or lost.
 
 A step has the same effect and answer as the matching unary call (:class:`SessionLink` offers the
-same four methods as the client, so the worker's code does not care which it talks to). When the
+same five methods as the client, so the worker's code does not care which it talks to). When the
 stream breaks, the link opens a new session with backoff, resends the steps not yet answered (their
 request_ids make that safe), and lists the jobs still running in its first message, so their leases
 go on being renewed.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -298,6 +298,18 @@ class SessionLink:
             ),
         )
         return _convert.asset_from_pb(response.asset)
+
+    async def add_messages(
+        self,
+        job_id: str,
+        lease_token: str,
+        messages: Iterable[_models.JobMessage | str],
+        *,
+        request_id: str | None = None,
+    ) -> list[_models.JobEvent]:
+        """As :meth:`jobwarden.client.Client.add_messages`, as a step of the session."""
+        request = requests.messages(job_id, lease_token, messages, request_id)
+        return requests.messages_answer(await self._step("messages", request))
 
     async def complete_job(
         self,

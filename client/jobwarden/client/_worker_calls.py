@@ -115,6 +115,38 @@ class WorkerCalls(Calls):
         response = await self._unary(self._worker_stub.AddAsset, request)
         return _convert.asset_from_pb(response.asset)
 
+    async def add_messages(
+        self,
+        job_id: str,
+        lease_token: str,
+        messages: Iterable[_models.JobMessage | str],
+        *,
+        request_id: str | None = None,
+    ) -> list[_models.JobEvent]:
+        """Attaches messages (log lines, warnings, intermediate outputs) to a leased job, all or none.
+
+        Each becomes a ``log`` event of the job, in order, seen by its watchers and listed by
+        :meth:`Client.list_job_messages`; the job's ``message_count`` grows by their number. This
+        does not renew the lease (:meth:`report_progress` does).
+
+        Args:
+            job_id: The job.
+            lease_token: The lease token from :meth:`claim_jobs`.
+            messages: 1 to 100 messages; a plain string is an INFO message with that text.
+            request_id: Idempotency key (generated when omitted): a retry adds nothing twice.
+
+        Returns:
+            The ``log`` events recorded, in order.
+
+        Raises:
+            ValueError: A message's level is unknown or its data cannot be sent; nothing was sent.
+            jobwarden.errors.InvalidArgument: Too many messages, or one too large or empty (the
+                field names it, e.g. ``messages[3]``).
+            jobwarden.errors.LeaseLost: The lease is no longer the caller's.
+        """
+        request = requests.messages(job_id, lease_token, messages, request_id)
+        return requests.messages_answer(await self._unary(self._worker_stub.AddMessages, request))
+
     async def complete_job(
         self,
         job_id: str,

@@ -3,7 +3,7 @@ sending them (a unary call each, or a step of a Work session)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +69,26 @@ def asset(
         asset=_convert.asset_to_pb(value),
         request_id=idempotency_key(request_id),
     )
+
+
+def messages(
+    job_id: str,
+    lease_token: str,
+    added: Iterable[_models.JobMessage | str],
+    request_id: str | None,
+) -> pb.AddMessagesRequest:
+    """An AddMessages request; ValueError if a message cannot be sent (see _convert.message_to_pb)."""
+    return pb.AddMessagesRequest(
+        job_id=job_id,
+        lease_token=lease_token,
+        messages=[_convert.message_to_pb(m, f"messages[{i}]") for i, m in enumerate(added)],
+        request_id=idempotency_key(request_id),
+    )
+
+
+def messages_answer(response: pb.AddMessagesResponse) -> list[_models.JobEvent]:
+    """The log events the messages were recorded as, in order."""
+    return [_convert.event_from_pb(e) for e in response.events]
 
 
 def complete(

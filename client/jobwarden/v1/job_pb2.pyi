@@ -156,6 +156,86 @@ CALLBACK_STATE_FAILED: CallbackState.ValueType  # 4
 """Given up: the receiver answered 410 Gone, the target was refused, or the retry horizon passed."""
 Global___CallbackState: _TypeAlias = CallbackState  # noqa: Y015
 
+class _MessageLevel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MessageLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MessageLevel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MESSAGE_LEVEL_UNSPECIFIED: _MessageLevel.ValueType  # 0
+    """Not given: taken as INFO."""
+    MESSAGE_LEVEL_DEBUG: _MessageLevel.ValueType  # 1
+    """Detail for debugging."""
+    MESSAGE_LEVEL_INFO: _MessageLevel.ValueType  # 2
+    """An ordinary log line."""
+    MESSAGE_LEVEL_WARNING: _MessageLevel.ValueType  # 3
+    """Something went wrong but the job goes on."""
+    MESSAGE_LEVEL_ERROR: _MessageLevel.ValueType  # 4
+    """Something failed."""
+    MESSAGE_LEVEL_OUTPUT: _MessageLevel.ValueType  # 5
+    """An intermediate output of the job (a partial result), not a diagnostic."""
+
+class MessageLevel(_MessageLevel, metaclass=_MessageLevelEnumTypeWrapper):
+    """MessageLevel says what kind of record a job message is."""
+
+MESSAGE_LEVEL_UNSPECIFIED: MessageLevel.ValueType  # 0
+"""Not given: taken as INFO."""
+MESSAGE_LEVEL_DEBUG: MessageLevel.ValueType  # 1
+"""Detail for debugging."""
+MESSAGE_LEVEL_INFO: MessageLevel.ValueType  # 2
+"""An ordinary log line."""
+MESSAGE_LEVEL_WARNING: MessageLevel.ValueType  # 3
+"""Something went wrong but the job goes on."""
+MESSAGE_LEVEL_ERROR: MessageLevel.ValueType  # 4
+"""Something failed."""
+MESSAGE_LEVEL_OUTPUT: MessageLevel.ValueType  # 5
+"""An intermediate output of the job (a partial result), not a diagnostic."""
+Global___MessageLevel: _TypeAlias = MessageLevel  # noqa: Y015
+
+class _JobEventKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _JobEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobEventKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    JOB_EVENT_KIND_UNSPECIFIED: _JobEventKind.ValueType  # 0
+    """Not a kind; refused in filters."""
+    JOB_EVENT_KIND_CREATED: _JobEventKind.ValueType  # 1
+    """JobEvent.created."""
+    JOB_EVENT_KIND_TRANSITION: _JobEventKind.ValueType  # 2
+    """JobEvent.transition."""
+    JOB_EVENT_KIND_PROGRESS: _JobEventKind.ValueType  # 3
+    """JobEvent.progress."""
+    JOB_EVENT_KIND_ASSET_ADDED: _JobEventKind.ValueType  # 4
+    """JobEvent.asset_added."""
+    JOB_EVENT_KIND_LOG: _JobEventKind.ValueType  # 5
+    """JobEvent.log: the messages workers attached."""
+    JOB_EVENT_KIND_CANCEL_REQUESTED: _JobEventKind.ValueType  # 6
+    """JobEvent.cancel_requested."""
+    JOB_EVENT_KIND_CALLBACK_ATTEMPT: _JobEventKind.ValueType  # 7
+    """JobEvent.callback_attempt."""
+
+class JobEventKind(_JobEventKind, metaclass=_JobEventKindEnumTypeWrapper):
+    """JobEventKind names the kinds of JobEvent (the fields of its oneof `kind`), to filter listings by."""
+
+JOB_EVENT_KIND_UNSPECIFIED: JobEventKind.ValueType  # 0
+"""Not a kind; refused in filters."""
+JOB_EVENT_KIND_CREATED: JobEventKind.ValueType  # 1
+"""JobEvent.created."""
+JOB_EVENT_KIND_TRANSITION: JobEventKind.ValueType  # 2
+"""JobEvent.transition."""
+JOB_EVENT_KIND_PROGRESS: JobEventKind.ValueType  # 3
+"""JobEvent.progress."""
+JOB_EVENT_KIND_ASSET_ADDED: JobEventKind.ValueType  # 4
+"""JobEvent.asset_added."""
+JOB_EVENT_KIND_LOG: JobEventKind.ValueType  # 5
+"""JobEvent.log: the messages workers attached."""
+JOB_EVENT_KIND_CANCEL_REQUESTED: JobEventKind.ValueType  # 6
+"""JobEvent.cancel_requested."""
+JOB_EVENT_KIND_CALLBACK_ATTEMPT: JobEventKind.ValueType  # 7
+"""JobEvent.callback_attempt."""
+Global___JobEventKind: _TypeAlias = JobEventKind  # noqa: Y015
+
 @_typing.final
 class Progress(_message.Message):
     """Progress is a worker's latest report on a running job."""
@@ -279,6 +359,7 @@ class Job(_message.Message):
     CALLBACK_ATTEMPTS_FIELD_NUMBER: _builtins.int
     CALLBACK_ERROR_FIELD_NUMBER: _builtins.int
     RETRY_OF_FIELD_NUMBER: _builtins.int
+    MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned unique id."""
     owner: _builtins.str
@@ -319,6 +400,10 @@ class Job(_message.Message):
     """Why the latest delivery attempt failed (empty once delivered, or before any attempt)."""
     retry_of: _builtins.str
     """The job this one runs again (AdminService.RetryJob); empty for a job created by CreateJob."""
+    message_count: _builtins.int
+    """Messages the job's workers attached so far (see WorkerService.AddMessages): the number of its
+    log events.
+    """
     @_builtins.property
     def progress(self) -> Global___Progress:
         """Latest progress report."""
@@ -420,10 +505,11 @@ class Job(_message.Message):
         callback_attempts: _builtins.int = ...,
         callback_error: _builtins.str = ...,
         retry_of: _builtins.str = ...,
+        message_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "parameters", b"parameters", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "callback_attempts", b"callback_attempts", "callback_error", b"callback_error", "callback_state", b"callback_state", "callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "owner", b"owner", "parameters", b"parameters", "priority", b"priority", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_of", b"retry_of", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "callback_attempts", b"callback_attempts", "callback_error", b"callback_error", "callback_state", b"callback_state", "callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "message_count", b"message_count", "owner", b"owner", "parameters", b"parameters", "priority", b"priority", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_of", b"retry_of", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -599,7 +685,7 @@ class JobEvent(_message.Message):
 
     @_builtins.property
     def log(self) -> Global___JobLog:
-        """A free-form log line."""
+        """A worker attached a message (a log line, a warning, an intermediate output)."""
 
     @_builtins.property
     def cancel_requested(self) -> Global___CancelRequested:
@@ -700,21 +786,35 @@ Global___JobTransition: _TypeAlias = JobTransition  # noqa: Y015
 
 @_typing.final
 class JobLog(_message.Message):
-    """JobLog is a free-form line recorded in a job's history."""
+    """JobLog is a message a worker attached to its job while running it (WorkerService.AddMessages): a
+    log line, a warning, or an intermediate output, as text, JSON data, or both.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     MESSAGE_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
     message: _builtins.str
-    """The line."""
+    """The text (may be empty when data is set)."""
+    level: Global___MessageLevel.ValueType
+    """What kind of record it is; UNSPECIFIED is taken as INFO on input and never sent back."""
+    @_builtins.property
+    def data(self) -> _struct_pb2.Value:
+        """Structured content, any JSON value (unset: none; a JSON null counts as none). Numbers follow the
+        rule of Job.parameters.
+        """
+
     def __init__(
         self,
         *,
         message: _builtins.str = ...,
+        level: Global___MessageLevel.ValueType = ...,
+        data: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "level", b"level", "message", b"message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -650,22 +650,30 @@ class ListJobEventsRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    KINDS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job's id."""
     page_size: _builtins.int
     """Page size (default 100, at most 1000)."""
     page_token: _builtins.str
-    """next_page_token of the previous page."""
+    """next_page_token of the previous page (made by a request with the same kinds)."""
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobEventKind.ValueType]:
+        """Only events of these kinds (empty: every kind); UNSPECIFIED or an unknown value is
+        INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        kinds: _abc.Iterable[_job_pb2.JobEventKind.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "kinds", b"kinds", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

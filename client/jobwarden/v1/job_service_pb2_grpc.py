@@ -173,7 +173,8 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListJobEvents(self, request, context):
-        """ListJobEvents lists a job's recorded events in sequence order.
+        """ListJobEvents lists a job's recorded events in sequence order, optionally only some kinds (kinds
+        = [JOB_EVENT_KIND_LOG] lists the messages its workers attached).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

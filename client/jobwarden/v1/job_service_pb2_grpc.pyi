@@ -69,7 +69,9 @@ class JobServiceStub:
     gaps, live, until the job's terminal event, after which the stream ends.
     """
     ListJobEvents: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListJobEventsRequest, _job_service_pb2.ListJobEventsResponse]
-    """ListJobEvents lists a job's recorded events in sequence order."""
+    """ListJobEvents lists a job's recorded events in sequence order, optionally only some kinds (kinds
+    = [JOB_EVENT_KIND_LOG] lists the messages its workers attached).
+    """
     ListAssets: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListAssetsRequest, _job_service_pb2.ListAssetsResponse]
     """ListAssets lists a job's assets in the order they were added."""
     GetAsset: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetAssetRequest, _job_service_pb2.GetAssetResponse]
@@ -118,7 +120,9 @@ class JobServiceAsyncStub(JobServiceStub):
     gaps, live, until the job's terminal event, after which the stream ends.
     """
     ListJobEvents: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListJobEventsRequest, _job_service_pb2.ListJobEventsResponse]  # type: ignore[assignment]
-    """ListJobEvents lists a job's recorded events in sequence order."""
+    """ListJobEvents lists a job's recorded events in sequence order, optionally only some kinds (kinds
+    = [JOB_EVENT_KIND_LOG] lists the messages its workers attached).
+    """
     ListAssets: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListAssetsRequest, _job_service_pb2.ListAssetsResponse]  # type: ignore[assignment]
     """ListAssets lists a job's assets in the order they were added."""
     GetAsset: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetAssetRequest, _job_service_pb2.GetAssetResponse]  # type: ignore[assignment]
@@ -218,7 +222,9 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_service_pb2.ListJobEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.ListJobEventsResponse, _abc.Awaitable[_job_service_pb2.ListJobEventsResponse]]:
-        """ListJobEvents lists a job's recorded events in sequence order."""
+        """ListJobEvents lists a job's recorded events in sequence order, optionally only some kinds (kinds
+        = [JOB_EVENT_KIND_LOG] lists the messages its workers attached).
+        """
 
     @_abc_1.abstractmethod
     def ListAssets(

@@ -259,6 +259,76 @@ class AddAssetResponse(_message.Message):
 Global___AddAssetResponse: _TypeAlias = AddAssetResponse  # noqa: Y015
 
 @_typing.final
+class AddMessagesRequest(_message.Message):
+    """AddMessagesRequest attaches messages to a running job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    LEASE_TOKEN_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The job's id."""
+    lease_token: _builtins.str
+    """The lease token from ClaimJobs."""
+    request_id: _builtins.str
+    """Idempotency key. A retry of a call that went through adds nothing and is answered with the
+    events that call recorded; the same id with other content is REQUEST_ID_MISMATCH.
+    """
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.JobLog]:
+        """The messages, in order: 1 to 100. Each needs a message or data (or both), of at most 64 KiB
+        together (the UTF-8 bytes of message plus the compact JSON of data); the whole request stays
+        within the server's request size limit (4 MiB unless configured otherwise). A refused message
+        is INVALID_ARGUMENT naming it (e.g. `messages[3]`), and none of the call's is recorded.
+        """
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        lease_token: _builtins.str = ...,
+        messages: _abc.Iterable[_job_pb2.JobLog] | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "lease_token", b"lease_token", "messages", b"messages", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddMessagesRequest: _TypeAlias = AddMessagesRequest  # noqa: Y015
+
+@_typing.final
+class AddMessagesResponse(_message.Message):
+    """AddMessagesResponse says where the messages were recorded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
+    message_count: _builtins.int
+    """The job's message_count now."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.JobEvent]:
+        """The log events recorded, one per message, in order (their sequences are consecutive)."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_job_pb2.JobEvent] | None = ...,
+        message_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "message_count", b"message_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddMessagesResponse: _TypeAlias = AddMessagesResponse  # noqa: Y015
+
+@_typing.final
 class CompleteJobRequest(_message.Message):
     """CompleteJobRequest finishes a job."""
 
@@ -542,6 +612,7 @@ class WorkStep(_message.Message):
     ASSET_FIELD_NUMBER: _builtins.int
     COMPLETE_FIELD_NUMBER: _builtins.int
     FAIL_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """Chosen by the worker (at most 128 characters), echoed in the step's ack."""
     @_builtins.property
@@ -560,6 +631,10 @@ class WorkStep(_message.Message):
     def fail(self) -> Global___FailJobRequest:
         """As FailJob."""
 
+    @_builtins.property
+    def messages(self) -> Global___AddMessagesRequest:
+        """As AddMessages."""
+
     def __init__(
         self,
         *,
@@ -568,12 +643,13 @@ class WorkStep(_message.Message):
         asset: Global___AddAssetRequest | None = ...,
         complete: Global___CompleteJobRequest | None = ...,
         fail: Global___FailJobRequest | None = ...,
+        messages: Global___AddMessagesRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "complete", b"complete", "fail", b"fail", "progress", b"progress", "step", b"step"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "complete", b"complete", "fail", b"fail", "messages", b"messages", "progress", b"progress", "step", b"step"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "complete", b"complete", "fail", b"fail", "progress", b"progress", "step", b"step", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "complete", b"complete", "fail", b"fail", "messages", b"messages", "progress", b"progress", "step", b"step", "step_id", b"step_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_step: _TypeAlias = _typing.Literal["progress", "asset", "complete", "fail"]  # noqa: Y015
+    _WhichOneofReturnType_step: _TypeAlias = _typing.Literal["progress", "asset", "complete", "fail", "messages"]  # noqa: Y015
     _WhichOneofArgType_step: _TypeAlias = _typing.Literal["step", b"step"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_step) -> _WhichOneofReturnType_step | None: ...
 
@@ -637,6 +713,7 @@ class WorkAck(_message.Message):
     ASSET_FIELD_NUMBER: _builtins.int
     COMPLETE_FIELD_NUMBER: _builtins.int
     FAIL_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's step_id."""
     @_builtins.property
@@ -661,6 +738,10 @@ class WorkAck(_message.Message):
     def fail(self) -> Global___FailJobResponse:
         """As FailJob answers."""
 
+    @_builtins.property
+    def messages(self) -> Global___AddMessagesResponse:
+        """As AddMessages answers."""
+
     def __init__(
         self,
         *,
@@ -670,12 +751,13 @@ class WorkAck(_message.Message):
         asset: Global___AddAssetResponse | None = ...,
         complete: Global___CompleteJobResponse | None = ...,
         fail: Global___FailJobResponse | None = ...,
+        messages: Global___AddMessagesResponse | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "complete", b"complete", "fail", b"fail", "progress", b"progress", "result", b"result", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "complete", b"complete", "fail", b"fail", "messages", b"messages", "progress", b"progress", "result", b"result", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "complete", b"complete", "fail", b"fail", "progress", b"progress", "result", b"result", "status", b"status", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "complete", b"complete", "fail", b"fail", "messages", b"messages", "progress", b"progress", "result", b"result", "status", b"status", "step_id", b"step_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["progress", "asset", "complete", "fail"]  # noqa: Y015
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["progress", "asset", "complete", "fail", "messages"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
 

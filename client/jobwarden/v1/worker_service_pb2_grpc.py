@@ -51,6 +51,11 @@ class WorkerServiceStub:
                 request_serializer=jobwarden_dot_v1_dot_worker__service__pb2.AddAssetRequest.SerializeToString,
                 response_deserializer=jobwarden_dot_v1_dot_worker__service__pb2.AddAssetResponse.FromString,
                 _registered_method=True)
+        self.AddMessages = channel.unary_unary(
+                '/jobwarden.v1.WorkerService/AddMessages',
+                request_serializer=jobwarden_dot_v1_dot_worker__service__pb2.AddMessagesRequest.SerializeToString,
+                response_deserializer=jobwarden_dot_v1_dot_worker__service__pb2.AddMessagesResponse.FromString,
+                _registered_method=True)
         self.CompleteJob = channel.unary_unary(
                 '/jobwarden.v1.WorkerService/CompleteJob',
                 request_serializer=jobwarden_dot_v1_dot_worker__service__pb2.CompleteJobRequest.SerializeToString,
@@ -96,6 +101,16 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddMessages(self, request, context):
+        """AddMessages attaches records the worker produced while running the job (log lines, warnings,
+        intermediate outputs) to its history, all of them or none: each becomes a log event, in order,
+        streamed to watchers and listed by ListJobEvents (kinds JOB_EVENT_KIND_LOG), and the job's
+        message_count grows by their number. It does not renew the lease (ReportProgress does).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CompleteJob(self, request, context):
         """CompleteJob ends the job COMPLETED, or PARTIAL when partial is set (error.message required).
         """
@@ -114,9 +129,9 @@ class WorkerServiceServicer:
     def Work(self, request_iterator, context):
         """Work is a worker's session on one stream: the fast way to run jobs, doing what the calls above
         do without a round trip each. The worker opens it with a WorkStart, then sends credits (how
-        many more jobs it can take) and steps (progress, assets, completions, failures). The server
-        pushes claims as jobs become claimable, never more than the credits given, and answers every
-        step with an ack that carries the step's own status: a refused step (LEASE_LOST,
+        many more jobs it can take) and steps (progress, assets, messages, completions, failures). The
+        server pushes claims as jobs become claimable, never more than the credits given, and answers
+        every step with an ack that carries the step's own status: a refused step (LEASE_LOST,
         INVALID_TRANSITION, ...) never ends the session. The worker lists the jobs it holds (holding)
         at least every lease_duration / 3; the server renews their leases, all in one write, and tells
         the worker when one of them is cancelled or lost. A job the worker stops listing, like every
@@ -145,6 +160,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.AddAsset,
                     request_deserializer=jobwarden_dot_v1_dot_worker__service__pb2.AddAssetRequest.FromString,
                     response_serializer=jobwarden_dot_v1_dot_worker__service__pb2.AddAssetResponse.SerializeToString,
+            ),
+            'AddMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMessages,
+                    request_deserializer=jobwarden_dot_v1_dot_worker__service__pb2.AddMessagesRequest.FromString,
+                    response_serializer=jobwarden_dot_v1_dot_worker__service__pb2.AddMessagesResponse.SerializeToString,
             ),
             'CompleteJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CompleteJob,
@@ -245,6 +265,33 @@ class WorkerService:
             '/jobwarden.v1.WorkerService/AddAsset',
             jobwarden_dot_v1_dot_worker__service__pb2.AddAssetRequest.SerializeToString,
             jobwarden_dot_v1_dot_worker__service__pb2.AddAssetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobwarden.v1.WorkerService/AddMessages',
+            jobwarden_dot_v1_dot_worker__service__pb2.AddMessagesRequest.SerializeToString,
+            jobwarden_dot_v1_dot_worker__service__pb2.AddMessagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

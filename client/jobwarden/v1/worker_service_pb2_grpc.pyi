@@ -45,6 +45,12 @@ class WorkerServiceStub:
     """
     AddAsset: _grpc.UnaryUnaryMultiCallable[_worker_service_pb2.AddAssetRequest, _worker_service_pb2.AddAssetResponse]
     """AddAsset attaches an output to the job."""
+    AddMessages: _grpc.UnaryUnaryMultiCallable[_worker_service_pb2.AddMessagesRequest, _worker_service_pb2.AddMessagesResponse]
+    """AddMessages attaches records the worker produced while running the job (log lines, warnings,
+    intermediate outputs) to its history, all of them or none: each becomes a log event, in order,
+    streamed to watchers and listed by ListJobEvents (kinds JOB_EVENT_KIND_LOG), and the job's
+    message_count grows by their number. It does not renew the lease (ReportProgress does).
+    """
     CompleteJob: _grpc.UnaryUnaryMultiCallable[_worker_service_pb2.CompleteJobRequest, _worker_service_pb2.CompleteJobResponse]
     """CompleteJob ends the job COMPLETED, or PARTIAL when partial is set (error.message required)."""
     FailJob: _grpc.UnaryUnaryMultiCallable[_worker_service_pb2.FailJobRequest, _worker_service_pb2.FailJobResponse]
@@ -54,9 +60,9 @@ class WorkerServiceStub:
     Work: _grpc.StreamStreamMultiCallable[_worker_service_pb2.WorkRequest, _worker_service_pb2.WorkResponse]
     """Work is a worker's session on one stream: the fast way to run jobs, doing what the calls above
     do without a round trip each. The worker opens it with a WorkStart, then sends credits (how
-    many more jobs it can take) and steps (progress, assets, completions, failures). The server
-    pushes claims as jobs become claimable, never more than the credits given, and answers every
-    step with an ack that carries the step's own status: a refused step (LEASE_LOST,
+    many more jobs it can take) and steps (progress, assets, messages, completions, failures). The
+    server pushes claims as jobs become claimable, never more than the credits given, and answers
+    every step with an ack that carries the step's own status: a refused step (LEASE_LOST,
     INVALID_TRANSITION, ...) never ends the session. The worker lists the jobs it holds (holding)
     at least every lease_duration / 3; the server renews their leases, all in one write, and tells
     the worker when one of them is cancelled or lost. A job the worker stops listing, like every
@@ -82,6 +88,12 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     """
     AddAsset: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.AddAssetRequest, _worker_service_pb2.AddAssetResponse]  # type: ignore[assignment]
     """AddAsset attaches an output to the job."""
+    AddMessages: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.AddMessagesRequest, _worker_service_pb2.AddMessagesResponse]  # type: ignore[assignment]
+    """AddMessages attaches records the worker produced while running the job (log lines, warnings,
+    intermediate outputs) to its history, all of them or none: each becomes a log event, in order,
+    streamed to watchers and listed by ListJobEvents (kinds JOB_EVENT_KIND_LOG), and the job's
+    message_count grows by their number. It does not renew the lease (ReportProgress does).
+    """
     CompleteJob: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.CompleteJobRequest, _worker_service_pb2.CompleteJobResponse]  # type: ignore[assignment]
     """CompleteJob ends the job COMPLETED, or PARTIAL when partial is set (error.message required)."""
     FailJob: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.FailJobRequest, _worker_service_pb2.FailJobResponse]  # type: ignore[assignment]
@@ -91,9 +103,9 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     Work: _aio.StreamStreamMultiCallable[_worker_service_pb2.WorkRequest, _worker_service_pb2.WorkResponse]  # type: ignore[assignment]
     """Work is a worker's session on one stream: the fast way to run jobs, doing what the calls above
     do without a round trip each. The worker opens it with a WorkStart, then sends credits (how
-    many more jobs it can take) and steps (progress, assets, completions, failures). The server
-    pushes claims as jobs become claimable, never more than the credits given, and answers every
-    step with an ack that carries the step's own status: a refused step (LEASE_LOST,
+    many more jobs it can take) and steps (progress, assets, messages, completions, failures). The
+    server pushes claims as jobs become claimable, never more than the credits given, and answers
+    every step with an ack that carries the step's own status: a refused step (LEASE_LOST,
     INVALID_TRANSITION, ...) never ends the session. The worker lists the jobs it holds (holding)
     at least every lease_duration / 3; the server renews their leases, all in one write, and tells
     the worker when one of them is cancelled or lost. A job the worker stops listing, like every
@@ -136,6 +148,18 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         """AddAsset attaches an output to the job."""
 
     @_abc_1.abstractmethod
+    def AddMessages(
+        self,
+        request: _worker_service_pb2.AddMessagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_worker_service_pb2.AddMessagesResponse, _abc.Awaitable[_worker_service_pb2.AddMessagesResponse]]:
+        """AddMessages attaches records the worker produced while running the job (log lines, warnings,
+        intermediate outputs) to its history, all of them or none: each becomes a log event, in order,
+        streamed to watchers and listed by ListJobEvents (kinds JOB_EVENT_KIND_LOG), and the job's
+        message_count grows by their number. It does not renew the lease (ReportProgress does).
+        """
+
+    @_abc_1.abstractmethod
     def CompleteJob(
         self,
         request: _worker_service_pb2.CompleteJobRequest,
@@ -161,9 +185,9 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_worker_service_pb2.WorkResponse], _abc.AsyncIterator[_worker_service_pb2.WorkResponse]]:
         """Work is a worker's session on one stream: the fast way to run jobs, doing what the calls above
         do without a round trip each. The worker opens it with a WorkStart, then sends credits (how
-        many more jobs it can take) and steps (progress, assets, completions, failures). The server
-        pushes claims as jobs become claimable, never more than the credits given, and answers every
-        step with an ack that carries the step's own status: a refused step (LEASE_LOST,
+        many more jobs it can take) and steps (progress, assets, messages, completions, failures). The
+        server pushes claims as jobs become claimable, never more than the credits given, and answers
+        every step with an ack that carries the step's own status: a refused step (LEASE_LOST,
         INVALID_TRANSITION, ...) never ends the session. The worker lists the jobs it holds (holding)
         at least every lease_duration / 3; the server renews their leases, all in one write, and tells
         the worker when one of them is cancelled or lost. A job the worker stops listing, like every

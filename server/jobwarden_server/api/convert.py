@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from jobwarden.v1 import job_pb2
-from jobwarden_server.domain import limits
+from jobwarden_server.domain import limits, messages
 from jobwarden_server.domain.errors import InvalidArgument
 from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
 from jobwarden_server.domain.lifecycle import Lifecycle
@@ -216,6 +216,7 @@ def job_out(job: Job) -> job_pb2.Job:
         callback_attempts=job.callback_attempts,
         callback_error=job.callback_error,
         retry_of=job.retry_of,
+        message_count=job.message_count,
     )
     if job.retry is not None:
         out.retry_policy.CopyFrom(
@@ -289,7 +290,7 @@ def event_out(event: Event) -> job_pb2.JobEvent:
             if event.asset is not None:
                 out.asset_added.CopyFrom(asset_out(event.asset))
         case EventKind.LOG:
-            out.log.message = str(data.get("message", ""))
+            out.log.CopyFrom(message_out(messages.from_event_data(data)))
         case EventKind.CANCEL_REQUESTED:
             out.cancel_requested.reason = str(data.get("reason", ""))
         case EventKind.CALLBACK_ATTEMPT:
@@ -310,6 +311,51 @@ def _callback_attempt_out(data: Mapping[str, Any]) -> job_pb2.CallbackAttempt:
     if next_us is not None:
         out.next_attempt_time.FromMicroseconds(int(next_us))
     return out
+
+
+def message_in(field: str, value: job_pb2.JobLog) -> messages.JobMessage:
+    """A wire JobLog as a message (UNSPECIFIED level: INFO; bounds are the domain's)."""
+    level = messages.MessageLevel.INFO
+    if value.level:
+        try:
+            name = job_pb2.MessageLevel.Name(value.level)
+        except ValueError as err:
+            raise InvalidArgument(f"{field}.level", f"unknown value {value.level}") from err
+        level = messages.MessageLevel(name.removeprefix("MESSAGE_LEVEL_"))
+    data: Any = None
+    if value.HasField("data"):
+        try:
+            data = json_format.MessageToDict(value.data)
+        except ValueError as err:
+            raise InvalidArgument(f"{field}.data", "numbers must be finite (no NaN or Infinity)") from err
+    return messages.JobMessage(text=value.message, level=level, data=data)
+
+
+def message_out(value: messages.JobMessage) -> job_pb2.JobLog:
+    """A message on the wire."""
+    out = job_pb2.JobLog(
+        message=value.text, level=job_pb2.MessageLevel.Value(f"MESSAGE_LEVEL_{value.level.value}")
+    )
+    if value.data is not None:
+        json_format.ParseDict(value.data, out.data)
+    return out
+
+
+_EVENT_KINDS = {f"JOB_EVENT_KIND_{kind.name}": kind for kind in EventKind}
+
+
+def event_kinds_in(field: str, values: Iterable[job_pb2.JobEventKind.ValueType]) -> frozenset[EventKind]:
+    """A repeated JobEventKind filter (UNSPECIFIED or unknown: INVALID_ARGUMENT)."""
+    kinds = set()
+    for value in values:
+        try:
+            name = job_pb2.JobEventKind.Name(value)
+        except ValueError as err:
+            raise InvalidArgument(field, f"unknown value {value}") from err
+        if name not in _EVENT_KINDS:
+            raise InvalidArgument(field, f"{name} is not a kind of event")
+        kinds.add(_EVENT_KINDS[name])
+    return frozenset(kinds)
 
 
 def lifecycle_out(table: Lifecycle) -> job_pb2.Lifecycle:

@@ -184,7 +184,11 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self, request: job_service_pb2.ListJobEventsRequest, context: Context
     ) -> job_service_pb2.ListJobEventsResponse:
         events, token = await self._jobs.events(
-            current_principal(), _id("job_id", request.job_id), request.page_size, request.page_token
+            current_principal(),
+            _id("job_id", request.job_id),
+            request.page_size,
+            request.page_token,
+            convert.event_kinds_in("kinds", request.kinds),
         )
         return job_service_pb2.ListJobEventsResponse(
             events=[convert.event_out(e) for e in events], next_page_token=token

@@ -153,7 +153,7 @@ class WorkStream:
             if "\x00" in step.step_id:
                 raise errors.InvalidArgument("step_id", "must not contain the NUL character (U+0000)")
             if kind is None:
-                raise errors.InvalidArgument("step", "set one of progress, asset, complete or fail")
+                raise errors.InvalidArgument("step", "set one of progress, asset, messages, complete or fail")
             request = getattr(step, kind)
             refuse_nul(request)
             answer = await self._steps[kind](request, context)

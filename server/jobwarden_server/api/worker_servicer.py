@@ -12,7 +12,7 @@ from jobwarden.v1 import worker_service_pb2, worker_service_pb2_grpc
 from jobwarden_server.api import convert
 from jobwarden_server.api.auth import current_principal
 from jobwarden_server.api.work_session import WorkStream
-from jobwarden_server.domain import limits
+from jobwarden_server.domain import limits, messages
 from jobwarden_server.service.work import (
     DEFAULT_LEASE_S,
     AssetSpec,
@@ -40,6 +40,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             {
                 "progress": self.ReportProgress,
                 "asset": self.AddAsset,
+                "messages": self.AddMessages,
                 "complete": self.CompleteJob,
                 "fail": self.FailJob,
             },
@@ -123,6 +124,24 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             convert.request_of(request),
         )
         return worker_service_pb2.AddAssetResponse(asset=convert.asset_out(asset))
+
+    async def AddMessages(
+        self, request: worker_service_pb2.AddMessagesRequest, context: Context
+    ) -> worker_service_pb2.AddMessagesResponse:
+        added = messages.check_messages(
+            "messages",
+            [convert.message_in(f"messages[{i}]", m) for i, m in enumerate(request.messages)],
+        )
+        job, events = await self._work.add_messages(
+            current_principal(),
+            _id("job_id", request.job_id),
+            request.lease_token,
+            added,
+            convert.request_of(request),
+        )
+        return worker_service_pb2.AddMessagesResponse(
+            events=[convert.event_out(e) for e in events], message_count=job.message_count
+        )
 
     async def CompleteJob(
         self, request: worker_service_pb2.CompleteJobRequest, context: Context

@@ -40,6 +40,8 @@ class JobChanges:
     queue_expire_time: dt.datetime | None = None
     clear_complete_time: bool = False
     """The job is no longer ended (an admin moved it out of a terminal status)."""
+    messages_added: int = 0
+    """Added to message_count (never set outright: concurrent calls each add their own)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

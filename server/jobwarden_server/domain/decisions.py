@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobwarden_server.domain import errors
+from jobwarden_server.domain import errors, messages
 from jobwarden_server.domain.changes import Decision, JobChanges, NewEvent
 from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
 from jobwarden_server.domain.lifecycle import Lifecycle
@@ -209,6 +209,39 @@ def report_progress(
         events = (NewEvent(kind=EventKind.PROGRESS, actor=actor, request_id=request.id, data=data),)
     return Decision(
         changes=JobChanges(progress=progress, lease_expire_time=renewed_lease(job, now)),
+        events=events,
+        expect_statuses=frozenset({JobStatus.RUNNING}),
+        expect_lease_token=lease_token,
+    )
+
+
+def add_messages(
+    job: Job,
+    *,
+    lease_token: str,
+    added: Sequence[messages.JobMessage],
+    request: RequestKey = ANONYMOUS,
+) -> Decision | None:
+    """A worker attaches messages to its running job: one LOG event each, in order, all in the one
+    compare-and-set, which adds their number to message_count. Written only while the job is still
+    RUNNING under `lease_token` (LEASE_LOST otherwise); the lease is not renewed (progress does that).
+    A cancel requested meanwhile does not stop them: a worker winding down may still say why. None
+    (nothing to write) for no messages."""
+    check_leased(job, lease_token)
+    if not added:
+        return None
+    actor = worker_actor(job.worker_id)
+    events = tuple(
+        NewEvent(
+            kind=EventKind.LOG,
+            actor=actor,
+            request_id=request.id,
+            data={**request.event_data(), **messages.event_data(message)},
+        )
+        for message in added
+    )
+    return Decision(
+        changes=JobChanges(messages_added=len(events)),
         events=events,
         expect_statuses=frozenset({JobStatus.RUNNING}),
         expect_lease_token=lease_token,

@@ -88,6 +88,8 @@ class Job:
     """Why the latest delivery attempt failed ("" once delivered)."""
     retry_of: str = ""
     """The job this one runs again (AdminService.RetryJob); "" for a job created by a client."""
+    message_count: int = 0
+    """Messages its workers attached (its LOG events)."""
 
     @property
     def etag(self) -> str:
@@ -121,7 +123,7 @@ class EventKind(enum.StrEnum):
     TRANSITION = "transition"  # data: from, to, reason, stop_reason
     PROGRESS = "progress"  # data: percent, message, done, total
     ASSET_ADDED = "asset_added"  # data: the asset's fields (Event.asset is rebuilt from them)
-    LOG = "log"  # data: message
+    LOG = "log"  # data: message, level, data (optional): a worker's message (domain/messages.py)
     CANCEL_REQUESTED = "cancel_requested"  # data: reason
     CALLBACK_ATTEMPT = "callback_attempt"  # data: webhook_id, attempt, http_status, error, duration_s,
     # state, next_attempt_us (see store/_outbox.py)

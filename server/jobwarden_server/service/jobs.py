@@ -297,14 +297,21 @@ class JobsService:
             logger.info("deleted job=%s owner=%s", job_id, who.owner)
 
     async def events(
-        self, who: Principal, job_id: str, page_size: int, page_token: str
+        self,
+        who: Principal,
+        job_id: str,
+        page_size: int,
+        page_token: str,
+        kinds: frozenset[EventKind] = frozenset(),
     ) -> tuple[list[Event], str]:
-        """One page of a job's history, in sequence order."""
-        size, after, key = self._item_page("events", who, job_id, page_size, page_token)
+        """One page of a job's history, in sequence order; only events of `kinds` if any are given
+        (a page token is bound to its kinds)."""
+        scope = ("events", *sorted(kinds)) if kinds else "events"
+        size, after, key = self._item_page(scope, who, job_id, page_size, page_token)
         await self._store.job_get(who.owner, job_id)
         events = list(
             await self._store.event_list(
-                store.PageParams(owner=who.owner, job_id=job_id, after=after, limit=size + 1)
+                store.PageParams(owner=who.owner, job_id=job_id, after=after, limit=size + 1, kinds=kinds)
             )
         )
         if len(events) <= size:
@@ -327,7 +334,7 @@ class JobsService:
         return assets[:size], paging.encode(key, [assets[size - 1].sequence])
 
     def _item_page(
-        self, kind: str, who: Principal, job_id: str, page_size: int, page_token: str
+        self, kind: object, who: Principal, job_id: str, page_size: int, page_token: str
     ) -> tuple[int, int, str]:
         size = paging.page_size("page_size", page_size, *ITEM_PAGE)
         key = paging.query_key(kind, who.owner, job_id)

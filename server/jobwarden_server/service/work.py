@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jobwarden_server import store
-from jobwarden_server.domain import decisions, errors, limits
+from jobwarden_server.domain import decisions, errors, limits, messages
 from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.changes import Decision
 from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
 from jobwarden_server.domain.lifecycle import Lifecycles
-from jobwarden_server.domain.records import Asset, Event, Job, JobError, Progress
+from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import StopReason
 from jobwarden_server.events.bus import EventBus
@@ -205,6 +205,50 @@ class WorkService:
             ),
             request,
         )
+
+    async def add_messages(
+        self,
+        who: Principal,
+        job_id: str,
+        lease_token: str,
+        added: Sequence[messages.JobMessage],
+        request: RequestKey = ANONYMOUS,
+    ) -> tuple[Job, list[Event]]:
+        """Attach messages to a job under the caller's live lease (decisions.add_messages): the job
+        after the write, and the LOG events recorded, in order.
+
+        A retry of a call that went through (same request_id and content) adds nothing: it is answered
+        with the events that call recorded, rebuilt from the first of them (the same messages, at
+        consecutive sequences), even once the lease is gone, as a retried AddAsset is."""
+        limits.check_text("lease_token", lease_token, limit=limits.MAX_ID, required=True)
+        first: list[Event] = []
+
+        def decide(job: Job, now: dt.datetime) -> Decision | None:
+            return decisions.add_messages(job, lease_token=lease_token, added=added, request=request)
+
+        def replay(job: Job, event: Event) -> Job:
+            first.append(event)
+            return job
+
+        job = await self._writer.change(who.owner, job_id, decide, request=request, replay=replay)
+        if first:
+            start, when, actor = first[0].sequence, first[0].create_time, first[0].actor
+        else:
+            start, when = job.last_sequence - len(added) + 1, job.update_time
+            actor = decisions.worker_actor(job.worker_id)
+        recorded = [
+            Event(
+                job_id=job.id,
+                owner=job.owner,
+                sequence=start + offset,
+                create_time=when,
+                actor=actor,
+                kind=EventKind.LOG,
+                data=messages.event_data(message),
+            )
+            for offset, message in enumerate(added)
+        ]
+        return job, recorded
 
     async def complete(
         self,

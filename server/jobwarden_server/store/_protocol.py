@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from jobwarden_server.domain.changes import Decision, JobChanges, NewEvent
 from jobwarden_server.domain.errors import DomainError
-from jobwarden_server.domain.records import Asset, CallbackState, Event, Job
+from jobwarden_server.domain.records import Asset, CallbackState, Event, EventKind, Job
 from jobwarden_server.domain.retention import RetentionRule
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
@@ -208,12 +208,14 @@ class AssetAddParams:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class PageParams:
-    """A page of a job's events or assets: items after `after` (a sequence or a position), at most `limit`."""
+    """A page of a job's events or assets: items after `after` (a sequence or a position), at most `limit`;
+    events of the given `kinds` only, when there are any."""
 
     owner: str
     job_id: str
     after: int
     limit: int
+    kinds: frozenset[EventKind] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

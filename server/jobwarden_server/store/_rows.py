@@ -112,6 +112,7 @@ def job_from_row(row: Row) -> Job:
         callback_attempts=row["callback_attempts"],
         callback_error=row["callback_error"],
         retry_of=row["retry_of"],
+        message_count=row["message_count"],
     )
 
 
@@ -251,6 +252,7 @@ def create_values(params: JobCreateParams, now_us: int) -> dict[str, Any]:
         "callback_attempts": 0,
         "callback_error": "",
         "retry_of": params.retry_of,
+        "message_count": 0,
     }
 
 

@@ -82,19 +82,30 @@ class Dialect:
 
 @functools.cache
 def _update_statement(
-    columns: tuple[str, ...], *, owner: bool, statuses: bool, lease_token: bool, version: bool
+    columns: tuple[str, ...],
+    *,
+    owner: bool,
+    statuses: bool,
+    lease_token: bool,
+    version: bool,
+    messages: bool = False,
 ) -> sa.Update:
     """The compare-and-set UPDATE for one shape of change, built once: its values and guards are bound
     parameters (v_<column>, p_<guard>), so a call costs no statement building and hits the compiled
     cache. There are few shapes: one per kind of change the service makes."""
+    counters: dict[str, Any] = {
+        "version": jobs.c.version + 1,
+        "last_sequence": jobs.c.last_sequence + sa.bindparam("p_events", type_=sa.BigInteger()),
+    }
+    if messages:  # added, not set: two calls adding messages at once on PostgreSQL each count theirs
+        counters["message_count"] = jobs.c.message_count + sa.bindparam("p_messages", type_=sa.BigInteger())
     statement = (
         sa.update(jobs)
         .where(jobs.c.id == sa.bindparam("p_job_id"))
         .values(
             {
                 **{name: sa.bindparam(f"v_{name}", type_=jobs.c[name].type) for name in columns},
-                "version": jobs.c.version + 1,
-                "last_sequence": jobs.c.last_sequence + sa.bindparam("p_events", type_=sa.BigInteger()),
+                **counters,
                 "update_us": sa.bindparam("p_now", type_=sa.BigInteger()),
             }
         )
@@ -354,11 +365,13 @@ class SqlStore:
             statuses=params.expect_statuses is not None,
             lease_token=params.expect_lease_token is not None,
             version=params.expect_version is not None,
+            messages=params.changes.messages_added > 0,
         )
         bound = {f"v_{name}": value for name, value in values.items()}
         bound |= {
             "p_job_id": params.job_id,
             "p_events": len(params.events),
+            "p_messages": params.changes.messages_added,
             "p_now": now_us,
             "p_owner": params.owner,
             "p_statuses": sorted(s.value for s in params.expect_statuses or ()),
@@ -569,6 +582,10 @@ async def _events_read(conn: AsyncConnection, params: PageParams) -> list[Event]
         .order_by(job_events.c.sequence)
         .limit(params.limit)
     )
+    if params.kinds:
+        # Filtered on the job's own events, read in sequence order from the primary key: no index of
+        # its own, which every event written would pay for.
+        query = query.where(job_events.c.kind.in_(sorted(k.value for k in params.kinds)))
     return [rows.event_from_row(row) for row in (await conn.execute(query)).mappings()]
 
 

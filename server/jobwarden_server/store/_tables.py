@@ -95,6 +95,8 @@ jobs = sa.Table(
     # Schedule-to-start: the job's queue timeout (NULL: none), and while it waits, when it expires.
     sa.Column("queue_timeout_s", sa.Float(), nullable=True),
     sa.Column("queue_expire_us", sa.BigInteger(), nullable=True),
+    # Messages its workers attached: the number of its LOG events, kept with them by the same write.
+    sa.Column("message_count", sa.BigInteger(), nullable=False, server_default="0"),
     # The job an admin's RetryJob ran again ('' for none): migration 0009.
     sa.Column("retry_of", sa.String(), nullable=False, server_default=""),
     sa.CheckConstraint(STATUS_CHECK, name="status"),

@@ -18,6 +18,7 @@ from jobwarden.client import (
     JobError,
     JobEvent,
     JobStatus,
+    MessageLevel,
     Progress,
     StopReason,
 )
@@ -74,7 +75,12 @@ def _event(kind: EventKind, **fields: object) -> JobEvent:
             _event(EventKind.ASSET_ADDED, asset=Asset(asset_type="report", uri="s3://b/r.pdf")),
             "#3 asset_added report s3://b/r.pdf",
         ),
-        (_event(EventKind.LOG, message="retrying upload"), "#3 log retrying upload"),
+        (_event(EventKind.LOG, message="retrying upload"), "#3 log INFO retrying upload"),
+        (
+            _event(EventKind.LOG, message="slow", level=MessageLevel.WARNING, data={"retry": 2, "a": [1]}),
+            '#3 log WARNING slow {"a": [1], "retry": 2}',
+        ),
+        (_event(EventKind.LOG, level=MessageLevel.OUTPUT, data=[1, "x"]), '#3 log OUTPUT [1, "x"]'),
         (
             _event(EventKind.CANCEL_REQUESTED, actor="client:alice", reason="too slow"),
             '#3 cancel_requested "too slow" (client:alice)',
@@ -228,3 +234,10 @@ def test_to_json_is_plain_json() -> None:
     assert data[0]["create_time"] == "2026-03-01T12:00:00+00:00"
     assert data[0]["progress"] == {"percent": 0.0, "message": "", "done": 0, "total": 0}
     assert data[0]["result"] is None
+
+
+def test_message_line_has_sequence_time_level_text_and_data() -> None:
+    event = _event(
+        EventKind.LOG, sequence=6, create_time=T0, message="retrying", level=MessageLevel.ERROR, data={"n": 2}
+    )
+    assert _render.message_line(event) == '#6 2026-03-01T12:00:00Z ERROR retrying {"n": 2}'

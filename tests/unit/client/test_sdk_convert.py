@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -18,7 +19,9 @@ from jobwarden.client import (
     Job,
     JobError,
     JobEvent,
+    JobMessage,
     JobStatus,
+    MessageLevel,
     Progress,
     StopReason,
     _convert,
@@ -181,6 +184,8 @@ EVENTS = [
         actor="system",
         kind=EventKind.LOG,
         message="lease renewed late",
+        level=MessageLevel.WARNING,
+        data={"late_by_s": 1.5, "n": 2, "tags": ["a", None, True]},
     ),
     JobEvent(
         job_id="j1",
@@ -375,3 +380,30 @@ def test_non_finite_numbers_are_refused_before_sending(number: float) -> None:
 def test_the_refusal_names_the_field_that_holds_the_number() -> None:
     with pytest.raises(ValueError, match=r"^result\.n: "):
         _convert.job_to_pb(dataclasses.replace(FULL_JOB, result={"n": 2**53}))
+
+
+def test_a_message_without_level_is_info_and_data_is_any_json_value() -> None:
+    assert _convert.message_from_pb(job_pb2.JobLog(message="m")) == JobMessage(text="m")
+    unknown = job_pb2.JobLog(message="m", level=77)  # type: ignore[arg-type]
+    assert _convert.message_from_pb(unknown).level is MessageLevel.INFO  # a level newer than the SDK
+    for data in ("s", 3, [1, {"a": None}], {"k": 2.5}):
+        sent = _convert.message_to_pb(JobMessage(level="output", data=data))  # type: ignore[arg-type]
+        assert _convert.message_from_pb(sent) == JobMessage(level=MessageLevel.OUTPUT, data=data)
+    assert _convert.message_to_pb("plain") == job_pb2.JobLog(
+        message="plain", level=job_pb2.MESSAGE_LEVEL_INFO
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "problem"),
+    [
+        (JobMessage(text="x", level="loud"), "loud"),  # type: ignore[arg-type]
+        (JobMessage(data={"ids": [2**53]}), "messages[0].data.ids[0]"),
+        (JobMessage(data={"when": datetime(2026, 1, 1)}), "messages[0].data"),
+    ],
+)
+def test_a_message_that_cannot_be_sent_is_a_value_error_before_sending(
+    message: JobMessage, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        _convert.message_to_pb(message, "messages[0]")

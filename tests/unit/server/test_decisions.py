@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from jobwarden_server.domain import decisions, errors
+from jobwarden_server.domain.changes import JobChanges
 from jobwarden_server.domain.idempotency import RequestKey
 from jobwarden_server.domain.lifecycle import BUILTIN, Lifecycle
+from jobwarden_server.domain.messages import JobMessage, MessageLevel
 from jobwarden_server.domain.records import EventKind, Job, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
@@ -89,6 +91,7 @@ def test_a_worker_without_the_current_lease_is_refused_every_change() -> None:
             **stale,
         ),
         lambda j: decisions.report_progress(j, progress=Progress(percent=50), now=NOW, **stale),
+        lambda j: decisions.add_messages(j, added=[JobMessage(text="x")], **stale),
     ):
         with pytest.raises(errors.LeaseLost):
             decide(job())
@@ -142,6 +145,34 @@ def test_progress_records_an_event_only_when_it_changes_and_renews_the_lease() -
     asked = job(cancel_requested=True)
     graced = decisions.report_progress(asked, lease_token="tok", progress=Progress(percent=60), now=NOW)
     assert graced.changes.lease_expire_time == asked.lease_expire_time  # the cancel grace stands
+
+
+def test_messages_are_one_log_event_each_in_order_counted_in_one_compare_and_set() -> None:
+    added = [
+        JobMessage(text="starting"),
+        JobMessage(text="slow", level=MessageLevel.WARNING, data={"retry": 1}),
+        JobMessage(level=MessageLevel.OUTPUT, data=[1, 2]),
+    ]
+    decision = decisions.add_messages(job(), lease_token="tok", added=added, request=KEY)
+    assert decision is not None
+    assert decision.changes == JobChanges(messages_added=3)  # nothing else: not even the lease
+    assert (decision.expect_statuses, decision.expect_lease_token) == (frozenset({JobStatus.RUNNING}), "tok")
+    assert decision.expect_version is None  # they add to the job; other changes in between do not matter
+    assert [(e.kind, e.actor, e.request_id) for e in decision.events] == [
+        (EventKind.LOG, "worker:w1", "r1")
+    ] * 3
+    assert [dict(e.data) for e in decision.events] == [
+        {"request_fingerprint": KEY.fingerprint, "message": "starting", "level": "INFO"},
+        {"request_fingerprint": KEY.fingerprint, "message": "slow", "level": "WARNING", "data": {"retry": 1}},
+        {"request_fingerprint": KEY.fingerprint, "message": "", "level": "OUTPUT", "data": [1, 2]},
+    ]
+    # A worker winding down after a cancel request may still say why; no messages is nothing to write.
+    assert decisions.add_messages(job(cancel_requested=True), lease_token="tok", added=added) is not None
+    assert decisions.add_messages(job(), lease_token="tok", added=[]) is None
+    for status in JobStatus:
+        if status is not JobStatus.RUNNING:
+            with pytest.raises(errors.LeaseLost):
+                decisions.add_messages(job(status=status), lease_token="tok", added=added)
 
 
 def _cancel(j: Job, etag: str = "") -> Any:
