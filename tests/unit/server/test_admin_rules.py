@@ -5,58 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
 
 import pytest
+from support.records import NOW, job
 
 from jobwarden_server.domain import admin, decisions, errors, preview
 from jobwarden_server.domain.auth import Principal, Role
 from jobwarden_server.domain.changes import Decision, JobChanges, Lease
 from jobwarden_server.domain.idempotency import RequestKey
 from jobwarden_server.domain.lifecycle import BUILTIN
-from jobwarden_server.domain.records import CallbackState, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.records import CallbackState, EventKind, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import TERMINAL, JobStatus, StopReason
 
-NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 DEFAULT = BUILTIN["standard"]
 RETRY = RetryPolicy(initial_backoff_s=10, max_backoff_s=100, multiplier=2)
 KEY = RequestKey(id="r1", fingerprint="f" * 64)
-
-
-def job(**fields: Any) -> Job:
-    base: dict[str, Any] = {
-        "id": "j1",
-        "owner": "o",
-        "job_type": "demo",
-        "lifecycle": "standard",
-        "status": JobStatus.RUNNING,
-        "progress": Progress(percent=40),
-        "parameters": {},
-        "result": None,
-        "error": None,
-        "stop_reason": StopReason.UNSPECIFIED,
-        "attempt": 1,
-        "max_attempts": 3,
-        "priority": 0,
-        "labels": {},
-        "run_after": None,
-        "deadline": None,
-        "callback_url": "",
-        "cancel_requested": False,
-        "version": 7,
-        "create_time": NOW - dt.timedelta(minutes=5),
-        "update_time": NOW - dt.timedelta(minutes=1),
-        "start_time": NOW - dt.timedelta(minutes=1),
-        "complete_time": None,
-        "worker_id": "w1",
-        "lease_token": "tok",
-        "lease_expire_time": NOW + dt.timedelta(seconds=20),
-        "lease_duration_s": 30.0,
-        "last_sequence": 3,
-        "request_id": "",
-    }
-    return Job(**(base | fields))
 
 
 S = JobStatus
