@@ -486,7 +486,7 @@ def test_delete_of_finished_jobs_and_the_refusal_of_an_unfinished_one(address: s
     refused = cli(address, "delete", queued)
     assert refused.returncode == 1
     assert one_error_line(refused) == (
-        f"error: JOB_NOT_TERMINAL: job {queued} is QUEUED, not finished: cancel it first, then delete it"
+        f"error: JOB_NOT_TERMINAL: job {queued} is QUEUED, not ended: cancel it first, then delete it"
     )
     again = cli(address, "delete", done)  # a new delete of a job that is gone
     assert (again.returncode, one_error_line(again)) == (1, f"error: NOT_FOUND: job {done} not found")

@@ -199,10 +199,18 @@ def commit_batch(conn: sa.Connection, batch: list[_Queued]) -> None:
                 if not alone:
                     conn.exec_driver_sql("RELEASE unit")
     except BaseException as err:  # noqa: BLE001 - BEGIN or COMMIT failed: nothing of the batch stands
+        # When the connection broke under a unit, the failure seen here is SQLAlchemy's refusal to go
+        # on (PendingRollbackError); the database's own error, the unit's, says what happened.
+        cause = err if isinstance(err, sa.exc.DBAPIError) else _database_error(batch) or err
         for queued in batch:
             if queued.error is None:
-                queued.error = err
+                queued.error = cause
                 queued.result = None
+
+
+def _database_error(batch: list[_Queued]) -> sa.exc.DBAPIError | None:
+    """The first database error a unit of the batch met, if any."""
+    return next((q.error for q in batch if isinstance(q.error, sa.exc.DBAPIError)), None)
 
 
 def _settle(queued: _Queued) -> None:
