@@ -38,6 +38,7 @@ class JobChanges:
     lease_expire_time: dt.datetime | None = None
     clear_lease: bool = False
     queue_expire_time: dt.datetime | None = None
+    start_time: dt.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

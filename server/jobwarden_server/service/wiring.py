@@ -9,6 +9,7 @@ from jobwarden_server import store
 from jobwarden_server.domain.lifecycle import Lifecycles
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.events.bus import EventBus
+from jobwarden_server.service.batches import BatchService
 from jobwarden_server.service.jobs import JobsService
 from jobwarden_server.service.reaper import Reaper, ReaperSettings
 from jobwarden_server.service.streams import StreamSlots
@@ -26,6 +27,7 @@ class Services:
     work: WorkService
     reaper: Reaper
     writer: JobWriter
+    batches: BatchService
 
 
 def build(
@@ -43,12 +45,14 @@ def build(
     """The services over `db`; watches, long polls and Work sessions share the owners' stream slots."""
     writer = JobWriter(db, bus, clock)
     slots = StreamSlots(max_streams_per_owner)
+    jobs = JobsService(
+        db, writer, lifecycles, clock, retry, cancel_grace_s=cancel_grace_s, queue_timeouts=queue_timeouts
+    )
     return Services(
-        jobs=JobsService(
-            db, writer, lifecycles, clock, retry, cancel_grace_s=cancel_grace_s, queue_timeouts=queue_timeouts
-        ),
+        jobs=jobs,
         watch=WatchService(db, bus, slots),
         work=WorkService(db, writer, bus, lifecycles, clock, retry, slots),
         reaper=Reaper(db, writer, lifecycles, clock, retry, reaper or ReaperSettings()),
         writer=writer,
+        batches=BatchService(jobs, writer, clock),
     )

@@ -55,13 +55,18 @@ class JobWriter:
         *,
         request: RequestKey = ANONYMOUS,
         replay: Replay | None = None,
+        cascade: Decide | None = None,
     ) -> Job:
         """Change one of `owner`'s jobs as `decide` rules on it, read in the write's own transaction.
 
         A retry of a call that went through (its request_id is on an event of the job) decides and
         writes nothing: it is answered by `replay`, by default with the job as that call left it. On
         PostgreSQL the job can change between the read and the compare-and-set; then it is decided
-        again (a few times, then ABORTED / CONFLICT, retryable)."""
+        again (a few times, then ABORTED / CONFLICT, retryable).
+
+        On a batch parent, `cascade` is decided on each of its unfinished children and written in the
+        same transaction (a parent's cancel). A retry on a parent is answered with the parent as it is
+        now: the server drives it, so how the first call left it is no answer worth rebuilding."""
         for _ in range(MAX_CAS_TRIES):
             now = self._clock()
 
@@ -69,10 +74,18 @@ class JobWriter:
                 decision = decide(job, now)
                 return None if decision is None else store.JobUpdateParams.of(job_id, owner, now, decision)
 
+            def child_params(job: Job, now: dt.datetime = now) -> store.JobUpdateParams | None:
+                decision = None if cascade is None else cascade(job, now)
+                return None if decision is None else store.JobUpdateParams.of(job.id, owner, now, decision)
+
             try:
-                change = await self._store.job_modify(owner, job_id, params, request_id=request.id)
+                change = await self._store.job_modify(
+                    owner, job_id, params, request_id=request.id, cascade=child_params if cascade else None
+                )
             except store.Replayed as first:
                 idempotency.check_event(first.event, request)
+                if first.job.batch is not None:
+                    return first.job
                 if replay is not None:
                     return replay(first.job, first.event)
                 return await replays.outcome_of(self._store, first.job, first.event)
@@ -99,6 +112,18 @@ class JobWriter:
         if any(change.job.status is JobStatus.QUEUED for change in created):
             await self._bus.work_available()
         return results
+
+    async def create_batch(
+        self, parent: store.JobCreateParams, children: Sequence[store.JobCreateParams], *, dry_run: bool
+    ) -> store.JobCreateResult:
+        """Insert a batch in one transaction (see Store.batch_create) and publish what it created
+        (nothing for a dry run)."""
+        result = await self._store.batch_create(parent, children, dry_run=dry_run)
+        if result.created and not dry_run:
+            self._publish(result.change)
+            if any(c.status is JobStatus.QUEUED for c in children):
+                await self._bus.work_available()
+        return result
 
     async def claim(self, params: store.JobClaimParams) -> list[Job]:
         """Lease jobs (see Store.job_claim) and publish their claims."""
@@ -130,7 +155,8 @@ class JobWriter:
         return job
 
     def _publish(self, change: store.Change) -> Job:
-        """Publish a committed change's events and log its transitions; return the job."""
+        """Publish a committed change's events, then its followers', and log its transitions; return
+        the job."""
         for event in change.events:
             if event.kind is EventKind.TRANSITION:
                 logger.info(
@@ -143,4 +169,6 @@ class JobWriter:
                     event.data.get("reason", ""),
                 )
         self._bus.publish(change.events)
+        for follower in change.followers:
+            self._publish(follower)
         return change.job
