@@ -3,12 +3,14 @@ PostgreSQL when configured): the parent's batch counts on the Job model, typed r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from jobwarden import errors
-from jobwarden.client import BatchCounts, Client, JobStatus, NewJob
+from jobwarden.client import BatchCounts, Client, JobContext, JobEvent, JobStatus, NewJob, Worker
 from jobwarden_server import app
 
 
@@ -53,3 +55,29 @@ async def test_refusals_and_dry_runs(client: Client) -> None:
     with pytest.raises(errors.NotFound):
         await client.get_job(dry.id)
     assert (await client.list_jobs(job_types=["sdk.a", "sdk.report"]))[0] == []
+
+
+async def test_real_workers_drain_a_batch(client: Client, srv: app.RunningServer) -> None:
+    """Two SDK Workers (Work sessions) run a batch's children; the parent's watch ends with it."""
+    parent = await client.create_batch("sdk.report", [NewJob("sdk.square", {"n": i}) for i in range(40)])
+
+    async def square(ctx: JobContext) -> dict[str, Any]:
+        return {"square": ctx.job.parameters["n"] ** 2}
+
+    workers = [Worker(client, concurrency=4) for _ in range(2)]
+    for worker in workers:
+        worker.register("sdk.square", square)
+    running = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        async with asyncio.timeout(30):
+            items = [item async for item in client.watch_job(parent.id)]
+    finally:
+        for worker in workers:
+            worker.stop()
+        await asyncio.gather(*running)
+    done = await client.get_job(parent.id)
+    assert done.status is JobStatus.COMPLETED and done.batch == BatchCounts(total=40, completed=40)
+    events = [i for i in items if isinstance(i, JobEvent)]
+    assert [e.progress.done for e in events if e.progress is not None] == list(range(1, 41))
+    results = [j.result async for j in client.iter_jobs(parent_id=parent.id)]
+    assert results == [{"square": i**2} for i in range(40)]

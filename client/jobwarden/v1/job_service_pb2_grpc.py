@@ -141,6 +141,9 @@ class JobServiceServicer:
     def CancelJob(self, request, context):
         """CancelJob cancels a CREATED or QUEUED job at once; on a RUNNING job it sets cancel_requested,
         which the worker sees in its next ReportProgress reply. A terminal job is FAILED_PRECONDITION.
+        On a batch's parent it sets cancel_requested and cancels the parent's unfinished children in the
+        same transaction (each as CancelJob would); the parent ends CANCELLED once every child has ended
+        (see CreateBatch).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

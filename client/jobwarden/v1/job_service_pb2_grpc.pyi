@@ -54,6 +54,9 @@ class JobServiceStub:
     CancelJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CancelJobRequest, _job_service_pb2.CancelJobResponse]
     """CancelJob cancels a CREATED or QUEUED job at once; on a RUNNING job it sets cancel_requested,
     which the worker sees in its next ReportProgress reply. A terminal job is FAILED_PRECONDITION.
+    On a batch's parent it sets cancel_requested and cancels the parent's unfinished children in the
+    same transaction (each as CancelJob would); the parent ends CANCELLED once every child has ended
+    (see CreateBatch).
     """
     ReleaseJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ReleaseJobRequest, _job_service_pb2.ReleaseJobResponse]
     """ReleaseJob moves a held (CREATED) job to QUEUED."""
@@ -112,6 +115,9 @@ class JobServiceAsyncStub(JobServiceStub):
     CancelJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CancelJobRequest, _job_service_pb2.CancelJobResponse]  # type: ignore[assignment]
     """CancelJob cancels a CREATED or QUEUED job at once; on a RUNNING job it sets cancel_requested,
     which the worker sees in its next ReportProgress reply. A terminal job is FAILED_PRECONDITION.
+    On a batch's parent it sets cancel_requested and cancels the parent's unfinished children in the
+    same transaction (each as CancelJob would); the parent ends CANCELLED once every child has ended
+    (see CreateBatch).
     """
     ReleaseJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ReleaseJobRequest, _job_service_pb2.ReleaseJobResponse]  # type: ignore[assignment]
     """ReleaseJob moves a held (CREATED) job to QUEUED."""
@@ -197,6 +203,9 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_service_pb2.CancelJobResponse, _abc.Awaitable[_job_service_pb2.CancelJobResponse]]:
         """CancelJob cancels a CREATED or QUEUED job at once; on a RUNNING job it sets cancel_requested,
         which the worker sees in its next ReportProgress reply. A terminal job is FAILED_PRECONDITION.
+        On a batch's parent it sets cancel_requested and cancels the parent's unfinished children in the
+        same transaction (each as CancelJob would); the parent ends CANCELLED once every child has ended
+        (see CreateBatch).
         """
 
     @_abc_1.abstractmethod
