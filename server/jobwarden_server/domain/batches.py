@@ -99,9 +99,8 @@ def follow(parent: Job, now: dt.datetime) -> Decision | None:
     done = counts.finished == counts.total
     cancel_now = done and parent.cancel_requested and BATCH.allows(status, JobStatus.CANCELLED)
     if status is JobStatus.QUEUED and counts.waiting < counts.total and not cancel_now:
-        events.append(
-            _transition(status, JobStatus.RUNNING, "its first child started", StopReason.UNSPECIFIED)
-        )
+        reason = "its first child started" if counts.running else "its first child ended"
+        events.append(_transition(status, JobStatus.RUNNING, reason, StopReason.UNSPECIFIED))
         status = JobStatus.RUNNING
         changes["start_time"] = now
     progress = progress_of(counts)

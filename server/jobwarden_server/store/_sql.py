@@ -672,12 +672,6 @@ def _list_query(params: JobListParams, dialect: Dialect) -> sa.Select[Any]:
     return query.limit(params.limit)
 
 
-# The hot statements are built once, their values bound at each call: building a statement costs more
-# CPU than running it on SQLite, and a prebuilt one goes straight to the compiled cache.
-_INSERT_EVENTS = sa.insert(job_events)
-_INSERT_JOBS = sa.insert(jobs)
-
-
 class _RolledBack(Exception):
     """Raised inside a write unit to undo all of it: a dry run (carrying what it would have answered),
     or a cascade whose parent moved under it."""
@@ -687,6 +681,10 @@ class _RolledBack(Exception):
         self.result = result
 
 
+# The hot statements are built once, their values bound at each call: building a statement costs more
+# CPU than running it on SQLite, and a prebuilt one goes straight to the compiled cache.
+_INSERT_EVENTS = sa.insert(job_events)
+_INSERT_JOBS = sa.insert(jobs)
 _JOB_OF_OWNER = sa.select(jobs).where(
     jobs.c.id == sa.bindparam("p_job_id"), jobs.c.owner == sa.bindparam("p_owner")
 )
