@@ -97,7 +97,13 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--params", dest="params_json", metavar="JSON|@FILE|-", help="the parent's parameters")
     p.add_argument(
-        "--label", dest="labels", metavar="KEY=VALUE", type=_jobs.key_value, action="append", default=[]
+        "--label",
+        dest="labels",
+        metavar="KEY=VALUE",
+        type=_jobs.key_value,
+        action="append",
+        default=[],
+        help="a label of the parent (repeatable)",
     )
     p.add_argument("--callback-url", default="", metavar="URL", help="called once, when the batch ends")
     p.add_argument("--request-id", default=None, help="idempotency key of the whole batch")
