@@ -130,7 +130,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         ],
     )
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
-        JobServicer(services.jobs, services.watch, settings.callbacks), server
+        JobServicer(services.jobs, services.watch, settings.callbacks, batches=services.batches), server
     )
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(services.work), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(services.admin), server)

@@ -520,6 +520,49 @@ def layout(block: Block, ctx: Ctx) -> None:
                 assert (ROOT / "scripts" / script).is_file(), script
 
 
+# --- batches ----------------------------------------------------------------------------------------
+
+BATCH_ID = "9b2d…"
+"""The Batches section's example parent id: the id `batches create` printed."""
+
+
+async def batches_cli(block: Block, ctx: Ctx) -> None:
+    with proc.serving(ctx.tmp_path / "batches.db") as (_, address):
+        terminal = Shell(ctx.tmp_path, {"JOBWARDEN_ADDRESS": address})
+        parent_id, outputs = "", {}
+        for command in block.commands:
+            result = terminal.run(command.replace(BATCH_ID, parent_id))
+            assert (result.returncode, result.stderr) == (0, ""), (command, result.stderr)
+            if " batches create " in command and "--validate-only" not in command:
+                parent_id = result.stdout.strip()
+            outputs[command.split()[2] if command.startswith("jobwarden") else "shell"] = result.stdout
+        async with Client(address) as client:
+            jobs, _ = await client.list_jobs(parent_id=parent_id)
+            everything, _ = await client.list_jobs()
+    assert [j.parameters for j in jobs] == [{"width": 320}, {}, {"width": 1280}]
+    assert len(everything) == 4, "the dry run created nothing"
+    assert "batch:       3 children: 3 queued" in outputs["show"]
+    assert outputs["show"].count("image.resize") == 3
+
+
+async def batches_python(block: Block, ctx: Ctx) -> None:
+    assert_ruff_clean(block)
+    assert block.text.count(PYTHON_ADDRESS) == 1
+    with proc.serving(ctx.tmp_path / "example.db") as (_, address):
+        ran = run_python(block, block.text.replace(PYTHON_ADDRESS, address), ctx.tmp_path, ctx.tmp_path)
+        assert (ran.returncode, ran.stderr) == (0, ""), ran.stderr
+    printed = ran.stdout.splitlines()
+    assert printed == [
+        "QUEUED 3",
+        "QUEUED {'width': 320}",
+        "QUEUED {'width': 640}",
+        "QUEUED {'width': 1280}",
+        "CANCELLED 3",
+    ]
+    for line in (printed[0], printed[-1]):
+        assert f"# {line}" in block.text  # the lines its comments show
+
+
 # --- completion callbacks: one server with the section's config, a receiver, a job that calls back ---
 
 
@@ -927,6 +970,12 @@ HOW: dict[str, How] = {
     ),
     "admin-changes-and-dry-runs-2-sh": How(
         "typed with the admin token on a job a worker holds; the job checked after each", admin_commands
+    ),
+    "batches-1-sh": How(
+        "each command in a tmp directory against a real server; the batch it made", batches_cli
+    ),
+    "batches-2-python": How(
+        "a program against a real server: its printed lines are the comments'", batches_python
     ),
 }
 

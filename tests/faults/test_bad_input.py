@@ -44,7 +44,7 @@ REFUSALS = {
 }
 # Of these, OK is a fine answer to a generated request that happens to be valid (they change nothing,
 # or only create a job the battery is told about).
-MAY_SUCCEED = {"GetLifecycle", "ListJobs", "ClaimJobs", "CreateJob", "CreateJobs", "Work"}
+MAY_SUCCEED = {"GetLifecycle", "ListJobs", "ClaimJobs", "CreateJob", "CreateJobs", "CreateBatch", "Work"}
 IA, TOO_LARGE, NOT_FOUND = "INVALID_ARGUMENT", "TOO_LARGE", "NOT_FOUND"
 
 
@@ -247,6 +247,46 @@ CASES = [
         "RESOURCE_EXHAUSTED",
         "",
         from_jobwarden=False,
+    ),
+    Case("CreateBatch", "no children", lambda f: J.CreateBatchRequest(job_type="b"), IA, IA),
+    Case(
+        "CreateBatch",
+        "10001 children",
+        lambda f: J.CreateBatchRequest(job_type="b", children=[J.CreateJobRequest(job_type="c")] * 10_001),
+        IA,
+        TOO_LARGE,
+    ),
+    Case(
+        "CreateBatch",
+        "empty job_type",
+        lambda f: J.CreateBatchRequest(children=[J.CreateJobRequest(job_type="c")]),
+        IA,
+        IA,
+    ),
+    Case(
+        "CreateBatch",
+        "a bad child",
+        lambda f: J.CreateBatchRequest(
+            job_type="b", children=[J.CreateJobRequest(job_type="c"), J.CreateJobRequest(priority=5000)]
+        ),
+        IA,
+        IA,
+    ),
+    Case(
+        "CreateBatch",
+        "a child with its own request_id",
+        lambda f: J.CreateBatchRequest(
+            job_type="b", children=[J.CreateJobRequest(job_type="c", request_id="r")]
+        ),
+        IA,
+        IA,
+    ),
+    Case(
+        "CreateBatch",
+        "NUL in a child's job_type",
+        lambda f: J.CreateBatchRequest(job_type="b", children=[J.CreateJobRequest(job_type="c\x00")]),
+        IA,
+        IA,
     ),
     Case("GetJob", "missing id", lambda f: J.GetJobRequest(), IA, IA),
     Case("GetJob", "id too long", lambda f: J.GetJobRequest(job_id="j" * 10_000), IA, TOO_LARGE),
@@ -808,6 +848,18 @@ def _build(cls: type[message.Message], values: dict[str, Any]) -> message.Messag
     return out
 
 
+async def _batch(s: Stubs, parent_id: str) -> set[str]:
+    """A batch a generated request happened to create: its parent and its children."""
+    ids, token = {parent_id}, ""
+    while True:
+        request = J.ListJobsRequest(parent_id=parent_id, page_size=500, page_token=token)
+        reply = await s.jobs.ListJobs(request, metadata=s.metadata)
+        ids.update(j.id for j in reply.jobs)
+        token = reply.next_page_token
+        if not token:
+            return ids
+
+
 REQUESTS = st.sampled_from(list(anyrpc.RPCS)).flatmap(
     lambda rpc: _message(rpc.method.input_type).map(lambda m: (rpc, m))
 )
@@ -834,6 +886,8 @@ def test_generated_bad_requests_are_refused_clearly_and_change_nothing(tmp_path:
                 if rpc.name == "CreateJobs":
                     created.update(r.job.id for r in answer.replies[0].results if r.HasField("job"))
                     assert _refused_items(answer) == [], (answer, request)
+                if rpc.name == "CreateBatch":
+                    created.update(ls.run(_batch(ls.s, answer.replies[0].job.id)))
                 if rpc.name in ("ClaimJobs", "Work"):
                     assert all(c.job.id in created for reply in answer.replies for c in reply.claims)
                 if rpc.name == "Work":  # a session that opened: each refused step says why, clearly
@@ -917,6 +971,8 @@ def test_random_bytes_as_requests_never_break_the_server_or_change_a_job(tmp_pat
                     created.add(reply.job.id)
                 if rpc.name == "CreateJobs":
                     created.update(r.job.id for r in reply.results if r.HasField("job"))
+                if rpc.name == "CreateBatch":
+                    created.update(ls.run(_batch(ls.s, reply.job.id)))
                 return
             assert _refused_by_jobwarden(answer) == [], (rpc.name, answer, raw)
 

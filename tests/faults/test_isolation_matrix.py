@@ -179,7 +179,7 @@ ABOUT: dict[str, list[tuple[str, Target]]] = {
     ],
 }
 # RPCs that name no job of anyone's: checked by what they return instead.
-NOT_ABOUT_A_JOB = {"CreateJob", "CreateJobs", "ListJobs", "GetLifecycle", "ClaimJobs"}
+NOT_ABOUT_A_JOB = {"CreateJob", "CreateJobs", "CreateBatch", "ListJobs", "GetLifecycle", "ClaimJobs"}
 # The Work session: its steps are the worker calls above, each checked through the session too.
 SESSION_STEPS = {
     "progress": "ReportProgress",
@@ -288,6 +288,7 @@ async def _by_query(a: Stubs, md: Metadata, bob: Bob, mine: str, cells: dict[str
         ("ListJobs", "everything", J.ListJobsRequest()),
         ("ListJobs", "B's label", J.ListJobsRequest(labels={"team": "bob"})),
         ("ListJobs", "B's job type", J.ListJobsRequest(job_types=[B_TYPE])),
+        ("ListJobs", "B's job as a parent", J.ListJobsRequest(parent_id=bob.queued)),
         ("ClaimJobs", "B's job type", W.ClaimJobsRequest(worker_id="thief", job_types=[B_TYPE], max_jobs=10)),
         ("GetLifecycle", "B's job type", J.GetLifecycleRequest(job_type=B_TYPE)),
         ("WatchJob", "A's own job", J.WatchJobRequest(job_id=mine)),
@@ -309,6 +310,17 @@ async def _by_query(a: Stubs, md: Metadata, bob: Bob, mine: str, cells: dict[str
     cells["CreateJob:B's request id"] = got.code
     wrong += [f"CreateJob with B's request id: {w}" for w in _only_alices(got, create, bob)]
     wrong += await _batch_with_bobs_request_ids(a, md, bob, create, cells)
+    # A batch under B's request id, which A has just used too: refused naming A's own job, never B's.
+    batch = J.CreateBatchRequest(job_type=B_TYPE, children=[create], request_id=bob.request_id)
+    batch.children[0].ClearField("request_id")
+    got = await anyrpc.call(a.channel, anyrpc.BY_NAME["CreateBatch"], batch, metadata=md)
+    cells["CreateBatch:B's request id"] = f"{got.code}/{got.reason}"
+    if (got.code, got.reason) != ("ALREADY_EXISTS", "REQUEST_ID_MISMATCH") or got.metadata.get(
+        "job_id"
+    ) in bob.secrets() | {""}:
+        wrong.append(f"CreateBatch with B's request id: {got.code}/{got.reason} {got.metadata}")
+    if leaked := _leaks(got, batch, bob.secrets()):
+        wrong.append(f"CreateBatch with B's request id: leaked {leaked}")
     return wrong
 
 

@@ -239,6 +239,8 @@ def job_details(job: Job) -> str:
         ("callback", _callback_text(job)),
         ("retry of", job.retry_of),
         ("messages", str(job.message_count) if job.message_count else ""),
+        ("batch", _batch_text(job)),
+        ("parent", job.parent_id),
         ("parameters", json.dumps(job.parameters, sort_keys=True)),
         ("result", "" if job.result is None else json.dumps(job.result, sort_keys=True)),
         ("etag", job.etag),
@@ -257,6 +259,28 @@ def _callback_text(job: Job) -> str:
     if job.callback_error:
         text += f": {job.callback_error}"
     return text
+
+
+def _batch_text(job: Job) -> str:
+    """A parent's children by status: the total, then each status that has any."""
+    if job.batch is None:
+        return ""
+    counts = job.batch
+    parts = [
+        f"{n} {name}"
+        for name, n in (
+            ("created", counts.created),
+            ("queued", counts.queued),
+            ("running", counts.running),
+            ("completed", counts.completed),
+            ("partial", counts.partial),
+            ("failed", counts.failed),
+            ("cancelled", counts.cancelled),
+            ("expired", counts.expired),
+        )
+        if n
+    ]
+    return f"{counts.total} children: {', '.join(parts)}"
 
 
 def _error_text(job: Job) -> str:

@@ -15,7 +15,7 @@ from typing import cast
 
 import jobwarden
 from jobwarden import errors
-from jobwarden.cli import _admin, _jobs, _watch
+from jobwarden.cli import _admin, _batches, _jobs, _watch
 from jobwarden.client import DEFAULT_TARGET, Client, TlsOptions
 
 EXIT_OK = 0
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="create or upgrade the server's database", add_help=False)
     _jobs.add_parser(sub, common)
     _admin.add_parser(sub, common)
+    _batches.add_parser(sub, common)
     return parser
 
 

@@ -17,6 +17,7 @@ from jobwarden.client._client import Client
 from jobwarden.client._context import Handler, HandlerResult, JobContext, PartialResult, PermanentError
 from jobwarden.client._models import (
     Asset,
+    BatchCounts,
     CallbackAttempt,
     CallbackState,
     Claim,
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_TARGET",
     "DEFAULT_TIMEOUT",
     "Asset",
+    "BatchCounts",
     "CallbackAttempt",
     "CallbackState",
     "Claim",

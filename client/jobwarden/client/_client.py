@@ -139,6 +139,64 @@ class Client(WorkerCalls, AdminCalls):
             for r in response.results
         ]
 
+    async def create_batch(
+        self,
+        job_type: str,
+        children: Iterable[_models.NewJob],
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
+        callback_url: str = "",
+        callback_statuses: Iterable[_models.JobStatus | str] = (),
+        request_id: str | None = None,
+        validate_only: bool = False,
+    ) -> _models.Job:
+        """Creates a batch: a parent job and its children (1..10,000), all in one transaction or none.
+
+        The server drives the parent: RUNNING when its first child starts, its progress the share
+        of children that ended, its ``batch`` counts following them, and once every child has ended
+        it ends COMPLETED (all completed), FAILED (none completed even partially) or PARTIAL. No
+        worker ever claims the parent. Page the children with ``list_jobs(parent_id=...)``; cancel
+        the batch with :meth:`cancel_job` on the parent.
+
+        Args:
+            job_type: The parent's job type.
+            children: The children, each as for :meth:`create_job`; their ``request_id`` must be
+                None (the batch's covers them).
+            parameters: Input recorded on the parent.
+            labels: The parent's labels.
+            callback_url: Called once, when the parent ends (see :meth:`create_job`).
+            callback_statuses: The parent's terminal statuses that fire the callback (empty: all).
+            request_id: Idempotency key of the whole batch (generated when omitted).
+            validate_only: Check everything and return what the call would return, creating nothing.
+
+        Returns:
+            The parent (or the one created first with the same ``request_id``).
+
+        Raises:
+            ValueError: A ``parameters`` is not JSON-compatible; nothing was sent.
+            jobwarden.errors.InvalidArgument: A field was refused; for a child, its field is named
+                ``children[i].<field>``, and nothing was created.
+            jobwarden.errors.RequestIdMismatch: ``request_id`` was used with other content.
+        """
+        items = []
+        for job in children:
+            if job.request_id is not None:
+                raise ValueError("a batch's children take no request_id: the batch's covers them")
+            items.append(_convert.new_job_to_pb(job, ""))
+        request = job_service_pb2.CreateBatchRequest(
+            job_type=job_type,
+            parameters=_convert.dict_to_struct(parameters or {}, "parameters"),
+            labels=dict(labels or {}),
+            children=items,
+            callback_url=callback_url,
+            callback_statuses=[_convert.status_to_pb(s) for s in callback_statuses],
+            request_id=idempotency_key(request_id),
+            validate_only=validate_only,
+        )
+        response = await self._unary(self._job_stub.CreateBatch, request)
+        return _convert.job_from_pb(response.job)
+
     async def get_job(self, job_id: str) -> _models.Job:
         """Returns a job.
 
@@ -160,6 +218,7 @@ class Client(WorkerCalls, AdminCalls):
         page_size: int = 0,
         page_token: str = "",
         descending: bool = False,
+        parent_id: str = "",
     ) -> tuple[list[_models.Job], str]:
         """Returns one page of the caller's jobs; empty filters match everything.
 
@@ -173,6 +232,8 @@ class Client(WorkerCalls, AdminCalls):
             page_size: Jobs per page (0 means the server default, 50; at most 500).
             page_token: ``next_page_token`` of the previous page, with the same filters.
             descending: Newest first.
+            parent_id: Only the children of this batch parent, in the order they were given to
+                :meth:`create_batch`.
 
         Returns:
             The jobs and the token of the next page (empty on the last page).
@@ -185,6 +246,7 @@ class Client(WorkerCalls, AdminCalls):
             page_size=page_size,
             page_token=page_token,
             descending=descending,
+            parent_id=parent_id,
         )
         if created_after is not None:
             request.created_after.CopyFrom(_convert.time_to_pb(created_after))
@@ -204,6 +266,7 @@ class Client(WorkerCalls, AdminCalls):
         created_before: datetime | None = None,
         page_size: int = 0,
         descending: bool = False,
+        parent_id: str = "",
     ) -> AsyncIterator[_models.Job]:
         """Yields every matching job, fetching pages as needed; arguments as in :meth:`list_jobs`."""
         filters: dict[str, Any] = {
@@ -215,6 +278,7 @@ class Client(WorkerCalls, AdminCalls):
             "created_before": created_before,
             "page_size": page_size,
             "descending": descending,
+            "parent_id": parent_id,
         }
         token = ""
         while True:

@@ -6,6 +6,7 @@ Unknown enum values from a newer server map to ``UNSPECIFIED`` instead of failin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -313,6 +314,23 @@ def job_from_pb(msg: job_pb2.Job) -> _models.Job:
         callback_error=msg.callback_error,
         retry_of=msg.retry_of,
         message_count=msg.message_count,
+        parent_id=msg.parent_id,
+        batch=batch_from_pb(msg.batch) if msg.HasField("batch") else None,
+    )
+
+
+def batch_from_pb(msg: job_pb2.BatchCounts) -> _models.BatchCounts:
+    """Converts a BatchCounts message."""
+    return _models.BatchCounts(
+        total=msg.total,
+        created=msg.created,
+        queued=msg.queued,
+        running=msg.running,
+        completed=msg.completed,
+        partial=msg.partial,
+        failed=msg.failed,
+        cancelled=msg.cancelled,
+        expired=msg.expired,
     )
 
 
@@ -482,7 +500,10 @@ def job_to_pb(job: _models.Job) -> job_pb2.Job:
         callback_attempts=job.callback_attempts,
         callback_error=job.callback_error,
         retry_of=job.retry_of,
+        parent_id=job.parent_id,
     )
+    if job.batch is not None:
+        msg.batch.CopyFrom(job_pb2.BatchCounts(**dataclasses.asdict(job.batch)))
     if job.callback_state is not _models.CallbackState.NONE:
         msg.callback_state = job_pb2.CallbackState.Value(f"CALLBACK_STATE_{job.callback_state.value}")
     if job.result is not None:

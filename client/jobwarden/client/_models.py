@@ -248,6 +248,38 @@ class NewJob:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class BatchCounts:
+    """A batch parent's children by status (see :meth:`Client.create_batch`).
+
+    Attributes:
+        total: Children in the batch.
+        created: Children held.
+        queued: Children waiting for a worker.
+        running: Children leased by a worker.
+        completed: Children that succeeded.
+        partial: Children that finished partially.
+        failed: Children that failed.
+        cancelled: Children cancelled.
+        expired: Children expired.
+    """
+
+    total: int = 0
+    created: int = 0
+    queued: int = 0
+    running: int = 0
+    completed: int = 0
+    partial: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    expired: int = 0
+
+    @property
+    def finished(self) -> int:
+        """Children that have ended."""
+        return self.completed + self.partial + self.failed + self.cancelled + self.expired
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     """One unit of work, as the server last reported it.
 
@@ -286,6 +318,8 @@ class Job:
         callback_error: Why the latest attempt failed ("" once delivered).
         retry_of: The job this one runs again (an admin's ``retry_job``); "" for none.
         message_count: Messages its workers attached (its ``log`` events).
+        parent_id: The batch this job is a child of ("" for a job created on its own).
+        batch: On a batch's parent only: its children's counts by status (None otherwise).
     """
 
     id: str
@@ -322,6 +356,8 @@ class Job:
     callback_error: str = ""
     retry_of: str = ""
     message_count: int = 0
+    parent_id: str = ""
+    batch: BatchCounts | None = None
 
     @property
     def is_terminal(self) -> bool:

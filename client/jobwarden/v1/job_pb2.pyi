@@ -360,6 +360,8 @@ class Job(_message.Message):
     CALLBACK_ERROR_FIELD_NUMBER: _builtins.int
     RETRY_OF_FIELD_NUMBER: _builtins.int
     MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
+    PARENT_ID_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned unique id."""
     owner: _builtins.str
@@ -404,6 +406,8 @@ class Job(_message.Message):
     """Messages the job's workers attached so far (see WorkerService.AddMessages): the number of its
     log events.
     """
+    parent_id: _builtins.str
+    """The batch this job is a child of (see CreateBatch); empty for a job created on its own."""
     @_builtins.property
     def progress(self) -> Global___Progress:
         """Latest progress report."""
@@ -469,6 +473,12 @@ class Job(_message.Message):
         status.
         """
 
+    @_builtins.property
+    def batch(self) -> Global___BatchCounts:
+        """Set on a batch's parent only: how many of its children stand in each status. The server drives
+        the parent from these counts (see CreateBatch).
+        """
+
     def __init__(
         self,
         *,
@@ -506,14 +516,72 @@ class Job(_message.Message):
         callback_error: _builtins.str = ...,
         retry_of: _builtins.str = ...,
         message_count: _builtins.int = ...,
+        parent_id: _builtins.str = ...,
+        batch: Global___BatchCounts | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "parameters", b"parameters", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "parameters", b"parameters", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "callback_attempts", b"callback_attempts", "callback_error", b"callback_error", "callback_state", b"callback_state", "callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "message_count", b"message_count", "owner", b"owner", "parameters", b"parameters", "priority", b"priority", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_of", b"retry_of", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "batch", b"batch", "callback_attempts", b"callback_attempts", "callback_error", b"callback_error", "callback_state", b"callback_state", "callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "message_count", b"message_count", "owner", b"owner", "parameters", b"parameters", "parent_id", b"parent_id", "priority", b"priority", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_of", b"retry_of", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
+
+@_typing.final
+class BatchCounts(_message.Message):
+    """BatchCounts counts a batch's children by status. Every child is in exactly one status, so the
+    per-status counts add up to total.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    PARTIAL_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    EXPIRED_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """Children in the batch (1..10000); fixed at creation."""
+    created: _builtins.int
+    """Children held (CREATED)."""
+    queued: _builtins.int
+    """Children waiting for a worker (QUEUED)."""
+    running: _builtins.int
+    """Children leased by a worker (RUNNING)."""
+    completed: _builtins.int
+    """Children that succeeded (COMPLETED)."""
+    partial: _builtins.int
+    """Children that finished partially (PARTIAL)."""
+    failed: _builtins.int
+    """Children that failed (FAILED)."""
+    cancelled: _builtins.int
+    """Children cancelled (CANCELLED)."""
+    expired: _builtins.int
+    """Children expired (EXPIRED)."""
+    def __init__(
+        self,
+        *,
+        total: _builtins.int = ...,
+        created: _builtins.int = ...,
+        queued: _builtins.int = ...,
+        running: _builtins.int = ...,
+        completed: _builtins.int = ...,
+        partial: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        cancelled: _builtins.int = ...,
+        expired: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "completed", b"completed", "created", b"created", "expired", b"expired", "failed", b"failed", "partial", b"partial", "queued", b"queued", "running", b"running", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchCounts: _TypeAlias = BatchCounts  # noqa: Y015
 
 @_typing.final
 class RetryPolicy(_message.Message):

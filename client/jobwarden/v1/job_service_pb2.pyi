@@ -24,6 +24,116 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class CreateBatchRequest(_message.Message):
+    """CreateBatchRequest describes a batch: its parent and its children."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    JOB_TYPE_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    CHILDREN_FIELD_NUMBER: _builtins.int
+    CALLBACK_URL_FIELD_NUMBER: _builtins.int
+    CALLBACK_STATUSES_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    job_type: _builtins.str
+    """The parent's job type (required; as CreateJobRequest.job_type). No worker ever claims the
+    parent, whatever its type.
+    """
+    callback_url: _builtins.str
+    """Called once, when the parent ends (as CreateJobRequest.callback_url)."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155) of the whole batch, unique per owner among jobs; at most 128
+    characters.
+    """
+    validate_only: _builtins.bool
+    """Check the request and answer exactly what the call would answer (the parent it would create,
+    the parent of an earlier call with this request_id, or the error), writing nothing (AIP-163).
+    """
+    @_builtins.property
+    def parameters(self) -> _struct_pb2.Struct:
+        """Input recorded on the parent, for the caller's own use (same limits as CreateJob's)."""
+
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The parent's labels (as CreateJob's)."""
+
+    @_builtins.property
+    def children(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreateJobRequest]:
+        """The children (1..10000), each as for CreateJob; their request_id must be empty (the batch's
+        request_id covers them).
+        """
+
+    @_builtins.property
+    def callback_statuses(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobStatus.ValueType]:
+        """The parent's terminal statuses that fire the callback (empty: every terminal status)."""
+
+    def __init__(
+        self,
+        *,
+        job_type: _builtins.str = ...,
+        parameters: _struct_pb2.Struct | None = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        children: _abc.Iterable[Global___CreateJobRequest] | None = ...,
+        callback_url: _builtins.str = ...,
+        callback_statuses: _abc.Iterable[_job_pb2.JobStatus.ValueType] | None = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "children", b"children", "job_type", b"job_type", "labels", b"labels", "parameters", b"parameters", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateBatchRequest: _TypeAlias = CreateBatchRequest  # noqa: Y015
+
+@_typing.final
+class CreateBatchResponse(_message.Message):
+    """CreateBatchResponse carries the batch's parent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def job(self) -> _job_pb2.Job:
+        """The parent job, with its batch counts."""
+
+    def __init__(
+        self,
+        *,
+        job: _job_pb2.Job | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateBatchResponse: _TypeAlias = CreateBatchResponse  # noqa: Y015
+
+@_typing.final
 class CreateJobRequest(_message.Message):
     """CreateJobRequest describes the job to create."""
 
@@ -341,12 +451,15 @@ class ListJobsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     DESCENDING_FIELD_NUMBER: _builtins.int
+    PARENT_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Page size (default 50, at most 500; larger values are capped)."""
     page_token: _builtins.str
     """next_page_token of the previous page, with the same filters."""
     descending: _builtins.bool
     """Newest first instead of oldest first."""
+    parent_id: _builtins.str
+    """Only the children of this batch parent (in the order they were given to CreateBatch)."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobStatus.ValueType]:
         """Only jobs in one of these statuses."""
@@ -383,10 +496,11 @@ class ListJobsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         descending: _builtins.bool = ...,
+        parent_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "descending", b"descending", "job_types", b"job_types", "labels", b"labels", "page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses", "stop_reasons", b"stop_reasons"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "descending", b"descending", "job_types", b"job_types", "labels", b"labels", "page_size", b"page_size", "page_token", b"page_token", "parent_id", b"parent_id", "statuses", b"statuses", "stop_reasons", b"stop_reasons"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -97,6 +97,11 @@ class JobServiceStub:
                 request_serializer=jobwarden_dot_v1_dot_job__service__pb2.GetLifecycleRequest.SerializeToString,
                 response_deserializer=jobwarden_dot_v1_dot_job__service__pb2.GetLifecycleResponse.FromString,
                 _registered_method=True)
+        self.CreateBatch = channel.unary_unary(
+                '/jobwarden.v1.JobService/CreateBatch',
+                request_serializer=jobwarden_dot_v1_dot_job__service__pb2.CreateBatchRequest.SerializeToString,
+                response_deserializer=jobwarden_dot_v1_dot_job__service__pb2.CreateBatchResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -141,6 +146,9 @@ class JobServiceServicer:
     def CancelJob(self, request, context):
         """CancelJob cancels a CREATED or QUEUED job at once; on a RUNNING job it sets cancel_requested,
         which the worker sees in its next ReportProgress reply. A terminal job is FAILED_PRECONDITION.
+        On a batch's parent it sets cancel_requested and cancels the parent's unfinished children in the
+        same transaction (each as CancelJob would); the parent ends CANCELLED once every child has ended
+        (see CreateBatch).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -196,6 +204,26 @@ class JobServiceServicer:
 
     def GetLifecycle(self, request, context):
         """GetLifecycle returns the lifecycle table that governs jobs of a type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateBatch(self, request, context):
+        """CreateBatch creates a parent job and its children (1..10000) in one transaction: all of them or
+        none. Each child is an ordinary job, described and checked as for CreateJob; one refused child
+        refuses the whole batch with the error CreateJob would have given for it, its field paths under
+        `children[i].`. The parent is governed by the built-in `batch` lifecycle and never goes to a
+        worker: the server drives it. It becomes RUNNING when its first child starts (or ends), its
+        progress is the share of its children that have ended (done/total), its `batch` counts follow
+        its children, and when every child has ended it ends too: COMPLETED if all completed, FAILED if
+        none completed even partially (every child FAILED, CANCELLED or EXPIRED), PARTIAL otherwise.
+        Each of these changes is written in the transaction of the child's change that causes it and
+        recorded as the parent's own events (transition, progress). ListJobs with parent_id pages the
+        children. CancelJob on the parent cancels its unfinished children (a running one is asked to
+        stop, as CancelJob does) and the parent ends CANCELLED once all of them have ended. With a
+        request_id, a retry returns the parent created first; the same request_id with different
+        content is ALREADY_EXISTS (REQUEST_ID_MISMATCH).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -263,6 +291,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetLifecycle,
                     request_deserializer=jobwarden_dot_v1_dot_job__service__pb2.GetLifecycleRequest.FromString,
                     response_serializer=jobwarden_dot_v1_dot_job__service__pb2.GetLifecycleResponse.SerializeToString,
+            ),
+            'CreateBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBatch,
+                    request_deserializer=jobwarden_dot_v1_dot_job__service__pb2.CreateBatchRequest.FromString,
+                    response_serializer=jobwarden_dot_v1_dot_job__service__pb2.CreateBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -592,6 +625,33 @@ class JobService:
             '/jobwarden.v1.JobService/GetLifecycle',
             jobwarden_dot_v1_dot_job__service__pb2.GetLifecycleRequest.SerializeToString,
             jobwarden_dot_v1_dot_job__service__pb2.GetLifecycleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobwarden.v1.JobService/CreateBatch',
+            jobwarden_dot_v1_dot_job__service__pb2.CreateBatchRequest.SerializeToString,
+            jobwarden_dot_v1_dot_job__service__pb2.CreateBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

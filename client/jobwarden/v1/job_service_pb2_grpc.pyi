@@ -54,6 +54,9 @@ class JobServiceStub:
     CancelJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CancelJobRequest, _job_service_pb2.CancelJobResponse]
     """CancelJob cancels a CREATED or QUEUED job at once; on a RUNNING job it sets cancel_requested,
     which the worker sees in its next ReportProgress reply. A terminal job is FAILED_PRECONDITION.
+    On a batch's parent it sets cancel_requested and cancels the parent's unfinished children in the
+    same transaction (each as CancelJob would); the parent ends CANCELLED once every child has ended
+    (see CreateBatch).
     """
     ReleaseJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ReleaseJobRequest, _job_service_pb2.ReleaseJobResponse]
     """ReleaseJob moves a held (CREATED) job to QUEUED."""
@@ -78,6 +81,22 @@ class JobServiceStub:
     """GetAsset returns one asset."""
     GetLifecycle: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetLifecycleRequest, _job_service_pb2.GetLifecycleResponse]
     """GetLifecycle returns the lifecycle table that governs jobs of a type."""
+    CreateBatch: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateBatchRequest, _job_service_pb2.CreateBatchResponse]
+    """CreateBatch creates a parent job and its children (1..10000) in one transaction: all of them or
+    none. Each child is an ordinary job, described and checked as for CreateJob; one refused child
+    refuses the whole batch with the error CreateJob would have given for it, its field paths under
+    `children[i].`. The parent is governed by the built-in `batch` lifecycle and never goes to a
+    worker: the server drives it. It becomes RUNNING when its first child starts (or ends), its
+    progress is the share of its children that have ended (done/total), its `batch` counts follow
+    its children, and when every child has ended it ends too: COMPLETED if all completed, FAILED if
+    none completed even partially (every child FAILED, CANCELLED or EXPIRED), PARTIAL otherwise.
+    Each of these changes is written in the transaction of the child's change that causes it and
+    recorded as the parent's own events (transition, progress). ListJobs with parent_id pages the
+    children. CancelJob on the parent cancels its unfinished children (a running one is asked to
+    stop, as CancelJob does) and the parent ends CANCELLED once all of them have ended. With a
+    request_id, a retry returns the parent created first; the same request_id with different
+    content is ALREADY_EXISTS (REQUEST_ID_MISMATCH).
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -105,6 +124,9 @@ class JobServiceAsyncStub(JobServiceStub):
     CancelJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CancelJobRequest, _job_service_pb2.CancelJobResponse]  # type: ignore[assignment]
     """CancelJob cancels a CREATED or QUEUED job at once; on a RUNNING job it sets cancel_requested,
     which the worker sees in its next ReportProgress reply. A terminal job is FAILED_PRECONDITION.
+    On a batch's parent it sets cancel_requested and cancels the parent's unfinished children in the
+    same transaction (each as CancelJob would); the parent ends CANCELLED once every child has ended
+    (see CreateBatch).
     """
     ReleaseJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ReleaseJobRequest, _job_service_pb2.ReleaseJobResponse]  # type: ignore[assignment]
     """ReleaseJob moves a held (CREATED) job to QUEUED."""
@@ -129,6 +151,22 @@ class JobServiceAsyncStub(JobServiceStub):
     """GetAsset returns one asset."""
     GetLifecycle: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetLifecycleRequest, _job_service_pb2.GetLifecycleResponse]  # type: ignore[assignment]
     """GetLifecycle returns the lifecycle table that governs jobs of a type."""
+    CreateBatch: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateBatchRequest, _job_service_pb2.CreateBatchResponse]  # type: ignore[assignment]
+    """CreateBatch creates a parent job and its children (1..10000) in one transaction: all of them or
+    none. Each child is an ordinary job, described and checked as for CreateJob; one refused child
+    refuses the whole batch with the error CreateJob would have given for it, its field paths under
+    `children[i].`. The parent is governed by the built-in `batch` lifecycle and never goes to a
+    worker: the server drives it. It becomes RUNNING when its first child starts (or ends), its
+    progress is the share of its children that have ended (done/total), its `batch` counts follow
+    its children, and when every child has ended it ends too: COMPLETED if all completed, FAILED if
+    none completed even partially (every child FAILED, CANCELLED or EXPIRED), PARTIAL otherwise.
+    Each of these changes is written in the transaction of the child's change that causes it and
+    recorded as the parent's own events (transition, progress). ListJobs with parent_id pages the
+    children. CancelJob on the parent cancels its unfinished children (a running one is asked to
+    stop, as CancelJob does) and the parent ends CANCELLED once all of them have ended. With a
+    request_id, a retry returns the parent created first; the same request_id with different
+    content is ALREADY_EXISTS (REQUEST_ID_MISMATCH).
+    """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     """JobService is the client's API: create jobs, look at them, cancel them and watch them.
@@ -183,6 +221,9 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_service_pb2.CancelJobResponse, _abc.Awaitable[_job_service_pb2.CancelJobResponse]]:
         """CancelJob cancels a CREATED or QUEUED job at once; on a RUNNING job it sets cancel_requested,
         which the worker sees in its next ReportProgress reply. A terminal job is FAILED_PRECONDITION.
+        On a batch's parent it sets cancel_requested and cancels the parent's unfinished children in the
+        same transaction (each as CancelJob would); the parent ends CANCELLED once every child has ended
+        (see CreateBatch).
         """
 
     @_abc_1.abstractmethod
@@ -249,5 +290,27 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.GetLifecycleResponse, _abc.Awaitable[_job_service_pb2.GetLifecycleResponse]]:
         """GetLifecycle returns the lifecycle table that governs jobs of a type."""
+
+    @_abc_1.abstractmethod
+    def CreateBatch(
+        self,
+        request: _job_service_pb2.CreateBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.CreateBatchResponse, _abc.Awaitable[_job_service_pb2.CreateBatchResponse]]:
+        """CreateBatch creates a parent job and its children (1..10000) in one transaction: all of them or
+        none. Each child is an ordinary job, described and checked as for CreateJob; one refused child
+        refuses the whole batch with the error CreateJob would have given for it, its field paths under
+        `children[i].`. The parent is governed by the built-in `batch` lifecycle and never goes to a
+        worker: the server drives it. It becomes RUNNING when its first child starts (or ends), its
+        progress is the share of its children that have ended (done/total), its `batch` counts follow
+        its children, and when every child has ended it ends too: COMPLETED if all completed, FAILED if
+        none completed even partially (every child FAILED, CANCELLED or EXPIRED), PARTIAL otherwise.
+        Each of these changes is written in the transaction of the child's change that causes it and
+        recorded as the parent's own events (transition, progress). ListJobs with parent_id pages the
+        children. CancelJob on the parent cancels its unfinished children (a running one is asked to
+        stop, as CancelJob does) and the parent ends CANCELLED once all of them have ended. With a
+        request_id, a retry returns the parent created first; the same request_id with different
+        content is ALREADY_EXISTS (REQUEST_ID_MISMATCH).
+        """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

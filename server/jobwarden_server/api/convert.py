@@ -18,7 +18,16 @@ from jobwarden_server.domain import limits, messages
 from jobwarden_server.domain.errors import InvalidArgument
 from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
 from jobwarden_server.domain.lifecycle import Lifecycle
-from jobwarden_server.domain.records import Asset, CallbackState, Event, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.records import (
+    Asset,
+    BatchCounts,
+    CallbackState,
+    Event,
+    EventKind,
+    Job,
+    JobError,
+    Progress,
+)
 from jobwarden_server.domain.status import JobStatus, StopReason
 
 E = TypeVar("E", JobStatus, StopReason)
@@ -217,6 +226,8 @@ def job_out(job: Job) -> job_pb2.Job:
         callback_error=job.callback_error,
         retry_of=job.retry_of,
         message_count=job.message_count,
+        parent_id=job.parent_id,
+        batch=batch_out(job.batch),
     )
     if job.retry is not None:
         out.retry_policy.CopyFrom(
@@ -233,6 +244,23 @@ def job_out(job: Job) -> job_pb2.Job:
             )
         )
     return out
+
+
+def batch_out(counts: BatchCounts | None) -> job_pb2.BatchCounts | None:
+    """A parent's counts on the wire (None stays unset: not a parent)."""
+    if counts is None:
+        return None
+    return job_pb2.BatchCounts(
+        total=counts.total,
+        created=counts.created,
+        queued=counts.queued,
+        running=counts.running,
+        completed=counts.completed,
+        partial=counts.partial,
+        failed=counts.failed,
+        cancelled=counts.cancelled,
+        expired=counts.expired,
+    )
 
 
 def asset_out(asset: Asset) -> job_pb2.Asset:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -14,7 +14,9 @@ from jobwarden_server.api.auth import current_principal
 from jobwarden_server.api.nul import refuse_nul
 from jobwarden_server.domain import errors, limits, webhooks
 from jobwarden_server.domain.auth import Principal
+from jobwarden_server.domain.idempotency import RequestKey
 from jobwarden_server.domain.records import Job
+from jobwarden_server.service.batches import BatchService, BatchSpec, check_batch
 from jobwarden_server.service.jobs import JobQuery, JobSpec, JobsService, check_spec
 from jobwarden_server.service.watch import WatchService
 
@@ -69,11 +71,17 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     """The client API."""
 
     def __init__(
-        self, jobs: JobsService, watches: WatchService, callbacks: webhooks.CallbackPolicy | None = None
+        self,
+        jobs: JobsService,
+        watches: WatchService,
+        callbacks: webhooks.CallbackPolicy | None = None,
+        *,
+        batches: BatchService | None = None,
     ) -> None:
         self._jobs = jobs
         self._watches = watches
         self._callbacks = callbacks or webhooks.CallbackPolicy()
+        self._batches = batches
 
     def _spec_of(self, who: Principal, request: job_service_pb2.CreateJobRequest) -> JobSpec:
         """_spec_in, and the callback target checked against the server's rules for this owner."""
@@ -126,6 +134,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             created_after=convert.time_in(request, "created_after"),
             created_before=convert.time_in(request, "created_before"),
             descending=request.descending,
+            parent_id=limits.check_text("parent_id", request.parent_id, limit=limits.MAX_ID),
         )
         jobs, token = await self._jobs.list_jobs(
             current_principal(), query, request.page_size, request.page_token
@@ -217,3 +226,57 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             limits.check_job_type("job_type", request.job_type)
         table = self._jobs.lifecycle(request.job_type)
         return job_service_pb2.GetLifecycleResponse(lifecycle=convert.lifecycle_out(table))
+
+    async def CreateBatch(
+        self, request: job_service_pb2.CreateBatchRequest, context: Context
+    ) -> job_service_pb2.CreateBatchResponse:
+        if self._batches is None:
+            raise errors.DomainError("batches are not served by this server")
+        who = current_principal()
+        spec = check_batch(
+            BatchSpec(
+                job_type=request.job_type,
+                parameters=convert.struct_in("parameters", request.parameters),
+                labels=dict(request.labels),
+                callback_url=request.callback_url,
+                callback_statuses=tuple(
+                    sorted(
+                        webhooks.check_statuses(
+                            "callback_statuses",
+                            request.callback_url,
+                            convert.statuses_in("callback_statuses", request.callback_statuses),
+                        )
+                    )
+                ),
+                children=[_child_in(who, i, item, self._spec_of) for i, item in enumerate(request.children)],
+                request=_batch_key(request),
+            )
+        )
+        self._callbacks.check("callback_url", who.owner, spec.callback_url)
+        job = await self._batches.create(who, spec, validate_only=request.validate_only)
+        return job_service_pb2.CreateBatchResponse(job=convert.job_out(job))
+
+
+def _batch_key(request: job_service_pb2.CreateBatchRequest) -> RequestKey:
+    """The batch's idempotency key; validate_only is left out of its fingerprint, so a dry run is
+    answered exactly as the call itself (a replay, or a mismatch) would be."""
+    if not request.validate_only:
+        return convert.request_of(request)
+    keyed = job_service_pb2.CreateBatchRequest()
+    keyed.CopyFrom(request)
+    keyed.validate_only = False
+    return convert.request_of(keyed)
+
+
+def _child_in(
+    who: Principal,
+    position: int,
+    item: job_service_pb2.CreateJobRequest,
+    spec_of: Callable[[Principal, job_service_pb2.CreateJobRequest], JobSpec],
+) -> JobSpec:
+    """A batch's child decoded and checked as CreateJob would; its refusal refuses the batch, its
+    field under `children[position]`."""
+    try:
+        return spec_of(who, item)
+    except errors.InvalidArgument as err:
+        raise err.within(f"children[{position}]") from None

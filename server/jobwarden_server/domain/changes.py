@@ -42,6 +42,7 @@ class JobChanges:
     """The job is no longer ended (an admin moved it out of a terminal status)."""
     messages_added: int = 0
     """Added to message_count (never set outright: concurrent calls each add their own)."""
+    start_time: dt.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -130,7 +130,20 @@ STAGED = Lifecycle.checked(
     ),
 )
 
-BUILTIN: Mapping[str, Lifecycle] = {t.name: t for t in (STANDARD, SIMPLE, STAGED)}
+BATCH = Lifecycle.checked(
+    "batch",
+    S.QUEUED,
+    _edges(
+        [
+            ([S.QUEUED], [S.RUNNING, S.CANCELLED]),
+            ([S.RUNNING], [S.COMPLETED, S.PARTIAL, S.FAILED, S.CANCELLED]),
+        ]
+    ),
+)
+"""The table of every batch parent, whatever its job type: the server drives a parent from its
+children (domain/batches.py), so its moves must not depend on a table chosen for workers' jobs."""
+
+BUILTIN: Mapping[str, Lifecycle] = {t.name: t for t in (STANDARD, SIMPLE, STAGED, BATCH)}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -42,6 +42,40 @@ class CallbackState(enum.StrEnum):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class BatchCounts:
+    """A batch parent's children by status; every child is counted in exactly one status."""
+
+    created: int = 0
+    queued: int = 0
+    running: int = 0
+    completed: int = 0
+    partial: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    expired: int = 0
+
+    def of(self, status: JobStatus) -> int:
+        """Children in `status`."""
+        count: int = getattr(self, status.value.lower())
+        return count
+
+    @property
+    def total(self) -> int:
+        """Children in the batch."""
+        return sum(self.of(s) for s in JobStatus)
+
+    @property
+    def finished(self) -> int:
+        """Children that have ended."""
+        return sum(self.of(s) for s in JobStatus if s.terminal)
+
+    @property
+    def waiting(self) -> int:
+        """Children that have not started yet (held or queued)."""
+        return self.created + self.queued
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     """One job as stored. `version` grows by one on every change; the etag is derived from it."""
 
@@ -90,6 +124,10 @@ class Job:
     """The job this one runs again (AdminService.RetryJob); "" for a job created by a client."""
     message_count: int = 0
     """Messages its workers attached (its LOG events)."""
+    parent_id: str = ""
+    """The batch parent of a child job ("" for a job created on its own)."""
+    batch: BatchCounts | None = None
+    """A batch parent's children by status (None for every other job)."""
 
     @property
     def etag(self) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jobwarden_server import store
-from jobwarden_server.domain import decisions, errors, limits
+from jobwarden_server.domain import batches, decisions, errors, limits
 from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.changes import Decision
 from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
@@ -74,6 +74,8 @@ class JobQuery:
     created_after: dt.datetime | None = None
     created_before: dt.datetime | None = None
     descending: bool = False
+    parent_id: str = ""
+    """Only the children of this batch parent."""
 
 
 class JobsService:
@@ -135,6 +137,11 @@ class JobsService:
             result = item if isinstance(item, errors.DomainError) else next(written)
             outcomes.append(result if isinstance(result, errors.DomainError) else result.change.job)
         return outcomes
+
+    def planned(self, who: Principal, spec: JobSpec, now: dt.datetime) -> store.JobCreateParams:
+        """The row a checked spec becomes (a batch's child): as for CreateJob, InvalidArgument for
+        what its lifecycle or the clock rules out."""
+        return self._new_job(who, spec, now)
 
     def _new_job(
         self, who: Principal, spec: JobSpec, now: dt.datetime, rerun: Rerun | None = None
@@ -232,6 +239,7 @@ class JobsService:
                     created_before=query.created_before,
                     after=after,
                     descending=query.descending,
+                    parent_id=query.parent_id,
                 )
             )
         )
@@ -250,9 +258,27 @@ class JobsService:
         *,
         validate_only: bool = False,
     ) -> Job:
-        """Cancel at once when not running; ask the worker to stop when running (decisions.cancel)."""
+        """Cancel at once when not running; ask the worker to stop when running (decisions.cancel).
+        A batch's parent is marked, and its unfinished children are cancelled with it (batches.cancel)."""
+        actor = decisions.client_actor(who.owner)
+
+        def cascade(child: Job, now: dt.datetime) -> Decision | None:
+            try:
+                return decisions.cancel(
+                    child,
+                    self._lifecycles.named(child.lifecycle),
+                    actor=actor,
+                    reason=f"its batch {job_id} was cancelled",
+                    etag="",
+                    now=now,
+                    grace=self._cancel_grace,
+                )
+            except errors.DomainError:
+                return None  # its table cannot cancel it from where it is: the batch waits for its end
 
         def decide(job: Job, now: dt.datetime) -> Decision | None:
+            if job.batch is not None:
+                return batches.cancel(job, actor=actor, reason=reason, etag=etag, request=request)
             return decisions.cancel(
                 job,
                 self._lifecycles.named(job.lifecycle),
@@ -265,7 +291,7 @@ class JobsService:
             )
 
         return await self._writer.change(
-            who.owner, job_id, decide, request=request, validate_only=validate_only
+            who.owner, job_id, decide, request=request, validate_only=validate_only, cascade=cascade
         )
 
     async def release(

@@ -11,6 +11,7 @@ from jobwarden_server.domain.retention import Retention
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.events.bus import EventBus
 from jobwarden_server.service.admin import AdminService
+from jobwarden_server.service.batches import BatchService
 from jobwarden_server.service.jobs import JobsService
 from jobwarden_server.service.reaper import Reaper, ReaperSettings
 from jobwarden_server.service.retention import RetentionLoop
@@ -31,6 +32,7 @@ class Services:
     writer: JobWriter
     admin: AdminService
     retention: RetentionLoop
+    batches: BatchService
 
 
 def build(
@@ -60,4 +62,5 @@ def build(
         writer=writer,
         admin=AdminService(db, writer, jobs, lifecycles),
         retention=RetentionLoop(db, retention or Retention(), clock),
+        batches=BatchService(jobs, writer, clock),
     )

@@ -56,6 +56,7 @@ class JobWriter:
         request: RequestKey = ANONYMOUS,
         replay: Replay | None = None,
         validate_only: bool = False,
+        cascade: Decide | None = None,
     ) -> Job:
         """Change one of `owner`'s jobs as `decide` rules on it, read in the write's own transaction.
 
@@ -63,6 +64,10 @@ class JobWriter:
         writes nothing: it is answered by `replay`, by default with the job as that call left it. On
         PostgreSQL the job can change between the read and the compare-and-set; then it is decided
         again (a few times, then ABORTED / CONFLICT, retryable).
+
+        On a batch parent, `cascade` is decided on each of its unfinished children and written in the
+        same transaction (a parent's cancel). A retry on a parent is answered with the parent as it is
+        now: the server drives it, so how the first call left it is no answer worth rebuilding.
 
         `validate_only` answers the same way (the job as the change would leave it, or the very
         error) from a plain read, and writes and publishes nothing (see `_dry_run`)."""
@@ -75,10 +80,18 @@ class JobWriter:
                 decision = decide(job, now)
                 return None if decision is None else store.JobUpdateParams.of(job_id, owner, now, decision)
 
+            def child_params(job: Job, now: dt.datetime = now) -> store.JobUpdateParams | None:
+                decision = None if cascade is None else cascade(job, now)
+                return None if decision is None else store.JobUpdateParams.of(job.id, owner, now, decision)
+
             try:
-                change = await self._store.job_modify(owner, job_id, params, request_id=request.id)
+                change = await self._store.job_modify(
+                    owner, job_id, params, request_id=request.id, cascade=child_params if cascade else None
+                )
             except store.Replayed as first:
                 idempotency.check_event(first.event, request)
+                if first.job.batch is not None:
+                    return first.job
                 if replay is not None:
                     return replay(first.job, first.event)
                 return await replays.outcome_of(self._store, first.job, first.event)
@@ -123,6 +136,18 @@ class JobWriter:
             await self._bus.work_available()
         return results
 
+    async def create_batch(
+        self, parent: store.JobCreateParams, children: Sequence[store.JobCreateParams], *, dry_run: bool
+    ) -> store.JobCreateResult:
+        """Insert a batch in one transaction (see Store.batch_create) and publish what it created
+        (nothing for a dry run)."""
+        result = await self._store.batch_create(parent, children, dry_run=dry_run)
+        if result.created and not dry_run:
+            self._publish(result.change)
+            if any(c.status is JobStatus.QUEUED for c in children):
+                await self._bus.work_available()
+        return result
+
     async def claim(self, params: store.JobClaimParams) -> list[Job]:
         """Lease jobs (see Store.job_claim) and publish their claims."""
         return [self._publish(change) for change in await self._store.job_claim(params)]
@@ -153,7 +178,8 @@ class JobWriter:
         return job
 
     def _publish(self, change: store.Change) -> Job:
-        """Publish a committed change's events and log its transitions; return the job."""
+        """Publish a committed change's events, then its followers', and log its transitions; return
+        the job."""
         for event in change.events:
             if event.kind is EventKind.TRANSITION:
                 logger.info(
@@ -166,4 +192,6 @@ class JobWriter:
                     event.data.get("reason", ""),
                 )
         self._bus.publish(change.events)
+        for follower in change.followers:
+            self._publish(follower)
         return change.job

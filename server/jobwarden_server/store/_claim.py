@@ -38,6 +38,8 @@ def claimable(params: JobClaimParams) -> list[sa.ColumnElement[bool]]:
         sa.or_(jobs.c.run_after_us.is_(None), jobs.c.run_after_us <= now_us),
         # A job past its deadline is the reaper's (it becomes EXPIRED), never a worker's.
         sa.or_(jobs.c.deadline_us.is_(None), jobs.c.deadline_us > now_us),
+        # A batch's parent is the server's to drive (from its children), never a worker's.
+        jobs.c.batch_total.is_(None),
     ]
 
 

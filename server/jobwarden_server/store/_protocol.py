@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from jobwarden_server.domain.changes import Decision, JobChanges, NewEvent
 from jobwarden_server.domain.errors import DomainError
-from jobwarden_server.domain.records import Asset, CallbackState, Event, EventKind, Job
+from jobwarden_server.domain.records import Asset, BatchCounts, CallbackState, Event, EventKind, Job
 from jobwarden_server.domain.retention import RetentionRule
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
@@ -36,6 +36,9 @@ class Change:
 
     job: Job
     events: Sequence[Event]
+    followers: Sequence[Change] = ()
+    """Changes the same transaction made to other jobs because of this one (a batch's parent after
+    its child moved, the children of a cancelled parent): published with it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +71,10 @@ class JobCreateParams:
     """The terminal statuses that fire callback_url; empty: every terminal status."""
     retry_of: str = ""
     """The job this one runs again (AdminService.RetryJob); "" for none."""
+    parent_id: str = ""
+    """A batch child's parent ("" for none)."""
+    batch: BatchCounts | None = None
+    """A batch parent's counts of its children as created (None: not a parent)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +99,8 @@ class JobListParams:
     created_before: dt.datetime | None = None
     after: tuple[dt.datetime, str] | None = None
     descending: bool = False
+    parent_id: str = ""
+    """Only the children of this batch parent ("" for any job)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -288,6 +297,16 @@ class Store(Protocol):
         job as it would be inserted. Reads only."""
         ...
 
+    async def batch_create(
+        self, parent: JobCreateParams, children: Sequence[JobCreateParams], *, dry_run: bool = False
+    ) -> JobCreateResult:
+        """Insert a batch's parent (its `batch` counts set) and its children, with their CREATED
+        events, in one transaction. The parent's (owner, request_id) makes it idempotent as job_create
+        (an earlier parent is returned without its children being inserted again; RequestIdMismatch is
+        raised). The children's changes are the result's followers. `dry_run`: the same answer, with
+        the transaction rolled back."""
+        ...
+
     async def job_get(self, owner: str | None, job_id: str) -> Job:
         """One job; NotFound if missing or, when owner is given, not that owner's."""
         ...
@@ -307,8 +326,12 @@ class Store(Protocol):
         decide: Callable[[Job], JobUpdateParams | None],
         *,
         request_id: str = "",
+        cascade: Callable[[Job], JobUpdateParams | None] | None = None,
     ) -> Change | None:
         """Read the job and apply the compare-and-set `decide` makes of it, in one write transaction;
+        on a batch parent, `cascade` is applied to each unfinished child in that transaction too (the
+        children's changes are the result's followers; None, with nothing written, if the parent's
+        guard failed);
         `decide` may raise to refuse, or return None when there is nothing to change (the job is
         returned as read, with no events). NotFound if missing or not the owner's; None if a guard failed.
         With a request_id that an event of the job already records, nothing is decided or written:

@@ -8,10 +8,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jobwarden_server.domain.changes import JobChanges, NewEvent
-from jobwarden_server.domain.records import Asset, CallbackState, Event, EventKind, Job, JobError, Progress
+from jobwarden_server.domain.records import (
+    Asset,
+    BatchCounts,
+    CallbackState,
+    Event,
+    EventKind,
+    Job,
+    JobError,
+    Progress,
+)
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
 from jobwarden_server.store._protocol import JobCreateParams
+from jobwarden_server.store._tables import BATCH_COUNT_COLUMNS
 
 Row = Mapping[Any, Any]
 """A row as a mapping by column name (SQLAlchemy's RowMapping, or the dict a row was inserted from)."""
@@ -113,7 +123,28 @@ def job_from_row(row: Row) -> Job:
         callback_error=row["callback_error"],
         retry_of=row["retry_of"],
         message_count=row["message_count"],
+        parent_id=row["parent_id"] or "",
+        batch=batch_from_row(row),
     )
+
+
+def batch_from_row(row: Row) -> BatchCounts | None:
+    """A parent's counts (None for a job that is not a batch parent)."""
+    if row["batch_total"] is None:
+        return None
+    return BatchCounts(
+        **{status.value.lower(): row[column] for status, column in BATCH_COUNT_COLUMNS.items()}
+    )
+
+
+def batch_values(counts: BatchCounts | None) -> dict[str, Any]:
+    """The batch columns of a new job: a parent's counts, or none."""
+    if counts is None:
+        return {"batch_total": None, **{column: 0 for column in BATCH_COUNT_COLUMNS.values()}}
+    return {
+        "batch_total": counts.total,
+        **{column: counts.of(status) for status, column in BATCH_COUNT_COLUMNS.items()},
+    }
 
 
 def statuses_to_text(statuses: frozenset[JobStatus]) -> str:
@@ -253,6 +284,8 @@ def create_values(params: JobCreateParams, now_us: int) -> dict[str, Any]:
         "callback_error": "",
         "retry_of": params.retry_of,
         "message_count": 0,
+        "parent_id": params.parent_id or None,
+        **batch_values(params.batch),
     }
 
 
@@ -297,6 +330,8 @@ def change_values(changes: JobChanges) -> dict[str, Any]:
         values["complete_us"] = None
     if changes.queue_expire_time is not None:
         values["queue_expire_us"] = to_us(changes.queue_expire_time)
+    if changes.start_time is not None:
+        values["start_us"] = to_us(changes.start_time)
     values.update(lease_values(changes))
     return values
 

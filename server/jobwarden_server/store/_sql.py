@@ -23,6 +23,7 @@ from jobwarden_server.domain import decisions, errors
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job
 from jobwarden_server.domain.retention import RetentionRule
 from jobwarden_server.domain.status import JobStatus
+from jobwarden_server.store import _batches as batches
 from jobwarden_server.store import _claim as claim
 from jobwarden_server.store import _delete as delete
 from jobwarden_server.store import _outbox as outbox
@@ -314,8 +315,13 @@ class SqlStore:
         decide: Callable[[Job], JobUpdateParams | None],
         *,
         request_id: str = "",
+        cascade: Callable[[Job], JobUpdateParams | None] | None = None,
     ) -> Change | None:
         """Read the job and apply the compare-and-set `decide` makes of it, in one write transaction.
+
+        On a batch parent, `cascade` (if given) is decided on each unfinished child and written in the
+        same transaction, before the parent (see _batches.py for the lock order); the children's
+        changes are the result's followers.
 
         One transaction instead of a read and then a write: the hot worker calls (progress, heartbeats)
         pay for one. `decide` may raise to refuse (nothing is written). The compare-and-set still
@@ -339,9 +345,75 @@ class SqlStore:
             if request_id and row["replayed_sequence"] is not None:
                 self._refuse_replay(conn, owner, job_id, request_id, job)
             params = decide(job)
-            return Change(job=job, events=()) if params is None else self._update(conn, params)
+            if params is None:
+                return Change(job=job, events=())
+            if cascade is None or job.batch is None:
+                return self._update(conn, params)
+            return self._cascaded(conn, job, params, cascade)
 
-        return await self._write(modify)
+        try:
+            return await self._write(modify)
+        except _RolledBack:
+            return None
+
+    def _cascaded(
+        self,
+        conn: sa.Connection,
+        parent: Job,
+        params: JobUpdateParams,
+        cascade: Callable[[Job], JobUpdateParams | None],
+    ) -> Change:
+        """A parent's change with its children's: children first, then the parent, then what the
+        parent does on its counts. If the parent's guard fails, everything is rolled back."""
+        children, moves = batches.cascade(conn, parent, cascade, self._apply)
+        change = self._apply(conn, params)
+        if change is None:
+            raise _RolledBack  # the parent moved since it was read: undo the children, decide again
+        followers = batches.settle(conn, moves, params.now, self._apply)
+        return dataclasses.replace(batches.merged(change, followers), followers=children)
+
+    async def batch_create(
+        self, parent: JobCreateParams, children: Sequence[JobCreateParams], *, dry_run: bool = False
+    ) -> JobCreateResult:
+        """Insert a batch's parent and children, and their CREATED events, in one write unit; see
+        Store.batch_create."""
+        creation = Creation([parent])
+
+        def create(conn: sa.Connection) -> JobCreateResult:
+            inserted, earlier = creation.insert(conn, self._dialect.insert_jobs)
+            child_values, child_events = [], []
+            if inserted:
+                child_values = [rows.create_values(c, rows.to_us(c.now)) for c in children]
+                conn.execute(_INSERT_JOBS, child_values)
+                child_events = [
+                    rows.created_event_row(c, v["create_us"])
+                    for c, v in zip(children, child_values, strict=True)
+                ]
+                self._append_events(
+                    conn,
+                    creation.event_rows(inserted) + child_events,
+                    work=any(c.status is JobStatus.QUEUED for c in children),
+                )
+            [outcome] = creation.outcomes(inserted, earlier)
+            if isinstance(outcome, errors.DomainError):
+                raise outcome
+            if inserted:
+                followers = [
+                    Change(job=rows.job_from_row(v), events=(rows.event_from_row(e),))
+                    for v, e in zip(child_values, child_events, strict=True)
+                ]
+                outcome = dataclasses.replace(
+                    outcome, change=dataclasses.replace(outcome.change, followers=followers)
+                )
+            if dry_run:
+                raise _RolledBack(outcome)
+            return outcome
+
+        try:
+            return await self._write(create)
+        except _RolledBack as dry:
+            assert dry.result is not None
+            return dry.result
 
     def _refuse_replay(
         self, conn: sa.Connection, owner: str, job_id: str, request_id: str, job: Job | None = None
@@ -357,6 +429,15 @@ class SqlStore:
         raise Replayed(job, rows.event_from_row(earlier))
 
     def _update(self, conn: sa.Connection, params: JobUpdateParams) -> Change | None:
+        """The compare-and-set, and (a batch child's status moved) its parent's change with it."""
+        change = self._apply(conn, params)
+        move = None if change is None else batches.move_of(params, change)
+        if change is None or move is None:
+            return change
+        followers = batches.settle(conn, [move], params.now, self._apply)
+        return dataclasses.replace(change, followers=followers)
+
+    def _apply(self, conn: sa.Connection, params: JobUpdateParams) -> Change | None:
         now_us = rows.to_us(params.now)
         values = rows.change_values(params.changes)
         statement = _update_statement(
@@ -402,17 +483,28 @@ class SqlStore:
         if params.limit <= 0 or not params.job_types:
             return []
 
-        def claim_some(conn: sa.Connection) -> tuple[list[sa.RowMapping], list[dict[str, Any]]]:
+        def claim_some(
+            conn: sa.Connection,
+        ) -> tuple[list[sa.RowMapping], list[dict[str, Any]], list[Change]]:
             claimed = claim.sort_claimed(self._dialect.claim_rows(conn, params))
             event_rows = [claim.claim_event_row(row, params) for row in claimed]
             self._append_events(conn, event_rows)
-            return claimed, event_rows
+            moves = [
+                batches.Move(row["parent_id"], JobStatus.QUEUED, JobStatus.RUNNING)
+                for row in claimed
+                if row["parent_id"]
+            ]
+            parents = batches.settle(conn, moves, params.now, self._apply) if moves else []
+            return claimed, event_rows, parents
 
-        claimed, event_rows = await self._write(claim_some)
-        return [
+        claimed, event_rows, parents = await self._write(claim_some)
+        changes = [
             Change(job=rows.job_from_row(row), events=(rows.event_from_row(event),))
             for row, event in zip(claimed, event_rows, strict=True)
         ]
+        if parents:  # published with the claims: the first carries them
+            changes[0] = dataclasses.replace(changes[0], followers=parents)
+        return changes
 
     async def asset_add(self, params: AssetAddParams) -> tuple[Asset, Change] | None:
         """Attach an asset under the caller's lease: job CAS, asset row and event in one transaction;
@@ -600,6 +692,8 @@ def _list_query(params: JobListParams, dialect: Dialect) -> sa.Select[Any]:
         query = query.where(jobs.c.stop_reason.in_(sorted(r.value for r in params.stop_reasons)))
     if params.labels:
         query = query.where(dialect.labels_match(params.labels))
+    if params.parent_id:
+        query = query.where(jobs.c.parent_id == params.parent_id)
     if params.created_after is not None:
         query = query.where(jobs.c.create_us >= rows.to_us(params.created_after))
     if params.created_before is not None:
@@ -615,9 +709,19 @@ def _list_query(params: JobListParams, dialect: Dialect) -> sa.Select[Any]:
     return query.limit(params.limit)
 
 
+class _RolledBack(Exception):
+    """Raised inside a write unit to undo all of it: a dry run (carrying what it would have answered),
+    or a cascade whose parent moved under it."""
+
+    def __init__(self, result: JobCreateResult | None = None) -> None:
+        super().__init__("rolled back")
+        self.result = result
+
+
 # The hot statements are built once, their values bound at each call: building a statement costs more
 # CPU than running it on SQLite, and a prebuilt one goes straight to the compiled cache.
 _INSERT_EVENTS = sa.insert(job_events)
+_INSERT_JOBS = sa.insert(jobs)
 _JOB_OF_OWNER = sa.select(jobs).where(
     jobs.c.id == sa.bindparam("p_job_id"), jobs.c.owner == sa.bindparam("p_owner")
 )

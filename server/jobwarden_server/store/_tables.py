@@ -44,6 +44,9 @@ PROGRESS_CHECK_NAME = "progress_percent"
 # applies (a bound parameter would hide it from SQLite, and from PostgreSQL's generic plans).
 CLAIMABLE_WHERE = "status = 'QUEUED'"
 
+BATCH_COUNT_COLUMNS = {status: f"batch_{status.value.lower()}" for status in JobStatus}
+"""The column counting a parent's children in each status."""
+
 jobs = sa.Table(
     "jobs",
     metadata,
@@ -95,6 +98,14 @@ jobs = sa.Table(
     # Schedule-to-start: the job's queue timeout (NULL: none), and while it waits, when it expires.
     sa.Column("queue_timeout_s", sa.Float(), nullable=True),
     sa.Column("queue_expire_us", sa.BigInteger(), nullable=True),
+    # Batches: a child names its parent; a parent has its children's total (NULL: not a parent) and
+    # their count per status (batch_<status>), kept in step by store/_batches.py.
+    sa.Column("parent_id", sa.String(), nullable=True),
+    sa.Column("batch_total", sa.Integer(), nullable=True),
+    *(
+        sa.Column(column, sa.Integer(), nullable=False, server_default="0")
+        for column in BATCH_COUNT_COLUMNS.values()
+    ),
     # Messages its workers attached: the number of its LOG events, kept with them by the same write.
     sa.Column("message_count", sa.BigInteger(), nullable=False, server_default="0"),
     # The job an admin's RetryJob ran again ('' for none): migration 0009.
@@ -118,6 +129,8 @@ sa.Index(
 # Listing: keyset pages on (create_us, id) within an owner, with or without a status filter.
 sa.Index("ix_jobs_owner_status_create_us_id", jobs.c.owner, jobs.c.status, jobs.c.create_us, jobs.c.id)
 sa.Index("ix_jobs_owner_create_us_id", jobs.c.owner, jobs.c.create_us, jobs.c.id)
+# A batch's children, in the order they were given (their ids sort in that order: store/_batches.py).
+sa.Index("ix_jobs_owner_parent_id_create_us_id", jobs.c.owner, jobs.c.parent_id, jobs.c.create_us, jobs.c.id)
 # Reaping: expired leases, passed deadlines.
 sa.Index("ix_jobs_status_lease_expire_us", jobs.c.status, jobs.c.lease_expire_us)
 sa.Index("ix_jobs_deadline_us", jobs.c.deadline_us)

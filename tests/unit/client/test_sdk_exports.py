@@ -13,6 +13,7 @@ CLIENT_EXPORTS = [
     "DEFAULT_TARGET",
     "DEFAULT_TIMEOUT",
     "Asset",
+    "BatchCounts",
     "CallbackAttempt",
     "CallbackState",
     "Claim",

@@ -105,10 +105,24 @@ MINIMAL: tuple[Edge, ...] = ((QUEUED, RUNNING), (RUNNING, COMPLETED), (RUNNING, 
 # --- built-in tables against DESIGN.md -------------------------------------------------------------
 
 
-def test_builtin_tables_are_exactly_the_three_of_the_design() -> None:
-    assert set(lifecycle.BUILTIN) == {"standard", "simple", "staged"}
+def test_builtin_tables_are_exactly_the_three_of_the_design_and_the_batch_table() -> None:
+    assert set(lifecycle.BUILTIN) == {"standard", "simple", "staged", "batch"}
     for name, table in lifecycle.BUILTIN.items():
         assert table.name == name
+
+
+def test_the_batch_table_is_what_a_parent_needs() -> None:
+    """A parent starts, ends in one of the aggregate outcomes, or is cancelled (at once if it never
+    started): exactly these edges (domain/batches.py)."""
+    assert lifecycle.BATCH.initial is QUEUED
+    assert lifecycle.BATCH.transitions == {
+        (QUEUED, RUNNING),
+        (QUEUED, JobStatus.CANCELLED),
+        (RUNNING, COMPLETED),
+        (RUNNING, JobStatus.PARTIAL),
+        (RUNNING, FAILED),
+        (RUNNING, JobStatus.CANCELLED),
+    }
 
 
 @pytest.mark.parametrize("name", TABLE_NAMES)
@@ -267,7 +281,7 @@ def test_rejects_a_nameless_table() -> None:
 
 def test_build_without_config_has_the_builtins_and_standard_as_default() -> None:
     tables = lifecycle.Lifecycles.build()
-    assert set(tables.tables) == {"standard", "simple", "staged"}
+    assert set(tables.tables) == {"standard", "simple", "staged", "batch"}
     assert tables.default == "standard"
     assert tables.for_job_type("anything").name == "standard"
 
@@ -326,5 +340,5 @@ def test_build_rejects_a_custom_table_defined_twice() -> None:
 
 def test_build_does_not_change_the_builtins() -> None:
     lifecycle.Lifecycles.build([check(MINIMAL, name="mine")])
-    assert set(lifecycle.BUILTIN) == {"standard", "simple", "staged"}
-    assert set(lifecycle.Lifecycles.build().tables) == {"standard", "simple", "staged"}
+    assert set(lifecycle.BUILTIN) == {"standard", "simple", "staged", "batch"}
+    assert set(lifecycle.Lifecycles.build().tables) == {"standard", "simple", "staged", "batch"}
