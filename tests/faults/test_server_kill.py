@@ -38,7 +38,10 @@ LOAD_S = 15.0
 KILLS = 3
 SUBMITTERS = 4
 BATCH = 4
-"""Jobs per CreateJobs call of the batching submitter."""
+"""Jobs per CreateJobs call, and children per CreateBatch call, of the two batching submitters."""
+BATCH_TYPE = "load-batch"
+CHILD_OF = "child-of:"
+"""An acked CreateBatch child's job id until the child is found under its parent after the load."""
 CREATES_PER_S = 14.0
 LEASE_S = 2.0
 CREATE_TIMEOUT_S = 2.0
@@ -100,20 +103,31 @@ def _from_jobwarden(err: grpc.aio.AioRpcError) -> bool:
     return any(key == "grpc-status-details-bin" for key, _ in err.trailing_metadata() or ())
 
 
-async def _create(s: Stubs, ops: list[history.Op], requests: list[job_service_pb2.CreateJobRequest]) -> None:
-    """CreateJob for one request, CreateJobs for several (the batch is retried whole, same request_ids);
-    each op is recorded as its own item was answered."""
+async def _create(
+    s: Stubs,
+    ops: list[history.Op],
+    requests: list[job_service_pb2.CreateJobRequest],
+    batch: job_service_pb2.CreateBatchRequest | None = None,
+) -> None:
+    """CreateJob for one request, CreateJobs for several (retried whole, same request_ids), or with
+    `batch` one CreateBatch of them; each op is recorded as its own item was answered (a batch's
+    children as the batch was: their job ids, under the parent's, are found after the load)."""
     give_up = time.monotonic() + GIVE_UP_S
     while True:
         for op in ops:
             op.attempts += 1
         try:
-            if len(requests) == 1:
+            if batch is not None:
+                parent = (await s.jobs.CreateBatch(batch, timeout=CREATE_TIMEOUT_S)).job
+                results = [
+                    job_service_pb2.CreateJobsResult(job=job_pb2.Job(parent_id=parent.id)) for _ in ops
+                ]
+            elif len(requests) == 1:
                 reply = await s.jobs.CreateJob(requests[0], timeout=CREATE_TIMEOUT_S)
                 results = [job_service_pb2.CreateJobsResult(job=reply.job)]
             else:
-                batch = job_service_pb2.CreateJobsRequest(requests=requests)
-                results = list((await s.jobs.CreateJobs(batch, timeout=CREATE_TIMEOUT_S)).results)
+                many = job_service_pb2.CreateJobsRequest(requests=requests)
+                results = list((await s.jobs.CreateJobs(many, timeout=CREATE_TIMEOUT_S)).results)
         except grpc.aio.AioRpcError as err:
             ambiguous = err.code() in AMBIGUOUS or (
                 err.code() == grpc.StatusCode.UNKNOWN and not _from_jobwarden(err)
@@ -122,14 +136,21 @@ async def _create(s: Stubs, ops: list[history.Op], requests: list[job_service_pb
                 await asyncio.sleep(random.uniform(0.1, 0.3))  # retry backoff
                 continue
             for op in ops:
-                op.code, op.type = err.code().name, "info" if ambiguous else "fail"
+                op.code, op.type = f"{err.code().name}: {err.details()}", "info" if ambiguous else "fail"
             break
         else:
             for op, result in zip(ops, results, strict=True):
                 if result.HasField("job"):
-                    op.type, op.job_id, op.code = "ok", result.job.id, "OK"
+                    op.type, op.job_id, op.code = (
+                        "ok",
+                        result.job.id or f"{CHILD_OF}{result.job.parent_id}",
+                        "OK",
+                    )
                 else:
-                    op.type, op.code = "fail", grpc.StatusCode(result.error.code).name
+                    op.type, op.code = (
+                        "fail",
+                        f"{grpc.StatusCode(result.error.code).name}: {result.error.message}",
+                    )
             break
     for op in ops:
         op.complete_t = time.time()
@@ -144,8 +165,9 @@ async def _submitter(
     inflight: set[asyncio.Task[None]],
     callback_url: str,
 ) -> None:
-    # The first submitter sends CreateJobs batches, the others one CreateJob per job.
-    per_call = BATCH if n == 0 else 1
+    # The first submitter sends CreateJobs calls, the second CreateBatch calls, the others one CreateJob
+    # per job.
+    per_call = BATCH if n in (0, 1) else 1
     period = SUBMITTERS / CREATES_PER_S * per_call
     while time.monotonic() < until:
         ops, requests = [], []
@@ -155,16 +177,54 @@ async def _submitter(
             params.update(_plan(rng, rid))
             requests.append(
                 job_service_pb2.CreateJobRequest(
-                    job_type=JOB_TYPE, parameters=params, request_id=rid, callback_url=callback_url
+                    job_type=JOB_TYPE,
+                    parameters=params,
+                    request_id="" if n == 1 else rid,
+                    callback_url=callback_url,
                 )
             )
             ops.append(history.Op(op="create", proc=f"submitter-{n}", request_id=rid, invoke_t=time.time()))
         log.ops.extend(ops)
         # Open loop: the next create does not wait for this one (a slow answer must not slow the load).
-        task = asyncio.create_task(_create(s, ops, requests))
+        batch = None
+        if n == 1:
+            batch_rid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            batch = job_service_pb2.CreateBatchRequest(
+                job_type=BATCH_TYPE, children=requests, request_id=batch_rid
+            )
+        task = asyncio.create_task(_create(s, ops, requests, batch))
         inflight.add(task)
         task.add_done_callback(inflight.discard)
         await asyncio.sleep(period * rng.uniform(0.5, 1.5))  # the offered load's pacing
+
+
+_COUNTED = ("created", "queued", "running", "completed", "partial", "failed", "cancelled", "expired")
+
+
+def _batch_problems(parents: list[job_pb2.Job], jobs: list[job_pb2.Job]) -> list[str]:
+    """Each batch parent ended as its children did (COMPLETED if all completed, FAILED if none
+    succeeded even partly, else PARTIAL), with counts that match them one for one."""
+    children: dict[str, list[job_pb2.Job]] = collections.defaultdict(list)
+    for job in jobs:
+        if job.parent_id:
+            children[job.parent_id].append(job)
+    wrong = []
+    for parent in parents:
+        statuses = collections.Counter(
+            history.status_name(c.status).removeprefix("JOB_STATUS_").lower() for c in children[parent.id]
+        )
+        counts = {name: getattr(parent.batch, name) for name in _COUNTED if getattr(parent.batch, name)}
+        if parent.batch.total != sum(statuses.values()) or counts != dict(statuses):
+            wrong.append(f"{parent.id}: counts {counts} of {parent.batch.total}, children {dict(statuses)}")
+        if set(statuses) == {"completed"}:
+            expected = job_pb2.JOB_STATUS_COMPLETED
+        elif set(statuses) <= {"failed", "cancelled", "expired"}:
+            expected = job_pb2.JOB_STATUS_FAILED
+        else:
+            expected = job_pb2.JOB_STATUS_PARTIAL
+        if parent.status != expected:
+            wrong.append(f"{parent.id}: {history.status_name(parent.status)} with children {dict(statuses)}")
+    return wrong
 
 
 async def _nemesis(
@@ -224,7 +284,7 @@ async def _drain(s: Stubs) -> tuple[float, int]:
     began = time.monotonic()
     while True:
         try:
-            left = len(await history.all_jobs(s, [JOB_TYPE], NON_TERMINAL))
+            left = len(await history.all_jobs(s, [JOB_TYPE, BATCH_TYPE], NON_TERMINAL))
         except grpc.aio.AioRpcError:
             left = -1
         if left == 0 or time.monotonic() - began > DRAIN_S:
@@ -295,6 +355,7 @@ async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(
             exit_codes = [worker.stop() for worker in workers]
 
             jobs = await history.all_jobs(s, [JOB_TYPE])
+            parents = await history.all_jobs(s, [BATCH_TYPE])
             table = history.Table.from_pb(
                 (await s.jobs.GetLifecycle(job_service_pb2.GetLifecycleRequest(job_type=JOB_TYPE))).lifecycle
             )
@@ -316,6 +377,11 @@ async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(
 
     log.write(tmp_path / "history.jsonl")
     rids = {job.id: str(json_format.MessageToDict(job.parameters).get("rid", "")) for job in jobs}
+    child_ids = {(job.parent_id, rids[job.id]): job.id for job in jobs if job.parent_id}
+    for op in log.ops:  # an acked CreateBatch's children, found under their parent ("" if missing: lost)
+        if op.job_id.startswith(CHILD_OF):
+            op.job_id = child_ids.get((op.job_id.removeprefix(CHILD_OF), op.request_id), "")
+    batch_problems = _batch_problems(parents, jobs)
     figures: dict[str, Any] = {
         "store": history.store_name(database),
         "seed": SEED,
@@ -328,6 +394,11 @@ async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(
         ),
         "non_terminal_after_drain": sum(j.status in NON_TERMINAL for j in jobs),
         "illegal_transitions": illegal,
+        "batches": len(parents),
+        "batches_by_status": dict(
+            collections.Counter(history.status_name(p.status).removeprefix("JOB_STATUS_") for p in parents)
+        ),
+        "batches_disagreeing_with_children": len(batch_problems),
         "jobs_with_history_problems": len(problems),
         "attempts_over_max": sum(j.attempt > j.max_attempts for j in jobs),
         "attempt_histogram": dict(sorted(collections.Counter(j.attempt for j in jobs).items())),
@@ -358,6 +429,7 @@ async def test_server_kill_9_under_load_loses_nothing_and_every_job_ends(
     assert left == 0 and figures["non_terminal_after_drain"] == 0, figures["jobs_by_status"]
     assert illegal == 0 and not problems, dict(list(problems.items())[:5])
     assert figures["attempts_over_max"] == 0
+    assert figures["batches"] > 0 and not batch_problems, batch_problems[:5]
     assert figures["worker_server_errors"] == 0, figures["worker_calls_by_outcome"]
     assert figures["jobs_by_status"].get("COMPLETED", 0) > figures["jobs"] // 2
     assert figures["callbacks_by_state"] == {"DELIVERED": len(jobs)}, figures["callbacks_by_state"]
