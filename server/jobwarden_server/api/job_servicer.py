@@ -16,6 +16,7 @@ from jobwarden_server.domain import errors, limits, webhooks
 from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.idempotency import RequestKey
 from jobwarden_server.domain.records import Job
+from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.service.batches import BatchService, BatchSpec, check_batch
 from jobwarden_server.service.jobs import JobQuery, JobSpec, JobsService, check_spec
 from jobwarden_server.service.watch import WatchService
@@ -39,21 +40,21 @@ def _spec_in(request: job_service_pb2.CreateJobRequest) -> JobSpec:
             run_after=convert.time_in(request, "run_after"),
             deadline=convert.time_in(request, "deadline"),
             callback_url=request.callback_url,
-            callback_statuses=tuple(
-                sorted(
-                    webhooks.check_statuses(
-                        "callback_statuses",
-                        request.callback_url,
-                        convert.statuses_in("callback_statuses", request.callback_statuses),
-                    )
-                )
-            ),
+            callback_statuses=_callback_statuses(request),
             hold=request.hold,
             request=convert.request_of(request),
             queue_timeout_s=convert.seconds_or_none(request, "queue_timeout"),
             **convert.retry_in(request),
         )
     )
+
+
+def _callback_statuses(
+    request: job_service_pb2.CreateJobRequest | job_service_pb2.CreateBatchRequest,
+) -> tuple[JobStatus, ...]:
+    """The terminal statuses that fire a job's or a batch's callback, checked against its URL, sorted."""
+    statuses = convert.statuses_in("callback_statuses", request.callback_statuses)
+    return tuple(sorted(webhooks.check_statuses("callback_statuses", request.callback_url, statuses)))
 
 
 def _result(position: int, outcome: Job | errors.DomainError) -> job_service_pb2.CreateJobsResult:
@@ -239,15 +240,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
                 parameters=convert.struct_in("parameters", request.parameters),
                 labels=dict(request.labels),
                 callback_url=request.callback_url,
-                callback_statuses=tuple(
-                    sorted(
-                        webhooks.check_statuses(
-                            "callback_statuses",
-                            request.callback_url,
-                            convert.statuses_in("callback_statuses", request.callback_statuses),
-                        )
-                    )
-                ),
+                callback_statuses=_callback_statuses(request),
                 children=[_child_in(who, i, item, self._spec_of) for i, item in enumerate(request.children)],
                 request=_batch_key(request),
             )

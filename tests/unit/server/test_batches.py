@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import itertools
 import random
 from typing import Any
 
 import pytest
+from support.records import NOW, job
 
 from jobwarden_server.domain import batches, errors
 from jobwarden_server.domain.idempotency import RequestKey
@@ -17,44 +17,29 @@ from jobwarden_server.domain.records import BatchCounts, EventKind, Job, Progres
 from jobwarden_server.domain.status import JobStatus, StopReason
 
 S = JobStatus
-NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 TERMINAL = [S.COMPLETED, S.PARTIAL, S.FAILED, S.CANCELLED, S.EXPIRED]
 
 
 def parent(counts: BatchCounts, **fields: Any) -> Job:
-    base: dict[str, Any] = {
+    """A batch parent, QUEUED before any child started, with these counts."""
+    waiting: dict[str, Any] = {
         "id": "p1",
-        "owner": "o",
         "job_type": "report",
         "lifecycle": "batch",
         "status": S.QUEUED,
         "progress": Progress(),
-        "parameters": {},
-        "result": None,
-        "error": None,
-        "stop_reason": StopReason.UNSPECIFIED,
         "attempt": 0,
         "max_attempts": 1,
-        "priority": 0,
-        "labels": {},
-        "run_after": None,
-        "deadline": None,
-        "callback_url": "",
-        "cancel_requested": False,
         "version": 4,
-        "create_time": NOW - dt.timedelta(minutes=5),
-        "update_time": NOW - dt.timedelta(minutes=1),
         "start_time": None,
-        "complete_time": None,
         "worker_id": "",
         "lease_token": "",
         "lease_expire_time": None,
         "lease_duration_s": 0.0,
         "last_sequence": 1,
-        "request_id": "",
         "batch": counts,
     }
-    return Job(**(base | fields))
+    return job(**(waiting | fields))
 
 
 def transitions(decision: Any) -> list[tuple[str, str]]:
