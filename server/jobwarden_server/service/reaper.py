@@ -16,6 +16,7 @@ from jobwarden_server import store
 from jobwarden_server.domain import decisions, errors
 from jobwarden_server.domain.lifecycle import Lifecycles
 from jobwarden_server.domain.retry import RetryPolicy
+from jobwarden_server.service import loops
 from jobwarden_server.service.writer import Clock, JobWriter
 
 logger = logging.getLogger(__name__)
@@ -52,18 +53,11 @@ class Reaper:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until `stop` is set. A failing tick (database down) is logged and retried next time."""
-        while not stop.is_set():
-            try:
-                while await self.tick_if_mine() >= BATCH:
-                    pass  # a backlog: keep going without waiting
-            except errors.StoreUnavailable as err:
-                logger.warning("reaper: store unavailable (%s); retrying", err)
-            except Exception:
-                logger.exception("reaper: unexpected failure; retrying")
-            try:
-                await asyncio.wait_for(stop.wait(), self._settings.interval_s)
-            except TimeoutError:
-                pass
+
+        async def tick_again() -> bool:
+            return await self.tick_if_mine() >= BATCH  # a full batch: there may be more
+
+        await loops.every(self._settings.interval_s, stop, "reaper", tick_again)
 
     async def tick_if_mine(self) -> int:
         """A tick, unless another replica is ticking right now (then 0).

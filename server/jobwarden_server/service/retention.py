@@ -14,8 +14,8 @@ import logging
 import time
 
 from jobwarden_server import store
-from jobwarden_server.domain import errors
 from jobwarden_server.domain.retention import Retention
+from jobwarden_server.service import loops
 from jobwarden_server.service.writer import Clock
 
 logger = logging.getLogger(__name__)
@@ -42,18 +42,12 @@ class RetentionLoop:
     async def run(self, stop: asyncio.Event) -> None:
         """A pass every interval until `stop` is set. A failing pass (database down) is logged and
         tried again at the next interval."""
-        while not stop.is_set():
-            try:
-                while await self.sweep_if_mine() and self._unfinished and not stop.is_set():
-                    pass  # a backlog: go on at once, under a fresh hold of the lock
-            except errors.StoreUnavailable as err:
-                logger.warning("retention: store unavailable (%s); retrying", err)
-            except Exception:
-                logger.exception("retention: unexpected failure; retrying")
-            try:
-                await asyncio.wait_for(stop.wait(), self._policy.interval_s)
-            except TimeoutError:
-                pass
+
+        async def sweep_again() -> bool:
+            # A backlog (the pass stopped with jobs left): go on at once, under a fresh hold of the lock.
+            return bool(await self.sweep_if_mine()) and self._unfinished
+
+        await loops.every(self._policy.interval_s, stop, "retention", sweep_again)
 
     async def sweep_if_mine(self) -> int:
         """A pass, unless another replica is making one right now (then 0)."""
