@@ -22,24 +22,34 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from jobwarden.v1 import job_pb2 as jobwarden_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n jobwarden/v1/admin_service.proto\x12\x0cjobwarden.v1\x1a\x16jobwarden/v1/job.proto\"\x98\x01\n\x13SetJobStatusRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x15\n\rvalidate_only\x18\x06 \x01(\x08\"6\n\x14SetJobStatusResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"L\n\x0fRetryJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"2\n\x10RetryJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job2\xb0\x01\n\x0c\x41\x64minService\x12U\n\x0cSetJobStatus\x12!.jobwarden.v1.SetJobStatusRequest\x1a\".jobwarden.v1.SetJobStatusResponse\x12I\n\x08RetryJob\x12\x1d.jobwarden.v1.RetryJobRequest\x1a\x1e.jobwarden.v1.RetryJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n jobwarden/v1/admin_service.proto\x12\x0cjobwarden.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x16jobwarden/v1/job.proto\"\xe1\x01\n\x13SetJobStatusRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12\x35\n\x06status\x18\x02 \x01(\x0e\x32\x17.jobwarden.v1.JobStatusB\x04\xe2\x41\x01\x02R\x06status\x12\x1c\n\x06reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\x06reason\x12\x14\n\x05\x66orce\x18\x04 \x01(\x08R\x05\x66orce\x12\x1d\n\nrequest_id\x18\x05 \x01(\tR\trequestId\x12#\n\rvalidate_only\x18\x06 \x01(\x08R\x0cvalidateOnly\";\n\x14SetJobStatusResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobR\x03job\"r\n\x0fRetryJobRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\x12#\n\rvalidate_only\x18\x03 \x01(\x08R\x0cvalidateOnly\"7\n\x10RetryJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobR\x03job2\xb0\x01\n\x0c\x41\x64minService\x12U\n\x0cSetJobStatus\x12!.jobwarden.v1.SetJobStatusRequest\x1a\".jobwarden.v1.SetJobStatusResponse\x12I\n\x08RetryJob\x12\x1d.jobwarden.v1.RetryJobRequest\x1a\x1e.jobwarden.v1.RetryJobResponseB\xa0\x01\n\x10\x64\x65v.jobwarden.v1B\x11\x41\x64minServiceProtoP\x01Z>github.com/jobwarden/jobwarden/gen/go/jobwarden/v1;jobwardenv1\xa2\x02\x03JWX\xaa\x02\x0cJobwarden.V1\xba\x02\x02JW\xca\x02\x0cJobwarden\\V1\xea\x02\rJobwarden::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jobwarden.v1.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_SETJOBSTATUSREQUEST']._serialized_start=75
-  _globals['_SETJOBSTATUSREQUEST']._serialized_end=227
-  _globals['_SETJOBSTATUSRESPONSE']._serialized_start=229
-  _globals['_SETJOBSTATUSRESPONSE']._serialized_end=283
-  _globals['_RETRYJOBREQUEST']._serialized_start=285
-  _globals['_RETRYJOBREQUEST']._serialized_end=361
-  _globals['_RETRYJOBRESPONSE']._serialized_start=363
-  _globals['_RETRYJOBRESPONSE']._serialized_end=413
-  _globals['_ADMINSERVICE']._serialized_start=416
-  _globals['_ADMINSERVICE']._serialized_end=592
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.jobwarden.v1B\021AdminServiceProtoP\001Z>github.com/jobwarden/jobwarden/gen/go/jobwarden/v1;jobwardenv1\242\002\003JWX\252\002\014Jobwarden.V1\272\002\002JW\312\002\014Jobwarden\\V1\352\002\rJobwarden::V1'
+  _globals['_SETJOBSTATUSREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_SETJOBSTATUSREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_SETJOBSTATUSREQUEST'].fields_by_name['status']._loaded_options = None
+  _globals['_SETJOBSTATUSREQUEST'].fields_by_name['status']._serialized_options = b'\342A\001\002'
+  _globals['_SETJOBSTATUSREQUEST'].fields_by_name['reason']._loaded_options = None
+  _globals['_SETJOBSTATUSREQUEST'].fields_by_name['reason']._serialized_options = b'\342A\001\002'
+  _globals['_RETRYJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_RETRYJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_SETJOBSTATUSREQUEST']._serialized_start=108
+  _globals['_SETJOBSTATUSREQUEST']._serialized_end=333
+  _globals['_SETJOBSTATUSRESPONSE']._serialized_start=335
+  _globals['_SETJOBSTATUSRESPONSE']._serialized_end=394
+  _globals['_RETRYJOBREQUEST']._serialized_start=396
+  _globals['_RETRYJOBREQUEST']._serialized_end=510
+  _globals['_RETRYJOBRESPONSE']._serialized_start=512
+  _globals['_RETRYJOBRESPONSE']._serialized_end=567
+  _globals['_ADMINSERVICE']._serialized_start=570
+  _globals['_ADMINSERVICE']._serialized_end=746
 # @@protoc_insertion_point(module_scope)

@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fjobwarden/v1/error_reason.proto\x12\x0cjobwarden.v1*\xc0\x05\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12!\n\x1d\x45RROR_REASON_INVALID_ARGUMENT\x10\x01\x12\x1a\n\x16\x45RROR_REASON_NOT_FOUND\x10\x02\x12#\n\x1f\x45RROR_REASON_INVALID_TRANSITION\x10\x03\x12\x1b\n\x17\x45RROR_REASON_LEASE_LOST\x10\x04\x12&\n\"ERROR_REASON_PROGRESS_OUT_OF_RANGE\x10\x05\x12$\n ERROR_REASON_REQUEST_ID_MISMATCH\x10\x06\x12 \n\x1c\x45RROR_REASON_UNAUTHENTICATED\x10\x07\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\x08\x12\x1a\n\x16\x45RROR_REASON_TOO_LARGE\x10\t\x12#\n\x1f\x45RROR_REASON_INVALID_PAGE_TOKEN\x10\n\x12\x1e\n\x1a\x45RROR_REASON_ETAG_MISMATCH\x10\x0b\x12\"\n\x1e\x45RROR_REASON_STORE_UNAVAILABLE\x10\x0c\x12\x1e\n\x1a\x45RROR_REASON_SHUTTING_DOWN\x10\r\x12#\n\x1f\x45RROR_REASON_RESOURCE_EXHAUSTED\x10\x0e\x12!\n\x1d\x45RROR_REASON_WATCHER_TOO_SLOW\x10\x0f\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x10\x12)\n%ERROR_REASON_LIFECYCLE_NOT_CONFIGURED\x10\x11\x12(\n$ERROR_REASON_CALLBACK_TARGET_REFUSED\x10\x12\x12!\n\x1d\x45RROR_REASON_JOB_NOT_TERMINAL\x10\x46\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fjobwarden/v1/error_reason.proto\x12\x0cjobwarden.v1*\xc0\x05\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12!\n\x1d\x45RROR_REASON_INVALID_ARGUMENT\x10\x01\x12\x1a\n\x16\x45RROR_REASON_NOT_FOUND\x10\x02\x12#\n\x1f\x45RROR_REASON_INVALID_TRANSITION\x10\x03\x12\x1b\n\x17\x45RROR_REASON_LEASE_LOST\x10\x04\x12&\n\"ERROR_REASON_PROGRESS_OUT_OF_RANGE\x10\x05\x12$\n ERROR_REASON_REQUEST_ID_MISMATCH\x10\x06\x12 \n\x1c\x45RROR_REASON_UNAUTHENTICATED\x10\x07\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\x08\x12\x1a\n\x16\x45RROR_REASON_TOO_LARGE\x10\t\x12#\n\x1f\x45RROR_REASON_INVALID_PAGE_TOKEN\x10\n\x12\x1e\n\x1a\x45RROR_REASON_ETAG_MISMATCH\x10\x0b\x12\"\n\x1e\x45RROR_REASON_STORE_UNAVAILABLE\x10\x0c\x12\x1e\n\x1a\x45RROR_REASON_SHUTTING_DOWN\x10\r\x12#\n\x1f\x45RROR_REASON_RESOURCE_EXHAUSTED\x10\x0e\x12!\n\x1d\x45RROR_REASON_WATCHER_TOO_SLOW\x10\x0f\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x10\x12)\n%ERROR_REASON_LIFECYCLE_NOT_CONFIGURED\x10\x11\x12(\n$ERROR_REASON_CALLBACK_TARGET_REFUSED\x10\x12\x12!\n\x1d\x45RROR_REASON_JOB_NOT_TERMINAL\x10\x46\x42\x9f\x01\n\x10\x64\x65v.jobwarden.v1B\x10\x45rrorReasonProtoP\x01Z>github.com/jobwarden/jobwarden/gen/go/jobwarden/v1;jobwardenv1\xa2\x02\x03JWX\xaa\x02\x0cJobwarden.V1\xba\x02\x02JW\xca\x02\x0cJobwarden\\V1\xea\x02\rJobwarden::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jobwarden.v1.error_reason_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.jobwarden.v1B\020ErrorReasonProtoP\001Z>github.com/jobwarden/jobwarden/gen/go/jobwarden/v1;jobwardenv1\242\002\003JWX\252\002\014Jobwarden.V1\272\002\002JW\312\002\014Jobwarden\\V1\352\002\rJobwarden::V1'
   _globals['_ERRORREASON']._serialized_start=50
   _globals['_ERRORREASON']._serialized_end=754
 # @@protoc_insertion_point(module_scope)

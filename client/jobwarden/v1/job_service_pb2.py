@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
@@ -29,79 +30,102 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from jobwarden.v1 import job_pb2 as jobwarden_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ejobwarden/v1/job_service.proto\x12\x0cjobwarden.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x16jobwarden/v1/job.proto\"\xe7\x02\n\x12\x43reateBatchRequest\x12\x10\n\x08job_type\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12<\n\x06labels\x18\x03 \x03(\x0b\x32,.jobwarden.v1.CreateBatchRequest.LabelsEntry\x12\x30\n\x08\x63hildren\x18\x04 \x03(\x0b\x32\x1e.jobwarden.v1.CreateJobRequest\x12\x14\n\x0c\x63\x61llback_url\x18\x05 \x01(\t\x12\x32\n\x11\x63\x61llback_statuses\x18\x06 \x03(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x15\n\rvalidate_only\x18\x08 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x13\x43reateBatchResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\xa7\x04\n\x10\x43reateJobRequest\x12\x10\n\x08job_type\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12:\n\x06labels\x18\x04 \x03(\x0b\x32*.jobwarden.v1.CreateJobRequest.LabelsEntry\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\x05\x12-\n\trun_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61llback_url\x18\x08 \x01(\t\x12\x0c\n\x04hold\x18\t \x01(\x08\x12\x12\n\nrequest_id\x18\n \x01(\t\x12/\n\x0cretry_policy\x18\x0b \x01(\x0b\x32\x19.jobwarden.v1.RetryPolicy\x12\x30\n\rqueue_timeout\x18\x14 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x11\x63\x61llback_statuses\x18\x0c \x03(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x15\n\rvalidate_only\x18\x46 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\x11\x43reateJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"E\n\x11\x43reateJobsRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.jobwarden.v1.CreateJobRequest\"E\n\x12\x43reateJobsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.jobwarden.v1.CreateJobsResult\"c\n\x10\x43reateJobsResult\x12 \n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x0eGetJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\x9e\x03\n\x0fListJobsRequest\x12)\n\x08statuses\x18\x01 \x03(\x0e\x32\x17.jobwarden.v1.JobStatus\x12\x11\n\tjob_types\x18\x02 \x03(\t\x12\x39\n\x06labels\x18\x03 \x03(\x0b\x32).jobwarden.v1.ListJobsRequest.LabelsEntry\x12.\n\x0cstop_reasons\x18\x04 \x03(\x0e\x32\x18.jobwarden.v1.StopReason\x12\x31\n\rcreated_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\x12\x12\n\ndescending\x18\t \x01(\x08\x12\x11\n\tparent_id\x18\x32 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.jobwarden.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"k\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x15\n\rvalidate_only\x18\x46 \x01(\x08\"3\n\x11\x43\x61ncelJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"N\n\x11ReleaseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x15\n\rvalidate_only\x18\x46 \x01(\x08\"4\n\x12ReleaseJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"6\n\x10\x44\x65leteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x13\n\x11\x44\x65leteJobResponse\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"e\n\x10WatchJobResponse\x12 \n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobH\x00\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.jobwarden.v1.JobEventH\x00\x42\x06\n\x04item\"x\n\x14ListJobEventsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12)\n\x05kinds\x18< \x03(\x0e\x32\x1a.jobwarden.v1.JobEventKind\"X\n\x15ListJobEventsResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x11ListAssetsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x12ListAssetsResponse\x12#\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x13.jobwarden.v1.Asset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x0fGetAssetRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\"6\n\x10GetAssetResponse\x12\"\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x13.jobwarden.v1.Asset\"\'\n\x13GetLifecycleRequest\x12\x10\n\x08job_type\x18\x01 \x01(\t\"B\n\x14GetLifecycleResponse\x12*\n\tlifecycle\x18\x01 \x01(\x0b\x32\x17.jobwarden.v1.Lifecycle2\x96\x08\n\nJobService\x12L\n\tCreateJob\x12\x1e.jobwarden.v1.CreateJobRequest\x1a\x1f.jobwarden.v1.CreateJobResponse\x12O\n\nCreateJobs\x12\x1f.jobwarden.v1.CreateJobsRequest\x1a .jobwarden.v1.CreateJobsResponse\x12\x43\n\x06GetJob\x12\x1b.jobwarden.v1.GetJobRequest\x1a\x1c.jobwarden.v1.GetJobResponse\x12I\n\x08ListJobs\x12\x1d.jobwarden.v1.ListJobsRequest\x1a\x1e.jobwarden.v1.ListJobsResponse\x12L\n\tCancelJob\x12\x1e.jobwarden.v1.CancelJobRequest\x1a\x1f.jobwarden.v1.CancelJobResponse\x12O\n\nReleaseJob\x12\x1f.jobwarden.v1.ReleaseJobRequest\x1a .jobwarden.v1.ReleaseJobResponse\x12L\n\tDeleteJob\x12\x1e.jobwarden.v1.DeleteJobRequest\x1a\x1f.jobwarden.v1.DeleteJobResponse\x12K\n\x08WatchJob\x12\x1d.jobwarden.v1.WatchJobRequest\x1a\x1e.jobwarden.v1.WatchJobResponse0\x01\x12X\n\rListJobEvents\x12\".jobwarden.v1.ListJobEventsRequest\x1a#.jobwarden.v1.ListJobEventsResponse\x12O\n\nListAssets\x12\x1f.jobwarden.v1.ListAssetsRequest\x1a .jobwarden.v1.ListAssetsResponse\x12I\n\x08GetAsset\x12\x1d.jobwarden.v1.GetAssetRequest\x1a\x1e.jobwarden.v1.GetAssetResponse\x12U\n\x0cGetLifecycle\x12!.jobwarden.v1.GetLifecycleRequest\x1a\".jobwarden.v1.GetLifecycleResponse\x12R\n\x0b\x43reateBatch\x12 .jobwarden.v1.CreateBatchRequest\x1a!.jobwarden.v1.CreateBatchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ejobwarden/v1/job_service.proto\x12\x0cjobwarden.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x16jobwarden/v1/job.proto\"\xd8\x03\n\x12\x43reateBatchRequest\x12\x19\n\x08job_type\x18\x01 \x01(\tR\x07jobType\x12\x37\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\nparameters\x12\x44\n\x06labels\x18\x03 \x03(\x0b\x32,.jobwarden.v1.CreateBatchRequest.LabelsEntryR\x06labels\x12@\n\x08\x63hildren\x18\x04 \x03(\x0b\x32\x1e.jobwarden.v1.CreateJobRequestB\x04\xe2\x41\x01\x02R\x08\x63hildren\x12!\n\x0c\x63\x61llback_url\x18\x05 \x01(\tR\x0b\x63\x61llbackUrl\x12\x44\n\x11\x63\x61llback_statuses\x18\x06 \x03(\x0e\x32\x17.jobwarden.v1.JobStatusR\x10\x63\x61llbackStatuses\x12\x1d\n\nrequest_id\x18\x07 \x01(\tR\trequestId\x12#\n\rvalidate_only\x18\x08 \x01(\x08R\x0cvalidateOnly\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\":\n\x13\x43reateBatchResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobR\x03job\"\xda\x05\n\x10\x43reateJobRequest\x12\x1f\n\x08job_type\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x07jobType\x12\x37\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\nparameters\x12\x1a\n\x08priority\x18\x03 \x01(\x05R\x08priority\x12\x42\n\x06labels\x18\x04 \x03(\x0b\x32*.jobwarden.v1.CreateJobRequest.LabelsEntryR\x06labels\x12!\n\x0cmax_attempts\x18\x05 \x01(\x05R\x0bmaxAttempts\x12\x37\n\trun_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08runAfter\x12\x36\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08\x64\x65\x61\x64line\x12!\n\x0c\x63\x61llback_url\x18\x08 \x01(\tR\x0b\x63\x61llbackUrl\x12\x12\n\x04hold\x18\t \x01(\x08R\x04hold\x12\x1d\n\nrequest_id\x18\n \x01(\tR\trequestId\x12<\n\x0cretry_policy\x18\x0b \x01(\x0b\x32\x19.jobwarden.v1.RetryPolicyR\x0bretryPolicy\x12>\n\rqueue_timeout\x18\x14 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0cqueueTimeout\x12\x44\n\x11\x63\x61llback_statuses\x18\x0c \x03(\x0e\x32\x17.jobwarden.v1.JobStatusR\x10\x63\x61llbackStatuses\x12#\n\rvalidate_only\x18\x46 \x01(\x08R\x0cvalidateOnly\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"8\n\x11\x43reateJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobR\x03job\"U\n\x11\x43reateJobsRequest\x12@\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.jobwarden.v1.CreateJobRequestB\x04\xe2\x41\x01\x02R\x08requests\"N\n\x12\x43reateJobsResponse\x12\x38\n\x07results\x18\x01 \x03(\x0b\x32\x1e.jobwarden.v1.CreateJobsResultR\x07results\"o\n\x10\x43reateJobsResult\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobH\x00R\x03job\x12*\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00R\x05\x65rrorB\x08\n\x06result\",\n\rGetJobRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\"5\n\x0eGetJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobR\x03job\"\x9b\x04\n\x0fListJobsRequest\x12\x33\n\x08statuses\x18\x01 \x03(\x0e\x32\x17.jobwarden.v1.JobStatusR\x08statuses\x12\x1b\n\tjob_types\x18\x02 \x03(\tR\x08jobTypes\x12\x41\n\x06labels\x18\x03 \x03(\x0b\x32).jobwarden.v1.ListJobsRequest.LabelsEntryR\x06labels\x12;\n\x0cstop_reasons\x18\x04 \x03(\x0e\x32\x18.jobwarden.v1.StopReasonR\x0bstopReasons\x12?\n\rcreated_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0c\x63reatedAfter\x12\x41\n\x0e\x63reated_before\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rcreatedBefore\x12\x1b\n\tpage_size\x18\x07 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x08 \x01(\tR\tpageToken\x12\x1e\n\ndescending\x18\t \x01(\x08R\ndescending\x12\x1b\n\tparent_id\x18\x32 \x01(\tR\x08parentId\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"a\n\x10ListJobsResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.jobwarden.v1.JobR\x04jobs\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x01\n\x10\x43\x61ncelJobRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\x12#\n\rvalidate_only\x18\x46 \x01(\x08R\x0cvalidateOnly\"8\n\x11\x43\x61ncelJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobR\x03job\"t\n\x11ReleaseJobRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\x12#\n\rvalidate_only\x18\x46 \x01(\x08R\x0cvalidateOnly\"9\n\x12ReleaseJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobR\x03job\"N\n\x10\x44\x65leteJobRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\"\x13\n\x11\x44\x65leteJobResponse\"U\n\x0fWatchJobRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12%\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03R\rafterSequence\"q\n\x10WatchJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobH\x00R\x03job\x12.\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.jobwarden.v1.JobEventH\x00R\x05\x65ventB\x06\n\x04item\"\xa1\x01\n\x14ListJobEventsRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x30\n\x05kinds\x18< \x03(\x0e\x32\x1a.jobwarden.v1.JobEventKindR\x05kinds\"o\n\x15ListJobEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobEventR\x06\x65vents\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"l\n\x11ListAssetsRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"i\n\x12ListAssetsResponse\x12+\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x13.jobwarden.v1.AssetR\x06\x61ssets\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n\x0fGetAssetRequest\x12\x1f\n\x08\x61sset_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x07\x61ssetId\"=\n\x10GetAssetResponse\x12)\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x13.jobwarden.v1.AssetR\x05\x61sset\"0\n\x13GetLifecycleRequest\x12\x19\n\x08job_type\x18\x01 \x01(\tR\x07jobType\"M\n\x14GetLifecycleResponse\x12\x35\n\tlifecycle\x18\x01 \x01(\x0b\x32\x17.jobwarden.v1.LifecycleR\tlifecycle2\x96\x08\n\nJobService\x12L\n\tCreateJob\x12\x1e.jobwarden.v1.CreateJobRequest\x1a\x1f.jobwarden.v1.CreateJobResponse\x12O\n\nCreateJobs\x12\x1f.jobwarden.v1.CreateJobsRequest\x1a .jobwarden.v1.CreateJobsResponse\x12\x43\n\x06GetJob\x12\x1b.jobwarden.v1.GetJobRequest\x1a\x1c.jobwarden.v1.GetJobResponse\x12I\n\x08ListJobs\x12\x1d.jobwarden.v1.ListJobsRequest\x1a\x1e.jobwarden.v1.ListJobsResponse\x12L\n\tCancelJob\x12\x1e.jobwarden.v1.CancelJobRequest\x1a\x1f.jobwarden.v1.CancelJobResponse\x12O\n\nReleaseJob\x12\x1f.jobwarden.v1.ReleaseJobRequest\x1a .jobwarden.v1.ReleaseJobResponse\x12L\n\tDeleteJob\x12\x1e.jobwarden.v1.DeleteJobRequest\x1a\x1f.jobwarden.v1.DeleteJobResponse\x12K\n\x08WatchJob\x12\x1d.jobwarden.v1.WatchJobRequest\x1a\x1e.jobwarden.v1.WatchJobResponse0\x01\x12X\n\rListJobEvents\x12\".jobwarden.v1.ListJobEventsRequest\x1a#.jobwarden.v1.ListJobEventsResponse\x12O\n\nListAssets\x12\x1f.jobwarden.v1.ListAssetsRequest\x1a .jobwarden.v1.ListAssetsResponse\x12I\n\x08GetAsset\x12\x1d.jobwarden.v1.GetAssetRequest\x1a\x1e.jobwarden.v1.GetAssetResponse\x12U\n\x0cGetLifecycle\x12!.jobwarden.v1.GetLifecycleRequest\x1a\".jobwarden.v1.GetLifecycleResponse\x12R\n\x0b\x43reateBatch\x12 .jobwarden.v1.CreateBatchRequest\x1a!.jobwarden.v1.CreateBatchResponseB\x9e\x01\n\x10\x64\x65v.jobwarden.v1B\x0fJobServiceProtoP\x01Z>github.com/jobwarden/jobwarden/gen/go/jobwarden/v1;jobwardenv1\xa2\x02\x03JWX\xaa\x02\x0cJobwarden.V1\xba\x02\x02JW\xca\x02\x0cJobwarden\\V1\xea\x02\rJobwarden::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jobwarden.v1.job_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.jobwarden.v1B\017JobServiceProtoP\001Z>github.com/jobwarden/jobwarden/gen/go/jobwarden/v1;jobwardenv1\242\002\003JWX\252\002\014Jobwarden.V1\272\002\002JW\312\002\014Jobwarden\\V1\352\002\rJobwarden::V1'
   _globals['_CREATEBATCHREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_CREATEBATCHREQUEST_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_CREATEBATCHREQUEST'].fields_by_name['children']._loaded_options = None
+  _globals['_CREATEBATCHREQUEST'].fields_by_name['children']._serialized_options = b'\342A\001\002'
   _globals['_CREATEJOBREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_CREATEJOBREQUEST_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_CREATEJOBREQUEST'].fields_by_name['job_type']._loaded_options = None
+  _globals['_CREATEJOBREQUEST'].fields_by_name['job_type']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEJOBSREQUEST'].fields_by_name['requests']._loaded_options = None
+  _globals['_CREATEJOBSREQUEST'].fields_by_name['requests']._serialized_options = b'\342A\001\002'
+  _globals['_GETJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_GETJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
   _globals['_LISTJOBSREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_CREATEBATCHREQUEST']._serialized_start=193
-  _globals['_CREATEBATCHREQUEST']._serialized_end=552
-  _globals['_CREATEBATCHREQUEST_LABELSENTRY']._serialized_start=507
-  _globals['_CREATEBATCHREQUEST_LABELSENTRY']._serialized_end=552
-  _globals['_CREATEBATCHRESPONSE']._serialized_start=554
-  _globals['_CREATEBATCHRESPONSE']._serialized_end=607
-  _globals['_CREATEJOBREQUEST']._serialized_start=610
-  _globals['_CREATEJOBREQUEST']._serialized_end=1161
-  _globals['_CREATEJOBREQUEST_LABELSENTRY']._serialized_start=507
-  _globals['_CREATEJOBREQUEST_LABELSENTRY']._serialized_end=552
-  _globals['_CREATEJOBRESPONSE']._serialized_start=1163
-  _globals['_CREATEJOBRESPONSE']._serialized_end=1214
-  _globals['_CREATEJOBSREQUEST']._serialized_start=1216
-  _globals['_CREATEJOBSREQUEST']._serialized_end=1285
-  _globals['_CREATEJOBSRESPONSE']._serialized_start=1287
-  _globals['_CREATEJOBSRESPONSE']._serialized_end=1356
-  _globals['_CREATEJOBSRESULT']._serialized_start=1358
-  _globals['_CREATEJOBSRESULT']._serialized_end=1457
-  _globals['_GETJOBREQUEST']._serialized_start=1459
-  _globals['_GETJOBREQUEST']._serialized_end=1490
-  _globals['_GETJOBRESPONSE']._serialized_start=1492
-  _globals['_GETJOBRESPONSE']._serialized_end=1540
-  _globals['_LISTJOBSREQUEST']._serialized_start=1543
-  _globals['_LISTJOBSREQUEST']._serialized_end=1957
-  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_start=507
-  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_end=552
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1959
-  _globals['_LISTJOBSRESPONSE']._serialized_end=2035
-  _globals['_CANCELJOBREQUEST']._serialized_start=2037
-  _globals['_CANCELJOBREQUEST']._serialized_end=2144
-  _globals['_CANCELJOBRESPONSE']._serialized_start=2146
-  _globals['_CANCELJOBRESPONSE']._serialized_end=2197
-  _globals['_RELEASEJOBREQUEST']._serialized_start=2199
-  _globals['_RELEASEJOBREQUEST']._serialized_end=2277
-  _globals['_RELEASEJOBRESPONSE']._serialized_start=2279
-  _globals['_RELEASEJOBRESPONSE']._serialized_end=2331
-  _globals['_DELETEJOBREQUEST']._serialized_start=2333
-  _globals['_DELETEJOBREQUEST']._serialized_end=2387
-  _globals['_DELETEJOBRESPONSE']._serialized_start=2389
-  _globals['_DELETEJOBRESPONSE']._serialized_end=2408
-  _globals['_WATCHJOBREQUEST']._serialized_start=2410
-  _globals['_WATCHJOBREQUEST']._serialized_end=2467
-  _globals['_WATCHJOBRESPONSE']._serialized_start=2469
-  _globals['_WATCHJOBRESPONSE']._serialized_end=2570
-  _globals['_LISTJOBEVENTSREQUEST']._serialized_start=2572
-  _globals['_LISTJOBEVENTSREQUEST']._serialized_end=2692
-  _globals['_LISTJOBEVENTSRESPONSE']._serialized_start=2694
-  _globals['_LISTJOBEVENTSRESPONSE']._serialized_end=2782
-  _globals['_LISTASSETSREQUEST']._serialized_start=2784
-  _globals['_LISTASSETSREQUEST']._serialized_end=2858
-  _globals['_LISTASSETSRESPONSE']._serialized_start=2860
-  _globals['_LISTASSETSRESPONSE']._serialized_end=2942
-  _globals['_GETASSETREQUEST']._serialized_start=2944
-  _globals['_GETASSETREQUEST']._serialized_end=2979
-  _globals['_GETASSETRESPONSE']._serialized_start=2981
-  _globals['_GETASSETRESPONSE']._serialized_end=3035
-  _globals['_GETLIFECYCLEREQUEST']._serialized_start=3037
-  _globals['_GETLIFECYCLEREQUEST']._serialized_end=3076
-  _globals['_GETLIFECYCLERESPONSE']._serialized_start=3078
-  _globals['_GETLIFECYCLERESPONSE']._serialized_end=3144
-  _globals['_JOBSERVICE']._serialized_start=3147
-  _globals['_JOBSERVICE']._serialized_end=4193
+  _globals['_CANCELJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_CANCELJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_RELEASEJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_RELEASEJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_DELETEJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_DELETEJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_WATCHJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_WATCHJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_LISTJOBEVENTSREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_LISTJOBEVENTSREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_LISTASSETSREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_LISTASSETSREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_GETASSETREQUEST'].fields_by_name['asset_id']._loaded_options = None
+  _globals['_GETASSETREQUEST'].fields_by_name['asset_id']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEBATCHREQUEST']._serialized_start=226
+  _globals['_CREATEBATCHREQUEST']._serialized_end=698
+  _globals['_CREATEBATCHREQUEST_LABELSENTRY']._serialized_start=641
+  _globals['_CREATEBATCHREQUEST_LABELSENTRY']._serialized_end=698
+  _globals['_CREATEBATCHRESPONSE']._serialized_start=700
+  _globals['_CREATEBATCHRESPONSE']._serialized_end=758
+  _globals['_CREATEJOBREQUEST']._serialized_start=761
+  _globals['_CREATEJOBREQUEST']._serialized_end=1491
+  _globals['_CREATEJOBREQUEST_LABELSENTRY']._serialized_start=641
+  _globals['_CREATEJOBREQUEST_LABELSENTRY']._serialized_end=698
+  _globals['_CREATEJOBRESPONSE']._serialized_start=1493
+  _globals['_CREATEJOBRESPONSE']._serialized_end=1549
+  _globals['_CREATEJOBSREQUEST']._serialized_start=1551
+  _globals['_CREATEJOBSREQUEST']._serialized_end=1636
+  _globals['_CREATEJOBSRESPONSE']._serialized_start=1638
+  _globals['_CREATEJOBSRESPONSE']._serialized_end=1716
+  _globals['_CREATEJOBSRESULT']._serialized_start=1718
+  _globals['_CREATEJOBSRESULT']._serialized_end=1829
+  _globals['_GETJOBREQUEST']._serialized_start=1831
+  _globals['_GETJOBREQUEST']._serialized_end=1875
+  _globals['_GETJOBRESPONSE']._serialized_start=1877
+  _globals['_GETJOBRESPONSE']._serialized_end=1930
+  _globals['_LISTJOBSREQUEST']._serialized_start=1933
+  _globals['_LISTJOBSREQUEST']._serialized_end=2472
+  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_start=641
+  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_end=698
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2474
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2571
+  _globals['_CANCELJOBREQUEST']._serialized_start=2574
+  _globals['_CANCELJOBREQUEST']._serialized_end=2733
+  _globals['_CANCELJOBRESPONSE']._serialized_start=2735
+  _globals['_CANCELJOBRESPONSE']._serialized_end=2791
+  _globals['_RELEASEJOBREQUEST']._serialized_start=2793
+  _globals['_RELEASEJOBREQUEST']._serialized_end=2909
+  _globals['_RELEASEJOBRESPONSE']._serialized_start=2911
+  _globals['_RELEASEJOBRESPONSE']._serialized_end=2968
+  _globals['_DELETEJOBREQUEST']._serialized_start=2970
+  _globals['_DELETEJOBREQUEST']._serialized_end=3048
+  _globals['_DELETEJOBRESPONSE']._serialized_start=3050
+  _globals['_DELETEJOBRESPONSE']._serialized_end=3069
+  _globals['_WATCHJOBREQUEST']._serialized_start=3071
+  _globals['_WATCHJOBREQUEST']._serialized_end=3156
+  _globals['_WATCHJOBRESPONSE']._serialized_start=3158
+  _globals['_WATCHJOBRESPONSE']._serialized_end=3271
+  _globals['_LISTJOBEVENTSREQUEST']._serialized_start=3274
+  _globals['_LISTJOBEVENTSREQUEST']._serialized_end=3435
+  _globals['_LISTJOBEVENTSRESPONSE']._serialized_start=3437
+  _globals['_LISTJOBEVENTSRESPONSE']._serialized_end=3548
+  _globals['_LISTASSETSREQUEST']._serialized_start=3550
+  _globals['_LISTASSETSREQUEST']._serialized_end=3658
+  _globals['_LISTASSETSRESPONSE']._serialized_start=3660
+  _globals['_LISTASSETSRESPONSE']._serialized_end=3765
+  _globals['_GETASSETREQUEST']._serialized_start=3767
+  _globals['_GETASSETREQUEST']._serialized_end=3817
+  _globals['_GETASSETRESPONSE']._serialized_start=3819
+  _globals['_GETASSETRESPONSE']._serialized_end=3880
+  _globals['_GETLIFECYCLEREQUEST']._serialized_start=3882
+  _globals['_GETLIFECYCLEREQUEST']._serialized_end=3930
+  _globals['_GETLIFECYCLERESPONSE']._serialized_start=3932
+  _globals['_GETLIFECYCLERESPONSE']._serialized_end=4009
+  _globals['_JOBSERVICE']._serialized_start=4012
+  _globals['_JOBSERVICE']._serialized_end=5058
 # @@protoc_insertion_point(module_scope)

@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
@@ -29,51 +30,88 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from jobwarden.v1 import job_pb2 as jobwarden_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!jobwarden/v1/worker_service.proto\x12\x0cjobwarden.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x16jobwarden/v1/job.proto\"\xba\x01\n\x10\x43laimJobsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tjob_types\x18\x02 \x03(\t\x12\x10\n\x08max_jobs\x18\x03 \x01(\x05\x12\x31\n\x0elease_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x04wait\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x06 \x01(\t\";\n\x11\x43laimJobsResponse\x12&\n\x06\x63laims\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobClaim\"v\n\x08JobClaim\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x15ReportProgressRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12(\n\x08progress\x18\x03 \x01(\x0b\x32\x16.jobwarden.v1.Progress\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"i\n\x16ReportProgressResponse\x12\x35\n\x11lease_expire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"n\n\x0f\x41\x64\x64\x41ssetRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\"\n\x05\x61sset\x18\x03 \x01(\x0b\x32\x13.jobwarden.v1.Asset\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"6\n\x10\x41\x64\x64\x41ssetResponse\x12\"\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x13.jobwarden.v1.Asset\"u\n\x12\x41\x64\x64MessagesRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12&\n\x08messages\x18\x03 \x03(\x0b\x32\x14.jobwarden.v1.JobLog\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"T\n\x13\x41\x64\x64MessagesResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobEvent\x12\x15\n\rmessage_count\x18\x02 \x01(\x03\"\xc5\x01\n\x12\x43ompleteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07partial\x18\x04 \x01(\x08\x12%\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.jobwarden.v1.JobError\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x15\n\rvalidate_only\x18\x46 \x01(\x08\"5\n\x13\x43ompleteJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\xb6\x01\n\x0e\x46\x61ilJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x16.jobwarden.v1.JobError\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12-\n\x0bstop_reason\x18\x05 \x01(\x0e\x32\x18.jobwarden.v1.StopReason\x12\x15\n\rvalidate_only\x18\x46 \x01(\x08\"1\n\x0f\x46\x61ilJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.Job\"\xac\x01\n\x0bWorkRequest\x12&\n\x05start\x18\x01 \x01(\x0b\x32\x17.jobwarden.v1.WorkStart\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x05\x12%\n\x05steps\x18\x03 \x03(\x0b\x32\x16.jobwarden.v1.WorkStep\x12\x13\n\x0bstop_claims\x18\x04 \x01(\x08\x12(\n\x07holding\x18\x05 \x03(\x0b\x32\x17.jobwarden.v1.WorkLease\"0\n\tWorkLease\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\"d\n\tWorkStart\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tjob_types\x18\x02 \x03(\t\x12\x31\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa6\x02\n\x08WorkStep\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x37\n\x08progress\x18\x02 \x01(\x0b\x32#.jobwarden.v1.ReportProgressRequestH\x00\x12.\n\x05\x61sset\x18\x03 \x01(\x0b\x32\x1d.jobwarden.v1.AddAssetRequestH\x00\x12\x34\n\x08\x63omplete\x18\x04 \x01(\x0b\x32 .jobwarden.v1.CompleteJobRequestH\x00\x12,\n\x04\x66\x61il\x18\x05 \x01(\x0b\x32\x1c.jobwarden.v1.FailJobRequestH\x00\x12\x34\n\x08messages\x18< \x01(\x0b\x32 .jobwarden.v1.AddMessagesRequestH\x00\x42\x06\n\x04step\"\x89\x01\n\x0cWorkResponse\x12&\n\x06\x63laims\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobClaim\x12#\n\x04\x61\x63ks\x18\x02 \x03(\x0b\x32\x15.jobwarden.v1.WorkAck\x12\x16\n\x0e\x63\x61ncel_job_ids\x18\x03 \x03(\t\x12\x14\n\x0clost_job_ids\x18\x04 \x03(\t\"\xd0\x02\n\x07WorkAck\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\x12\x38\n\x08progress\x18\x03 \x01(\x0b\x32$.jobwarden.v1.ReportProgressResponseH\x00\x12/\n\x05\x61sset\x18\x04 \x01(\x0b\x32\x1e.jobwarden.v1.AddAssetResponseH\x00\x12\x35\n\x08\x63omplete\x18\x05 \x01(\x0b\x32!.jobwarden.v1.CompleteJobResponseH\x00\x12-\n\x04\x66\x61il\x18\x06 \x01(\x0b\x32\x1d.jobwarden.v1.FailJobResponseH\x00\x12\x35\n\x08messages\x18< \x01(\x0b\x32!.jobwarden.v1.AddMessagesResponseH\x00\x42\x08\n\x06result2\xb8\x04\n\rWorkerService\x12L\n\tClaimJobs\x12\x1e.jobwarden.v1.ClaimJobsRequest\x1a\x1f.jobwarden.v1.ClaimJobsResponse\x12[\n\x0eReportProgress\x12#.jobwarden.v1.ReportProgressRequest\x1a$.jobwarden.v1.ReportProgressResponse\x12I\n\x08\x41\x64\x64\x41sset\x12\x1d.jobwarden.v1.AddAssetRequest\x1a\x1e.jobwarden.v1.AddAssetResponse\x12R\n\x0b\x41\x64\x64Messages\x12 .jobwarden.v1.AddMessagesRequest\x1a!.jobwarden.v1.AddMessagesResponse\x12R\n\x0b\x43ompleteJob\x12 .jobwarden.v1.CompleteJobRequest\x1a!.jobwarden.v1.CompleteJobResponse\x12\x46\n\x07\x46\x61ilJob\x12\x1c.jobwarden.v1.FailJobRequest\x1a\x1d.jobwarden.v1.FailJobResponse\x12\x41\n\x04Work\x12\x19.jobwarden.v1.WorkRequest\x1a\x1a.jobwarden.v1.WorkResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!jobwarden/v1/worker_service.proto\x12\x0cjobwarden.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x16jobwarden/v1/job.proto\"\x83\x02\n\x10\x43laimJobsRequest\x12!\n\tworker_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x08workerId\x12!\n\tjob_types\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02R\x08jobTypes\x12\x19\n\x08max_jobs\x18\x03 \x01(\x05R\x07maxJobs\x12@\n\x0elease_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\x12-\n\x04wait\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x04wait\x12\x1d\n\nrequest_id\x18\x06 \x01(\tR\trequestId\"C\n\x11\x43laimJobsResponse\x12.\n\x06\x63laims\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobClaimR\x06\x63laims\"\x98\x01\n\x08JobClaim\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobR\x03job\x12\x1f\n\x0blease_token\x18\x02 \x01(\tR\nleaseToken\x12\x46\n\x11lease_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\"\xae\x01\n\x15ReportProgressRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12%\n\x0blease_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\nleaseToken\x12\x32\n\x08progress\x18\x03 \x01(\x0b\x32\x16.jobwarden.v1.ProgressR\x08progress\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"\x8b\x01\n\x16ReportProgressResponse\x12\x46\n\x11lease_expire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\x12)\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08R\x0f\x63\x61ncelRequested\"\xa5\x01\n\x0f\x41\x64\x64\x41ssetRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12%\n\x0blease_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\nleaseToken\x12/\n\x05\x61sset\x18\x03 \x01(\x0b\x32\x13.jobwarden.v1.AssetB\x04\xe2\x41\x01\x02R\x05\x61sset\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"=\n\x10\x41\x64\x64\x41ssetResponse\x12)\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x13.jobwarden.v1.AssetR\x05\x61sset\"\xaf\x01\n\x12\x41\x64\x64MessagesRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12%\n\x0blease_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\nleaseToken\x12\x36\n\x08messages\x18\x03 \x03(\x0b\x32\x14.jobwarden.v1.JobLogB\x04\xe2\x41\x01\x02R\x08messages\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"j\n\x13\x41\x64\x64MessagesResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobEventR\x06\x65vents\x12#\n\rmessage_count\x18\x02 \x01(\x03R\x0cmessageCount\"\x95\x02\n\x12\x43ompleteJobRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12%\n\x0blease_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\nleaseToken\x12/\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x06result\x12\x18\n\x07partial\x18\x04 \x01(\x08R\x07partial\x12,\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.jobwarden.v1.JobErrorR\x05\x65rror\x12\x1d\n\nrequest_id\x18\x06 \x01(\tR\trequestId\x12#\n\rvalidate_only\x18\x46 \x01(\x08R\x0cvalidateOnly\":\n\x13\x43ompleteJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobR\x03job\"\x81\x02\n\x0e\x46\x61ilJobRequest\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12%\n\x0blease_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\nleaseToken\x12,\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x16.jobwarden.v1.JobErrorR\x05\x65rror\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\x12\x39\n\x0bstop_reason\x18\x05 \x01(\x0e\x32\x18.jobwarden.v1.StopReasonR\nstopReason\x12#\n\rvalidate_only\x18\x46 \x01(\x08R\x0cvalidateOnly\"6\n\x0f\x46\x61ilJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x11.jobwarden.v1.JobR\x03job\"\xd8\x01\n\x0bWorkRequest\x12-\n\x05start\x18\x01 \x01(\x0b\x32\x17.jobwarden.v1.WorkStartR\x05start\x12\x18\n\x07\x63redits\x18\x02 \x01(\x05R\x07\x63redits\x12,\n\x05steps\x18\x03 \x03(\x0b\x32\x16.jobwarden.v1.WorkStepR\x05steps\x12\x1f\n\x0bstop_claims\x18\x04 \x01(\x08R\nstopClaims\x12\x31\n\x07holding\x18\x05 \x03(\x0b\x32\x17.jobwarden.v1.WorkLeaseR\x07holding\"O\n\tWorkLease\x12\x1b\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05jobId\x12%\n\x0blease_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\nleaseToken\"\x93\x01\n\tWorkStart\x12!\n\tworker_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x08workerId\x12!\n\tjob_types\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02R\x08jobTypes\x12@\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\"\xd9\x02\n\x08WorkStep\x12\x17\n\x07step_id\x18\x01 \x01(\tR\x06stepId\x12\x41\n\x08progress\x18\x02 \x01(\x0b\x32#.jobwarden.v1.ReportProgressRequestH\x00R\x08progress\x12\x35\n\x05\x61sset\x18\x03 \x01(\x0b\x32\x1d.jobwarden.v1.AddAssetRequestH\x00R\x05\x61sset\x12>\n\x08\x63omplete\x18\x04 \x01(\x0b\x32 .jobwarden.v1.CompleteJobRequestH\x00R\x08\x63omplete\x12\x32\n\x04\x66\x61il\x18\x05 \x01(\x0b\x32\x1c.jobwarden.v1.FailJobRequestH\x00R\x04\x66\x61il\x12>\n\x08messages\x18< \x01(\x0b\x32 .jobwarden.v1.AddMessagesRequestH\x00R\x08messagesB\x06\n\x04step\"\xb1\x01\n\x0cWorkResponse\x12.\n\x06\x63laims\x18\x01 \x03(\x0b\x32\x16.jobwarden.v1.JobClaimR\x06\x63laims\x12)\n\x04\x61\x63ks\x18\x02 \x03(\x0b\x32\x15.jobwarden.v1.WorkAckR\x04\x61\x63ks\x12$\n\x0e\x63\x61ncel_job_ids\x18\x03 \x03(\tR\x0c\x63\x61ncelJobIds\x12 \n\x0clost_job_ids\x18\x04 \x03(\tR\nlostJobIds\"\x8b\x03\n\x07WorkAck\x12\x17\n\x07step_id\x18\x01 \x01(\tR\x06stepId\x12*\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusR\x06status\x12\x42\n\x08progress\x18\x03 \x01(\x0b\x32$.jobwarden.v1.ReportProgressResponseH\x00R\x08progress\x12\x36\n\x05\x61sset\x18\x04 \x01(\x0b\x32\x1e.jobwarden.v1.AddAssetResponseH\x00R\x05\x61sset\x12?\n\x08\x63omplete\x18\x05 \x01(\x0b\x32!.jobwarden.v1.CompleteJobResponseH\x00R\x08\x63omplete\x12\x33\n\x04\x66\x61il\x18\x06 \x01(\x0b\x32\x1d.jobwarden.v1.FailJobResponseH\x00R\x04\x66\x61il\x12?\n\x08messages\x18< \x01(\x0b\x32!.jobwarden.v1.AddMessagesResponseH\x00R\x08messagesB\x08\n\x06result2\xb8\x04\n\rWorkerService\x12L\n\tClaimJobs\x12\x1e.jobwarden.v1.ClaimJobsRequest\x1a\x1f.jobwarden.v1.ClaimJobsResponse\x12[\n\x0eReportProgress\x12#.jobwarden.v1.ReportProgressRequest\x1a$.jobwarden.v1.ReportProgressResponse\x12I\n\x08\x41\x64\x64\x41sset\x12\x1d.jobwarden.v1.AddAssetRequest\x1a\x1e.jobwarden.v1.AddAssetResponse\x12R\n\x0b\x41\x64\x64Messages\x12 .jobwarden.v1.AddMessagesRequest\x1a!.jobwarden.v1.AddMessagesResponse\x12R\n\x0b\x43ompleteJob\x12 .jobwarden.v1.CompleteJobRequest\x1a!.jobwarden.v1.CompleteJobResponse\x12\x46\n\x07\x46\x61ilJob\x12\x1c.jobwarden.v1.FailJobRequest\x1a\x1d.jobwarden.v1.FailJobResponse\x12\x41\n\x04Work\x12\x19.jobwarden.v1.WorkRequest\x1a\x1a.jobwarden.v1.WorkResponse(\x01\x30\x01\x42\xa1\x01\n\x10\x64\x65v.jobwarden.v1B\x12WorkerServiceProtoP\x01Z>github.com/jobwarden/jobwarden/gen/go/jobwarden/v1;jobwardenv1\xa2\x02\x03JWX\xaa\x02\x0cJobwarden.V1\xba\x02\x02JW\xca\x02\x0cJobwarden\\V1\xea\x02\rJobwarden::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jobwarden.v1.worker_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_CLAIMJOBSREQUEST']._serialized_start=196
-  _globals['_CLAIMJOBSREQUEST']._serialized_end=382
-  _globals['_CLAIMJOBSRESPONSE']._serialized_start=384
-  _globals['_CLAIMJOBSRESPONSE']._serialized_end=443
-  _globals['_JOBCLAIM']._serialized_start=445
-  _globals['_JOBCLAIM']._serialized_end=563
-  _globals['_REPORTPROGRESSREQUEST']._serialized_start=565
-  _globals['_REPORTPROGRESSREQUEST']._serialized_end=687
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=689
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=794
-  _globals['_ADDASSETREQUEST']._serialized_start=796
-  _globals['_ADDASSETREQUEST']._serialized_end=906
-  _globals['_ADDASSETRESPONSE']._serialized_start=908
-  _globals['_ADDASSETRESPONSE']._serialized_end=962
-  _globals['_ADDMESSAGESREQUEST']._serialized_start=964
-  _globals['_ADDMESSAGESREQUEST']._serialized_end=1081
-  _globals['_ADDMESSAGESRESPONSE']._serialized_start=1083
-  _globals['_ADDMESSAGESRESPONSE']._serialized_end=1167
-  _globals['_COMPLETEJOBREQUEST']._serialized_start=1170
-  _globals['_COMPLETEJOBREQUEST']._serialized_end=1367
-  _globals['_COMPLETEJOBRESPONSE']._serialized_start=1369
-  _globals['_COMPLETEJOBRESPONSE']._serialized_end=1422
-  _globals['_FAILJOBREQUEST']._serialized_start=1425
-  _globals['_FAILJOBREQUEST']._serialized_end=1607
-  _globals['_FAILJOBRESPONSE']._serialized_start=1609
-  _globals['_FAILJOBRESPONSE']._serialized_end=1658
-  _globals['_WORKREQUEST']._serialized_start=1661
-  _globals['_WORKREQUEST']._serialized_end=1833
-  _globals['_WORKLEASE']._serialized_start=1835
-  _globals['_WORKLEASE']._serialized_end=1883
-  _globals['_WORKSTART']._serialized_start=1885
-  _globals['_WORKSTART']._serialized_end=1985
-  _globals['_WORKSTEP']._serialized_start=1988
-  _globals['_WORKSTEP']._serialized_end=2282
-  _globals['_WORKRESPONSE']._serialized_start=2285
-  _globals['_WORKRESPONSE']._serialized_end=2422
-  _globals['_WORKACK']._serialized_start=2425
-  _globals['_WORKACK']._serialized_end=2761
-  _globals['_WORKERSERVICE']._serialized_start=2764
-  _globals['_WORKERSERVICE']._serialized_end=3332
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.jobwarden.v1B\022WorkerServiceProtoP\001Z>github.com/jobwarden/jobwarden/gen/go/jobwarden/v1;jobwardenv1\242\002\003JWX\252\002\014Jobwarden.V1\272\002\002JW\312\002\014Jobwarden\\V1\352\002\rJobwarden::V1'
+  _globals['_CLAIMJOBSREQUEST'].fields_by_name['worker_id']._loaded_options = None
+  _globals['_CLAIMJOBSREQUEST'].fields_by_name['worker_id']._serialized_options = b'\342A\001\002'
+  _globals['_CLAIMJOBSREQUEST'].fields_by_name['job_types']._loaded_options = None
+  _globals['_CLAIMJOBSREQUEST'].fields_by_name['job_types']._serialized_options = b'\342A\001\002'
+  _globals['_REPORTPROGRESSREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_REPORTPROGRESSREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_REPORTPROGRESSREQUEST'].fields_by_name['lease_token']._loaded_options = None
+  _globals['_REPORTPROGRESSREQUEST'].fields_by_name['lease_token']._serialized_options = b'\342A\001\002'
+  _globals['_ADDASSETREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_ADDASSETREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_ADDASSETREQUEST'].fields_by_name['lease_token']._loaded_options = None
+  _globals['_ADDASSETREQUEST'].fields_by_name['lease_token']._serialized_options = b'\342A\001\002'
+  _globals['_ADDASSETREQUEST'].fields_by_name['asset']._loaded_options = None
+  _globals['_ADDASSETREQUEST'].fields_by_name['asset']._serialized_options = b'\342A\001\002'
+  _globals['_ADDMESSAGESREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_ADDMESSAGESREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_ADDMESSAGESREQUEST'].fields_by_name['lease_token']._loaded_options = None
+  _globals['_ADDMESSAGESREQUEST'].fields_by_name['lease_token']._serialized_options = b'\342A\001\002'
+  _globals['_ADDMESSAGESREQUEST'].fields_by_name['messages']._loaded_options = None
+  _globals['_ADDMESSAGESREQUEST'].fields_by_name['messages']._serialized_options = b'\342A\001\002'
+  _globals['_COMPLETEJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_COMPLETEJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_COMPLETEJOBREQUEST'].fields_by_name['lease_token']._loaded_options = None
+  _globals['_COMPLETEJOBREQUEST'].fields_by_name['lease_token']._serialized_options = b'\342A\001\002'
+  _globals['_FAILJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_FAILJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_FAILJOBREQUEST'].fields_by_name['lease_token']._loaded_options = None
+  _globals['_FAILJOBREQUEST'].fields_by_name['lease_token']._serialized_options = b'\342A\001\002'
+  _globals['_WORKLEASE'].fields_by_name['job_id']._loaded_options = None
+  _globals['_WORKLEASE'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
+  _globals['_WORKLEASE'].fields_by_name['lease_token']._loaded_options = None
+  _globals['_WORKLEASE'].fields_by_name['lease_token']._serialized_options = b'\342A\001\002'
+  _globals['_WORKSTART'].fields_by_name['worker_id']._loaded_options = None
+  _globals['_WORKSTART'].fields_by_name['worker_id']._serialized_options = b'\342A\001\002'
+  _globals['_WORKSTART'].fields_by_name['job_types']._loaded_options = None
+  _globals['_WORKSTART'].fields_by_name['job_types']._serialized_options = b'\342A\001\002'
+  _globals['_CLAIMJOBSREQUEST']._serialized_start=229
+  _globals['_CLAIMJOBSREQUEST']._serialized_end=488
+  _globals['_CLAIMJOBSRESPONSE']._serialized_start=490
+  _globals['_CLAIMJOBSRESPONSE']._serialized_end=557
+  _globals['_JOBCLAIM']._serialized_start=560
+  _globals['_JOBCLAIM']._serialized_end=712
+  _globals['_REPORTPROGRESSREQUEST']._serialized_start=715
+  _globals['_REPORTPROGRESSREQUEST']._serialized_end=889
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=892
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=1031
+  _globals['_ADDASSETREQUEST']._serialized_start=1034
+  _globals['_ADDASSETREQUEST']._serialized_end=1199
+  _globals['_ADDASSETRESPONSE']._serialized_start=1201
+  _globals['_ADDASSETRESPONSE']._serialized_end=1262
+  _globals['_ADDMESSAGESREQUEST']._serialized_start=1265
+  _globals['_ADDMESSAGESREQUEST']._serialized_end=1440
+  _globals['_ADDMESSAGESRESPONSE']._serialized_start=1442
+  _globals['_ADDMESSAGESRESPONSE']._serialized_end=1548
+  _globals['_COMPLETEJOBREQUEST']._serialized_start=1551
+  _globals['_COMPLETEJOBREQUEST']._serialized_end=1828
+  _globals['_COMPLETEJOBRESPONSE']._serialized_start=1830
+  _globals['_COMPLETEJOBRESPONSE']._serialized_end=1888
+  _globals['_FAILJOBREQUEST']._serialized_start=1891
+  _globals['_FAILJOBREQUEST']._serialized_end=2148
+  _globals['_FAILJOBRESPONSE']._serialized_start=2150
+  _globals['_FAILJOBRESPONSE']._serialized_end=2204
+  _globals['_WORKREQUEST']._serialized_start=2207
+  _globals['_WORKREQUEST']._serialized_end=2423
+  _globals['_WORKLEASE']._serialized_start=2425
+  _globals['_WORKLEASE']._serialized_end=2504
+  _globals['_WORKSTART']._serialized_start=2507
+  _globals['_WORKSTART']._serialized_end=2654
+  _globals['_WORKSTEP']._serialized_start=2657
+  _globals['_WORKSTEP']._serialized_end=3002
+  _globals['_WORKRESPONSE']._serialized_start=3005
+  _globals['_WORKRESPONSE']._serialized_end=3182
+  _globals['_WORKACK']._serialized_start=3185
+  _globals['_WORKACK']._serialized_end=3580
+  _globals['_WORKERSERVICE']._serialized_start=3583
+  _globals['_WORKERSERVICE']._serialized_end=4151
 # @@protoc_insertion_point(module_scope)
