@@ -17,7 +17,7 @@ from support import pg, rpc
 
 from jobwarden_server import app
 
-SQLITE_ONLY_MODULES = frozenset({"test_validation"})
+SQLITE_ONLY_MODULES = frozenset({"test_validation", "test_field_behavior"})
 """Request validation refuses before any database access: a second database would test nothing new."""
 
 

@@ -318,7 +318,8 @@ async def test_jobs_of_a_session_that_ends_are_rescued_when_their_leases_run_out
     [
         (pb.WorkRequest(credits=1), "start"),
         (pb.WorkRequest(start=pb.WorkStart(worker_id="w\x00", job_types=["demo"])), "start.worker_id"),
-        (pb.WorkRequest(start=pb.WorkStart(worker_id="w", job_types=[])), "job_types"),
+        (pb.WorkRequest(start=pb.WorkStart(worker_id=" ", job_types=["demo"])), "start.worker_id"),
+        (pb.WorkRequest(start=pb.WorkStart(worker_id="w", job_types=[])), "start.job_types"),
         (pb.WorkRequest(start=pb.WorkStart(worker_id="w", job_types=["demo"]), credits=5000), "credits"),
     ],
 )

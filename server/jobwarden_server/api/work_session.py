@@ -44,18 +44,19 @@ _END = object()
 def _start(request: pb.WorkRequest) -> ClaimRequest:
     if not request.HasField("start"):
         raise errors.InvalidArgument("start", "the first message of a Work session must carry start")
+    start = request.start
+    # Every refusal names its field under `start.`, where the client put it.
     try:
-        refuse_nul(request.start)
+        refuse_nul(start)
+        return check_claim(
+            ClaimRequest(
+                worker_id=start.worker_id,
+                job_types=frozenset(start.job_types),
+                lease_duration_s=convert.seconds_in(start, "lease_duration", DEFAULT_LEASE_S),
+            )
+        )
     except errors.InvalidArgument as err:
         raise err.within("start") from None
-    start = request.start
-    return check_claim(
-        ClaimRequest(
-            worker_id=start.worker_id,
-            job_types=frozenset(start.job_types),
-            lease_duration_s=convert.seconds_in(start, "lease_duration", DEFAULT_LEASE_S),
-        )
-    )
 
 
 class WorkStream:
