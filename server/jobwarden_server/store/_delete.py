@@ -8,6 +8,7 @@ turns foreign_keys on; see _sqlite.py). Each function runs inside one write unit
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from jobwarden_server.domain import errors
 from jobwarden_server.domain.records import CallbackState
@@ -48,15 +49,18 @@ def delete_job(conn: sa.Connection, params: JobDeleteParams) -> bool:
         raise errors.JobNotTerminal(params.job_id, str(status), "cancel it first, then delete it")
     if params.request_id:
         now_us = rows.to_us(params.now)
-        # A record under this key can only be one past its window (else _replayed answered above):
-        # make room for this delete's own.
+        # Make room for this delete's record: one under this key past its window is forgotten. Only
+        # such a one: a fresh record here was committed meanwhile by another replica's delete, and
+        # removing it would let both deletes succeed under one request_id.
         conn.execute(
             sa.delete(job_deletions).where(
-                job_deletions.c.owner == params.owner, job_deletions.c.request_id == params.request_id
+                job_deletions.c.owner == params.owner,
+                job_deletions.c.request_id == params.request_id,
+                job_deletions.c.delete_us < rows.to_us(params.forget_before),
             )
         )
-        conn.execute(
-            sa.insert(job_deletions),
+        recorded = conn.execute(
+            _record_deletion(conn.dialect.name),
             {
                 "job_id": params.job_id,
                 "owner": params.owner,
@@ -64,9 +68,28 @@ def delete_job(conn: sa.Connection, params: JobDeleteParams) -> bool:
                 "request_fingerprint": params.request_fingerprint,
                 "delete_us": now_us,
             },
-        )
+        ).first()
+        if recorded is None:
+            # Another replica's delete under this request_id committed while this one ran (PostgreSQL:
+            # the INSERT waited for it): this one is the reuse. Raising undoes this unit's DELETE too.
+            _replayed(conn, params)
+            raise errors.Conflict(
+                f"request_id {params.request_id!r} was taken meanwhile; retry",
+                metadata={"request_id": params.request_id},
+            )
         _prune(conn, rows.to_us(params.forget_before), PRUNE_PER_DELETE)
     return True
+
+
+def _record_deletion(dialect: str) -> sa.Insert:
+    """The INSERT of a delete's record, skipping it (returning no row) when the owner's request_id is
+    already recorded, instead of failing on the unique index."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(job_deletions)
+        .on_conflict_do_nothing(index_elements=[job_deletions.c.owner, job_deletions.c.request_id])
+        .returning(job_deletions.c.job_id)
+    )
 
 
 def _replayed(conn: sa.Connection, params: JobDeleteParams) -> bool:
