@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tomllib
@@ -24,10 +25,17 @@ def scenario_files() -> list[Path]:
 def load(path: Path) -> dict[str, Any]:
     """A scenario, validated against scenario.schema.json; its name must be its file's stem."""
     scenario: dict[str, Any] = json.loads(path.read_text())
-    jsonschema.validate(scenario, json.loads(SCHEMA.read_text()))
+    _validator().validate(scenario)
     if scenario["name"] != path.stem:
         raise ValueError(f"{path.name}: name {scenario['name']!r} must be the file's stem {path.stem!r}")
     return scenario
+
+
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
 
 
 def principals() -> dict[str, dict[str, Any]]:

@@ -16,11 +16,13 @@ def job(value: Job, prefix: str) -> dict[str, Any]:
     """A job; its job type without the scenario's prefix (so "work", not "watch-resume.work")."""
     return {
         "id": value.id,
+        "owner": value.owner,
         "job_type": value.job_type.removeprefix(prefix),
         "lifecycle": value.lifecycle,
         "status": value.status.value,
         "attempt": value.attempt,
         "max_attempts": value.max_attempts,
+        "priority": value.priority,
         "cancel_requested": value.cancel_requested,
         "stop_reason": value.stop_reason.value,
         "progress": {
@@ -43,6 +45,7 @@ def job(value: Job, prefix: str) -> dict[str, Any]:
         "batch": None if value.batch is None else _batch(value),
         "message_count": value.message_count,
         "worker_id": value.worker_id,
+        "callback": {"state": value.callback_state.value, "attempts": value.callback_attempts},
     }
 
 
@@ -70,6 +73,8 @@ def event(value: JobEvent) -> dict[str, Any]:
         view["from"] = value.from_status.value
     if value.to_status is not None:
         view["to"] = value.to_status.value
+    if value.reason:
+        view["reason"] = value.reason
     if value.stop_reason is not None:
         view["stop_reason"] = value.stop_reason.value
     if value.progress is not None:
