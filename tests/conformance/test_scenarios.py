@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.conformance import runner, server, spec
+from support.conformance import expect, runner, server, spec
 
 STORES = [
     "sqlite",
@@ -51,3 +51,24 @@ def test_job_types_configured_for_other_tables_belong_to_scenarios_that_declare_
     }
     for job_type, table in spec.configured_job_types().items():
         assert declared.get(job_type) == table, f"server.toml maps {job_type} to {table}"
+
+
+def test_expectations_match_as_subsets_lists_item_by_item_numbers_by_value() -> None:
+    actual = {
+        "status": "QUEUED",
+        "attempt": 1,
+        "progress": {"percent": 50.0, "message": ""},
+        "ids": ["a", "b"],
+    }
+    expect.matches({"status": "QUEUED", "progress": {"percent": 50}}, actual)
+    expect.matches({"ids": ["a", "b"], "missing": None}, actual)
+    for wrong in (
+        {"status": "RUNNING"},
+        {"ids": ["a"]},
+        {"ids": ["b", "a"]},
+        {"attempt": True},
+        {"progress": {"percent": 51}},
+        {"missing": 0},
+    ):
+        with pytest.raises(expect.Mismatch):
+            expect.matches(wrong, actual)

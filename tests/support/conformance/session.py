@@ -8,6 +8,7 @@ from jobwarden.client import Claim, Client, Job
 from support.receiver import Receiver
 
 from . import handlers
+from .expect import Mismatch
 
 
 class Session:
@@ -120,8 +121,12 @@ class Session:
         if names is None:
             return
         if isinstance(names, str):
+            if isinstance(value, list) and not value:
+                raise Mismatch(f"nothing to save as {names}")
             self.saved[names] = value[0] if isinstance(value, list) else value
             return
+        if len(names) > len(value):
+            raise Mismatch(f"{len(value)} values to save as {names}")
         for name, item in zip(names, value, strict=False):
             if name is not None:
                 self.saved[name] = item
