@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from jobwarden import errors
@@ -29,6 +30,9 @@ def new_job(s: Session, spec: dict[str, Any]) -> NewJob:
         hold=spec.get("hold", False),
         request_id=s.request_id(spec.get("request_id")),
         queue_timeout=spec.get("queue_timeout"),
+        deadline=None
+        if "deadline_in" not in spec
+        else dt.datetime.now(dt.UTC) + dt.timedelta(seconds=spec["deadline_in"]),
     )
 
 
@@ -50,6 +54,7 @@ async def create_job(s: Session, step: dict[str, Any]) -> Outcome:
         hold=job.hold,
         request_id=job.request_id,
         queue_timeout=job.queue_timeout,
+        deadline=job.deadline,
     )
     return job_outcome(s, created)
 
@@ -133,3 +138,17 @@ async def get_lifecycle(s: Session, step: dict[str, Any]) -> Outcome:
         "transitions": sorted([a.value, b.value] for a, b in table.transitions),
     }
     return view, table
+
+
+async def delete_job(s: Session, step: dict[str, Any]) -> Outcome:
+    await s.client(step.get("as")).delete_job(
+        s.job_id(step["job"]), request_id=s.request_id(step.get("request_id"))
+    )
+    return {}, None
+
+
+async def retry_job(s: Session, step: dict[str, Any]) -> Outcome:
+    job = await s.client(step.get("as")).retry_job(
+        s.job_id(step["job"]), request_id=s.request_id(step.get("request_id"))
+    )
+    return job_outcome(s, job)

@@ -23,6 +23,8 @@ OPS: dict[str, Op] = {
     "cancel_job": client_ops.cancel_job,
     "release_job": client_ops.release_job,
     "set_job_status": client_ops.set_job_status,
+    "retry_job": client_ops.retry_job,
+    "delete_job": client_ops.delete_job,
     "list_job_events": client_ops.list_job_events,
     "list_assets": client_ops.list_assets,
     "get_lifecycle": client_ops.get_lifecycle,

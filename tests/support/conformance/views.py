@@ -42,6 +42,7 @@ def job(value: Job, prefix: str) -> dict[str, Any]:
         },
         "labels": value.labels,
         "parent": value.parent_id,
+        "retry_of": value.retry_of,
         "batch": None if value.batch is None else _batch(value),
         "message_count": value.message_count,
         "worker_id": value.worker_id,
@@ -87,6 +88,8 @@ def event(value: JobEvent) -> dict[str, Any]:
         view["message"] = value.message
     if value.callback is not None:
         view["http_status"] = value.callback.http_status
+    if value.forced or value.bypassed_table:
+        view["forced"], view["bypassed_table"] = value.forced, value.bypassed_table
     return view
 
 
