@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import standardwebhooks
@@ -20,8 +22,7 @@ from .session import Session
 async def watch_job(s: Session, step: dict[str, Any]) -> Outcome:
     """WatchJob from `after_sequence` (a number or a saved cursor); with `take`, the watcher disconnects
     after that many events. Saves the last sequence seen, to resume from."""
-    after = step.get("after_sequence", 0)
-    cursor = s.ref(after) if isinstance(after, str) else after
+    cursor = _after_sequence(s, step)
     snapshot: Job | None = None
     events: list[JobEvent] = []
     ended, take = False, step.get("take")
@@ -42,6 +43,48 @@ async def watch_job(s: Session, step: dict[str, Any]) -> Outcome:
         "ended": ended,
     }
     return view, events[-1].sequence if events else cursor
+
+
+def _after_sequence(s: Session, step: dict[str, Any]) -> int:
+    after = step.get("after_sequence", 0)
+    return int(s.ref(after)) if isinstance(after, str) else int(after)
+
+
+@dataclasses.dataclass
+class LiveWatch:
+    """A watch left open in the background by `start_watch`; `finish_watch` waits for its end."""
+
+    task: asyncio.Task[None]
+    events: list[JobEvent]
+
+
+async def start_watch(s: Session, step: dict[str, Any]) -> Outcome:
+    """WatchJob from `after_sequence`, returning once the snapshot arrived: every event after it is a
+    live one. The stream is read in the background until it ends; saves the watch for `finish_watch`."""
+    stream = s.client(step.get("as")).watch_job(
+        s.job_id(step["job"]), step.get("after_sequence", 0), resume=False
+    )
+    async with asyncio.timeout(step.get("within_s", 10)):
+        snapshot = await anext(stream)
+    assert isinstance(snapshot, Job)
+    watch = LiveWatch(task=asyncio.create_task(_read(stream, events := [])), events=events)
+    s.background.add(watch.task)
+    return {"snapshot": views.job(snapshot, s.prefix)}, watch
+
+
+async def _read(stream: AsyncGenerator[Job | JobEvent, None], events: list[JobEvent]) -> None:
+    async with contextlib.aclosing(stream):
+        async for item in stream:
+            assert isinstance(item, JobEvent)
+            events.append(item)
+
+
+async def finish_watch(s: Session, step: dict[str, Any]) -> Outcome:
+    """Until the watch `start_watch` left open ends (after the job's terminal event)."""
+    watch = s.ref(step["watch"])
+    async with asyncio.timeout(step.get("within_s", 10)):
+        await asyncio.shield(watch.task)
+    return {"events": [views.event(e) for e in watch.events], "ended": True}, watch.events
 
 
 async def await_status(s: Session, step: dict[str, Any]) -> Outcome:

@@ -38,6 +38,8 @@ OPS: dict[str, Op] = {
     "stop_worker": worker_ops.stop_worker,
     "handler_runs": worker_ops.handler_runs,
     "watch_job": observe_ops.watch_job,
+    "start_watch": observe_ops.start_watch,
+    "finish_watch": observe_ops.finish_watch,
     "await_status": observe_ops.await_status,
     "await_callbacks": observe_ops.await_callbacks,
     "check_transitions": lambda s, step: tables.check_transitions(s, step, run_step),

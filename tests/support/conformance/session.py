@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Self
 
 from jobwarden.client import Claim, Client, Job
@@ -26,6 +27,7 @@ class Session:
         self.clients: dict[str, Client] = {}
         self.workers: dict[str, handlers.ManagedWorker] = {}
         self.receivers: dict[str, Receiver] = {}
+        self.background: set[asyncio.Task[Any]] = set()
 
     async def __aenter__(self) -> Self:
         for name, spec in self.scenario.get("receivers", {}).items():
@@ -36,6 +38,9 @@ class Session:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
         for worker in self.workers.values():
             await worker.stop(force=True)
         for client in self.clients.values():
