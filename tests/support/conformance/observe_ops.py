@@ -59,13 +59,16 @@ class LiveWatch:
 
 
 async def start_watch(s: Session, step: dict[str, Any]) -> Outcome:
-    """WatchJob from `after_sequence`, returning once the snapshot arrived: every event after it is a
-    live one. The stream is read in the background until it ends; saves the watch for `finish_watch`."""
-    stream = s.client(step.get("as")).watch_job(
-        s.job_id(step["job"]), step.get("after_sequence", 0), resume=False
-    )
-    async with asyncio.timeout(step.get("within_s", 10)):
-        snapshot = await anext(stream)
+    """WatchJob from `after_sequence`, returning once the snapshot arrived, so the steps that follow
+    happen while the watch is open. The stream is read in the background until it ends; saves the
+    watch for `finish_watch`."""
+    stream = s.client(step.get("as")).watch_job(s.job_id(step["job"]), _after_sequence(s, step), resume=False)
+    try:
+        async with asyncio.timeout(step.get("within_s", 10)):
+            snapshot = await anext(stream)
+    except BaseException:
+        await stream.aclose()
+        raise
     assert isinstance(snapshot, Job)
     watch = LiveWatch(task=asyncio.create_task(_read(stream, events := [])), events=events)
     s.background.add(watch.task)
