@@ -36,6 +36,7 @@ from jobwarden.client._models import (
     WatchReconnect,
 )
 from jobwarden.client._tls import TlsOptions
+from jobwarden.client._tracing import current_trace_id
 from jobwarden.client._worker import Worker
 
 __all__ = [
@@ -67,4 +68,5 @@ __all__ = [
     "TlsOptions",
     "WatchReconnect",
     "Worker",
+    "current_trace_id",
 ]
