@@ -80,3 +80,11 @@ def test_metadata_carries_one_traceparent_and_any_tracestates() -> None:
     # Two traceparents contradict each other: neither is trusted.
     assert tracing.carried([("traceparent", VALID), ("traceparent", VALID)]) is None
     assert tracing.carried([("traceparent-bin", b"\x00")]) is None
+
+
+def test_logs_can_name_the_trace_of_the_rpc_being_served() -> None:
+    assert tracing.current_trace_id() is None
+    with tracing.rpc_span("/jobwarden.v1.JobService/GetJob", [("traceparent", VALID)]):
+        assert tracing.current_trace_id() == TRACE_ID
+        assert tracing.incoming() == trace.TraceContext(VALID)
+    assert (tracing.current_trace_id(), tracing.incoming()) == (None, None)
