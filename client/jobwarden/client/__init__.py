@@ -7,7 +7,9 @@ Create and watch jobs with :class:`Client`; run handlers for claimed jobs with :
     async with Client("127.0.0.1:50051") as client:
         job = await client.create_job("thumbnail", {"url": "https://example.com/a.png"})
 
-Failed calls raise the exceptions of :mod:`jobwarden.errors`.
+Failed calls raise the exceptions of :mod:`jobwarden.errors`. With OpenTelemetry installed
+(``pip install 'jobwarden[otel]'``), creating a job and running its handler are spans of one trace;
+:func:`current_trace_id` names that trace for logs (README, "Tracing").
 """
 
 from __future__ import annotations
