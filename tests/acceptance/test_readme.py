@@ -545,6 +545,18 @@ async def batches_cli(block: Block, ctx: Ctx) -> None:
     assert outputs["show"].count("image.resize") == 3
 
 
+async def tracing_python(block: Block, ctx: Ctx) -> None:
+    assert_ruff_clean(block)
+    assert block.text.count(PYTHON_ADDRESS) == 1
+    with proc.serving(ctx.tmp_path / "example.db") as (_, address):
+        ran = run_python(block, block.text.replace(PYTHON_ADDRESS, address), ctx.tmp_path, ctx.tmp_path)
+        assert (ran.returncode, ran.stderr) == (0, ""), ran.stderr
+        async with Client(address) as client:
+            [job], _ = await client.list_jobs()
+    assert ran.stdout.splitlines() == ["True", "True"]  # as its comments show
+    assert (job.status, job.result) == (JobStatus.COMPLETED, {"sent": 17})
+
+
 async def batches_python(block: Block, ctx: Ctx) -> None:
     assert_ruff_clean(block)
     assert block.text.count(PYTHON_ADDRESS) == 1
@@ -976,6 +988,10 @@ HOW: dict[str, How] = {
     ),
     "batches-2-python": How(
         "a program against a real server: its printed lines are the comments'", batches_python
+    ),
+    "tracing-1-python": How(
+        "a program against a real server: its printed lines are the comments'; the job completed",
+        tracing_python,
     ),
 }
 

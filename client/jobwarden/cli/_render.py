@@ -241,6 +241,7 @@ def job_details(job: Job) -> str:
         ("messages", str(job.message_count) if job.message_count else ""),
         ("batch", _batch_text(job)),
         ("parent", job.parent_id),
+        ("traceparent", job.traceparent),  # its trace id finds the job's spans in a tracing backend
         ("parameters", json.dumps(job.parameters, sort_keys=True)),
         ("result", "" if job.result is None else json.dumps(job.result, sort_keys=True)),
         ("etag", job.etag),

@@ -7,7 +7,9 @@ Create and watch jobs with :class:`Client`; run handlers for claimed jobs with :
     async with Client("127.0.0.1:50051") as client:
         job = await client.create_job("thumbnail", {"url": "https://example.com/a.png"})
 
-Failed calls raise the exceptions of :mod:`jobwarden.errors`.
+Failed calls raise the exceptions of :mod:`jobwarden.errors`. With OpenTelemetry installed
+(``pip install 'jobwarden[otel]'``), creating a job and running its handler are spans of one trace;
+:func:`current_trace_id` names that trace for logs (README, "Tracing").
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from jobwarden.client._models import (
     WatchReconnect,
 )
 from jobwarden.client._tls import TlsOptions
+from jobwarden.client._tracing import current_trace_id
 from jobwarden.client._worker import Worker
 
 __all__ = [
@@ -67,4 +70,5 @@ __all__ = [
     "TlsOptions",
     "WatchReconnect",
     "Worker",
+    "current_trace_id",
 ]

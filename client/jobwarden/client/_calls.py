@@ -10,7 +10,7 @@ import grpc
 import grpc.aio
 
 from jobwarden import errors
-from jobwarden.client import _channel, _tls
+from jobwarden.client import _channel, _tls, _tracing
 from jobwarden.v1 import job_service_pb2_grpc, worker_service_pb2_grpc
 
 _Req = TypeVar("_Req")
@@ -119,8 +119,23 @@ class Calls:
         request: _Req,
         *,
         deadline: float | None = None,
+        traced: str = "",
+    ) -> _Resp:
+        """One unary call; `traced` names a call that runs in its own span and sends its trace
+        context to the server (_tracing.client_call): the calls that create jobs."""
+        if not traced:
+            return await self._call(method, request, deadline, self._metadata)
+        with _tracing.client_call(traced) as trace_metadata:
+            return await self._call(method, request, deadline, self._metadata + trace_metadata)
+
+    async def _call(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp],
+        request: _Req,
+        deadline: float | None,
+        metadata: tuple[tuple[str, str], ...],
     ) -> _Resp:
         try:
-            return await method(request, timeout=deadline or self.timeout, metadata=self._metadata)
+            return await method(request, timeout=deadline or self.timeout, metadata=metadata)
         except grpc.RpcError as err:
             raise errors.from_rpc_error(err) from err

@@ -104,7 +104,9 @@ class Client(WorkerCalls, AdminCalls):
         )
         request = _convert.new_job_to_pb(job, idempotency_key(request_id))
         request.validate_only = validate_only
-        response = await self._unary(self._job_stub.CreateJob, request)
+        response = await self._unary(
+            self._job_stub.CreateJob, request, traced="jobwarden.v1.JobService/CreateJob"
+        )
         return _convert.job_from_pb(response.job)
 
     async def create_jobs(self, jobs: Iterable[_models.NewJob]) -> list[_models.Job | errors.JobwardenError]:
@@ -132,7 +134,9 @@ class Client(WorkerCalls, AdminCalls):
         """
         items = [_convert.new_job_to_pb(job, idempotency_key(job.request_id)) for job in jobs]
         response = await self._unary(
-            self._job_stub.CreateJobs, job_service_pb2.CreateJobsRequest(requests=items)
+            self._job_stub.CreateJobs,
+            job_service_pb2.CreateJobsRequest(requests=items),
+            traced="jobwarden.v1.JobService/CreateJobs",
         )
         return [
             _convert.job_from_pb(r.job) if r.HasField("job") else errors.from_status(r.error)
@@ -194,7 +198,9 @@ class Client(WorkerCalls, AdminCalls):
             request_id=idempotency_key(request_id),
             validate_only=validate_only,
         )
-        response = await self._unary(self._job_stub.CreateBatch, request)
+        response = await self._unary(
+            self._job_stub.CreateBatch, request, traced="jobwarden.v1.JobService/CreateBatch"
+        )
         return _convert.job_from_pb(response.job)
 
     async def get_job(self, job_id: str) -> _models.Job:

@@ -316,6 +316,8 @@ def job_from_pb(msg: job_pb2.Job) -> _models.Job:
         message_count=msg.message_count,
         parent_id=msg.parent_id,
         batch=batch_from_pb(msg.batch) if msg.HasField("batch") else None,
+        traceparent=msg.traceparent,
+        tracestate=msg.tracestate,
     )
 
 
@@ -501,6 +503,8 @@ def job_to_pb(job: _models.Job) -> job_pb2.Job:
         callback_error=job.callback_error,
         retry_of=job.retry_of,
         parent_id=job.parent_id,
+        traceparent=job.traceparent,
+        tracestate=job.tracestate,
     )
     if job.batch is not None:
         msg.batch.CopyFrom(job_pb2.BatchCounts(**dataclasses.asdict(job.batch)))

@@ -320,6 +320,9 @@ class Job:
         message_count: Messages its workers attached (its ``log`` events).
         parent_id: The batch this job is a child of ("" for a job created on its own).
         batch: On a batch's parent only: its children's counts by status (None otherwise).
+        traceparent: The W3C trace context the job was created in ("" for none); a
+            :class:`Worker` runs its handler in a span that is a child of it.
+        tracestate: The W3C ``tracestate`` that came with ``traceparent`` ("" for none).
     """
 
     id: str
@@ -358,6 +361,8 @@ class Job:
     message_count: int = 0
     parent_id: str = ""
     batch: BatchCounts | None = None
+    traceparent: str = ""
+    tracestate: str = ""
 
     @property
     def is_terminal(self) -> bool:

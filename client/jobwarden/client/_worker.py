@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from jobwarden import errors
-from jobwarden.client import _client, _context, _models
+from jobwarden.client import _client, _context, _models, _tracing
 from jobwarden.client._backoff import backoff
 from jobwarden.client._session import FATAL, SessionLink
 
@@ -356,7 +356,13 @@ class Worker:
                 ctx, f"worker {self.worker_id} has no handler for {job.job_type!r}", retryable=True
             )
             return
+        with _tracing.handler_span(job):
+            await self._run_handler(ctx, handler)
+
+    async def _run_handler(self, ctx: _context.JobContext, handler: _context.Handler) -> None:
+        job = ctx.job
         logger.info("job %s (%s): started, attempt %d", job.id, job.job_type, job.attempt)
+        # Created inside the job's span (handler_span), so the handler's own spans are its children.
         task = asyncio.create_task(self._call(handler, ctx), name=f"jobwarden-handler-{job.id}")
         ctx._task = task
         # A session renews its jobs' leases itself; polling workers keep each lease alive.
@@ -371,6 +377,8 @@ class Worker:
             for heartbeat in heartbeats:
                 heartbeat.cancel()
             await asyncio.gather(*heartbeats, return_exceptions=True)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            _tracing.record_handler_error(exc)
         await self._settle(ctx, task)
 
     @staticmethod

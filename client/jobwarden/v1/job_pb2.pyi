@@ -362,6 +362,8 @@ class Job(_message.Message):
     MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
     PARENT_ID_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
+    TRACESTATE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned unique id."""
     owner: _builtins.str
@@ -408,6 +410,17 @@ class Job(_message.Message):
     """
     parent_id: _builtins.str
     """The batch this job is a child of (see CreateBatch); empty for a job created on its own."""
+    traceparent: _builtins.str
+    """The W3C trace context (https://www.w3.org/TR/trace-context/) the job was created in: the
+    `traceparent` metadata of its CreateJob, CreateJobs or CreateBatch call (a batch's children take
+    the batch's), stored in its canonical version-00 form. Empty when the call carried none, or one
+    that is not a valid traceparent (a malformed one is ignored, never refused). A worker starts the
+    span of its handler as a child of this context, so the job's run continues the creator's trace.
+    """
+    tracestate: _builtins.str
+    """The W3C `tracestate` metadata that came with `traceparent` (vendor-specific trace data), kept
+    only with a valid traceparent and only up to 512 characters; empty otherwise.
+    """
     @_builtins.property
     def progress(self) -> Global___Progress:
         """Latest progress report."""
@@ -518,10 +531,12 @@ class Job(_message.Message):
         message_count: _builtins.int = ...,
         parent_id: _builtins.str = ...,
         batch: Global___BatchCounts | None = ...,
+        traceparent: _builtins.str = ...,
+        tracestate: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "parameters", b"parameters", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "batch", b"batch", "callback_attempts", b"callback_attempts", "callback_error", b"callback_error", "callback_state", b"callback_state", "callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "message_count", b"message_count", "owner", b"owner", "parameters", b"parameters", "parent_id", b"parent_id", "priority", b"priority", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_of", b"retry_of", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "batch", b"batch", "callback_attempts", b"callback_attempts", "callback_error", b"callback_error", "callback_state", b"callback_state", "callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "message_count", b"message_count", "owner", b"owner", "parameters", b"parameters", "parent_id", b"parent_id", "priority", b"priority", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_of", b"retry_of", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "traceparent", b"traceparent", "tracestate", b"tracestate", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

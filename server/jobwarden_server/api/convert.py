@@ -228,6 +228,8 @@ def job_out(job: Job) -> job_pb2.Job:
         message_count=job.message_count,
         parent_id=job.parent_id,
         batch=batch_out(job.batch),
+        traceparent=job.trace.traceparent if job.trace is not None else "",
+        tracestate=job.trace.tracestate if job.trace is not None else "",
     )
     if job.retry is not None:
         out.retry_policy.CopyFrom(

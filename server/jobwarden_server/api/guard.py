@@ -1,5 +1,6 @@
-"""One interceptor for every jobwarden RPC: authenticate, authorize by role, bound the request size,
-and map every error to a gRPC status with ErrorInfo. Handlers never abort by hand."""
+"""One interceptor for every jobwarden RPC: serve it in the trace context it carries (tracing.py),
+authenticate, authorize by role, bound the request size, and map every error to a gRPC status with
+ErrorInfo. Handlers never abort by hand."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf import message
 
+from jobwarden_server import tracing
 from jobwarden_server.api import auth
 from jobwarden_server.api import errors as api_errors
 from jobwarden_server.api.nul import refuse_nul
@@ -36,6 +38,7 @@ one item with a NUL does not fail its neighbours."""
 async def abort(context: grpc.aio.ServicerContext[Any, Any], error: errors.DomainError) -> None:
     """End the RPC with the rich status for `error` (raises grpc's AbortError)."""
     code, status = api_errors.to_status(error)
+    tracing.record_failure(code.value[0], status.message)
     await context.abort(
         code, status.message, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),)
     )
@@ -126,9 +129,10 @@ class Guard(grpc.aio.ServerInterceptor):
     def _unary(self, behaviour: Any, role: Role, method: str) -> Any:
         async def unary(request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             self._track()
-            async with _answered(context, method):
-                self._admit(request, context, role, method)
-                return await behaviour(request, context)
+            with tracing.rpc_span(method, context.invocation_metadata()):
+                async with _answered(context, method):
+                    self._admit(request, context, role, method)
+                    return await behaviour(request, context)
             return None  # unreachable: a failure ends in abort, which raises
 
         return unary
@@ -136,26 +140,28 @@ class Guard(grpc.aio.ServerInterceptor):
     def _stream(self, behaviour: Any, role: Role, method: str) -> Any:
         async def stream(request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             self._track()
-            async with _answered(context, method):
-                self._admit(request, context, role, method)
-                await _send_all(context, behaviour(request, context))
+            with tracing.rpc_span(method, context.invocation_metadata()):
+                async with _answered(context, method):
+                    self._admit(request, context, role, method)
+                    await _send_all(context, behaviour(request, context))
 
         return stream
 
     def _bidi(self, behaviour: Any, role: Role, method: str) -> Any:
         async def bidi(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
             self._track()
-            async with _answered(context, method):
-                try:
-                    auth.set_principal(self._authorize(context, role))
-                except errors.DomainError:
-                    # Refused before anything is read, but let the opening message land first: a
-                    # stream finished while the client is still writing may reach it as an INTERNAL
-                    # "error from Core" instead of this refusal.
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(anext(aiter(requests), None), OPENING_WAIT_S)
-                    raise
-                await _send_all(context, behaviour(self._checked(requests), context))
+            with tracing.rpc_span(method, context.invocation_metadata()):
+                async with _answered(context, method):
+                    try:
+                        auth.set_principal(self._authorize(context, role))
+                    except errors.DomainError:
+                        # Refused before anything is read, but let the opening message land first: a
+                        # stream finished while the client is still writing may reach it as an INTERNAL
+                        # "error from Core" instead of this refusal.
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(anext(aiter(requests), None), OPENING_WAIT_S)
+                        raise
+                    await _send_all(context, behaviour(self._checked(requests), context))
 
         return bidi
 

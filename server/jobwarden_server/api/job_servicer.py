@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from jobwarden.v1 import job_service_pb2, job_service_pb2_grpc
+from jobwarden_server import tracing
 from jobwarden_server.api import convert
 from jobwarden_server.api import errors as api_errors
 from jobwarden_server.api.auth import current_principal
@@ -44,6 +45,8 @@ def _spec_in(request: job_service_pb2.CreateJobRequest) -> JobSpec:
             hold=request.hold,
             request=convert.request_of(request),
             queue_timeout_s=convert.seconds_or_none(request, "queue_timeout"),
+            # The call's, not the item's: the guard read it from the call's metadata.
+            trace=tracing.incoming(),
             **convert.retry_in(request),
         )
     )
@@ -243,6 +246,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
                 callback_statuses=_callback_statuses(request),
                 children=[_child_in(who, i, item, self._spec_of) for i, item in enumerate(request.children)],
                 request=_batch_key(request),
+                trace=tracing.incoming(),
             )
         )
         self._callbacks.check("callback_url", who.owner, spec.callback_url)

@@ -10,6 +10,7 @@ from typing import Any
 
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.domain.trace import TraceContext
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +129,8 @@ class Job:
     """The batch parent of a child job ("" for a job created on its own)."""
     batch: BatchCounts | None = None
     """A batch parent's children by status (None for every other job)."""
+    trace: TraceContext | None = None
+    """The trace context it was created in (domain/trace.py); None: its create call carried none."""
 
     @property
     def etag(self) -> str:

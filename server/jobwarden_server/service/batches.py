@@ -18,6 +18,7 @@ from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
 from jobwarden_server.domain.lifecycle import BATCH
 from jobwarden_server.domain.records import Job
 from jobwarden_server.domain.status import JobStatus
+from jobwarden_server.domain.trace import TraceContext
 from jobwarden_server.service.jobs import JobSpec, JobsService
 from jobwarden_server.service.writer import Clock, JobWriter
 
@@ -33,6 +34,8 @@ class BatchSpec:
     callback_url: str = ""
     callback_statuses: tuple[JobStatus, ...] = ()
     request: RequestKey = ANONYMOUS
+    trace: TraceContext | None = None
+    """The trace context the call carried; the parent keeps it (the API gives it to the children too)."""
 
 
 def check_batch(spec: BatchSpec) -> BatchSpec:
@@ -96,6 +99,7 @@ class BatchService:
             now=now,
             actor=decisions.client_actor(who.owner),
             batch=batches.counts_of([c.status for c in children]),
+            trace=spec.trace,
         )
         result = await self._writer.create_batch(parent, children, dry_run=validate_only)
         return result.change.job

@@ -19,6 +19,7 @@ from jobwarden_server.domain.records import Asset, Event, EventKind, Job
 from jobwarden_server.domain.retention import DELETE_REPLAY_S
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.domain.trace import TraceContext
 from jobwarden_server.service import paging
 from jobwarden_server.service.writer import Clock, JobWriter
 
@@ -49,6 +50,8 @@ class JobSpec:
     """The job's own backoff; each None takes the server's default."""
     queue_timeout_s: float | None = None
     """How long the job may wait to start; None takes its type's default (if any)."""
+    trace: TraceContext | None = None
+    """The trace context the create call carried (None: none, or not a valid one)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,6 +193,7 @@ class JobsService:
             retry_of=rerun.retry_of if rerun is not None else "",
             queue_timeout_s=queue_timeout_s,
             queue_expire_time=decisions.queue_expire_time(due, queue_timeout_s),
+            trace=spec.trace,
         )
 
     def _retry_of(self, spec: JobSpec) -> RetryPolicy | None:

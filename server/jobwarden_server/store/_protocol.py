@@ -19,6 +19,7 @@ from jobwarden_server.domain.records import Asset, BatchCounts, CallbackState, E
 from jobwarden_server.domain.retention import RetentionRule
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.domain.trace import TraceContext
 
 
 class Replayed(Exception):
@@ -75,6 +76,8 @@ class JobCreateParams:
     """A batch child's parent ("" for none)."""
     batch: BatchCounts | None = None
     """A batch parent's counts of its children as created (None: not a parent)."""
+    trace: TraceContext | None = None
+    """The trace context of its create call (None: none, or not a valid one)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

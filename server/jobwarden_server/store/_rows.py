@@ -20,6 +20,7 @@ from jobwarden_server.domain.records import (
 )
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.domain.trace import TraceContext
 from jobwarden_server.store._protocol import JobCreateParams
 from jobwarden_server.store._tables import BATCH_COUNT_COLUMNS
 
@@ -125,6 +126,7 @@ def job_from_row(row: Row) -> Job:
         message_count=row["message_count"],
         parent_id=row["parent_id"] or "",
         batch=batch_from_row(row),
+        trace=TraceContext(row["traceparent"], row["tracestate"]) if row["traceparent"] else None,
     )
 
 
@@ -286,6 +288,8 @@ def create_values(params: JobCreateParams, now_us: int) -> dict[str, Any]:
         "message_count": 0,
         "parent_id": params.parent_id or None,
         **batch_values(params.batch),
+        "traceparent": params.trace.traceparent if params.trace is not None else "",
+        "tracestate": params.trace.tracestate if params.trace is not None else "",
     }
 
 

@@ -110,6 +110,10 @@ jobs = sa.Table(
     sa.Column("message_count", sa.BigInteger(), nullable=False, server_default="0"),
     # The job an admin's RetryJob ran again ('' for none): migration 0009.
     sa.Column("retry_of", sa.String(), nullable=False, server_default=""),
+    # The W3C trace context of its create call ('' for none; at most 55 and 512 characters, checked by
+    # domain/trace.py before it is stored): migration 0012_trace.
+    sa.Column("traceparent", sa.String(), nullable=False, server_default=""),
+    sa.Column("tracestate", sa.String(), nullable=False, server_default=""),
     sa.CheckConstraint(STATUS_CHECK, name="status"),
     sa.CheckConstraint(STOP_REASON_CHECK, name="stop_reason"),
     sa.CheckConstraint(PROGRESS_CHECK, name=PROGRESS_CHECK_NAME),

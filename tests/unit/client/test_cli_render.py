@@ -228,6 +228,12 @@ def test_job_details_show_the_callback_and_where_it_stands() -> None:
     )
 
 
+def test_job_details_show_the_trace_context_the_job_was_created_in() -> None:
+    assert "traceparent:" not in _render.job_details(_job())
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    assert f"traceparent: {traceparent}" in _render.job_details(_job(traceparent=traceparent)).splitlines()
+
+
 def test_to_json_is_plain_json() -> None:
     data = json.loads(_render.to_json([_job(labels={"a": "1"})]))
     assert data[0]["status"] == "COMPLETED"

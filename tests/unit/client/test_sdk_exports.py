@@ -38,6 +38,7 @@ CLIENT_EXPORTS = [
     "TlsOptions",
     "WatchReconnect",
     "Worker",
+    "current_trace_id",
 ]
 
 ERROR_EXPORTS = [
