@@ -25,7 +25,6 @@ from jobwarden.v1 import (
     worker_service_pb2_grpc,
 )
 from jobwarden_server import listen, store
-from jobwarden_server.http import server as http_server
 from jobwarden_server import settings as settings_mod
 from jobwarden_server.api.admin_servicer import AdminServicer
 from jobwarden_server.api.auth import Authenticator
@@ -35,6 +34,7 @@ from jobwarden_server.api.worker_servicer import WorkerServicer
 from jobwarden_server.domain.errors import ConfigError, DomainError
 from jobwarden_server.events.bus import EventBus
 from jobwarden_server.events.relay import BusRelay
+from jobwarden_server.http import server as http_server
 from jobwarden_server.service import wiring
 from jobwarden_server.service.callbacks import CallbackDispatcher
 from jobwarden_server.service.reaper import ReaperSettings
@@ -99,12 +99,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
     problem = listen.bind_problem(address)
     if problem is not None:
         raise ConfigError(problem)
-    if settings.http_listen:
-        problem = listen.bind_problem(listen.parse_listen(settings.http_listen))
-        if problem is not None:
-            raise ConfigError(problem.replace("--listen", "--http-listen"))
-        if settings.tls is not None:
-            settings.tls.ssl_context()  # the HTTP port's TLS, checked before the database is touched
+    http_server.check(settings)
     if migrate:
         await store.migrate(settings.database)
     db = store.open_store(
@@ -165,14 +160,12 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         hint = " (or the TLS certificate and key do not belong together)" if settings.tls else ""
         raise ConfigError(f"cannot listen on {settings.listen}{hint}: {err}") from err
     await server.start()
-    http = None
-    if settings.http_listen:
-        try:
-            http = await http_server.start(settings, services, authenticator)
-        except BaseException:
-            await server.stop(None)
-            await db.close()
-            raise
+    try:
+        http = await http_server.start(settings, services, authenticator) if settings.http_listen else None
+    except BaseException:
+        await server.stop(None)
+        await db.close()
+        raise
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = address.host

@@ -120,7 +120,7 @@ def _time(field: str, text: str | None) -> dt.datetime | None:
     if not text:
         return None
     try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = dt.datetime.fromisoformat(text)
     except ValueError as err:
         raise errors.InvalidArgument(field, "is not an ISO 8601 time, e.g. 2030-01-01T12:00:00Z") from err
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

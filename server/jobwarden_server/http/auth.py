@@ -14,21 +14,25 @@ send JSON (`Content-Type: application/json`), which a cross-site form cannot.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from jobwarden_server.api.auth import CERT_COMMON_NAME, Authenticator
+from jobwarden_server.api.errors import internal
 from jobwarden_server.domain import errors
 from jobwarden_server.domain.auth import Principal, Role
 from jobwarden_server.http import answers
+
+logger = logging.getLogger(__name__)
 
 COOKIE = "jobwarden_token"
 PUBLIC_PATHS = frozenset({"/", "/favicon.ico"})
 """Reachable without credentials: the dashboard's page (its scripts show the login form)."""
 PUBLIC_PREFIXES = ("/static/",)
 _PRINCIPAL: web.AppKey[Authenticator] = web.AppKey("authenticator", Authenticator)
-_CALLER = "jobwarden_principal"
+_CALLER: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -101,3 +105,8 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except errors.DomainError as err:
         return answers.error(err)
+    except web.HTTPException:
+        raise  # redirects, and the router's own 404 and 405
+    except Exception:
+        logger.exception("HTTP %s %s failed", request.method, request.path)
+        return answers.error(internal())

@@ -71,6 +71,18 @@ class HttpServer:
         await self.runner.cleanup()
 
 
+def check(settings: Settings) -> None:
+    """Before the database is touched: the HTTP port can be bound and its TLS files loaded (ConfigError
+    otherwise, one line, as for the gRPC port). Nothing to check when it is off."""
+    if not settings.http_listen:
+        return
+    problem = listen.bind_problem(listen.parse_listen(settings.http_listen))
+    if problem is not None:
+        raise ConfigError(problem.replace("--listen", "--http-listen"))
+    if settings.tls is not None:
+        settings.tls.ssl_context()
+
+
 async def start(
     settings: Settings,
     services: Services,
@@ -80,20 +92,21 @@ async def start(
 ) -> HttpServer:
     """Listen on settings.http_listen (checked by Settings.checked and, for the port, here first)."""
     address = listen.parse_listen(settings.http_listen)
-    problem = listen.bind_problem(address)
-    if problem is not None:
-        raise ConfigError(problem.replace("--listen", "--http-listen"))
     ssl_context = settings.tls.ssl_context() if settings.tls is not None else None
     app = build(services, authenticator, tls=ssl_context is not None, extra_routes=extra_routes)
     # handler_cancellation: a browser that goes away ends its event stream's handler at once, which
     # gives its stream slot back without waiting for the next heartbeat.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    sock = _bound(address)
-    site = web.SockSite(runner, sock, ssl_context=ssl_context, shutdown_timeout=1.0)
     try:
-        await site.start()
+        sock = _bound(address)
     except BaseException:
+        await runner.cleanup()
+        raise
+    try:
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+    except BaseException:
+        sock.close()
         await runner.cleanup()
         raise
     port = sock.getsockname()[1]
