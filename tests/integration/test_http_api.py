@@ -3,6 +3,7 @@ the same tokens, roles and owner isolation as gRPC, clear 400s for bad input tha
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -246,3 +247,56 @@ async def test_queue_stats(base: str, srv: app.RunningServer) -> None:
         assert demo["depth"][-1] == 1 and len(demo["depth"]) == 10
         assert [q["job_type"] for q in found["queues"]] == ["demo", "other"]
         assert (await bob.get("/api/queues")).json()["queues"] == []
+
+
+async def test_an_extra_route_is_one_line_and_sits_behind_the_same_authentication(tmp_path: Path) -> None:
+    """The hook another module (e.g. Prometheus's /metrics) uses: `extra_routes` of the builder."""
+    from aiohttp import web
+
+    from jobwarden_server import store
+    from jobwarden_server.api.auth import Authenticator
+    from jobwarden_server.events.bus import EventBus
+    from jobwarden_server.http import auth, server
+    from jobwarden_server.service import wiring
+    from jobwarden_server.settings import Settings
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(text=f"owner {auth.principal(request).owner}\n")
+
+    settings = Settings(http_listen="127.0.0.1:0", principals_by_hash=rpc.principals(TOKENS))
+    await store.migrate(str(tmp_path / "x.db"))
+    db = store.open_store(str(tmp_path / "x.db"))
+    services = wiring.build(db, EventBus(), settings.lifecycles, settings.retry)
+    authenticator = Authenticator(settings.principals_by_hash)
+    http = await server.start(settings, services, authenticator, extra_routes=[("GET", "/metrics", metrics)])
+    try:
+        async with client(http.url.rstrip("/")) as anonymous, client(http.url.rstrip("/"), "token-b") as bob:
+            refusal(await anonymous.get("/metrics"), 401, "UNAUTHENTICATED")
+            answer = await bob.get("/metrics")
+            assert (answer.status_code, answer.text) == (200, "owner bob\n")
+    finally:
+        await http.stop()
+        await db.close()
+
+
+async def test_stopping_the_server_ends_open_event_streams_at_once(tmp_path: Path) -> None:
+    from jobwarden_server.settings import Settings
+
+    settings = Settings(listen="127.0.0.1:0", database=rpc.database_url(tmp_path), http_listen="127.0.0.1:0")
+    srv = await app.start(settings)
+    assert srv.http is not None
+    base = srv.http.url.rstrip("/")
+    async with rpc.stubs(srv.address) as s, client(base) as browser:
+        job = await flows.create(s, "demo")
+        async with (
+            browser.stream("GET", "/api/stream") as listing,
+            browser.stream("GET", f"/api/jobs/{job.id}/stream") as watching,
+        ):
+            listed, watched = listing.aiter_lines(), watching.aiter_lines()
+            assert await anext(listed) == "retry: 2000"
+            assert await anext(watched) == "retry: 2000"
+            async with asyncio.timeout(5):  # well inside the grace period: nothing waits for them
+                await srv.stop(grace=10.0)
+                assert [line async for line in listed] == [""]
+                rest = [line async for line in watched]
+            assert "event: job" in rest and "event: end" not in rest  # cut, not ended: it reconnects
