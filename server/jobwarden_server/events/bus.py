@@ -225,6 +225,10 @@ class EventBus:
             for sub in subs:
                 sub.offer(CATCH_UP)
 
+    def tap_count(self) -> int:
+        """How many taps are open (for metrics and tests)."""
+        return len(self._taps)
+
     def subscriber_count(self) -> int:
         """How many watch subscriptions are open (for metrics and tests)."""
         return sum(len(s) for s in self._subscribers.values())
