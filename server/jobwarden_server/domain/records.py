@@ -128,6 +128,16 @@ class Job:
     """The batch parent of a child job ("" for a job created on its own)."""
     batch: BatchCounts | None = None
     """A batch parent's children by status (None for every other job)."""
+    progress_time: dt.datetime | None = None
+    """When the current attempt's progress last changed, or it started (None before the first claim):
+    what stall detection measures from (domain/stall.py)."""
+    stall_time: dt.datetime | None = None
+    """When the current attempt was flagged stalled (None: it is not)."""
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the job is flagged stalled."""
+        return self.stall_time is not None
 
     @property
     def etag(self) -> str:
@@ -165,6 +175,7 @@ class EventKind(enum.StrEnum):
     CANCEL_REQUESTED = "cancel_requested"  # data: reason
     CALLBACK_ATTEMPT = "callback_attempt"  # data: webhook_id, attempt, http_status, error, duration_s,
     # state, next_attempt_us (see store/_outbox.py)
+    STALLED = "stalled"  # data: since (ISO 8601), percent, message, done, total, stall_after_s, failed
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,6 +15,7 @@ from jobwarden_server.service.batches import BatchService
 from jobwarden_server.service.jobs import JobsService
 from jobwarden_server.service.reaper import Reaper, ReaperSettings
 from jobwarden_server.service.retention import RetentionLoop
+from jobwarden_server.service.stats import JobStats
 from jobwarden_server.service.streams import StreamSlots
 from jobwarden_server.service.watch import WatchService
 from jobwarden_server.service.work import WorkService
@@ -33,6 +34,7 @@ class Services:
     admin: AdminService
     retention: RetentionLoop
     batches: BatchService
+    stats: JobStats
 
 
 def build(
@@ -63,4 +65,5 @@ def build(
         admin=AdminService(db, writer, jobs, lifecycles),
         retention=RetentionLoop(db, retention or Retention(), clock),
         batches=BatchService(jobs, writer, clock),
+        stats=JobStats(db, clock),
     )
