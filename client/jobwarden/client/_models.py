@@ -477,7 +477,7 @@ class DurationStats:
         p50: The median.
         p95: The 95th percentile.
         p99: The 99th percentile.
-        sampled: The set held more jobs than were used (the server takes the newest 10,000).
+        sampled: The set held more jobs than were used (the server takes the newest 1,000).
     """
 
     count: int = 0

@@ -234,7 +234,7 @@ Global___JobStatusCounts: _TypeAlias = JobStatusCounts  # noqa: Y015
 @_typing.final
 class DurationStats(_message.Message):
     """DurationStats gives nearest-rank percentiles of a set of durations. They are computed over at
-    most the 10,000 newest jobs (by create time) the set holds; `sampled` says when there were more.
+    most the 1,000 newest jobs (by create time) the set holds; `sampled` says when there were more.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -247,7 +247,7 @@ class DurationStats(_message.Message):
     count: _builtins.int
     """How many durations the percentiles were computed from (0: the percentiles are unset)."""
     sampled: _builtins.bool
-    """True when the set held more jobs than were used (the newest 10,000 were)."""
+    """True when the set held more jobs than were used (the newest 1,000 were)."""
     @_builtins.property
     def p50(self) -> _duration_pb2.Duration:
         """The median."""

@@ -22,7 +22,7 @@ from jobwarden_server.domain.status import TERMINAL, JobStatus
 
 DEFAULT_WINDOW_S = 3600.0
 MAX_WINDOW_S = 366 * 86_400.0
-SAMPLE = 10_000
+SAMPLE = 1_000
 """Durations per job type the percentiles are taken from at most (the newest jobs)."""
 PERCENTILES = (50, 95, 99)
 

@@ -207,7 +207,7 @@ class JobStatsParams:
     start: dt.datetime
     end: dt.datetime
     job_types: frozenset[str] = frozenset()
-    sample: int = 10_000
+    sample: int = 1_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

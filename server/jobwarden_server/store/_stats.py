@@ -1,20 +1,24 @@
 """GetJobStats' reads: three statements, the same SQL on SQLite and PostgreSQL, in one read transaction.
 
-1. Counts per (job type, status) of the jobs created in the window: a range scan of
-   ix_jobs_owner_create_us_id for one owner (ix_jobs_create_us across owners), each row looked up
-   for its type and status. With 100,000 jobs in the window that is 100,000 index entries and row
-   lookups, tens of milliseconds on SQLite, grouped in the database: only (types x statuses) rows
-   come back.
+1. Counts per (job type, status) of the jobs created in the window: a range of
+   ix_jobs_owner_create_us_id for one owner (ix_jobs_create_us across owners), each row looked up for
+   its type and status, grouped in the database (only types x statuses rows come back).
 2. The durations of the newest COMPLETED jobs per type in the window, at most `sample` per type:
-   ROW_NUMBER() over each type, newest first (window functions: SQLite 3.25+, every PostgreSQL).
-   The candidates come from a range of ix_jobs_owner_status_create_us_id (status = COMPLETED), so
-   the database reads the completed jobs of the window once; at most types x `sample` rows (three
-   integers each) cross to Python, where the percentiles are taken.
+   ROW_NUMBER() over each type, newest first (window functions: SQLite 3.25+, every PostgreSQL),
+   over a range of ix_jobs_owner_status_create_us_id (status = COMPLETED). The database reads the
+   window's completed jobs once; at most types x `sample` rows (three integers each) cross to Python,
+   where the percentiles are taken.
 3. QUEUED and RUNNING now, whatever the window, per type: counts, the oldest queued create time, and
-   how many running are flagged stalled. Only the in-flight rows are read (the owner's status index,
-   or ix_jobs_status_lease_expire_us across owners, both led by status), however long the history.
+   how many running are flagged stalled. Only in-flight rows are read (the owner's status index, or
+   ix_jobs_status_lease_expire_us across owners, both led by status), however long the history.
 
-No statement here writes, so statistics never slow the write path down; they hold no lock either.
+What it costs, measured with 100,000 jobs created within the hour (10 types, 70 % completed, two
+owners) on a 2-core machine under a load average of 8: one owner's 50,000 take ~0.3 s on SQLite and
+~0.25 s on PostgreSQL; all 100,000 (all_owners) ~0.9 s on SQLite, ~0.3 s on PostgreSQL. Nearly all
+of it is the row lookups of 1 and 2, proportional to the jobs in the window; 3 costs what is in
+flight. An index covering (owner, create_us, job_type, status) would make 1 an index-only scan, but
+every status change would then write one more index entry: statistics are not worth that to the
+write path. Nothing here writes or locks, so a slow statistics call never holds up a job.
 """
 
 from __future__ import annotations

@@ -264,7 +264,7 @@ export const JobStatusCountsSchema: GenMessage<JobStatusCounts> = /*@__PURE__*/
 
 /**
  * DurationStats gives nearest-rank percentiles of a set of durations. They are computed over at
- * most the 10,000 newest jobs (by create time) the set holds; `sampled` says when there were more.
+ * most the 1,000 newest jobs (by create time) the set holds; `sampled` says when there were more.
  *
  * @generated from message jobwarden.v1.DurationStats
  */
@@ -298,7 +298,7 @@ export type DurationStats = Message<"jobwarden.v1.DurationStats"> & {
   p99?: Duration | undefined;
 
   /**
-   * True when the set held more jobs than were used (the newest 10,000 were).
+   * True when the set held more jobs than were used (the newest 1,000 were).
    *
    * @generated from field: bool sampled = 5;
    */
