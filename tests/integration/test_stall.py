@@ -13,13 +13,21 @@ from typing import Any
 
 import pytest
 from google.protobuf import duration_pb2
-from support import flows, rpc
+from support import flows, pg, rpc
 
 from jobwarden.v1 import job_pb2, job_service_pb2
 from jobwarden.v1 import worker_service_pb2 as pb
-from jobwarden_server import app
+from jobwarden_server import app, store
+from jobwarden_server.domain.auth import Principal, Role
+from jobwarden_server.domain.lifecycle import Lifecycles
+from jobwarden_server.domain.records import Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.stall import StallAction, StallRule
+from jobwarden_server.events.bus import EventBus
+from jobwarden_server.service import wiring
+from jobwarden_server.service.jobs import JobSpec
+from jobwarden_server.service.reaper import ReaperSettings
+from jobwarden_server.service.work import ClaimRequest
 
 S = job_pb2.JobStatus
 STALL = {
@@ -154,3 +162,49 @@ async def test_a_stalled_job_with_attempts_left_is_retried_unflagged(stubs: rpc.
     again = await flows.get(stubs, job.id)
     assert again.status == S.JOB_STATUS_QUEUED and not again.stalled
     assert again.error.reason == "STALLED"
+
+
+class Clock:
+    """The services' clock, moved by the test: "the progress stood still a minute" is a fact."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+async def db(tmp_path: Path, backend: str) -> AsyncIterator[store.Store]:
+    async with contextlib.AsyncExitStack() as stack:
+        if backend == "postgres":
+            url = await stack.enter_async_context(pg.throwaway_database())
+        else:
+            url = rpc.database_url(tmp_path)
+        await store.migrate(url)
+        opened = store.open_store(url)
+        stack.push_async_callback(opened.close)
+        yield opened
+
+
+async def test_each_reaper_pass_flags_a_still_job_once_and_counts_it(db: store.Store) -> None:
+    clock = Clock()
+    settings = ReaperSettings(stall={"demo": StallRule(after_s=60)})
+    services = wiring.build(db, EventBus(), Lifecycles.build(), RetryPolicy(), clock=clock, reaper=settings)
+    who = Principal(owner="acme", roles=frozenset({Role.CLIENT, Role.WORKER}))
+    await services.jobs.create(who, JobSpec(job_type="demo"))
+    claim = ClaimRequest(worker_id="w1", job_types=frozenset({"demo"}), lease_duration_s=3600)
+    [job] = await services.work.claim(who, claim)
+    reaper = services.reaper
+
+    async def pass_after(seconds: float) -> int:
+        clock.now += dt.timedelta(seconds=seconds)
+        return await reaper.tick()
+
+    assert (await pass_after(59), reaper.stalls_flagged) == (0, 0)
+    assert (await pass_after(1), reaper.stalls_flagged) == (1, 1)
+    assert (await services.jobs.get(who, job.id)).stall_time == clock.now
+    assert (await pass_after(600), reaper.stalls_flagged) == (0, 1)  # flagged already: left alone
+    moved = await services.work.progress(who, job.id, job.lease_token, Progress(percent=5))
+    assert not moved.stalled and moved.progress_time == clock.now
+    assert (await pass_after(60), reaper.stalls_flagged) == (1, 2)  # still again for a minute

@@ -386,11 +386,12 @@ def stall(
     whose jobs hang for good every time should set max_attempts to 1 on them.
 
     Written only if the job is still as read (version): a progress report in between wins, and the
-    next pass looks again."""
+    next pass looks again. A job whose table has no RUNNING -> FAILED (the config refuses `fail` for
+    such a type, but a job keeps the table it was created under) is only flagged."""
     if job.status is not JobStatus.RUNNING or job.stalled or not rule.stood_still(job.progress_time, now):
         return None
     assert job.progress_time is not None  # stood_still is False without one
-    failing = rule.action is StallAction.FAIL
+    failing = rule.action is StallAction.FAIL and table.allows(JobStatus.RUNNING, JobStatus.FAILED)
     data = {
         "since": job.progress_time.isoformat(),
         **dataclasses.asdict(job.progress),

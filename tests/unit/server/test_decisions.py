@@ -292,6 +292,19 @@ def test_a_stall_with_action_fail_ends_the_attempt_as_a_lost_lease_would() -> No
     assert cancelled is not None and cancelled.changes.status is JobStatus.CANCELLED
 
 
+def test_a_table_that_cannot_fail_a_running_job_only_flags_it() -> None:
+    no_fail = Lifecycle.checked(
+        "nofail",
+        JobStatus.QUEUED,
+        [(JobStatus.QUEUED, JobStatus.RUNNING), (JobStatus.RUNNING, JobStatus.COMPLETED)],
+    )
+    decision = decisions.stall(
+        still_since(STALL_AFTER, attempt=3), no_fail, FAIL, default_retry=RETRY, now=NOW
+    )
+    assert decision is not None and decision.changes == JobChanges(stall_time=NOW)
+    assert decision.events[0].data["failed"] is False
+
+
 def test_progress_that_moves_restarts_the_stall_clock_and_clears_the_flag_a_heartbeat_does_not() -> None:
     flagged = still_since(STALL_AFTER, stall_time=NOW - dt.timedelta(seconds=5))
     moved = decisions.report_progress(flagged, lease_token="tok", progress=Progress(percent=41), now=NOW)
