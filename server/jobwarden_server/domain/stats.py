@@ -47,7 +47,10 @@ def window(
         raise InvalidArgument("window", "must be above 0 and at most 366 days")
     end = end if end is not None else now
     if start is None:
-        start = end - dt.timedelta(seconds=DEFAULT_WINDOW_S if length_s is None else length_s)
+        try:
+            start = end - dt.timedelta(seconds=DEFAULT_WINDOW_S if length_s is None else length_s)
+        except OverflowError:
+            raise InvalidArgument("end_time", "is too early for the window to fit before it") from None
     if end <= start:
         raise InvalidArgument("end_time", "must be after start_time")
     if (end - start).total_seconds() > MAX_WINDOW_S:

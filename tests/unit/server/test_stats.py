@@ -36,6 +36,7 @@ def test_the_window_is_the_last_hour_by_default_or_as_given() -> None:
         (NOW, NOW, None, "end_time"),  # empty
         (NOW, NOW - HOUR, None, "end_time"),  # backwards
         (NOW - dt.timedelta(days=400), None, None, "start_time"),  # too long
+        (None, dt.datetime(1, 1, 1, tzinfo=dt.UTC), None, "end_time"),  # no hour before the year 1
     ],
 )
 def test_a_malformed_window_is_refused_naming_its_field(
