@@ -426,8 +426,9 @@ class Job(_message.Message):
     stalled: _builtins.bool
     """Whether the job's current attempt is flagged stalled: it is RUNNING, its worker keeps the lease,
     but its progress has not changed for its type's stall_after (see the server's `[stall]` config).
-    Cleared when the progress changes again, when the attempt ends in a retry, and when it completes;
-    kept on a job that ended while stalled (FAILED with stop_reason STALLED, CANCELLED, EXPIRED).
+    Cleared when the progress changes again, when the job goes back to wait (a retry, or an admin's
+    SetJobStatus) and when it completes; kept on a job that ended while stalled (FAILED with
+    stop_reason STALLED, CANCELLED, EXPIRED).
     """
     @_builtins.property
     def progress(self) -> Global___Progress:

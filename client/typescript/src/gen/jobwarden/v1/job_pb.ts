@@ -361,8 +361,9 @@ export type Job = Message<"jobwarden.v1.Job"> & {
   /**
    * Whether the job's current attempt is flagged stalled: it is RUNNING, its worker keeps the lease,
    * but its progress has not changed for its type's stall_after (see the server's `[stall]` config).
-   * Cleared when the progress changes again, when the attempt ends in a retry, and when it completes;
-   * kept on a job that ended while stalled (FAILED with stop_reason STALLED, CANCELLED, EXPIRED).
+   * Cleared when the progress changes again, when the job goes back to wait (a retry, or an admin's
+   * SetJobStatus) and when it completes; kept on a job that ended while stalled (FAILED with
+   * stop_reason STALLED, CANCELLED, EXPIRED).
    *
    * @generated from field: bool stalled = 80;
    */
