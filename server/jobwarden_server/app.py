@@ -119,7 +119,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         max_streams_per_owner=settings.max_streams_per_owner,
         cancel_grace_s=settings.cancel_grace_s,
         queue_timeouts=settings.queue_timeouts,
-        reaper=ReaperSettings(interval_s=settings.reaper_interval_s),
+        reaper=ReaperSettings(interval_s=settings.reaper_interval_s, stall=settings.stall),
         retention=settings.retention,
     )
     transport_limit = settings.max_request_bytes * TRANSPORT_LIMIT_FACTOR
@@ -134,7 +134,14 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         ],
     )
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
-        JobServicer(services.jobs, services.watch, settings.callbacks, batches=services.batches), server
+        JobServicer(
+            services.jobs,
+            services.watch,
+            settings.callbacks,
+            batches=services.batches,
+            stats=services.stats,
+        ),
+        server,
     )
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(services.work), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(services.admin), server)

@@ -67,6 +67,10 @@ Config file (all keys optional):
     interval_seconds = 60                 # how often jobs past their retention are deleted
     [retention.types."report.render"]     # per job type, over the defaults; "never" keeps for good
     completed = "1d"
+
+    [stall.types."report.render"]         # per job type: a running job whose progress stands still
+    after = 300                           # this long (seconds, or "5m") while its worker keeps the
+    action = "fail"                       # lease is flagged stalled; "fail" also ends the attempt
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ from jobwarden_server.domain.lifecycle import Lifecycle, Lifecycles
 from jobwarden_server.domain.retention import Retention
 from jobwarden_server.domain.retention import parse as parse_retention
 from jobwarden_server.domain.retry import RetryPolicy
+from jobwarden_server.domain.stall import StallRules
+from jobwarden_server.domain.stall import parse as parse_stall
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.domain.webhooks import CallbackPolicy, IpNetwork, parse_secret
 from jobwarden_server.listen import parse_listen
@@ -138,6 +144,8 @@ class Settings:
     """How completion callbacks are signed, sent and retried, and where they may go."""
     retention: Retention = dataclasses.field(default_factory=Retention)
     """How long finished jobs are kept, per status and job type (default: for good)."""
+    stall: StallRules = dataclasses.field(default_factory=dict)
+    """Job type -> when its running jobs count as stalled, and what then (default: never)."""
 
     def checked(self) -> Settings:
         """Refuse settings that are malformed or would be unsafe: without tokens, only a loopback address.
@@ -239,6 +247,7 @@ def _from_file(path: Path) -> dict[str, Any]:
         "callbacks",
         "retention",
         "http",
+        "stall",
     }
     known |= {
         "shutdown_grace_seconds",
@@ -283,6 +292,7 @@ def _from_file(path: Path) -> dict[str, Any]:
         custom, {str(k): str(v) for k, v in raw.get("job_types", {}).items()}
     )
     values["queue_timeouts"] = _queue_timeouts(raw.get("queue_timeouts", {}), values["lifecycles"])
+    values["stall"] = parse_stall(raw.get("stall", {}), values["lifecycles"])
     return values
 
 

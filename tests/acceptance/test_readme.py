@@ -40,12 +40,22 @@ from support.readme import README, ROOT, Block, Shell, blocks
 from support.receiver import Received, Receiver
 
 from jobwarden import errors
-from jobwarden.client import CallbackState, Client, EventKind, Job, JobEvent, JobStatus, TlsOptions
+from jobwarden.client import (
+    CallbackState,
+    Client,
+    EventKind,
+    Job,
+    JobEvent,
+    JobStatus,
+    StopReason,
+    TlsOptions,
+)
 from jobwarden_server import app, settings
 from jobwarden_server.api.auth import hash_token
 from jobwarden_server.domain.auth import Role
 from jobwarden_server.domain.errors import ConfigError
 from jobwarden_server.domain.lifecycle import BUILTIN
+from jobwarden_server.domain.stall import StallAction, StallRule
 
 BLOCKS = {block.id: block for block in blocks()}
 
@@ -860,6 +870,81 @@ async def retention_config(block: Block, ctx: Ctx) -> None:
         await left_after(30, {report_failed.id, cancelled.id})  # failed: thirty, but report.render's never
 
 
+# --- statistics and stalled jobs ------------------------------------------------------------------
+
+
+def _cells(out: str, first: str) -> list[str]:
+    """The cells of the first line of `out` starting with `first`."""
+    return next(line.split() for line in out.splitlines() if line.split()[:1] == [first])
+
+
+async def stats_cli(block: Block, ctx: Ctx) -> None:
+    """Each command against a real server holding a completed, a failed and a waiting report.render."""
+    with proc.serving(ctx.tmp_path / "stats.db") as (_, address):
+        async with Client(address) as client:
+            await _finished(client, "report.render")
+            await _finished(client, "report.render", ok=False)
+            await client.create_job("report.render")
+        terminal = Shell(ctx.tmp_path, {"JOBWARDEN_ADDRESS": address})
+        results = [terminal.run(command) for command in block.commands]
+    for command, result in zip(block.commands, results, strict=True):
+        assert (result.returncode, result.stderr) == (0, ""), (command, result.stderr)
+    tables, as_json, frame = (result.stdout for result in results)
+    # TYPE TOTAL CREATED QUEUED RUNNING COMPLETED PARTIAL FAILED CANCELLED EXPIRED SUCCESS
+    assert _cells(tables, "report.render") == [
+        "report.render",
+        "3",
+        "0",
+        "1",
+        "0",
+        "1",
+        "0",
+        "1",
+        "0",
+        "0",
+        "50.0%",
+    ]
+    [entry] = json.loads(as_json)["job_types"]
+    assert (entry["counts"]["COMPLETED"], entry["queue_depth"], entry["success_rate"]) == (1, 1, 0.5)
+    assert frame.startswith("jobwarden top ")
+    assert _cells(frame, "report.render")[1] == "1"  # queued now
+
+
+async def stall_config(block: Block, ctx: Ctx) -> None:
+    """Loaded by the settings loader; then served in-process on a clock the test moves (the reaper
+    looking every 50 ms): mail.send is flagged after 120 s and keeps running; report.render, after
+    five minutes, fails with stop reason STALLED."""
+    config = ctx.tmp_path / "stall.toml"
+    config.write_text(block.text)
+    loaded = settings.load(str(config), listen="127.0.0.1:0", database=str(ctx.tmp_path / "s.db"))
+    assert loaded.stall == {
+        "report.render": StallRule(after_s=300.0, action=StallAction.FAIL),
+        "mail.send": StallRule(after_s=120.0, action=StallAction.FLAG),
+    }
+    clock = MovedClock()
+    quick = dataclasses.replace(loaded, reaper_interval_s=0.05)
+    async with app.running(quick, clock=clock) as srv, Client(srv.address) as client:
+        report = await client.create_job("report.render", max_attempts=1)
+        mail = await client.create_job("mail.send")
+        for job_type in ("report.render", "mail.send"):
+            await client.claim_jobs("readme", [job_type], lease_duration=3600)
+
+        async def until(job_id: str, done: Callable[[Job], bool]) -> Job:
+            async with asyncio.timeout(10):
+                while not done(job := await client.get_job(job_id)):  # noqa: ASYNC110 - server loop
+                    await asyncio.sleep(0.02)
+            return job
+
+        clock.now += dt.timedelta(seconds=121)
+        flagged = await until(mail.id, lambda j: j.stalled)
+        assert flagged.status == JobStatus.RUNNING
+        assert not (await client.get_job(report.id)).stalled  # its five minutes are not up
+        clock.now += dt.timedelta(seconds=180)
+        failed = await until(report.id, lambda j: j.is_terminal)
+        assert (failed.status, failed.stop_reason) == (JobStatus.FAILED, StopReason.STALLED)
+        assert (await client.get_job(mail.id)).status == JobStatus.RUNNING
+
+
 # --- job messages: the section's program against a real server, then its commands on that job ------
 
 
@@ -975,6 +1060,13 @@ HOW: dict[str, How] = {
     "deleting-jobs-and-retention-2-toml": How(
         "the settings loader; served in-process on a moved clock: each job deleted when the block says",
         retention_config,
+    ),
+    "statistics-and-stalled-jobs-1-sh": How(
+        "each command against a real server with finished and waiting jobs of the type", stats_cli
+    ),
+    "statistics-and-stalled-jobs-2-toml": How(
+        "the settings loader; served in-process on a moved clock: each type flagged or failed on time",
+        stall_config,
     ),
     "job-messages-1-python": How(
         "a program against a real server (fixture `messages_run`): prints what its comments show",

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from jobwarden_server.domain import stats
+from jobwarden_server.domain import queue_charts
 from jobwarden_server.domain.records import Job
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.store import JobChanges, JobListParams, JobUpdateParams, SqlStore
@@ -49,7 +49,7 @@ async def test_stats_count_depth_arrivals_departures_and_ends_per_bucket(
     store: SqlStore, create_job: CreateJob, clock: Any
 ) -> None:
     # The window: 5 buckets of 60 s, starting just before the first job (2030-01-01T00:00:01).
-    window = stats.StatsWindow(end=clock.now + dt.timedelta(minutes=5), bucket_s=60, buckets=5)
+    window = queue_charts.StatsWindow(end=clock.now + dt.timedelta(minutes=5), bucket_s=60, buckets=5)
     done = await create_job(now=clock.now + dt.timedelta(seconds=5))  # bucket 0
     failed = await create_job(now=clock.now + dt.timedelta(seconds=70))  # bucket 1
     running = await create_job(now=clock.now + dt.timedelta(seconds=130))  # bucket 2
@@ -85,16 +85,16 @@ async def test_stats_count_depth_arrivals_departures_and_ends_per_bucket(
         start_time=start + dt.timedelta(seconds=140),
     )
 
-    counts = await store.job_stats("alice", window)
+    counts = await store.queue_counts("alice", window)
 
     assert counts.depth == {("render", JobStatus.RUNNING): 1, ("encode", JobStatus.QUEUED): 1}
     assert counts.arrived == {("render", 0): 1, ("render", 1): 1, ("render", 2): 1, ("encode", 3): 1}
     # done left at its start (bucket 1), failed at its end without a start (bucket 4), running at 2.
     assert counts.left == {("render", 1): 1, ("render", 4): 1, ("render", 2): 1}
-    took_61s = stats.duration_bucket(61)
-    took_180s = stats.duration_bucket(180)
+    took_61s = queue_charts.duration_bucket(61)
+    took_180s = queue_charts.duration_bucket(180)
     assert counts.ended == {
         ("render", 1, JobStatus.COMPLETED, took_61s): 1,
         ("render", 4, JobStatus.CANCELLED, took_180s): 1,
     }
-    assert (await store.job_stats("carol", window)).depth == {}
+    assert (await store.queue_counts("carol", window)).depth == {}

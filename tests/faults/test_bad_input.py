@@ -44,7 +44,16 @@ REFUSALS = {
 }
 # Of these, OK is a fine answer to a generated request that happens to be valid (they change nothing,
 # or only create a job the battery is told about).
-MAY_SUCCEED = {"GetLifecycle", "ListJobs", "ClaimJobs", "CreateJob", "CreateJobs", "CreateBatch", "Work"}
+MAY_SUCCEED = {
+    "GetLifecycle",
+    "ListJobs",
+    "ClaimJobs",
+    "CreateJob",
+    "CreateJobs",
+    "CreateBatch",
+    "Work",
+    "GetJobStats",
+}
 IA, TOO_LARGE, NOT_FOUND = "INVALID_ARGUMENT", "TOO_LARGE", "NOT_FOUND"
 
 
@@ -435,6 +444,35 @@ CASES = [
         IA,
         TOO_LARGE,
     ),
+    Case("GetJobStats", "job type with spaces", lambda f: J.GetJobStatsRequest(job_types=["a b"]), IA, IA),
+    Case(
+        "GetJobStats",
+        "too many job types",
+        lambda f: J.GetJobStatsRequest(job_types=[f"t{i}" for i in range(101)]),
+        IA,
+        TOO_LARGE,
+    ),
+    Case(
+        "GetJobStats",
+        "start and window",
+        lambda f: J.GetJobStatsRequest(start_time=_ts(1_800_000_000), window=_dur(60)),
+        IA,
+        IA,
+    ),
+    Case("GetJobStats", "zero window", lambda f: J.GetJobStatsRequest(window=_dur(0)), IA, IA),
+    Case("GetJobStats", "negative window", lambda f: J.GetJobStatsRequest(window=_dur(-60)), IA, IA),
+    Case(
+        "GetJobStats",
+        "end before start",
+        lambda f: J.GetJobStatsRequest(start_time=_ts(1_800_000_060), end_time=_ts(1_800_000_000)),
+        IA,
+        IA,
+    ),
+    Case("GetJobStats", "end beyond 9999", lambda f: J.GetJobStatsRequest(end_time=_ts(2**62)), IA, IA),
+    Case(
+        "GetJobStats", "end in the year 1", lambda f: J.GetJobStatsRequest(end_time=_ts(-62135596800)), IA, IA
+    ),
+    Case("GetJobStats", "negative nanos", lambda f: J.GetJobStatsRequest(start_time=_ts(0, -1)), IA, IA),
     Case("ClaimJobs", "missing worker_id", _claim(worker_id=""), IA, IA),
     Case("ClaimJobs", "worker_id too long", _claim(worker_id="w" * 200), IA, TOO_LARGE),
     Case("ClaimJobs", "no job types", _claim(job_types=[]), IA, IA),

@@ -179,7 +179,15 @@ ABOUT: dict[str, list[tuple[str, Target]]] = {
     ],
 }
 # RPCs that name no job of anyone's: checked by what they return instead.
-NOT_ABOUT_A_JOB = {"CreateJob", "CreateJobs", "CreateBatch", "ListJobs", "GetLifecycle", "ClaimJobs"}
+NOT_ABOUT_A_JOB = {
+    "CreateJob",
+    "CreateJobs",
+    "CreateBatch",
+    "ListJobs",
+    "GetLifecycle",
+    "ClaimJobs",
+    "GetJobStats",
+}
 # The Work session: its steps are the worker calls above, each checked through the session too.
 SESSION_STEPS = {
     "progress": "ReportProgress",
@@ -292,11 +300,34 @@ async def _by_query(a: Stubs, md: Metadata, bob: Bob, mine: str, cells: dict[str
         ("ClaimJobs", "B's job type", W.ClaimJobsRequest(worker_id="thief", job_types=[B_TYPE], max_jobs=10)),
         ("GetLifecycle", "B's job type", J.GetLifecycleRequest(job_type=B_TYPE)),
         ("WatchJob", "A's own job", J.WatchJobRequest(job_id=mine)),
+        ("GetJobStats", "B's job type", J.GetJobStatsRequest(job_types=[B_TYPE])),
     ]
     for name, label, request in queries:
         got = await anyrpc.call(a.channel, anyrpc.BY_NAME[name], request, metadata=md, max_replies=1)
         cells[f"{name}:{label}"] = got.code
         wrong += [f"{name} {request}: {w}" for w in _only_alices(got, request, bob)]
+    # Statistics count A's jobs only: of B's type, exactly A's own jobs of it (the jobs A lists); and
+    # every owner's figures need an admin-global token.
+    stats = await anyrpc.call(
+        a.channel, anyrpc.BY_NAME["GetJobStats"], J.GetJobStatsRequest(job_types=[B_TYPE]), metadata=md
+    )
+    own = J.ListJobsRequest(job_types=[B_TYPE], page_size=500)
+    listed = await anyrpc.call(a.channel, anyrpc.BY_NAME["ListJobs"], own, metadata=md)
+    mine_of_b = [j.status for j in listed.replies[0].jobs] if listed.ok else []
+    expected = (
+        len(mine_of_b),
+        mine_of_b.count(job_pb2.JOB_STATUS_QUEUED),
+        mine_of_b.count(job_pb2.JOB_STATUS_RUNNING),
+    )
+    [figures] = stats.replies[0].job_types if stats.ok else [None]
+    if figures is None or (figures.counts.total, figures.queue_depth, figures.running) != expected:
+        wrong.append(f"GetJobStats of B's type: {stats.code} {figures} (A's own: {expected})")
+    everyone = await anyrpc.call(
+        a.channel, anyrpc.BY_NAME["GetJobStats"], J.GetJobStatsRequest(all_owners=True), metadata=md
+    )
+    cells["GetJobStats:every owner's"] = f"{everyone.code}/{everyone.reason}"
+    if (everyone.code, everyone.reason) != ("PERMISSION_DENIED", "PERMISSION_DENIED"):
+        wrong.append(f"GetJobStats of every owner: {everyone.code}/{everyone.reason}")
     stolen_page = J.ListJobsRequest(page_size=1, page_token=bob.jobs_page_token)
     got = await anyrpc.call(a.channel, anyrpc.BY_NAME["ListJobs"], stolen_page, metadata=md)
     cells["ListJobs:B's page token"] = f"{got.code}/{got.reason}"

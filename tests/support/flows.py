@@ -178,3 +178,18 @@ async def until_transition(s: Stubs, job_id: str, to: str, after: int = 0) -> jo
     finally:
         call.cancel()
     raise AssertionError(f"job {job_id} ended without a transition to {to}")
+
+
+async def until_event(s: Stubs, job_id: str, kind: str, after: int = 0) -> job_pb2.JobEvent:
+    """Follow the job's stream until an event of `kind` (a JobEvent oneof name, e.g. "stalled") is
+    recorded; return it. Waits on the server's own event stream (the test's timeout bounds it)."""
+    call = s.jobs.WatchJob(
+        job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after), metadata=s.metadata
+    )
+    try:
+        async for item in call:
+            if item.HasField("event") and item.event.WhichOneof("kind") == kind:
+                return item.event
+    finally:
+        call.cancel()
+    raise AssertionError(f"job {job_id} ended without a {kind} event")

@@ -207,6 +207,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         metavar="K=V",
         help="only jobs with this label; repeatable (all must match)",
     )
+    p.add_argument(
+        "--stalled", action="store_true", help="only jobs flagged stalled (see [stall] in the config)"
+    )
     p.add_argument("--limit", type=positive, default=50, metavar="N", help="at most N jobs (default 50)")
     p.add_argument("--oldest-first", action="store_true", help="oldest first instead of newest first")
     # Newest first used to be asked for with --desc; it is the default now, and the flag still accepted.
@@ -347,6 +350,7 @@ async def _list(client: Client, args: argparse.Namespace) -> int:
             page_size=min(args.limit - len(jobs), 500),
             page_token=token,
             descending=not args.oldest_first,
+            stalled=args.stalled,
         )
         jobs.extend(page)
         if not token:

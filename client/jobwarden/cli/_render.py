@@ -86,6 +86,26 @@ def timestamp(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def seconds(value: float | None) -> str:
+    """A duration for people: ``"850ms"``, ``"12.5s"``, ``"4m10s"``, ``"2h05m"``, ``"3d04h"``; ``"-"``
+    for None."""
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
+    if value < 60:
+        return f"{value:.1f}s".replace(".0s", "s")
+    whole = round(value)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s"
+
+
 def units_text(progress: Progress) -> str:
     """``"5/10"`` (or ``"5"`` without a total); empty when there are no units, or when the message
     already says them (a worker reporting "step 1/4" with done=1, total=4)."""
@@ -146,6 +166,13 @@ def event_line(event: JobEvent) -> str:
         answer = f"HTTP {attempt.http_status}" if attempt.http_status else "no answer"
         text = f"{head} {attempt.attempt} {answer} -> {attempt.state}"
         return text + (f": {attempt.error}" if attempt.error else "")
+    if kind == EventKind.STALLED and event.stall is not None:
+        stall = event.stall
+        action = ", attempt failed" if stall.failed else ""
+        return (
+            f"{head} at {progress_text(stall.progress)} since {timestamp(stall.since)}"
+            f" (limit {seconds(stall.stall_after)}{action}){actor}"
+        )
     return f"{head}{actor}"
 
 
@@ -216,6 +243,8 @@ def job_details(job: Job) -> str:
     status = str(job.status)
     if job.cancel_requested and not job.is_terminal:
         status += " (cancel requested)"
+    if job.stalled:
+        status += f" (stalled since {timestamp(job.stall_time)})"
     fields: list[tuple[str, str]] = [
         ("id", job.id),
         ("type", job.job_type),

@@ -1,4 +1,5 @@
-"""The ``jobwarden`` command: run the server; create, inspect, cancel and watch jobs; admin changes."""
+"""The ``jobwarden`` command: run the server; create, inspect, cancel and watch jobs; admin changes;
+statistics (``stats``, ``top``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import cast
 
 import jobwarden
 from jobwarden import errors
-from jobwarden.cli import _admin, _batches, _jobs, _watch
+from jobwarden.cli import _admin, _batches, _jobs, _stats, _watch
 from jobwarden.client import DEFAULT_TARGET, Client, TlsOptions
 
 EXIT_OK = 0
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _jobs.add_parser(sub, common)
     _admin.add_parser(sub, common)
     _batches.add_parser(sub, common)
+    _stats.add_parser(sub, common)
     return parser
 
 

@@ -225,6 +225,7 @@ class Client(WorkerCalls, AdminCalls):
         page_token: str = "",
         descending: bool = False,
         parent_id: str = "",
+        stalled: bool = False,
     ) -> tuple[list[_models.Job], str]:
         """Returns one page of the caller's jobs; empty filters match everything.
 
@@ -240,6 +241,7 @@ class Client(WorkerCalls, AdminCalls):
             descending: Newest first.
             parent_id: Only the children of this batch parent, in the order they were given to
                 :meth:`create_batch`.
+            stalled: Only jobs flagged stalled (:attr:`Job.stalled`).
 
         Returns:
             The jobs and the token of the next page (empty on the last page).
@@ -253,6 +255,7 @@ class Client(WorkerCalls, AdminCalls):
             page_token=page_token,
             descending=descending,
             parent_id=parent_id,
+            stalled=stalled,
         )
         if created_after is not None:
             request.created_after.CopyFrom(_convert.time_to_pb(created_after))
@@ -273,6 +276,7 @@ class Client(WorkerCalls, AdminCalls):
         page_size: int = 0,
         descending: bool = False,
         parent_id: str = "",
+        stalled: bool = False,
     ) -> AsyncIterator[_models.Job]:
         """Yields every matching job, fetching pages as needed; arguments as in :meth:`list_jobs`."""
         filters: dict[str, Any] = {
@@ -285,6 +289,7 @@ class Client(WorkerCalls, AdminCalls):
             "page_size": page_size,
             "descending": descending,
             "parent_id": parent_id,
+            "stalled": stalled,
         }
         token = ""
         while True:
@@ -544,3 +549,37 @@ class Client(WorkerCalls, AdminCalls):
         request = job_service_pb2.GetLifecycleRequest(job_type=job_type)
         response = await self._unary(self._job_stub.GetLifecycle, request)
         return _convert.lifecycle_from_pb(response.lifecycle)
+
+    async def stats(
+        self,
+        *,
+        job_types: Iterable[str] = (),
+        since: float | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        all_owners: bool = False,
+    ) -> _models.JobStats:
+        """Returns statistics per job type: over the jobs created in a window, their counts by status,
+        success rate and completion and run time percentiles; and the queue depth, oldest queued age,
+        running and stalled jobs now, whatever the window.
+
+        Args:
+            job_types: Only these types (empty: every type with jobs in the window or in flight).
+            since: The window's length in seconds, ending at ``end_time``; not with ``start_time``.
+                With neither, the last hour.
+            start_time: Start of the window (inclusive).
+            end_time: End of the window (exclusive); None means now.
+            all_owners: Every owner's jobs (needs an admin-global token).
+
+        Returns:
+            The window as the server resolved it and one entry per job type, sorted by type.
+        """
+        request = job_service_pb2.GetJobStatsRequest(job_types=list(job_types), all_owners=all_owners)
+        if since is not None:
+            request.window.CopyFrom(_convert.duration_to_pb(since))
+        if start_time is not None:
+            request.start_time.CopyFrom(_convert.time_to_pb(start_time))
+        if end_time is not None:
+            request.end_time.CopyFrom(_convert.time_to_pb(end_time))
+        response = await self._unary(self._job_stub.GetJobStats, request)
+        return _convert.job_stats_from_pb(response)

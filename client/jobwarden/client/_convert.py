@@ -318,6 +318,9 @@ def job_from_pb(msg: job_pb2.Job) -> _models.Job:
         batch=batch_from_pb(msg.batch) if msg.HasField("batch") else None,
         traceparent=msg.traceparent,
         tracestate=msg.tracestate,
+        stalled=msg.stalled,
+        stall_time=time_from_pb(msg.stall_time) if msg.HasField("stall_time") else None,
+        progress_time=time_from_pb(msg.progress_time) if msg.HasField("progress_time") else None,
     )
 
 
@@ -423,8 +426,64 @@ def event_from_pb(msg: job_pb2.JobEvent) -> _models.JobEvent:
             callback=callback_attempt_from_pb(msg.callback_attempt),
             **common,
         )
+    if which == "stalled":
+        return _models.JobEvent(kind=_models.EventKind.STALLED, stall=stall_from_pb(msg.stalled), **common)
     # A kind added to the API after this SDK was built: keep the envelope rather than fail the watch.
     return _models.JobEvent(kind=_models.EventKind.UNKNOWN, **common)
+
+
+def stall_from_pb(msg: job_pb2.JobStalled) -> _models.Stall:
+    """Converts a JobStalled message."""
+    return _models.Stall(
+        since=time_from_pb(msg.since) if msg.HasField("since") else None,
+        progress=progress_from_pb(msg.progress),
+        stall_after=msg.stall_after.ToTimedelta().total_seconds(),
+        failed=msg.failed,
+    )
+
+
+def _seconds_or_none(msg: Any, field: str) -> float | None:
+    if not msg.HasField(field):
+        return None
+    seconds: float = getattr(msg, field).ToTimedelta().total_seconds()
+    return seconds
+
+
+def duration_stats_from_pb(msg: job_service_pb2.DurationStats) -> _models.DurationStats:
+    """Converts a DurationStats message."""
+    return _models.DurationStats(
+        count=msg.count,
+        p50=_seconds_or_none(msg, "p50"),
+        p95=_seconds_or_none(msg, "p95"),
+        p99=_seconds_or_none(msg, "p99"),
+        sampled=msg.sampled,
+    )
+
+
+def job_stats_from_pb(msg: job_service_pb2.GetJobStatsResponse) -> _models.JobStats:
+    """Converts a GetJobStats answer."""
+    return _models.JobStats(
+        start_time=time_from_pb(msg.start_time) if msg.HasField("start_time") else None,
+        end_time=time_from_pb(msg.end_time) if msg.HasField("end_time") else None,
+        job_types=tuple(
+            _models.JobTypeStats(
+                job_type=t.job_type,
+                counts={
+                    status: getattr(t.counts, status.value.lower())
+                    for status in _models.JobStatus
+                    if status is not _models.JobStatus.UNSPECIFIED
+                },
+                success_rate=t.success_rate,
+                completion_time=duration_stats_from_pb(t.completion_time),
+                run_time=duration_stats_from_pb(t.run_time),
+                queue_depth=t.queue_depth,
+                oldest_queued_age=_seconds_or_none(t, "oldest_queued_age"),
+                running=t.running,
+                stalled=t.stalled,
+            )
+            for t in msg.job_types
+        ),
+    )
 
 
 def claim_from_pb(msg: worker_service_pb2.JobClaim) -> _models.Claim:
@@ -505,6 +564,7 @@ def job_to_pb(job: _models.Job) -> job_pb2.Job:
         parent_id=job.parent_id,
         traceparent=job.traceparent,
         tracestate=job.tracestate,
+        stalled=job.stalled,
     )
     if job.batch is not None:
         msg.batch.CopyFrom(job_pb2.BatchCounts(**dataclasses.asdict(job.batch)))
@@ -530,6 +590,8 @@ def job_to_pb(job: _models.Job) -> job_pb2.Job:
         "start_time",
         "complete_time",
         "queue_expire_time",
+        "stall_time",
+        "progress_time",
     )
     for name in times:
         value: datetime | None = getattr(job, name)
@@ -569,6 +631,16 @@ def event_to_pb(event: _models.JobEvent) -> job_pb2.JobEvent:
         msg.cancel_requested.reason = event.reason
     elif kind == _models.EventKind.CALLBACK_ATTEMPT and event.callback is not None:
         msg.callback_attempt.CopyFrom(callback_attempt_to_pb(event.callback))
+    elif kind == _models.EventKind.STALLED and event.stall is not None:
+        msg.stalled.CopyFrom(
+            job_pb2.JobStalled(
+                progress=progress_to_pb(event.stall.progress),
+                stall_after=duration_to_pb(event.stall.stall_after),
+                failed=event.stall.failed,
+            )
+        )
+        if event.stall.since is not None:
+            msg.stalled.since.CopyFrom(time_to_pb(event.stall.since))
     return msg
 
 

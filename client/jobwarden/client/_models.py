@@ -74,6 +74,7 @@ class StopReason(enum.StrEnum):
     LEASE_EXPIRED = "LEASE_EXPIRED"
     MAX_ATTEMPTS_EXCEEDED = "MAX_ATTEMPTS_EXCEEDED"
     QUEUE_TIMEOUT_EXCEEDED = "QUEUE_TIMEOUT_EXCEEDED"
+    STALLED = "STALLED"
 
     @property
     def worker_may_give(self) -> bool:
@@ -96,6 +97,7 @@ class EventKind(enum.StrEnum):
     LOG = "log"
     CANCEL_REQUESTED = "cancel_requested"
     CALLBACK_ATTEMPT = "callback_attempt"
+    STALLED = "stalled"
     UNKNOWN = "unknown"
 
 
@@ -323,6 +325,10 @@ class Job:
         traceparent: The W3C trace context the job was created in ("" for none); a
             :class:`Worker` runs its handler in a span that is a child of it.
         tracestate: The W3C ``tracestate`` that came with ``traceparent`` ("" for none).
+        stalled: The running attempt's progress stood still past its type's stall limit (the
+            server's ``[stall]`` config) while its worker kept the lease.
+        stall_time: When the job was flagged stalled (None unless ``stalled``).
+        progress_time: When the current attempt's progress last changed, or it started.
     """
 
     id: str
@@ -363,6 +369,9 @@ class Job:
     batch: BatchCounts | None = None
     traceparent: str = ""
     tracestate: str = ""
+    stalled: bool = False
+    stall_time: datetime | None = None
+    progress_time: datetime | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -424,6 +433,7 @@ class JobEvent:
         level: ``log``: what kind of message it is.
         data: ``log``: the message's structured content (None: none).
         callback: ``callback_attempt``: the attempt.
+        stall: ``stalled``: since when and at which progress the job stood still.
     """
 
     job_id: str
@@ -443,6 +453,90 @@ class JobEvent:
     callback: CallbackAttempt | None = None
     forced: bool = False
     bypassed_table: bool = False
+    stall: Stall | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Stall:
+    """The server flagged a running job stalled (a ``stalled`` event).
+
+    Attributes:
+        since: When its progress last changed (or its attempt started).
+        progress: The progress it stands at.
+        stall_after: Seconds its type allows the progress to stand still.
+        failed: Whether the server ended the attempt for it (the type's action is ``fail``).
+    """
+
+    since: datetime | None = None
+    progress: Progress = dataclasses.field(default_factory=Progress)
+    stall_after: float = 0.0
+    failed: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DurationStats:
+    """Nearest-rank percentiles of a set of durations, in seconds.
+
+    Attributes:
+        count: How many durations they were taken from (0: the percentiles are None).
+        p50: The median.
+        p95: The 95th percentile.
+        p99: The 99th percentile.
+        sampled: The set held more jobs than were used (the server takes the newest 1,000).
+    """
+
+    count: int = 0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    sampled: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobTypeStats:
+    """One job type's statistics (see :meth:`Client.stats`).
+
+    Attributes:
+        job_type: The job type.
+        counts: Jobs created in the window, by their status now (every status present, zeros too).
+        success_rate: COMPLETED among the finished ones of them (0.0 when none has finished).
+        completion_time: complete - create of those that COMPLETED (queued to finished).
+        run_time: complete - start of the same jobs (their last attempt).
+        queue_depth: Jobs QUEUED now, whenever created.
+        oldest_queued_age: Seconds the oldest of those has existed (None when none is queued).
+        running: Jobs RUNNING now, whenever created.
+        stalled: Of those, the ones flagged stalled.
+    """
+
+    job_type: str
+    counts: dict[JobStatus, int] = dataclasses.field(default_factory=dict)
+    success_rate: float = 0.0
+    completion_time: DurationStats = dataclasses.field(default_factory=DurationStats)
+    run_time: DurationStats = dataclasses.field(default_factory=DurationStats)
+    queue_depth: int = 0
+    oldest_queued_age: float | None = None
+    running: int = 0
+    stalled: int = 0
+
+    @property
+    def total(self) -> int:
+        """Jobs created in the window."""
+        return sum(self.counts.values())
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobStats:
+    """Statistics per job type over a window of create times (see :meth:`Client.stats`).
+
+    Attributes:
+        start_time: Start of the window (inclusive).
+        end_time: End of the window (exclusive).
+        job_types: One entry per job type, sorted by type.
+    """
+
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    job_types: tuple[JobTypeStats, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -98,6 +98,10 @@ class _StopReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StopReason
     """The job failed on its last allowed attempt (set by the server only)."""
     STOP_REASON_QUEUE_TIMEOUT_EXCEEDED: _StopReason.ValueType  # 9
     """The job waited longer than its queue timeout to start (set by the server only)."""
+    STOP_REASON_STALLED: _StopReason.ValueType  # 10
+    """The job's progress did not change for its type's stall_after while its worker kept the lease,
+    and its type's stall action is `fail` (set by the server only; see JobStalled).
+    """
 
 class StopReason(_StopReason, metaclass=_StopReasonEnumTypeWrapper):
     """StopReason says why a job ended, when the status alone does not."""
@@ -122,6 +126,10 @@ STOP_REASON_MAX_ATTEMPTS_EXCEEDED: StopReason.ValueType  # 8
 """The job failed on its last allowed attempt (set by the server only)."""
 STOP_REASON_QUEUE_TIMEOUT_EXCEEDED: StopReason.ValueType  # 9
 """The job waited longer than its queue timeout to start (set by the server only)."""
+STOP_REASON_STALLED: StopReason.ValueType  # 10
+"""The job's progress did not change for its type's stall_after while its worker kept the lease,
+and its type's stall action is `fail` (set by the server only; see JobStalled).
+"""
 Global___StopReason: _TypeAlias = StopReason  # noqa: Y015
 
 class _CallbackState:
@@ -214,6 +222,8 @@ class _JobEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobEvent
     """JobEvent.cancel_requested."""
     JOB_EVENT_KIND_CALLBACK_ATTEMPT: _JobEventKind.ValueType  # 7
     """JobEvent.callback_attempt."""
+    JOB_EVENT_KIND_STALLED: _JobEventKind.ValueType  # 8
+    """JobEvent.stalled."""
 
 class JobEventKind(_JobEventKind, metaclass=_JobEventKindEnumTypeWrapper):
     """JobEventKind names the kinds of JobEvent (the fields of its oneof `kind`), to filter listings by."""
@@ -234,6 +244,8 @@ JOB_EVENT_KIND_CANCEL_REQUESTED: JobEventKind.ValueType  # 6
 """JobEvent.cancel_requested."""
 JOB_EVENT_KIND_CALLBACK_ATTEMPT: JobEventKind.ValueType  # 7
 """JobEvent.callback_attempt."""
+JOB_EVENT_KIND_STALLED: JobEventKind.ValueType  # 8
+"""JobEvent.stalled."""
 Global___JobEventKind: _TypeAlias = JobEventKind  # noqa: Y015
 
 @_typing.final
@@ -364,6 +376,9 @@ class Job(_message.Message):
     BATCH_FIELD_NUMBER: _builtins.int
     TRACEPARENT_FIELD_NUMBER: _builtins.int
     TRACESTATE_FIELD_NUMBER: _builtins.int
+    STALLED_FIELD_NUMBER: _builtins.int
+    STALL_TIME_FIELD_NUMBER: _builtins.int
+    PROGRESS_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned unique id."""
     owner: _builtins.str
@@ -420,6 +435,13 @@ class Job(_message.Message):
     tracestate: _builtins.str
     """The W3C `tracestate` metadata that came with `traceparent` (vendor-specific trace data), kept
     only with a valid traceparent and only up to 512 characters; empty otherwise.
+    """
+    stalled: _builtins.bool
+    """Whether the job's current attempt is flagged stalled: it is RUNNING, its worker keeps the lease,
+    but its progress has not changed for its type's stall_after (see the server's `[stall]` config).
+    Cleared when the progress changes again, when the job goes back to wait (a retry, or an admin's
+    SetJobStatus) and when it completes; kept on a job that ended while stalled (FAILED with
+    stop_reason STALLED, CANCELLED, EXPIRED).
     """
     @_builtins.property
     def progress(self) -> Global___Progress:
@@ -492,6 +514,16 @@ class Job(_message.Message):
         the parent from these counts (see CreateBatch).
         """
 
+    @_builtins.property
+    def stall_time(self) -> _timestamp_pb2.Timestamp:
+        """When the job was flagged stalled (set exactly when `stalled` is)."""
+
+    @_builtins.property
+    def progress_time(self) -> _timestamp_pb2.Timestamp:
+        """When the progress of the current attempt last changed, or the attempt started if it has not
+        reported any; what stall detection measures from. Unset before the first claim.
+        """
+
     def __init__(
         self,
         *,
@@ -533,10 +565,13 @@ class Job(_message.Message):
         batch: Global___BatchCounts | None = ...,
         traceparent: _builtins.str = ...,
         tracestate: _builtins.str = ...,
+        stalled: _builtins.bool = ...,
+        stall_time: _timestamp_pb2.Timestamp | None = ...,
+        progress_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "parameters", b"parameters", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "parameters", b"parameters", "progress", b"progress", "progress_time", b"progress_time", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_policy", b"retry_policy", "run_after", b"run_after", "stall_time", b"stall_time", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "batch", b"batch", "callback_attempts", b"callback_attempts", "callback_error", b"callback_error", "callback_state", b"callback_state", "callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "message_count", b"message_count", "owner", b"owner", "parameters", b"parameters", "parent_id", b"parent_id", "priority", b"priority", "progress", b"progress", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_of", b"retry_of", "retry_policy", b"retry_policy", "run_after", b"run_after", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "traceparent", b"traceparent", "tracestate", b"tracestate", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "batch", b"batch", "callback_attempts", b"callback_attempts", "callback_error", b"callback_error", "callback_state", b"callback_state", "callback_statuses", b"callback_statuses", "callback_url", b"callback_url", "cancel_requested", b"cancel_requested", "complete_time", b"complete_time", "create_time", b"create_time", "deadline", b"deadline", "error", b"error", "etag", b"etag", "id", b"id", "job_type", b"job_type", "labels", b"labels", "last_sequence", b"last_sequence", "lifecycle", b"lifecycle", "max_attempts", b"max_attempts", "message_count", b"message_count", "owner", b"owner", "parameters", b"parameters", "parent_id", b"parent_id", "priority", b"priority", "progress", b"progress", "progress_time", b"progress_time", "queue_expire_time", b"queue_expire_time", "queue_timeout", b"queue_timeout", "result", b"result", "retry_of", b"retry_of", "retry_policy", b"retry_policy", "run_after", b"run_after", "stall_time", b"stall_time", "stalled", b"stalled", "start_time", b"start_time", "status", b"status", "stop_reason", b"stop_reason", "traceparent", b"traceparent", "tracestate", b"tracestate", "update_time", b"update_time", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -738,6 +773,7 @@ class JobEvent(_message.Message):
     LOG_FIELD_NUMBER: _builtins.int
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
     CALLBACK_ATTEMPT_FIELD_NUMBER: _builtins.int
+    STALLED_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job the event belongs to."""
     sequence: _builtins.int
@@ -778,6 +814,10 @@ class JobEvent(_message.Message):
     def callback_attempt(self) -> Global___CallbackAttempt:
         """The server tried to deliver the job's completion callback."""
 
+    @_builtins.property
+    def stalled(self) -> Global___JobStalled:
+        """The server flagged the running job stalled: its progress stood still too long."""
+
     def __init__(
         self,
         *,
@@ -792,12 +832,13 @@ class JobEvent(_message.Message):
         log: Global___JobLog | None = ...,
         cancel_requested: Global___CancelRequested | None = ...,
         callback_attempt: Global___CallbackAttempt | None = ...,
+        stalled: Global___JobStalled | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["asset_added", b"asset_added", "callback_attempt", b"callback_attempt", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "created", b"created", "kind", b"kind", "log", b"log", "progress", b"progress", "transition", b"transition"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asset_added", b"asset_added", "callback_attempt", b"callback_attempt", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "created", b"created", "kind", b"kind", "log", b"log", "progress", b"progress", "stalled", b"stalled", "transition", b"transition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "asset_added", b"asset_added", "callback_attempt", b"callback_attempt", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "created", b"created", "job_id", b"job_id", "kind", b"kind", "log", b"log", "progress", b"progress", "sequence", b"sequence", "transition", b"transition"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "asset_added", b"asset_added", "callback_attempt", b"callback_attempt", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "created", b"created", "job_id", b"job_id", "kind", b"kind", "log", b"log", "progress", b"progress", "sequence", b"sequence", "stalled", b"stalled", "transition", b"transition"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["created", "transition", "progress", "asset_added", "log", "cancel_requested", "callback_attempt"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["created", "transition", "progress", "asset_added", "log", "cancel_requested", "callback_attempt", "stalled"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -902,6 +943,50 @@ class JobLog(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JobLog: _TypeAlias = JobLog  # noqa: Y015
+
+@_typing.final
+class JobStalled(_message.Message):
+    """JobStalled records that a running job's progress stood still for its type's stall_after while its
+    worker kept renewing the lease (a hung job, not a dead worker: that one loses its lease).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SINCE_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    STALL_AFTER_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    failed: _builtins.bool
+    """Whether the server fails the attempt for it (the type's action is `fail`; a transition event
+    follows) rather than only flagging the job (action `flag`).
+    """
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """When the progress last changed (or the attempt started): the job has stood still since."""
+
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """The progress the job stands at."""
+
+    @_builtins.property
+    def stall_after(self) -> _duration_pb2.Duration:
+        """The job type's stall_after that passed."""
+
+    def __init__(
+        self,
+        *,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        progress: Global___Progress | None = ...,
+        stall_after: _duration_pb2.Duration | None = ...,
+        failed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "since", b"since", "stall_after", b"stall_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed", b"failed", "progress", b"progress", "since", b"since", "stall_after", b"stall_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobStalled: _TypeAlias = JobStalled  # noqa: Y015
 
 @_typing.final
 class CancelRequested(_message.Message):

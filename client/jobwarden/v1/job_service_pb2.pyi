@@ -24,6 +24,260 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class GetJobStatsRequest(_message.Message):
+    """GetJobStatsRequest chooses the jobs to summarise. The window is [start_time, end_time): give
+    start_time, or window (the length of time before end_time), not both; neither means the last hour.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_TYPES_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    ALL_OWNERS_FIELD_NUMBER: _builtins.int
+    all_owners: _builtins.bool
+    """Every owner's jobs, not only the caller's: needs an admin-global token (PERMISSION_DENIED
+    otherwise).
+    """
+    @_builtins.property
+    def job_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these job types (empty: every type that has jobs in the window or waiting now)."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Start of the window (inclusive); not with window."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """End of the window (exclusive); unset: now. Must be after the start."""
+
+    @_builtins.property
+    def window(self) -> _duration_pb2.Duration:
+        """The window's length, ending at end_time (above 0, at most 366 days); not with start_time."""
+
+    def __init__(
+        self,
+        *,
+        job_types: _abc.Iterable[_builtins.str] | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        window: _duration_pb2.Duration | None = ...,
+        all_owners: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time", "window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_owners", b"all_owners", "end_time", b"end_time", "job_types", b"job_types", "start_time", b"start_time", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetJobStatsRequest: _TypeAlias = GetJobStatsRequest  # noqa: Y015
+
+@_typing.final
+class GetJobStatsResponse(_message.Message):
+    """GetJobStatsResponse carries one entry per job type, sorted by type."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    JOB_TYPES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """The window the counts and durations cover, as the server resolved it."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """End of the window (exclusive)."""
+
+    @_builtins.property
+    def job_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobTypeStats]:
+        """The statistics of each job type, sorted by job type."""
+
+    def __init__(
+        self,
+        *,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        job_types: _abc.Iterable[Global___JobTypeStats] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "job_types", b"job_types", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetJobStatsResponse: _TypeAlias = GetJobStatsResponse  # noqa: Y015
+
+@_typing.final
+class JobTypeStats(_message.Message):
+    """JobTypeStats summarises one job type."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_TYPE_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    SUCCESS_RATE_FIELD_NUMBER: _builtins.int
+    COMPLETION_TIME_FIELD_NUMBER: _builtins.int
+    RUN_TIME_FIELD_NUMBER: _builtins.int
+    QUEUE_DEPTH_FIELD_NUMBER: _builtins.int
+    OLDEST_QUEUED_AGE_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    STALLED_FIELD_NUMBER: _builtins.int
+    job_type: _builtins.str
+    """The job type."""
+    success_rate: _builtins.float
+    """completed / (completed + partial + failed + cancelled + expired) among counts; 0 when none of
+    them has finished.
+    """
+    queue_depth: _builtins.int
+    """Jobs of the type QUEUED now, whenever they were created."""
+    running: _builtins.int
+    """Jobs of the type RUNNING now, whenever they were created."""
+    stalled: _builtins.int
+    """Of those, the ones flagged stalled (Job.stalled)."""
+    @_builtins.property
+    def counts(self) -> Global___JobStatusCounts:
+        """Jobs of the type created in the window, by their status now."""
+
+    @_builtins.property
+    def completion_time(self) -> Global___DurationStats:
+        """Completion time (queued to finished: complete_time - create_time) of the jobs created in the
+        window that ended COMPLETED.
+        """
+
+    @_builtins.property
+    def run_time(self) -> Global___DurationStats:
+        """Run time (started to finished: complete_time - start_time, the last attempt only) of the same
+        jobs.
+        """
+
+    @_builtins.property
+    def oldest_queued_age(self) -> _duration_pb2.Duration:
+        """How long the oldest of those has existed (now - its create_time); unset when none is queued."""
+
+    def __init__(
+        self,
+        *,
+        job_type: _builtins.str = ...,
+        counts: Global___JobStatusCounts | None = ...,
+        success_rate: _builtins.float = ...,
+        completion_time: Global___DurationStats | None = ...,
+        run_time: Global___DurationStats | None = ...,
+        queue_depth: _builtins.int = ...,
+        oldest_queued_age: _duration_pb2.Duration | None = ...,
+        running: _builtins.int = ...,
+        stalled: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completion_time", b"completion_time", "counts", b"counts", "oldest_queued_age", b"oldest_queued_age", "run_time", b"run_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_time", b"completion_time", "counts", b"counts", "job_type", b"job_type", "oldest_queued_age", b"oldest_queued_age", "queue_depth", b"queue_depth", "run_time", b"run_time", "running", b"running", "stalled", b"stalled", "success_rate", b"success_rate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobTypeStats: _TypeAlias = JobTypeStats  # noqa: Y015
+
+@_typing.final
+class JobStatusCounts(_message.Message):
+    """JobStatusCounts counts jobs by status; the per-status counts add up to total."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    PARTIAL_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    EXPIRED_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """All of them."""
+    created: _builtins.int
+    """Held (CREATED)."""
+    queued: _builtins.int
+    """Waiting for a worker (QUEUED)."""
+    running: _builtins.int
+    """Leased by a worker (RUNNING)."""
+    completed: _builtins.int
+    """Succeeded (COMPLETED)."""
+    partial: _builtins.int
+    """Finished partially (PARTIAL)."""
+    failed: _builtins.int
+    """Failed (FAILED)."""
+    cancelled: _builtins.int
+    """Cancelled (CANCELLED)."""
+    expired: _builtins.int
+    """Expired (EXPIRED)."""
+    def __init__(
+        self,
+        *,
+        total: _builtins.int = ...,
+        created: _builtins.int = ...,
+        queued: _builtins.int = ...,
+        running: _builtins.int = ...,
+        completed: _builtins.int = ...,
+        partial: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        cancelled: _builtins.int = ...,
+        expired: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "completed", b"completed", "created", b"created", "expired", b"expired", "failed", b"failed", "partial", b"partial", "queued", b"queued", "running", b"running", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobStatusCounts: _TypeAlias = JobStatusCounts  # noqa: Y015
+
+@_typing.final
+class DurationStats(_message.Message):
+    """DurationStats gives nearest-rank percentiles of a set of durations. They are computed over at
+    most the 1,000 newest jobs (by create time) the set holds; `sampled` says when there were more.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    P50_FIELD_NUMBER: _builtins.int
+    P95_FIELD_NUMBER: _builtins.int
+    P99_FIELD_NUMBER: _builtins.int
+    SAMPLED_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """How many durations the percentiles were computed from (0: the percentiles are unset)."""
+    sampled: _builtins.bool
+    """True when the set held more jobs than were used (the newest 1,000 were)."""
+    @_builtins.property
+    def p50(self) -> _duration_pb2.Duration:
+        """The median."""
+
+    @_builtins.property
+    def p95(self) -> _duration_pb2.Duration:
+        """The 95th percentile."""
+
+    @_builtins.property
+    def p99(self) -> _duration_pb2.Duration:
+        """The 99th percentile."""
+
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+        p50: _duration_pb2.Duration | None = ...,
+        p95: _duration_pb2.Duration | None = ...,
+        p99: _duration_pb2.Duration | None = ...,
+        sampled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["p50", b"p50", "p95", b"p95", "p99", b"p99"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "p50", b"p50", "p95", b"p95", "p99", b"p99", "sampled", b"sampled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DurationStats: _TypeAlias = DurationStats  # noqa: Y015
+
+@_typing.final
 class CreateBatchRequest(_message.Message):
     """CreateBatchRequest describes a batch: its parent and its children."""
 
@@ -452,6 +706,7 @@ class ListJobsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     DESCENDING_FIELD_NUMBER: _builtins.int
     PARENT_ID_FIELD_NUMBER: _builtins.int
+    STALLED_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Page size (default 50, at most 500; larger values are capped)."""
     page_token: _builtins.str
@@ -460,6 +715,8 @@ class ListJobsRequest(_message.Message):
     """Newest first instead of oldest first."""
     parent_id: _builtins.str
     """Only the children of this batch parent (in the order they were given to CreateBatch)."""
+    stalled: _builtins.bool
+    """Only jobs flagged stalled (Job.stalled) when true; false does not filter."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobStatus.ValueType]:
         """Only jobs in one of these statuses."""
@@ -497,10 +754,11 @@ class ListJobsRequest(_message.Message):
         page_token: _builtins.str = ...,
         descending: _builtins.bool = ...,
         parent_id: _builtins.str = ...,
+        stalled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "descending", b"descending", "job_types", b"job_types", "labels", b"labels", "page_size", b"page_size", "page_token", b"page_token", "parent_id", b"parent_id", "statuses", b"statuses", "stop_reasons", b"stop_reasons"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "descending", b"descending", "job_types", b"job_types", "labels", b"labels", "page_size", b"page_size", "page_token", b"page_token", "parent_id", b"parent_id", "stalled", b"stalled", "statuses", b"statuses", "stop_reasons", b"stop_reasons"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -102,6 +102,11 @@ class JobServiceStub:
                 request_serializer=jobwarden_dot_v1_dot_job__service__pb2.CreateBatchRequest.SerializeToString,
                 response_deserializer=jobwarden_dot_v1_dot_job__service__pb2.CreateBatchResponse.FromString,
                 _registered_method=True)
+        self.GetJobStats = channel.unary_unary(
+                '/jobwarden.v1.JobService/GetJobStats',
+                request_serializer=jobwarden_dot_v1_dot_job__service__pb2.GetJobStatsRequest.SerializeToString,
+                response_deserializer=jobwarden_dot_v1_dot_job__service__pb2.GetJobStatsResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -229,6 +234,17 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJobStats(self, request, context):
+        """GetJobStats summarises the caller's jobs per job type: over the jobs created in a time window,
+        their counts per status, success rate and completion and run time percentiles; and, whatever
+        the window, how many wait in the queue now and since when. A malformed window is
+        INVALID_ARGUMENT. With all_owners, an admin-global token sees every owner's jobs; any other
+        caller asking for all owners is PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -296,6 +312,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.CreateBatch,
                     request_deserializer=jobwarden_dot_v1_dot_job__service__pb2.CreateBatchRequest.FromString,
                     response_serializer=jobwarden_dot_v1_dot_job__service__pb2.CreateBatchResponse.SerializeToString,
+            ),
+            'GetJobStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobStats,
+                    request_deserializer=jobwarden_dot_v1_dot_job__service__pb2.GetJobStatsRequest.FromString,
+                    response_serializer=jobwarden_dot_v1_dot_job__service__pb2.GetJobStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -652,6 +673,33 @@ class JobService:
             '/jobwarden.v1.JobService/CreateBatch',
             jobwarden_dot_v1_dot_job__service__pb2.CreateBatchRequest.SerializeToString,
             jobwarden_dot_v1_dot_job__service__pb2.CreateBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobwarden.v1.JobService/GetJobStats',
+            jobwarden_dot_v1_dot_job__service__pb2.GetJobStatsRequest.SerializeToString,
+            jobwarden_dot_v1_dot_job__service__pb2.GetJobStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -97,6 +97,13 @@ class JobServiceStub:
     request_id, a retry returns the parent created first; the same request_id with different
     content is ALREADY_EXISTS (REQUEST_ID_MISMATCH).
     """
+    GetJobStats: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetJobStatsRequest, _job_service_pb2.GetJobStatsResponse]
+    """GetJobStats summarises the caller's jobs per job type: over the jobs created in a time window,
+    their counts per status, success rate and completion and run time percentiles; and, whatever
+    the window, how many wait in the queue now and since when. A malformed window is
+    INVALID_ARGUMENT. With all_owners, an admin-global token sees every owner's jobs; any other
+    caller asking for all owners is PERMISSION_DENIED.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -166,6 +173,13 @@ class JobServiceAsyncStub(JobServiceStub):
     stop, as CancelJob does) and the parent ends CANCELLED once all of them have ended. With a
     request_id, a retry returns the parent created first; the same request_id with different
     content is ALREADY_EXISTS (REQUEST_ID_MISMATCH).
+    """
+    GetJobStats: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetJobStatsRequest, _job_service_pb2.GetJobStatsResponse]  # type: ignore[assignment]
+    """GetJobStats summarises the caller's jobs per job type: over the jobs created in a time window,
+    their counts per status, success rate and completion and run time percentiles; and, whatever
+    the window, how many wait in the queue now and since when. A malformed window is
+    INVALID_ARGUMENT. With all_owners, an admin-global token sees every owner's jobs; any other
+    caller asking for all owners is PERMISSION_DENIED.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -311,6 +325,19 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         stop, as CancelJob does) and the parent ends CANCELLED once all of them have ended. With a
         request_id, a retry returns the parent created first; the same request_id with different
         content is ALREADY_EXISTS (REQUEST_ID_MISMATCH).
+        """
+
+    @_abc_1.abstractmethod
+    def GetJobStats(
+        self,
+        request: _job_service_pb2.GetJobStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.GetJobStatsResponse, _abc.Awaitable[_job_service_pb2.GetJobStatsResponse]]:
+        """GetJobStats summarises the caller's jobs per job type: over the jobs created in a time window,
+        their counts per status, success rate and completion and run time percentiles; and, whatever
+        the window, how many wait in the queue now and since when. A malformed window is
+        INVALID_ARGUMENT. With all_owners, an admin-global token sees every owner's jobs; any other
+        caller asking for all owners is PERMISSION_DENIED.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

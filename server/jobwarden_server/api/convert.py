@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
-from jobwarden.v1 import job_pb2
+from jobwarden.v1 import job_pb2, job_service_pb2
 from jobwarden_server.domain import limits, messages
 from jobwarden_server.domain.errors import InvalidArgument
 from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
@@ -28,7 +28,9 @@ from jobwarden_server.domain.records import (
     JobError,
     Progress,
 )
+from jobwarden_server.domain.stats import Percentiles
 from jobwarden_server.domain.status import JobStatus, StopReason
+from jobwarden_server.service.stats import Stats, TypeStats
 
 E = TypeVar("E", JobStatus, StopReason)
 
@@ -230,6 +232,9 @@ def job_out(job: Job) -> job_pb2.Job:
         batch=batch_out(job.batch),
         traceparent=job.trace.traceparent if job.trace is not None else "",
         tracestate=job.trace.tracestate if job.trace is not None else "",
+        stalled=job.stalled,
+        stall_time=timestamp(job.stall_time),
+        progress_time=timestamp(job.progress_time),
     )
     if job.retry is not None:
         out.retry_policy.CopyFrom(
@@ -325,7 +330,26 @@ def event_out(event: Event) -> job_pb2.JobEvent:
             out.cancel_requested.reason = str(data.get("reason", ""))
         case EventKind.CALLBACK_ATTEMPT:
             out.callback_attempt.CopyFrom(_callback_attempt_out(data))
+        case EventKind.STALLED:
+            out.stalled.CopyFrom(_stalled_out(data))
     return out
+
+
+def _stalled_out(data: Mapping[str, Any]) -> job_pb2.JobStalled:
+    since = data.get("since")
+    return job_pb2.JobStalled(
+        since=timestamp(dt.datetime.fromisoformat(since)) if isinstance(since, str) else None,
+        progress=progress_out(
+            Progress(
+                percent=float(data.get("percent", 0.0)),
+                message=str(data.get("message", "")),
+                done=int(data.get("done", 0)),
+                total=int(data.get("total", 0)),
+            )
+        ),
+        stall_after=duration(float(data.get("stall_after_s", 0.0))),
+        failed=bool(data.get("failed", False)),
+    )
 
 
 def _callback_attempt_out(data: Mapping[str, Any]) -> job_pb2.CallbackAttempt:
@@ -411,3 +435,39 @@ def statuses_in(field: str, values: Iterable[int]) -> frozenset[JobStatus]:
 def stop_reasons_in(field: str, values: Iterable[int]) -> frozenset[StopReason]:
     """A repeated StopReason filter."""
     return frozenset(stop_reason_in(field, v) for v in values)
+
+
+# --- statistics ----------------------------------------------------------------------------------
+
+
+def stats_out(stats: Stats) -> job_service_pb2.GetJobStatsResponse:
+    """GetJobStats' answer on the wire."""
+    return job_service_pb2.GetJobStatsResponse(
+        start_time=timestamp(stats.window.start),
+        end_time=timestamp(stats.window.end),
+        job_types=[_type_stats_out(t) for t in stats.types],
+    )
+
+
+def _type_stats_out(stats: TypeStats) -> job_service_pb2.JobTypeStats:
+    counts = {status.value.lower(): stats.counts.get(status, 0) for status in JobStatus}
+    return job_service_pb2.JobTypeStats(
+        job_type=stats.job_type,
+        counts=job_service_pb2.JobStatusCounts(total=sum(counts.values()), **counts),
+        success_rate=stats.success_rate,
+        completion_time=_percentiles_out(stats.completion),
+        run_time=_percentiles_out(stats.run),
+        queue_depth=stats.queued,
+        oldest_queued_age=None if stats.oldest_queued_age_s is None else duration(stats.oldest_queued_age_s),
+        running=stats.running,
+        stalled=stats.stalled,
+    )
+
+
+def _percentiles_out(value: Percentiles) -> job_service_pb2.DurationStats:
+    def at(seconds: float | None) -> duration_pb2.Duration | None:
+        return None if seconds is None else duration(seconds)
+
+    return job_service_pb2.DurationStats(
+        count=value.count, p50=at(value.p50), p95=at(value.p95), p99=at(value.p99), sampled=value.sampled
+    )

@@ -20,6 +20,7 @@ from jobwarden_server.domain.records import Job
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.service.batches import BatchService, BatchSpec, check_batch
 from jobwarden_server.service.jobs import JobQuery, JobSpec, JobsService, check_spec
+from jobwarden_server.service.stats import JobStats, StatsQuery
 from jobwarden_server.service.watch import WatchService
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -81,11 +82,13 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         callbacks: webhooks.CallbackPolicy | None = None,
         *,
         batches: BatchService | None = None,
+        stats: JobStats | None = None,
     ) -> None:
         self._jobs = jobs
         self._watches = watches
         self._callbacks = callbacks or webhooks.CallbackPolicy()
         self._batches = batches
+        self._stats = stats
 
     def _spec_of(self, who: Principal, request: job_service_pb2.CreateJobRequest) -> JobSpec:
         """_spec_in, and the callback target checked against the server's rules for this owner."""
@@ -139,6 +142,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             created_before=convert.time_in(request, "created_before"),
             descending=request.descending,
             parent_id=limits.check_text("parent_id", request.parent_id, limit=limits.MAX_ID),
+            stalled=request.stalled,
         )
         jobs, token = await self._jobs.list_jobs(
             current_principal(), query, request.page_size, request.page_token
@@ -252,6 +256,24 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self._callbacks.check("callback_url", who.owner, spec.callback_url)
         job = await self._batches.create(who, spec, validate_only=request.validate_only)
         return job_service_pb2.CreateBatchResponse(job=convert.job_out(job))
+
+    async def GetJobStats(
+        self, request: job_service_pb2.GetJobStatsRequest, context: Context
+    ) -> job_service_pb2.GetJobStatsResponse:
+        if self._stats is None:
+            raise errors.DomainError("statistics are not served by this server")
+        if request.job_types:
+            limits.check_count("job_types", len(request.job_types), limits.MAX_STATS_TYPES)
+        for job_type in request.job_types:
+            limits.check_job_type("job_types", job_type)
+        query = StatsQuery(
+            job_types=frozenset(request.job_types),
+            start=convert.time_in(request, "start_time"),
+            end=convert.time_in(request, "end_time"),
+            length_s=convert.seconds_or_none(request, "window"),
+            all_owners=request.all_owners,
+        )
+        return convert.stats_out(await self._stats.stats(current_principal(), query))
 
 
 def _batch_key(request: job_service_pb2.CreateBatchRequest) -> RequestKey:

@@ -60,7 +60,7 @@ def set_status(
 
     Leaving RUNNING drops the lease, so the worker's next call is LEASE_LOST; a terminal status sets
     complete_time (FAILED and PARTIAL record the reason as the error); leaving a terminal status
-    clears it, and a job waiting again starts a new queue timeout from now."""
+    clears it, and a job waiting again starts a new queue timeout from now and is no longer stalled."""
     if job.status is to:
         return None
     in_table = table.allows(job.status, to)
@@ -77,6 +77,7 @@ def set_status(
         clear_complete_time=job.status.terminal and not to.terminal,
         clear_lease=job.status is JobStatus.RUNNING,
         queue_expire_time=decisions.queue_expire_time(now, job.queue_timeout_s) if waiting else None,
+        clear_stall=job.stalled and not to.terminal,  # waiting again: no attempt left to be stuck
     )
     data = {
         **request.event_data(),

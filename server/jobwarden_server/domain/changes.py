@@ -43,6 +43,12 @@ class JobChanges:
     messages_added: int = 0
     """Added to message_count (never set outright: concurrent calls each add their own)."""
     start_time: dt.datetime | None = None
+    progress_time: dt.datetime | None = None
+    """The progress changed at this time (stall detection measures from it)."""
+    stall_time: dt.datetime | None = None
+    """The job is flagged stalled from this time."""
+    clear_stall: bool = False
+    """The job is no longer stalled (its progress moved, it completed or goes back to the queue)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,6 +18,7 @@ from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
 from jobwarden_server.domain.lifecycle import Lifecycle
 from jobwarden_server.domain.records import EventKind, Job, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
+from jobwarden_server.domain.stall import StallAction, StallRule
 from jobwarden_server.domain.status import JobStatus, StopReason
 
 SYSTEM = "system"
@@ -109,10 +110,14 @@ def end_attempt(
     ):
         retry_at = now + dt.timedelta(seconds=(job.retry or default_retry).backoff_s(job.attempt))
         to, stop, reason = JobStatus.QUEUED, StopReason.UNSPECIFIED, f"retry after failure: {error.message}"
-        # Queued again: a new wait to start, timed from when the retry is due.
+        # Queued again: a new wait to start, timed from when the retry is due; no longer stalled.
         requeue_expire = queue_expire_time(retry_at, job.queue_timeout_s)
         changes = JobChanges(
-            error=error, run_after=retry_at, clear_lease=True, queue_expire_time=requeue_expire
+            error=error,
+            run_after=retry_at,
+            clear_lease=True,
+            queue_expire_time=requeue_expire,
+            clear_stall=True,
         )
     else:
         if stop_reason is StopReason.UNSPECIFIED and error.retryable and job.attempt >= job.max_attempts:
@@ -158,6 +163,7 @@ def complete(
             progress=dataclasses.replace(job.progress, percent=100.0),
             complete_time=now,
             clear_lease=True,
+            clear_stall=True,  # it did not hang after all
         ),
     )
 
@@ -200,15 +206,18 @@ def report_progress(
     job: Job, *, lease_token: str, progress: Progress, now: dt.datetime, request: RequestKey = ANONYMOUS
 ) -> Decision:
     """Record progress and renew the lease. A repeat of the last report (a heartbeat) only renews the
-    lease: it adds no event, so histories stay readable and watchers are not woken for nothing."""
+    lease: it adds no event, so histories stay readable and watchers are not woken for nothing, and it
+    does not count as progress for stall detection. A change of progress clears a stall flag."""
     check_leased(job, lease_token)
     events: tuple[NewEvent, ...] = ()
+    changes = JobChanges(progress=progress, lease_expire_time=renewed_lease(job, now))
     if progress != job.progress:
         data = {**request.event_data(), **dataclasses.asdict(progress)}
         actor = worker_actor(job.worker_id)
         events = (NewEvent(kind=EventKind.PROGRESS, actor=actor, request_id=request.id, data=data),)
+        changes = dataclasses.replace(changes, progress_time=now, clear_stall=job.stalled)
     return Decision(
-        changes=JobChanges(progress=progress, lease_expire_time=renewed_lease(job, now)),
+        changes=changes,
         events=events,
         expect_statuses=frozenset({JobStatus.RUNNING}),
         expect_lease_token=lease_token,
@@ -322,10 +331,18 @@ def _expire(job: Job, table: Lifecycle, now: dt.datetime, reason: str, stop: Sto
     )
 
 
-def reap(job: Job, table: Lifecycle, *, default_retry: RetryPolicy, now: dt.datetime) -> Decision | None:
+def reap(
+    job: Job,
+    table: Lifecycle,
+    *,
+    default_retry: RetryPolicy,
+    now: dt.datetime,
+    stall_rule: StallRule | None = None,
+) -> Decision | None:
     """What the reaper does with a job it found due: past its deadline, EXPIRED (if its table can
     expire it from where it is); waiting to start past its queue timeout, EXPIRED with its own stop
-    reason; with its lease run out, the attempt ends as end_attempt rules. None if the job is none of
+    reason; with its lease run out, the attempt ends as end_attempt rules; still leased but with its
+    progress standing still past its type's `stall_rule`, as `stall` rules. None if the job is none of
     these (any more)."""
     if job.deadline is not None and job.deadline <= now and not job.status.terminal:
         return _expire(job, table, now, "deadline passed", StopReason.TIMEOUT_EXCEEDED)
@@ -333,8 +350,12 @@ def reap(job: Job, table: Lifecycle, *, default_retry: RetryPolicy, now: dt.date
         return _expire(
             job, table, now, "not started within its queue timeout", StopReason.QUEUE_TIMEOUT_EXCEEDED
         )
-    if job.status is not JobStatus.RUNNING or job.lease_expire_time is None or job.lease_expire_time >= now:
+    if job.status is not JobStatus.RUNNING or job.lease_expire_time is None:
         return None
+    if job.lease_expire_time >= now:  # still leased: only a stall can make it due
+        if stall_rule is None:
+            return None
+        return stall(job, table, stall_rule, default_retry=default_retry, now=now)
     lost = JobError(
         message=f"lease of worker {job.worker_id} expired", reason="LEASE_EXPIRED", retryable=True
     )
@@ -348,3 +369,59 @@ def reap(job: Job, table: Lifecycle, *, default_retry: RetryPolicy, now: dt.date
         cancel_reason="cancel requested and the worker did not confirm in time",
         stop_reason=StopReason.LEASE_EXPIRED,
     )
+
+
+def stall(
+    job: Job, table: Lifecycle, rule: StallRule, *, default_retry: RetryPolicy, now: dt.datetime
+) -> Decision | None:
+    """A RUNNING job whose progress has stood still for `rule.after_s` (its worker renewing the lease
+    all along) is flagged stalled: `stall_time` set and a STALLED event. None if it is not running,
+    is flagged already, or has moved since.
+
+    With the `fail` action the attempt also ends, by the end_attempt rules, exactly as when a lease
+    runs out: a requested cancel wins, then a retry while attempts are left, else FAILED with stop
+    reason STALLED. The error is retryable on purpose. A hung attempt is the same failure as a frozen
+    worker whose lease expired (only its heartbeat thread survived), so it gets the same treatment:
+    the job's max_attempts is the budget for attempts that do not succeed, whoever notices. A type
+    whose jobs hang for good every time should set max_attempts to 1 on them.
+
+    Written only if the job is still as read (version): a progress report in between wins, and the
+    next pass looks again. A job whose table has no RUNNING -> FAILED (the config refuses `fail` for
+    such a type, but a job keeps the table it was created under) is only flagged."""
+    if job.status is not JobStatus.RUNNING or job.stalled or not rule.stood_still(job.progress_time, now):
+        return None
+    assert job.progress_time is not None  # stood_still is False without one
+    failing = rule.action is StallAction.FAIL and table.allows(JobStatus.RUNNING, JobStatus.FAILED)
+    data = {
+        "since": job.progress_time.isoformat(),
+        **dataclasses.asdict(job.progress),
+        "stall_after_s": rule.after_s,
+        "failed": failing,
+    }
+    flagged = NewEvent(kind=EventKind.STALLED, actor=SYSTEM, data=data)
+    if not failing:
+        return Decision(
+            changes=JobChanges(stall_time=now),
+            events=(flagged,),
+            expect_statuses=frozenset({JobStatus.RUNNING}),
+            expect_version=job.version,
+        )
+    hung = JobError(
+        message=f"progress stood still for {rule.after_s:g}s (since {job.progress_time.isoformat()})",
+        reason=StopReason.STALLED.value,
+        retryable=True,
+    )
+    ended = end_attempt(
+        job,
+        table,
+        hung,
+        default_retry=default_retry,
+        now=now,
+        actor=SYSTEM,
+        cancel_reason="cancel requested and the job stalled before the worker confirmed",
+        stop_reason=StopReason.STALLED,
+    )
+    changes = ended.changes
+    if changes.status is not JobStatus.QUEUED:  # a retry starts afresh, unflagged
+        changes = dataclasses.replace(changes, stall_time=now)
+    return dataclasses.replace(ended, changes=changes, events=(flagged, *ended.events))

@@ -26,6 +26,8 @@ MAX_CLAIM = 100
 MAX_CREATE_BATCH = 1000
 """Jobs one CreateJobs call may carry: bounds the call's transaction (and so how long it holds the
 SQLite write lock) and its reply."""
+MAX_STATS_TYPES = 100
+"""Job types one GetJobStats call may name."""
 MAX_URL = 2048
 MAX_BACKOFF_S = 86400.0
 MIN_QUEUE_TIMEOUT_S = 1.0

@@ -32,6 +32,8 @@ def applied(job: Job, decision: Decision, now: dt.datetime) -> Job:
         if c.complete_time is not None
         else (None if c.clear_complete_time else job.complete_time),
         queue_expire_time=c.queue_expire_time if c.queue_expire_time is not None else job.queue_expire_time,
+        progress_time=c.progress_time if c.progress_time is not None else job.progress_time,
+        stall_time=c.stall_time if c.stall_time is not None else (None if c.clear_stall else job.stall_time),
         version=job.version + 1,
         last_sequence=job.last_sequence + len(decision.events),
         update_time=now,

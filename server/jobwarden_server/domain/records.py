@@ -131,6 +131,16 @@ class Job:
     """A batch parent's children by status (None for every other job)."""
     trace: TraceContext | None = None
     """The trace context it was created in (domain/trace.py); None: its create call carried none."""
+    progress_time: dt.datetime | None = None
+    """When the current attempt's progress last changed, or it started (None before the first claim):
+    what stall detection measures from (domain/stall.py)."""
+    stall_time: dt.datetime | None = None
+    """When the current attempt was flagged stalled (None: it is not)."""
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the job is flagged stalled."""
+        return self.stall_time is not None
 
     @property
     def etag(self) -> str:
@@ -168,6 +178,7 @@ class EventKind(enum.StrEnum):
     CANCEL_REQUESTED = "cancel_requested"  # data: reason
     CALLBACK_ATTEMPT = "callback_attempt"  # data: webhook_id, attempt, http_status, error, duration_s,
     # state, next_attempt_us (see store/_outbox.py)
+    STALLED = "stalled"  # data: since (ISO 8601), percent, message, done, total, stall_after_s, failed
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

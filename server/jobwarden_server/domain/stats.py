@@ -1,161 +1,97 @@
-"""Queue statistics for the dashboard: depth and throughput per job type over time, success rate and
-p95 completion time, computed from a handful of grouped counts (store `job_stats`).
+"""Job statistics (GetJobStats), the pure parts: which window a request means, and the figures made of
+what the store counted (success rate, nearest-rank percentiles).
 
-The store answers with counts per (job type, time bucket, ...), never with rows, so the cost of a
-query does not grow with how many jobs it covers beyond the index range it scans. Depth over time is
-rebuilt from today's exact depth backwards: before each bucket the queue held what it holds after it,
-minus the jobs that arrived in it, plus the jobs that left it (started, or ended without starting).
-A job retried into the queue again is not an arrival, so the past depth of types with many retries is
-an approximation; the current depth is exact.
-
-Completion times are counted in buckets with fixed upper bounds (DURATION_BOUNDS_S), as a Prometheus
-histogram is, so p95 is the upper bound of the bucket holding the 95th percentile: exact enough to see
-a queue slow down, and computable with a portable GROUP BY on SQLite and PostgreSQL alike.
+Definitions, one each:
+- The window is [start, end) of create times: a job counts in the window it was created in, by its
+  status now. So the counts of a window settle as its jobs finish; they never move between windows.
+- Success rate: COMPLETED / finished (COMPLETED, PARTIAL, FAILED, CANCELLED, EXPIRED); 0 if none.
+- Completion time: complete - create of COMPLETED jobs (queued to finished: what a client waits,
+  retries and backoff included). Run time: complete - start of the same jobs (the last attempt only:
+  what the worker took).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 
-from jobwarden_server.domain.status import JobStatus
+from jobwarden_server.domain.errors import InvalidArgument
+from jobwarden_server.domain.status import TERMINAL, JobStatus
 
-DURATION_BOUNDS_S: tuple[float, ...] = (
-    0.1,
-    0.25,
-    0.5,
-    1,
-    2.5,
-    5,
-    10,
-    30,
-    60,
-    120,
-    300,
-    600,
-    1800,
-    3600,
-    3 * 3600,
-    12 * 3600,
-    24 * 3600,
-)
-"""Upper bounds of the completion-time buckets; one more bucket holds everything longer."""
-
-WAITING = (JobStatus.CREATED, JobStatus.QUEUED)
-MAX_BUCKETS = 120
-MIN_BUCKET_S = 1
+DEFAULT_WINDOW_S = 3600.0
+MAX_WINDOW_S = 366 * 86_400.0
+SAMPLE = 1_000
+"""Durations per job type the percentiles are taken from at most (the newest jobs)."""
+PERCENTILES = (50, 95, 99)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class StatsWindow:
-    """The time covered: `buckets` buckets of `bucket_s` seconds ending at `end`."""
+class Window:
+    """[start, end) of create times."""
 
+    start: dt.datetime
     end: dt.datetime
-    bucket_s: int
-    buckets: int
 
-    @property
-    def start(self) -> dt.datetime:
-        """When the first bucket begins."""
-        return self.end - dt.timedelta(seconds=self.bucket_s * self.buckets)
+
+def window(
+    *, start: dt.datetime | None, end: dt.datetime | None, length_s: float | None, now: dt.datetime
+) -> Window:
+    """The window a request means: [start, end), or `length_s` before `end`; `end` defaults to now and
+    the length to an hour. INVALID_ARGUMENT (naming the field) for both a start and a length, a length
+    not above 0 or over 366 days, or an end not after the start."""
+    if start is not None and length_s is not None:
+        raise InvalidArgument("window", "give start_time or window, not both")
+    if length_s is not None and not 0 < length_s <= MAX_WINDOW_S:
+        raise InvalidArgument("window", "must be above 0 and at most 366 days")
+    end = end if end is not None else now
+    if start is None:
+        try:
+            start = end - dt.timedelta(seconds=DEFAULT_WINDOW_S if length_s is None else length_s)
+        except OverflowError:
+            raise InvalidArgument("end_time", "is too early for the window to fit before it") from None
+    if end <= start:
+        raise InvalidArgument("end_time", "must be after start_time")
+    if (end - start).total_seconds() > MAX_WINDOW_S:
+        raise InvalidArgument("start_time", "the window may span at most 366 days")
+    return Window(start=start, end=end)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class StatsCounts:
-    """What the store counted for one owner within a window; every key holds a job type first.
+class Percentiles:
+    """Nearest-rank percentiles of a set of durations, in seconds (None when the set is empty)."""
 
-    `ended` keys: (job type, bucket of the end, terminal status, duration bucket index).
-    `left` keys: (job type, bucket): jobs that left the queue in the bucket (started, or ended unstarted).
-    """
-
-    depth: Mapping[tuple[str, JobStatus], int]
-    arrived: Mapping[tuple[str, int], int]
-    left: Mapping[tuple[str, int], int]
-    ended: Mapping[tuple[str, int, JobStatus, int], int]
+    count: int
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    sampled: bool = False
+    """The set was cut to its newest SAMPLE jobs."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class QueueStats:
-    """One job type's numbers for the dashboard."""
+def percentiles(durations: Sequence[float], *, of_total: int | None = None) -> Percentiles:
+    """p50, p95 and p99 of `durations` by nearest rank: the smallest value with at least p% of the
+    values at or below it (always one of the values, never an interpolation). `of_total` is how many
+    the full set held when `durations` is a sample of it."""
+    if not durations:
+        return Percentiles(count=0)
+    ordered = sorted(durations)
+    n = len(ordered)
 
-    job_type: str
-    waiting: int
-    """CREATED and QUEUED now."""
-    running: int
-    depth: Sequence[int]
-    """Jobs waiting at the end of each bucket (the last is `waiting`)."""
-    completed: Sequence[int]
-    """Jobs that ended COMPLETED in each bucket."""
-    failed: Sequence[int]
-    """Jobs that ended any other way in each bucket."""
-    success_rate: float | None
-    """COMPLETED / ended within the window; None when none ended."""
-    p95_s: float | None
-    """95% of the jobs ended within the window took at most this long from creation; None when none
-    ended, infinity when more than 5% took longer than the last bound."""
+    def rank(p: int) -> float:
+        return ordered[max(1, math.ceil(p / 100 * n)) - 1]
 
-
-def duration_bucket(seconds: float) -> int:
-    """Index of the completion-time bucket for `seconds` (len(DURATION_BOUNDS_S) past the last)."""
-    for index, bound in enumerate(DURATION_BOUNDS_S):
-        if seconds <= bound:
-            return index
-    return len(DURATION_BOUNDS_S)
-
-
-def quantile(histogram: Mapping[int, int], q: float) -> float | None:
-    """The upper bound of the bucket holding the q-quantile of `histogram` (bucket index -> count)."""
-    total = sum(histogram.values())
-    if total == 0:
-        return None
-    rank = q * total
-    seen = 0
-    for index in sorted(histogram):
-        seen += histogram[index]
-        if seen >= rank:
-            return DURATION_BOUNDS_S[index] if index < len(DURATION_BOUNDS_S) else float("inf")
-    return float("inf")
-
-
-def queue_stats(counts: StatsCounts, window: StatsWindow) -> list[QueueStats]:
-    """Every job type seen in `counts`, by name."""
-    types = sorted(
-        {k[0] for k in counts.depth}
-        | {k[0] for k in counts.arrived}
-        | {k[0] for k in counts.left}
-        | {k[0] for k in counts.ended}
+    return Percentiles(
+        count=n,
+        p50=rank(50),
+        p95=rank(95),
+        p99=rank(99),
+        sampled=of_total is not None and of_total > n,
     )
-    return [_one(job_type, counts, window) for job_type in types]
 
 
-def _one(job_type: str, counts: StatsCounts, window: StatsWindow) -> QueueStats:
-    n = window.buckets
-    waiting = sum(counts.depth.get((job_type, s), 0) for s in WAITING)
-    running = counts.depth.get((job_type, JobStatus.RUNNING), 0)
-    completed = [0] * n
-    failed = [0] * n
-    histogram: dict[int, int] = {}
-    for (kind, bucket, status, duration), count in counts.ended.items():
-        if kind != job_type or not 0 <= bucket < n:
-            continue
-        (completed if status is JobStatus.COMPLETED else failed)[bucket] += count
-        histogram[duration] = histogram.get(duration, 0) + count
-    depth = [0] * n
-    level = waiting
-    for bucket in range(n - 1, -1, -1):
-        depth[bucket] = level
-        arrived = counts.arrived.get((job_type, bucket), 0)
-        left = counts.left.get((job_type, bucket), 0)
-        level = max(0, level - arrived + left)
-    ended = sum(completed) + sum(failed)
-    return QueueStats(
-        job_type=job_type,
-        waiting=waiting,
-        running=running,
-        depth=depth,
-        completed=completed,
-        failed=failed,
-        success_rate=sum(completed) / ended if ended else None,
-        p95_s=quantile(histogram, 0.95),
-    )
+def success_rate(counts: Mapping[JobStatus, int]) -> float:
+    """COMPLETED among finished jobs (0.0 when none has finished)."""
+    finished = sum(count for status, count in counts.items() if status in TERMINAL)
+    return counts.get(JobStatus.COMPLETED, 0) / finished if finished else 0.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from jobwarden_server.domain import stats
+from jobwarden_server.domain import queue_charts
 from jobwarden_server.domain.records import Asset, Event, Job
 
 
@@ -88,7 +88,7 @@ def asset(value: Asset) -> dict[str, Any]:
     }
 
 
-def queues(window: stats.StatsWindow, found: list[stats.QueueStats]) -> dict[str, Any]:
+def queues(window: queue_charts.StatsWindow, found: list[queue_charts.QueueStats]) -> dict[str, Any]:
     """The queue statistics of one window (p95 beyond the last bound is reported as null with
     `p95_over` set)."""
     return {
@@ -105,7 +105,7 @@ def queues(window: stats.StatsWindow, found: list[stats.QueueStats]) -> dict[str
                 "failed": list(q.failed),
                 "success_rate": q.success_rate,
                 "p95_seconds": None if q.p95_s is None or q.p95_s == float("inf") else q.p95_s,
-                "p95_over": stats.DURATION_BOUNDS_S[-1] if q.p95_s == float("inf") else None,
+                "p95_over": queue_charts.DURATION_BOUNDS_S[-1] if q.p95_s == float("inf") else None,
             }
             for q in found
         ],

@@ -9,7 +9,7 @@ import datetime as dt
 import logging
 
 from jobwarden_server import store
-from jobwarden_server.domain import errors, stats
+from jobwarden_server.domain import errors, queue_charts
 from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.service.jobs import JobQuery, JobsService
@@ -46,19 +46,19 @@ class DashboardService:
 
     async def queue_stats(
         self, who: Principal, *, bucket_s: int, buckets: int
-    ) -> tuple[stats.StatsWindow, list[stats.QueueStats]]:
+    ) -> tuple[queue_charts.StatsWindow, list[queue_charts.QueueStats]]:
         """Depth, throughput, success rate and p95 per job type over the last `buckets` buckets."""
-        if not stats.MIN_BUCKET_S <= bucket_s <= 86_400:
+        if not queue_charts.MIN_BUCKET_S <= bucket_s <= 86_400:
             raise errors.InvalidArgument("bucket_seconds", "must be between 1 and 86400")
-        if not 1 <= buckets <= stats.MAX_BUCKETS:
-            raise errors.InvalidArgument("buckets", f"must be between 1 and {stats.MAX_BUCKETS}")
+        if not 1 <= buckets <= queue_charts.MAX_BUCKETS:
+            raise errors.InvalidArgument("buckets", f"must be between 1 and {queue_charts.MAX_BUCKETS}")
         now = self._clock()
         # Bucket edges on whole multiples of the bucket size, so one chart redrawn later lines up.
         epoch_s = int(now.timestamp()) // bucket_s * bucket_s + bucket_s
         end = dt.datetime.fromtimestamp(epoch_s, dt.UTC)
-        window = stats.StatsWindow(end=end, bucket_s=bucket_s, buckets=buckets)
-        counts = await self._store.job_stats(who.owner, window)
-        return window, stats.queue_stats(counts, window)
+        window = queue_charts.StatsWindow(end=end, bucket_s=bucket_s, buckets=buckets)
+        counts = await self._store.queue_counts(who.owner, window)
+        return window, queue_charts.queue_stats(counts, window)
 
     async def count(self, who: Principal, query: JobQuery, limit: int = COUNT_LIMIT) -> int:
         """How many of the caller's jobs match, up to `limit`."""

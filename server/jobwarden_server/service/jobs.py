@@ -79,6 +79,8 @@ class JobQuery:
     descending: bool = False
     parent_id: str = ""
     """Only the children of this batch parent."""
+    stalled: bool = False
+    """Only jobs flagged stalled."""
 
     def params(
         self, owner: str, limit: int, after: tuple[dt.datetime, str] | None = None
@@ -96,6 +98,7 @@ class JobQuery:
             after=after,
             descending=self.descending,
             parent_id=self.parent_id,
+            stalled=self.stalled,
         )
 
 
@@ -238,7 +241,10 @@ class JobsService:
     ) -> tuple[list[Job], str]:
         """One page of the caller's jobs and the token of the next page ("" on the last)."""
         size = paging.page_size("page_size", page_size, *JOB_PAGE)
-        key = paging.query_key("jobs", who.owner, dataclasses.asdict(query))
+        filters = dataclasses.asdict(query)
+        if not query.stalled:
+            del filters["stalled"]  # tokens of servers from before the filter stay valid
+        key = paging.query_key("jobs", who.owner, filters)
         position = paging.decode(page_token, key)
         after = None
         if position is not None:

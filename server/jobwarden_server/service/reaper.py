@@ -15,7 +15,9 @@ import logging
 from jobwarden_server import store
 from jobwarden_server.domain import decisions, errors
 from jobwarden_server.domain.lifecycle import Lifecycles
+from jobwarden_server.domain.records import EventKind
 from jobwarden_server.domain.retry import RetryPolicy
+from jobwarden_server.domain.stall import StallRules
 from jobwarden_server.service import loops
 from jobwarden_server.service.writer import Clock, JobWriter
 
@@ -27,13 +29,15 @@ BATCH = 200
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ReaperSettings:
-    """How often the reaper looks."""
+    """How often the reaper looks, and which job types it watches for stalls (domain/stall.py)."""
 
     interval_s: float = 1.0
+    stall: StallRules = dataclasses.field(default_factory=dict)
 
 
 class Reaper:
-    """Rescues expired leases (retry or fail) and expires jobs past their deadline (decisions.reap)."""
+    """Rescues expired leases (retry or fail), expires jobs past their deadline and flags (or fails)
+    stalled jobs (decisions.reap)."""
 
     def __init__(
         self,
@@ -50,6 +54,8 @@ class Reaper:
         self._clock = clock
         self._retry = retry
         self._settings = settings
+        self.stalls_flagged = 0
+        """Jobs this reaper flagged stalled since it started (a counter for metrics to read)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until `stop` is set. A failing tick (database down) is logged and retried next time."""
@@ -72,16 +78,33 @@ class Reaper:
         the next pass: one bad job must not keep the others in the pass from being rescued)."""
         now = self._clock()
         known = frozenset(self._lifecycles.tables)
-        due = await self._store.job_due(store.JobDueParams(now=now, limit=BATCH, lifecycles=known))
+        stall = self._settings.stall
+        due = await self._store.job_due(
+            store.JobDueParams(
+                now=now,
+                limit=BATCH,
+                lifecycles=known,
+                stall_after_s={job_type: rule.after_s for job_type, rule in stall.items()},
+            )
+        )
         failed = 0
         for job in due:
             try:
                 decision = decisions.reap(
-                    job, self._lifecycles.named(job.lifecycle), default_retry=self._retry, now=now
+                    job,
+                    self._lifecycles.named(job.lifecycle),
+                    default_retry=self._retry,
+                    now=now,
+                    stall_rule=stall.get(job.job_type),
                 )
-                if decision is not None and await self._writer.change_as_read(job, decision) is None:
+                if decision is None:
+                    continue
+                if await self._writer.change_as_read(job, decision) is None:
                     # Someone else moved it first (its worker, a client, another replica): nothing to do.
                     logger.debug("reaper: job %s changed meanwhile; left as it is", job.id)
+                elif any(event.kind is EventKind.STALLED for event in decision.events):
+                    self.stalls_flagged += 1
+                    logger.warning("reaper: job %s (%s) stalled", job.id, job.job_type)
             except errors.StoreUnavailable:
                 raise  # the whole pass is off; the loop retries it
             except Exception:

@@ -17,6 +17,7 @@ from jobwarden_server.service.jobs import JobsService
 from jobwarden_server.service.live import LiveFeed
 from jobwarden_server.service.reaper import Reaper, ReaperSettings
 from jobwarden_server.service.retention import RetentionLoop
+from jobwarden_server.service.stats import JobStats
 from jobwarden_server.service.streams import StreamSlots
 from jobwarden_server.service.watch import WatchService
 from jobwarden_server.service.work import WorkService
@@ -37,6 +38,7 @@ class Services:
     batches: BatchService
     dashboard: DashboardService
     live: LiveFeed
+    stats: JobStats
 
 
 def build(
@@ -69,4 +71,5 @@ def build(
         batches=BatchService(jobs, writer, clock),
         dashboard=DashboardService(db, jobs, clock),
         live=LiveFeed(db, bus, slots),
+        stats=JobStats(db, clock),
     )

@@ -50,6 +50,9 @@ def claim_values(params: JobClaimParams, lease_token: sa.ColumnElement[Any]) -> 
         "status": JobStatus.RUNNING.value,
         "attempt": jobs.c.attempt + 1,
         "start_us": now_us,
+        # A new attempt: stall detection measures from its start, unflagged.
+        "progress_us": now_us,
+        "stall_us": None,
         "worker_id": params.worker_id,
         "lease_token": lease_token,
         "lease_expire_us": now_us + round(params.lease_duration_s * 1_000_000),

@@ -15,10 +15,10 @@ from typing import Any, Protocol
 
 from jobwarden_server.domain.changes import Decision, JobChanges, NewEvent
 from jobwarden_server.domain.errors import DomainError
+from jobwarden_server.domain.queue_charts import StatsCounts, StatsWindow
 from jobwarden_server.domain.records import Asset, BatchCounts, CallbackState, Event, EventKind, Job
 from jobwarden_server.domain.retention import RetentionRule
 from jobwarden_server.domain.retry import RetryPolicy
-from jobwarden_server.domain.stats import StatsCounts, StatsWindow
 from jobwarden_server.domain.status import JobStatus, StopReason
 from jobwarden_server.domain.trace import TraceContext
 
@@ -105,6 +105,8 @@ class JobListParams:
     descending: bool = False
     parent_id: str = ""
     """Only the children of this batch parent ("" for any job)."""
+    stalled: bool = False
+    """Only jobs flagged stalled."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,6 +197,43 @@ class JobDueParams:
     lifecycles: frozenset[str] | None = None
     """Only jobs governed by these tables (None: any). A replica skips jobs whose table its config
     lacks, rather than fail on them pass after pass: a replica that has the table rescues them."""
+    stall_after_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Job type -> seconds its running jobs' progress may stand still: such jobs not flagged yet are
+    due as well (at most `limit` per type)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobStatsParams:
+    """The jobs GetJobStats summarises: created in [start, end), of `job_types` (empty: any), of
+    `owner` (None: every owner); durations of at most `sample` jobs per type."""
+
+    owner: str | None
+    start: dt.datetime
+    end: dt.datetime
+    job_types: frozenset[str] = frozenset()
+    sample: int = 1_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobTypeFigures:
+    """What the store counts and measures of one job type for GetJobStats (the service derives the
+    rates and percentiles)."""
+
+    job_type: str
+    counts: Mapping[JobStatus, int]
+    """Jobs created in the window, by status now (statuses with none are left out)."""
+    completion_s: Sequence[float] = ()
+    """complete - create of the newest (at most `sample`) COMPLETED jobs created in the window."""
+    run_s: Sequence[float] = ()
+    """complete - start of the same jobs."""
+    queued: int = 0
+    """QUEUED now, whenever created."""
+    oldest_queued: dt.datetime | None = None
+    """The create time of the oldest of those."""
+    running: int = 0
+    """RUNNING now, whenever created."""
+    stalled: int = 0
+    """Of those, flagged stalled."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -329,7 +368,7 @@ class Store(Protocol):
         reads the jobs a burst of changes touched in one query and filters by owner itself)."""
         ...
 
-    async def job_stats(self, owner: str, window: StatsWindow) -> StatsCounts:
+    async def queue_counts(self, owner: str, window: StatsWindow) -> StatsCounts:
         """The owner's queue depth now, and per job type and bucket of `window` the jobs that
         arrived, left the queue and ended (by status and completion-time bucket): grouped counts."""
         ...
@@ -375,6 +414,12 @@ class Store(Protocol):
 
     async def job_due(self, params: JobDueParams) -> Sequence[Job]:
         """Jobs whose lease expired, deadline passed or queue timeout passed (any owner), for the reaper."""
+        ...
+
+    async def job_stats(self, params: JobStatsParams) -> Sequence[JobTypeFigures]:
+        """Counts and durations per job type (see JobTypeFigures), sorted by type: every type in
+        `params.job_types` (zeros included), else every type with jobs in the window or waiting or
+        running now. One read transaction, so the figures agree with each other."""
         ...
 
     async def job_renew_leases(self, params: LeaseRenewParams) -> Sequence[RenewedLease]:

@@ -127,6 +127,8 @@ def job_from_row(row: Row) -> Job:
         parent_id=row["parent_id"] or "",
         batch=batch_from_row(row),
         trace=TraceContext(row["traceparent"], row["tracestate"]) if row["traceparent"] else None,
+        progress_time=from_us_or_none(row["progress_us"]),
+        stall_time=from_us_or_none(row["stall_us"]),
     )
 
 
@@ -287,6 +289,8 @@ def create_values(params: JobCreateParams, now_us: int) -> dict[str, Any]:
         "retry_of": params.retry_of,
         "message_count": 0,
         "parent_id": params.parent_id or None,
+        "progress_us": None,
+        "stall_us": None,
         **batch_values(params.batch),
         "traceparent": params.trace.traceparent if params.trace is not None else "",
         "tracestate": params.trace.tracestate if params.trace is not None else "",
@@ -336,7 +340,22 @@ def change_values(changes: JobChanges) -> dict[str, Any]:
         values["queue_expire_us"] = to_us(changes.queue_expire_time)
     if changes.start_time is not None:
         values["start_us"] = to_us(changes.start_time)
+    values.update(stall_values(changes))
     values.update(lease_values(changes))
+    return values
+
+
+def stall_values(changes: JobChanges) -> dict[str, Any]:
+    """The stall detection columns JobChanges sets: progress moved, flagged, or unflagged."""
+    if changes.stall_time is not None and changes.clear_stall:
+        raise ValueError("JobChanges: set stall_time or clear_stall, not both")
+    values: dict[str, Any] = {}
+    if changes.progress_time is not None:
+        values["progress_us"] = to_us(changes.progress_time)
+    if changes.stall_time is not None:
+        values["stall_us"] = to_us(changes.stall_time)
+    elif changes.clear_stall:
+        values["stall_us"] = None
     return values
 
 

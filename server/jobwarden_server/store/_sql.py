@@ -19,16 +19,17 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from jobwarden_server.domain import decisions, errors, stats
+from jobwarden_server.domain import decisions, errors, queue_charts
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job
 from jobwarden_server.domain.retention import RetentionRule
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.store import _batches as batches
 from jobwarden_server.store import _claim as claim
+from jobwarden_server.store import _dashboard as dashboard
 from jobwarden_server.store import _delete as delete
 from jobwarden_server.store import _outbox as outbox
 from jobwarden_server.store import _rows as rows
-from jobwarden_server.store import _stats as dashboard
+from jobwarden_server.store import _stats as stats
 from jobwarden_server.store import _tables as tables
 from jobwarden_server.store._create import Creation
 from jobwarden_server.store._errors import translated
@@ -45,6 +46,8 @@ from jobwarden_server.store._protocol import (
     JobDeleteParams,
     JobDueParams,
     JobListParams,
+    JobStatsParams,
+    JobTypeFigures,
     JobUpdateParams,
     LeaseRenewParams,
     PageParams,
@@ -234,14 +237,14 @@ class SqlStore:
         async with self._read() as conn:
             return await dashboard.jobs_by_id(conn, job_ids)
 
-    async def job_stats(self, owner: str, window: stats.StatsWindow) -> stats.StatsCounts:
-        """Grouped counts of the owner's queues; see Store.job_stats."""
+    async def queue_counts(self, owner: str, window: queue_charts.StatsWindow) -> queue_charts.StatsCounts:
+        """Grouped counts of the owner's queues; see Store.queue_counts."""
         async with self._read() as conn:
-            return await dashboard.job_stats(conn, owner, window)
+            return await dashboard.queue_counts(conn, owner, window)
 
     async def job_due(self, params: JobDueParams) -> Sequence[Job]:
-        """RUNNING jobs with an expired lease, unfinished jobs past their deadline, then waiting jobs
-        past their queue timeout."""
+        """RUNNING jobs with an expired lease, unfinished jobs past their deadline, waiting jobs past
+        their queue timeout, then running jobs whose progress stood still past their type's stall rule."""
         now_us = rows.to_us(params.now)
         unfinished = [s.value for s in JobStatus if not s.terminal]
         governed = [] if params.lifecycles is None else [jobs.c.lifecycle.in_(sorted(params.lifecycles))]
@@ -264,12 +267,33 @@ class SqlStore:
             .order_by(jobs.c.queue_expire_us)
             .limit(params.limit)
         )
+        # Stalled: running jobs of a type with a stall rule whose progress stood still too long and
+        # that are not flagged yet (ix_jobs_running_job_type_progress_us: the literal status lets
+        # both planners use the partial index).
+        stalled = [
+            sa.select(jobs)
+            .where(
+                jobs.c.status == sa.literal_column(f"'{JobStatus.RUNNING.value}'"),
+                jobs.c.job_type == job_type,
+                jobs.c.progress_us <= now_us - round(after_s * 1_000_000),
+                jobs.c.stall_us.is_(None),
+                *governed,
+            )
+            .order_by(jobs.c.progress_us)
+            .limit(params.limit)
+            for job_type, after_s in sorted(params.stall_after_s.items())
+        ]
         async with self._read() as conn:
             found: dict[str, Job] = {}
-            for query in (expired, overdue, unclaimed):
+            for query in (expired, overdue, unclaimed, *stalled):
                 for row in (await conn.execute(query)).mappings():
                     found.setdefault(row["id"], rows.job_from_row(row))
             return list(found.values())
+
+    async def job_stats(self, params: JobStatsParams) -> Sequence[JobTypeFigures]:
+        """Counts and durations per job type in one read transaction; see Store.job_stats, _stats.py."""
+        async with self._read() as conn:
+            return await stats.read_stats(conn, params)
 
     async def job_renew_leases(self, params: LeaseRenewParams) -> Sequence[RenewedLease]:
         """One UPDATE for every lease of a session; see Store.job_renew_leases."""
@@ -710,6 +734,8 @@ def _list_query(params: JobListParams, dialect: Dialect) -> sa.Select[Any]:
         query = query.where(dialect.labels_match(params.labels))
     if params.parent_id:
         query = query.where(jobs.c.parent_id == params.parent_id)
+    if params.stalled:
+        query = query.where(jobs.c.stall_us.is_not(None))
     if params.created_after is not None:
         query = query.where(jobs.c.create_us >= rows.to_us(params.created_after))
     if params.created_before is not None:

@@ -114,6 +114,10 @@ jobs = sa.Table(
     # domain/trace.py before it is stored): migration 0012_trace.
     sa.Column("traceparent", sa.String(), nullable=False, server_default=""),
     sa.Column("tracestate", sa.String(), nullable=False, server_default=""),
+    # Stall detection (migration 0011): when the current attempt's progress last changed (set by the
+    # claim and by every progress change), and when the attempt was flagged stalled (NULL: it is not).
+    sa.Column("progress_us", sa.BigInteger(), nullable=True),
+    sa.Column("stall_us", sa.BigInteger(), nullable=True),
     sa.CheckConstraint(STATUS_CHECK, name="status"),
     sa.CheckConstraint(STOP_REASON_CHECK, name="stop_reason"),
     sa.CheckConstraint(PROGRESS_CHECK, name=PROGRESS_CHECK_NAME),
@@ -227,6 +231,20 @@ sa.Index(
     postgresql_where=sa.text(OUTBOX_DUE_WHERE),
 )
 sa.Index("ix_callback_outbox_job_id", callback_outbox.c.job_id)
+
+# Stall detection: running jobs of a type by when their progress last changed (the reaper's query).
+# Only RUNNING rows, so it stays as small as the work in flight.
+RUNNING_WHERE = "status = 'RUNNING'"
+sa.Index(
+    "ix_jobs_running_job_type_progress_us",
+    jobs.c.job_type,
+    jobs.c.progress_us,
+    sqlite_where=sa.text(RUNNING_WHERE),
+    postgresql_where=sa.text(RUNNING_WHERE),
+)
+# Statistics across every owner (GetJobStats with all_owners): jobs created in a window. create_us
+# never changes, so updates never touch this index.
+sa.Index("ix_jobs_create_us", jobs.c.create_us)
 
 # Retention: finished jobs by status, oldest end first (the retention loop's query).
 sa.Index("ix_jobs_status_complete_us", jobs.c.status, jobs.c.complete_us)

@@ -105,6 +105,15 @@ def test_running_back_to_queued_clears_a_pending_cancel() -> None:
     assert decision.events[0].data["bypassed_table"] is False  # RUNNING -> QUEUED is the retry edge
 
 
+def test_a_stalled_job_sent_back_to_wait_is_unflagged_one_ended_stays_flagged() -> None:
+    stalled = {"stall_time": NOW - dt.timedelta(seconds=5)}
+    requeued = set_status(S.RUNNING, S.QUEUED, **stalled)
+    assert requeued is not None and requeued.changes.clear_stall
+    failed = set_status(S.RUNNING, S.FAILED, **stalled)
+    assert failed is not None and not failed.changes.clear_stall
+    assert preview.applied(job(status=S.RUNNING, **stalled), requeued, NOW).stall_time is None
+
+
 def test_a_job_already_in_the_status_is_left_as_it_is() -> None:
     assert set_status(S.QUEUED, S.QUEUED, force=True) is None
 

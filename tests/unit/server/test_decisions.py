@@ -18,6 +18,7 @@ from jobwarden_server.domain.lifecycle import BUILTIN, Lifecycle
 from jobwarden_server.domain.messages import JobMessage, MessageLevel
 from jobwarden_server.domain.records import EventKind, Job, JobError, Progress
 from jobwarden_server.domain.retry import RetryPolicy
+from jobwarden_server.domain.stall import StallAction, StallRule
 from jobwarden_server.domain.status import JobStatus, StopReason
 
 DEFAULT = BUILTIN["standard"]
@@ -226,3 +227,90 @@ def test_a_retry_opens_a_new_wait_from_when_it_is_due() -> None:
     assert again.queue_expire_time == again.run_after + dt.timedelta(seconds=60)
     assert _end(job(), JobError(message="flaky", retryable=True)).changes.queue_expire_time is None
     assert decisions.queue_expire_time(NOW, None) is None
+
+
+STALL_AFTER = dt.timedelta(seconds=60)
+FLAG = StallRule(after_s=60)
+FAIL = StallRule(after_s=60, action=StallAction.FAIL)
+
+
+def still_since(delta: dt.timedelta, **fields: Any) -> Job:
+    """The running job of `job()`, its progress unchanged for `delta` before NOW."""
+    return job(progress_time=NOW - delta, **fields)
+
+
+def test_a_leased_job_whose_progress_stood_still_past_stall_after_is_flagged_once() -> None:
+    decision = decisions.reap(
+        still_since(STALL_AFTER), DEFAULT, default_retry=RETRY, now=NOW, stall_rule=FLAG
+    )
+    assert decision is not None
+    assert decision.changes == JobChanges(stall_time=NOW)  # flagged only: the lease and status stand
+    assert (decision.expect_statuses, decision.expect_version) == (frozenset({JobStatus.RUNNING}), 7)
+    [event] = decision.events
+    assert (event.kind, event.actor) == (EventKind.STALLED, decisions.SYSTEM)
+    assert event.data["since"] == (NOW - STALL_AFTER).isoformat()
+    assert (event.data["percent"], event.data["stall_after_s"], event.data["failed"]) == (40, 60, False)
+    # Not yet due, already flagged, no rule for its type, not running: nothing.
+    young = still_since(STALL_AFTER - dt.timedelta(microseconds=1))
+    assert decisions.reap(young, DEFAULT, default_retry=RETRY, now=NOW, stall_rule=FLAG) is None
+    flagged = still_since(STALL_AFTER * 2, stall_time=NOW - dt.timedelta(seconds=1))
+    assert decisions.reap(flagged, DEFAULT, default_retry=RETRY, now=NOW, stall_rule=FLAG) is None
+    assert decisions.reap(still_since(STALL_AFTER), DEFAULT, default_retry=RETRY, now=NOW) is None
+    queued = still_since(STALL_AFTER, status=JobStatus.QUEUED, lease_token="", lease_expire_time=None)
+    assert decisions.stall(queued, DEFAULT, FLAG, default_retry=RETRY, now=NOW) is None
+
+
+def test_a_lost_lease_wins_over_a_stall() -> None:
+    lost = still_since(STALL_AFTER, lease_expire_time=NOW - dt.timedelta(seconds=1))
+    decision = decisions.reap(lost, DEFAULT, default_retry=RETRY, now=NOW, stall_rule=FAIL)
+    assert decision is not None and decision.changes.stop_reason is None  # retried as a lost lease
+    assert [e.kind for e in decision.events] == [EventKind.TRANSITION]
+    assert decision.events[0].data["to"] == "QUEUED"
+
+
+def test_a_stall_with_action_fail_ends_the_attempt_as_a_lost_lease_would() -> None:
+    # Attempts left: queued again, unflagged, after the job's backoff.
+    retried = decisions.stall(still_since(STALL_AFTER), DEFAULT, FAIL, default_retry=RETRY, now=NOW)
+    assert retried is not None and retried.changes.status is JobStatus.QUEUED
+    assert retried.changes.clear_stall and retried.changes.stall_time is None
+    assert retried.changes.error == JobError(
+        message=f"progress stood still for 60s (since {(NOW - STALL_AFTER).isoformat()})",
+        reason="STALLED",
+        retryable=True,
+    )
+    assert [e.kind for e in retried.events] == [EventKind.STALLED, EventKind.TRANSITION]
+    assert retried.events[0].data["failed"] is True
+    # The last attempt: FAILED with stop reason STALLED, and it stays flagged.
+    last = decisions.stall(still_since(STALL_AFTER, attempt=3), DEFAULT, FAIL, default_retry=RETRY, now=NOW)
+    assert last is not None
+    assert (last.changes.status, last.changes.stop_reason) == (JobStatus.FAILED, StopReason.STALLED)
+    assert last.changes.stall_time == NOW and last.changes.complete_time == NOW
+    assert last.events[1].data["stop_reason"] == "STALLED"
+    # A cancel requested meanwhile wins, as it does over a lost lease.
+    asked = still_since(STALL_AFTER, cancel_requested=True)
+    cancelled = decisions.stall(asked, DEFAULT, FAIL, default_retry=RETRY, now=NOW)
+    assert cancelled is not None and cancelled.changes.status is JobStatus.CANCELLED
+
+
+def test_a_table_that_cannot_fail_a_running_job_only_flags_it() -> None:
+    no_fail = Lifecycle.checked(
+        "nofail",
+        JobStatus.QUEUED,
+        [(JobStatus.QUEUED, JobStatus.RUNNING), (JobStatus.RUNNING, JobStatus.COMPLETED)],
+    )
+    decision = decisions.stall(
+        still_since(STALL_AFTER, attempt=3), no_fail, FAIL, default_retry=RETRY, now=NOW
+    )
+    assert decision is not None and decision.changes == JobChanges(stall_time=NOW)
+    assert decision.events[0].data["failed"] is False
+
+
+def test_progress_that_moves_restarts_the_stall_clock_and_clears_the_flag_a_heartbeat_does_not() -> None:
+    flagged = still_since(STALL_AFTER, stall_time=NOW - dt.timedelta(seconds=5))
+    moved = decisions.report_progress(flagged, lease_token="tok", progress=Progress(percent=41), now=NOW)
+    assert moved.changes.progress_time == NOW and moved.changes.clear_stall
+    heartbeat = decisions.report_progress(flagged, lease_token="tok", progress=Progress(percent=40), now=NOW)
+    assert heartbeat.changes.progress_time is None and not heartbeat.changes.clear_stall
+    # Completing a flagged job unflags it: it did not hang after all.
+    done = decisions.complete(flagged, DEFAULT, lease_token="tok", result={}, partial=None, now=NOW)
+    assert done.changes.clear_stall

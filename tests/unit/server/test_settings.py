@@ -11,6 +11,7 @@ import pytest
 from jobwarden_server import settings
 from jobwarden_server.domain.auth import Role
 from jobwarden_server.domain.errors import ConfigError
+from jobwarden_server.domain.stall import StallAction, StallRule
 from jobwarden_server.domain.status import JobStatus
 
 
@@ -78,6 +79,25 @@ default_max_attempts = 5
         ('[queue_timeouts]\n"x" = 0.5', "queue_timeouts.x must be between 1 s and 366 days"),
         ('[job_types]\n"x" = "simple"\n[queue_timeouts]\n"x" = 60', "lifecycle 'simple' has no EXPIRED"),
         ("queue_timeouts = 5", "queue_timeouts must be a table"),
+        ("stall = 5", r"\[stall\] must be a table"),
+        ("[stall]\nafter = 5", r"\[stall\]: unknown keys \['after'\]; per job type"),
+        ('[stall.types."x"]\naction = "fail"', "stall.types.x.after is required"),
+        ('[stall.types."x"]\nafter = 0', "stall.types.x.after = 0: must be above 0"),
+        ('[stall.types."x"]\nafter = "soon"', "stall.types.x.after = 'soon': give seconds"),
+        ('[stall.types."x"]\nafter = "never"', "stall.types.x.after = 'never': give seconds"),
+        (
+            '[stall.types."x"]\nafter = 9\naction = "kill"',
+            'stall.types.x.action = \'kill\': use "flag" or "fail"',
+        ),
+        ('[stall.types."x"]\nafter = 9\nwhen = 1', r"stall.types.x: unknown keys \['when'\]"),
+        ('[stall.types."bad type"]\nafter = 9', "stall.types.bad type: not a job type"),
+        (
+            (
+                '[lifecycles.nofail]\ntransitions = [["QUEUED","RUNNING"],["RUNNING","COMPLETED"]]\n'
+                '[job_types]\n"x" = "nofail"\n[stall.types."x"]\nafter = 9\naction = "fail"'
+            ),
+            "lifecycle 'nofail' has no RUNNING -> FAILED",
+        ),
     ],
 )
 def test_wrong_configs_are_refused_with_a_clear_message(tmp_path: Path, text: str, message: str) -> None:
@@ -88,6 +108,16 @@ def test_wrong_configs_are_refused_with_a_clear_message(tmp_path: Path, text: st
 def test_queue_timeouts_per_job_type(tmp_path: Path) -> None:
     loaded = settings.load(_write(tmp_path, '[queue_timeouts]\n"report.render" = 3600\n"mail" = 1.5'))
     assert loaded.queue_timeouts == {"report.render": 3600.0, "mail": 1.5}
+
+
+def test_stall_rules_per_job_type(tmp_path: Path) -> None:
+    text = '[stall.types."report.render"]\nafter = "5m"\naction = "fail"\n[stall.types."mail"]\nafter = 2.5'
+    loaded = settings.load(_write(tmp_path, text))
+    assert loaded.stall == {
+        "report.render": StallRule(after_s=300.0, action=StallAction.FAIL),
+        "mail": StallRule(after_s=2.5, action=StallAction.FLAG),
+    }
+    assert settings.load(_write(tmp_path, "")).stall == {}
 
 
 def test_no_tokens_means_loopback_only() -> None:

@@ -1,5 +1,5 @@
 // Queues: per job type, waiting and running now, depth and throughput over the chosen window,
-// success rate and p95 completion time (/api/queues: grouped counts, see domain/stats.py). Redrawn
+// success rate and p95 completion time (/api/queues: grouped counts, see domain/queue_charts.py). Redrawn
 // when the live feed says jobs changed, at most every REDRAW_MS.
 
 import { get } from "./api.js";

@@ -1,7 +1,7 @@
 """Jobs keep the W3C trace context of their create call, which workers continue.
 
-Revision ID: 0012_trace
-Revises: 0010_retention
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_trace"
-down_revision: str | Sequence[str] | None = "0010"
+revision: str = "0012"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

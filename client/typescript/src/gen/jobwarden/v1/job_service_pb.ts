@@ -17,7 +17,300 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file jobwarden/v1/job_service.proto.
  */
 export const file_jobwarden_v1_job_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5qb2J3YXJkZW4vdjEvam9iX3NlcnZpY2UucHJvdG8SDGpvYndhcmRlbi52MSLzAgoSQ3JlYXRlQmF0Y2hSZXF1ZXN0EhYKCGpvYl90eXBlGAEgASgJQgTiQQECEisKCnBhcmFtZXRlcnMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjwKBmxhYmVscxgDIAMoCzIsLmpvYndhcmRlbi52MS5DcmVhdGVCYXRjaFJlcXVlc3QuTGFiZWxzRW50cnkSNgoIY2hpbGRyZW4YBCADKAsyHi5qb2J3YXJkZW4udjEuQ3JlYXRlSm9iUmVxdWVzdEIE4kEBAhIUCgxjYWxsYmFja191cmwYBSABKAkSMgoRY2FsbGJhY2tfc3RhdHVzZXMYBiADKA4yFy5qb2J3YXJkZW4udjEuSm9iU3RhdHVzEhIKCnJlcXVlc3RfaWQYByABKAkSFQoNdmFsaWRhdGVfb25seRgIIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjUKE0NyZWF0ZUJhdGNoUmVzcG9uc2USHgoDam9iGAEgASgLMhEuam9id2FyZGVuLnYxLkpvYiKtBAoQQ3JlYXRlSm9iUmVxdWVzdBIWCghqb2JfdHlwZRgBIAEoCUIE4kEBAhIrCgpwYXJhbWV0ZXJzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghwcmlvcml0eRgDIAEoBRI6CgZsYWJlbHMYBCADKAsyKi5qb2J3YXJkZW4udjEuQ3JlYXRlSm9iUmVxdWVzdC5MYWJlbHNFbnRyeRIUCgxtYXhfYXR0ZW1wdHMYBSABKAUSLQoJcnVuX2FmdGVyGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkZWFkbGluZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY2FsbGJhY2tfdXJsGAggASgJEgwKBGhvbGQYCSABKAgSEgoKcmVxdWVzdF9pZBgKIAEoCRIvCgxyZXRyeV9wb2xpY3kYCyABKAsyGS5qb2J3YXJkZW4udjEuUmV0cnlQb2xpY3kSMAoNcXVldWVfdGltZW91dBgUIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyChFjYWxsYmFja19zdGF0dXNlcxgMIAMoDjIXLmpvYndhcmRlbi52MS5Kb2JTdGF0dXMSFQoNdmFsaWRhdGVfb25seRhGIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjMKEUNyZWF0ZUpvYlJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndhcmRlbi52MS5Kb2IiSwoRQ3JlYXRlSm9ic1JlcXVlc3QSNgoIcmVxdWVzdHMYASADKAsyHi5qb2J3YXJkZW4udjEuQ3JlYXRlSm9iUmVxdWVzdEIE4kEBAiJFChJDcmVhdGVKb2JzUmVzcG9uc2USLwoHcmVzdWx0cxgBIAMoCzIeLmpvYndhcmRlbi52MS5DcmVhdGVKb2JzUmVzdWx0ImMKEENyZWF0ZUpvYnNSZXN1bHQSIAoDam9iGAEgASgLMhEuam9id2FyZGVuLnYxLkpvYkgAEiMKBWVycm9yGAIgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIICgZyZXN1bHQiJQoNR2V0Sm9iUmVxdWVzdBIUCgZqb2JfaWQYASABKAlCBOJBAQIiMAoOR2V0Sm9iUmVzcG9uc2USHgoDam9iGAEgASgLMhEuam9id2FyZGVuLnYxLkpvYiKeAwoPTGlzdEpvYnNSZXF1ZXN0EikKCHN0YXR1c2VzGAEgAygOMhcuam9id2FyZGVuLnYxLkpvYlN0YXR1cxIRCglqb2JfdHlwZXMYAiADKAkSOQoGbGFiZWxzGAMgAygLMikuam9id2FyZGVuLnYxLkxpc3RKb2JzUmVxdWVzdC5MYWJlbHNFbnRyeRIuCgxzdG9wX3JlYXNvbnMYBCADKA4yGC5qb2J3YXJkZW4udjEuU3RvcFJlYXNvbhIxCg1jcmVhdGVkX2FmdGVyGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAcgASgFEhIKCnBhZ2VfdG9rZW4YCCABKAkSEgoKZGVzY2VuZGluZxgJIAEoCBIRCglwYXJlbnRfaWQYMiABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJMChBMaXN0Sm9ic1Jlc3BvbnNlEh8KBGpvYnMYASADKAsyES5qb2J3YXJkZW4udjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJxChBDYW5jZWxKb2JSZXF1ZXN0EhQKBmpvYl9pZBgBIAEoCUIE4kEBAhIOCgZyZWFzb24YAiABKAkSDAoEZXRhZxgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJEhUKDXZhbGlkYXRlX29ubHkYRiABKAgiMwoRQ2FuY2VsSm9iUmVzcG9uc2USHgoDam9iGAEgASgLMhEuam9id2FyZGVuLnYxLkpvYiJUChFSZWxlYXNlSm9iUmVxdWVzdBIUCgZqb2JfaWQYASABKAlCBOJBAQISEgoKcmVxdWVzdF9pZBgCIAEoCRIVCg12YWxpZGF0ZV9vbmx5GEYgASgIIjQKElJlbGVhc2VKb2JSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3YXJkZW4udjEuSm9iIjwKEERlbGV0ZUpvYlJlcXVlc3QSFAoGam9iX2lkGAEgASgJQgTiQQECEhIKCnJlcXVlc3RfaWQYAiABKAkiEwoRRGVsZXRlSm9iUmVzcG9uc2UiPwoPV2F0Y2hKb2JSZXF1ZXN0EhQKBmpvYl9pZBgBIAEoCUIE4kEBAhIWCg5hZnRlcl9zZXF1ZW5jZRgCIAEoAyJlChBXYXRjaEpvYlJlc3BvbnNlEiAKA2pvYhgBIAEoCzIRLmpvYndhcmRlbi52MS5Kb2JIABInCgVldmVudBgCIAEoCzIWLmpvYndhcmRlbi52MS5Kb2JFdmVudEgAQgYKBGl0ZW0ifgoUTGlzdEpvYkV2ZW50c1JlcXVlc3QSFAoGam9iX2lkGAEgASgJQgTiQQECEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEikKBWtpbmRzGDwgAygOMhouam9id2FyZGVuLnYxLkpvYkV2ZW50S2luZCJYChVMaXN0Sm9iRXZlbnRzUmVzcG9uc2USJgoGZXZlbnRzGAEgAygLMhYuam9id2FyZGVuLnYxLkpvYkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJQChFMaXN0QXNzZXRzUmVxdWVzdBIUCgZqb2JfaWQYASABKAlCBOJBAQISEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiUgoSTGlzdEFzc2V0c1Jlc3BvbnNlEiMKBmFzc2V0cxgBIAMoCzITLmpvYndhcmRlbi52MS5Bc3NldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKQoPR2V0QXNzZXRSZXF1ZXN0EhYKCGFzc2V0X2lkGAEgASgJQgTiQQECIjYKEEdldEFzc2V0UmVzcG9uc2USIgoFYXNzZXQYASABKAsyEy5qb2J3YXJkZW4udjEuQXNzZXQiJwoTR2V0TGlmZWN5Y2xlUmVxdWVzdBIQCghqb2JfdHlwZRgBIAEoCSJCChRHZXRMaWZlY3ljbGVSZXNwb25zZRIqCglsaWZlY3ljbGUYASABKAsyFy5qb2J3YXJkZW4udjEuTGlmZWN5Y2xlMpYICgpKb2JTZXJ2aWNlEkwKCUNyZWF0ZUpvYhIeLmpvYndhcmRlbi52MS5DcmVhdGVKb2JSZXF1ZXN0Gh8uam9id2FyZGVuLnYxLkNyZWF0ZUpvYlJlc3BvbnNlEk8KCkNyZWF0ZUpvYnMSHy5qb2J3YXJkZW4udjEuQ3JlYXRlSm9ic1JlcXVlc3QaIC5qb2J3YXJkZW4udjEuQ3JlYXRlSm9ic1Jlc3BvbnNlEkMKBkdldEpvYhIbLmpvYndhcmRlbi52MS5HZXRKb2JSZXF1ZXN0Ghwuam9id2FyZGVuLnYxLkdldEpvYlJlc3BvbnNlEkkKCExpc3RKb2JzEh0uam9id2FyZGVuLnYxLkxpc3RKb2JzUmVxdWVzdBoeLmpvYndhcmRlbi52MS5MaXN0Sm9ic1Jlc3BvbnNlEkwKCUNhbmNlbEpvYhIeLmpvYndhcmRlbi52MS5DYW5jZWxKb2JSZXF1ZXN0Gh8uam9id2FyZGVuLnYxLkNhbmNlbEpvYlJlc3BvbnNlEk8KClJlbGVhc2VKb2ISHy5qb2J3YXJkZW4udjEuUmVsZWFzZUpvYlJlcXVlc3QaIC5qb2J3YXJkZW4udjEuUmVsZWFzZUpvYlJlc3BvbnNlEkwKCURlbGV0ZUpvYhIeLmpvYndhcmRlbi52MS5EZWxldGVKb2JSZXF1ZXN0Gh8uam9id2FyZGVuLnYxLkRlbGV0ZUpvYlJlc3BvbnNlEksKCFdhdGNoSm9iEh0uam9id2FyZGVuLnYxLldhdGNoSm9iUmVxdWVzdBoeLmpvYndhcmRlbi52MS5XYXRjaEpvYlJlc3BvbnNlMAESWAoNTGlzdEpvYkV2ZW50cxIiLmpvYndhcmRlbi52MS5MaXN0Sm9iRXZlbnRzUmVxdWVzdBojLmpvYndhcmRlbi52MS5MaXN0Sm9iRXZlbnRzUmVzcG9uc2USTwoKTGlzdEFzc2V0cxIfLmpvYndhcmRlbi52MS5MaXN0QXNzZXRzUmVxdWVzdBogLmpvYndhcmRlbi52MS5MaXN0QXNzZXRzUmVzcG9uc2USSQoIR2V0QXNzZXQSHS5qb2J3YXJkZW4udjEuR2V0QXNzZXRSZXF1ZXN0Gh4uam9id2FyZGVuLnYxLkdldEFzc2V0UmVzcG9uc2USVQoMR2V0TGlmZWN5Y2xlEiEuam9id2FyZGVuLnYxLkdldExpZmVjeWNsZVJlcXVlc3QaIi5qb2J3YXJkZW4udjEuR2V0TGlmZWN5Y2xlUmVzcG9uc2USUgoLQ3JlYXRlQmF0Y2gSIC5qb2J3YXJkZW4udjEuQ3JlYXRlQmF0Y2hSZXF1ZXN0GiEuam9id2FyZGVuLnYxLkNyZWF0ZUJhdGNoUmVzcG9uc2VCngEKEGRldi5qb2J3YXJkZW4udjFCD0pvYlNlcnZpY2VQcm90b1ABWj5naXRodWIuY29tL2pvYndhcmRlbi9qb2J3YXJkZW4vZ2VuL2dvL2pvYndhcmRlbi92MTtqb2J3YXJkZW52MaICA0pXWKoCDEpvYndhcmRlbi5WMboCAkpXygIMSm9id2FyZGVuXFYx6gINSm9id2FyZGVuOjpWMWIGcHJvdG8z", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_status, file_jobwarden_v1_job]);
+  fileDesc("Ch5qb2J3YXJkZW4vdjEvam9iX3NlcnZpY2UucHJvdG8SDGpvYndhcmRlbi52MSLEAQoSR2V0Sm9iU3RhdHNSZXF1ZXN0EhEKCWpvYl90eXBlcxgBIAMoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGd2luZG93GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCmFsbF9vd25lcnMYBSABKAgiogEKE0dldEpvYlN0YXRzUmVzcG9uc2USLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWpvYl90eXBlcxgDIAMoCzIaLmpvYndhcmRlbi52MS5Kb2JUeXBlU3RhdHMitwIKDEpvYlR5cGVTdGF0cxIQCghqb2JfdHlwZRgBIAEoCRItCgZjb3VudHMYAiABKAsyHS5qb2J3YXJkZW4udjEuSm9iU3RhdHVzQ291bnRzEhQKDHN1Y2Nlc3NfcmF0ZRgDIAEoARI0Cg9jb21wbGV0aW9uX3RpbWUYBCABKAsyGy5qb2J3YXJkZW4udjEuRHVyYXRpb25TdGF0cxItCghydW5fdGltZRgFIAEoCzIbLmpvYndhcmRlbi52MS5EdXJhdGlvblN0YXRzEhMKC3F1ZXVlX2RlcHRoGAYgASgDEjQKEW9sZGVzdF9xdWV1ZWRfYWdlGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB3J1bm5pbmcYCCABKAMSDwoHc3RhbGxlZBgJIAEoAyKqAQoPSm9iU3RhdHVzQ291bnRzEg0KBXRvdGFsGAEgASgDEg8KB2NyZWF0ZWQYAiABKAMSDgoGcXVldWVkGAMgASgDEg8KB3J1bm5pbmcYBCABKAMSEQoJY29tcGxldGVkGAUgASgDEg8KB3BhcnRpYWwYBiABKAMSDgoGZmFpbGVkGAcgASgDEhEKCWNhbmNlbGxlZBgIIAEoAxIPCgdleHBpcmVkGAkgASgDIqcBCg1EdXJhdGlvblN0YXRzEg0KBWNvdW50GAEgASgDEiYKA3A1MBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgNwOTUYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoDcDk5GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB3NhbXBsZWQYBSABKAgi8wIKEkNyZWF0ZUJhdGNoUmVxdWVzdBIWCghqb2JfdHlwZRgBIAEoCUIE4kEBAhIrCgpwYXJhbWV0ZXJzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI8CgZsYWJlbHMYAyADKAsyLC5qb2J3YXJkZW4udjEuQ3JlYXRlQmF0Y2hSZXF1ZXN0LkxhYmVsc0VudHJ5EjYKCGNoaWxkcmVuGAQgAygLMh4uam9id2FyZGVuLnYxLkNyZWF0ZUpvYlJlcXVlc3RCBOJBAQISFAoMY2FsbGJhY2tfdXJsGAUgASgJEjIKEWNhbGxiYWNrX3N0YXR1c2VzGAYgAygOMhcuam9id2FyZGVuLnYxLkpvYlN0YXR1cxISCgpyZXF1ZXN0X2lkGAcgASgJEhUKDXZhbGlkYXRlX29ubHkYCCABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI1ChNDcmVhdGVCYXRjaFJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndhcmRlbi52MS5Kb2IirQQKEENyZWF0ZUpvYlJlcXVlc3QSFgoIam9iX3R5cGUYASABKAlCBOJBAQISKwoKcGFyYW1ldGVycxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIcHJpb3JpdHkYAyABKAUSOgoGbGFiZWxzGAQgAygLMiouam9id2FyZGVuLnYxLkNyZWF0ZUpvYlJlcXVlc3QuTGFiZWxzRW50cnkSFAoMbWF4X2F0dGVtcHRzGAUgASgFEi0KCXJ1bl9hZnRlchgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNhbGxiYWNrX3VybBgIIAEoCRIMCgRob2xkGAkgASgIEhIKCnJlcXVlc3RfaWQYCiABKAkSLwoMcmV0cnlfcG9saWN5GAsgASgLMhkuam9id2FyZGVuLnYxLlJldHJ5UG9saWN5EjAKDXF1ZXVlX3RpbWVvdXQYFCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoRY2FsbGJhY2tfc3RhdHVzZXMYDCADKA4yFy5qb2J3YXJkZW4udjEuSm9iU3RhdHVzEhUKDXZhbGlkYXRlX29ubHkYRiABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIzChFDcmVhdGVKb2JSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3YXJkZW4udjEuSm9iIksKEUNyZWF0ZUpvYnNSZXF1ZXN0EjYKCHJlcXVlc3RzGAEgAygLMh4uam9id2FyZGVuLnYxLkNyZWF0ZUpvYlJlcXVlc3RCBOJBAQIiRQoSQ3JlYXRlSm9ic1Jlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5qb2J3YXJkZW4udjEuQ3JlYXRlSm9ic1Jlc3VsdCJjChBDcmVhdGVKb2JzUmVzdWx0EiAKA2pvYhgBIAEoCzIRLmpvYndhcmRlbi52MS5Kb2JIABIjCgVlcnJvchgCIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzSABCCAoGcmVzdWx0IiUKDUdldEpvYlJlcXVlc3QSFAoGam9iX2lkGAEgASgJQgTiQQECIjAKDkdldEpvYlJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndhcmRlbi52MS5Kb2IirwMKD0xpc3RKb2JzUmVxdWVzdBIpCghzdGF0dXNlcxgBIAMoDjIXLmpvYndhcmRlbi52MS5Kb2JTdGF0dXMSEQoJam9iX3R5cGVzGAIgAygJEjkKBmxhYmVscxgDIAMoCzIpLmpvYndhcmRlbi52MS5MaXN0Sm9ic1JlcXVlc3QuTGFiZWxzRW50cnkSLgoMc3RvcF9yZWFzb25zGAQgAygOMhguam9id2FyZGVuLnYxLlN0b3BSZWFzb24SMQoNY3JlYXRlZF9hZnRlchgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgHIAEoBRISCgpwYWdlX3Rva2VuGAggASgJEhIKCmRlc2NlbmRpbmcYCSABKAgSEQoJcGFyZW50X2lkGDIgASgJEg8KB3N0YWxsZWQYUCABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJMChBMaXN0Sm9ic1Jlc3BvbnNlEh8KBGpvYnMYASADKAsyES5qb2J3YXJkZW4udjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJxChBDYW5jZWxKb2JSZXF1ZXN0EhQKBmpvYl9pZBgBIAEoCUIE4kEBAhIOCgZyZWFzb24YAiABKAkSDAoEZXRhZxgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJEhUKDXZhbGlkYXRlX29ubHkYRiABKAgiMwoRQ2FuY2VsSm9iUmVzcG9uc2USHgoDam9iGAEgASgLMhEuam9id2FyZGVuLnYxLkpvYiJUChFSZWxlYXNlSm9iUmVxdWVzdBIUCgZqb2JfaWQYASABKAlCBOJBAQISEgoKcmVxdWVzdF9pZBgCIAEoCRIVCg12YWxpZGF0ZV9vbmx5GEYgASgIIjQKElJlbGVhc2VKb2JSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3YXJkZW4udjEuSm9iIjwKEERlbGV0ZUpvYlJlcXVlc3QSFAoGam9iX2lkGAEgASgJQgTiQQECEhIKCnJlcXVlc3RfaWQYAiABKAkiEwoRRGVsZXRlSm9iUmVzcG9uc2UiPwoPV2F0Y2hKb2JSZXF1ZXN0EhQKBmpvYl9pZBgBIAEoCUIE4kEBAhIWCg5hZnRlcl9zZXF1ZW5jZRgCIAEoAyJlChBXYXRjaEpvYlJlc3BvbnNlEiAKA2pvYhgBIAEoCzIRLmpvYndhcmRlbi52MS5Kb2JIABInCgVldmVudBgCIAEoCzIWLmpvYndhcmRlbi52MS5Kb2JFdmVudEgAQgYKBGl0ZW0ifgoUTGlzdEpvYkV2ZW50c1JlcXVlc3QSFAoGam9iX2lkGAEgASgJQgTiQQECEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEikKBWtpbmRzGDwgAygOMhouam9id2FyZGVuLnYxLkpvYkV2ZW50S2luZCJYChVMaXN0Sm9iRXZlbnRzUmVzcG9uc2USJgoGZXZlbnRzGAEgAygLMhYuam9id2FyZGVuLnYxLkpvYkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJQChFMaXN0QXNzZXRzUmVxdWVzdBIUCgZqb2JfaWQYASABKAlCBOJBAQISEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiUgoSTGlzdEFzc2V0c1Jlc3BvbnNlEiMKBmFzc2V0cxgBIAMoCzITLmpvYndhcmRlbi52MS5Bc3NldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKQoPR2V0QXNzZXRSZXF1ZXN0EhYKCGFzc2V0X2lkGAEgASgJQgTiQQECIjYKEEdldEFzc2V0UmVzcG9uc2USIgoFYXNzZXQYASABKAsyEy5qb2J3YXJkZW4udjEuQXNzZXQiJwoTR2V0TGlmZWN5Y2xlUmVxdWVzdBIQCghqb2JfdHlwZRgBIAEoCSJCChRHZXRMaWZlY3ljbGVSZXNwb25zZRIqCglsaWZlY3ljbGUYASABKAsyFy5qb2J3YXJkZW4udjEuTGlmZWN5Y2xlMuoICgpKb2JTZXJ2aWNlEkwKCUNyZWF0ZUpvYhIeLmpvYndhcmRlbi52MS5DcmVhdGVKb2JSZXF1ZXN0Gh8uam9id2FyZGVuLnYxLkNyZWF0ZUpvYlJlc3BvbnNlEk8KCkNyZWF0ZUpvYnMSHy5qb2J3YXJkZW4udjEuQ3JlYXRlSm9ic1JlcXVlc3QaIC5qb2J3YXJkZW4udjEuQ3JlYXRlSm9ic1Jlc3BvbnNlEkMKBkdldEpvYhIbLmpvYndhcmRlbi52MS5HZXRKb2JSZXF1ZXN0Ghwuam9id2FyZGVuLnYxLkdldEpvYlJlc3BvbnNlEkkKCExpc3RKb2JzEh0uam9id2FyZGVuLnYxLkxpc3RKb2JzUmVxdWVzdBoeLmpvYndhcmRlbi52MS5MaXN0Sm9ic1Jlc3BvbnNlEkwKCUNhbmNlbEpvYhIeLmpvYndhcmRlbi52MS5DYW5jZWxKb2JSZXF1ZXN0Gh8uam9id2FyZGVuLnYxLkNhbmNlbEpvYlJlc3BvbnNlEk8KClJlbGVhc2VKb2ISHy5qb2J3YXJkZW4udjEuUmVsZWFzZUpvYlJlcXVlc3QaIC5qb2J3YXJkZW4udjEuUmVsZWFzZUpvYlJlc3BvbnNlEkwKCURlbGV0ZUpvYhIeLmpvYndhcmRlbi52MS5EZWxldGVKb2JSZXF1ZXN0Gh8uam9id2FyZGVuLnYxLkRlbGV0ZUpvYlJlc3BvbnNlEksKCFdhdGNoSm9iEh0uam9id2FyZGVuLnYxLldhdGNoSm9iUmVxdWVzdBoeLmpvYndhcmRlbi52MS5XYXRjaEpvYlJlc3BvbnNlMAESWAoNTGlzdEpvYkV2ZW50cxIiLmpvYndhcmRlbi52MS5MaXN0Sm9iRXZlbnRzUmVxdWVzdBojLmpvYndhcmRlbi52MS5MaXN0Sm9iRXZlbnRzUmVzcG9uc2USTwoKTGlzdEFzc2V0cxIfLmpvYndhcmRlbi52MS5MaXN0QXNzZXRzUmVxdWVzdBogLmpvYndhcmRlbi52MS5MaXN0QXNzZXRzUmVzcG9uc2USSQoIR2V0QXNzZXQSHS5qb2J3YXJkZW4udjEuR2V0QXNzZXRSZXF1ZXN0Gh4uam9id2FyZGVuLnYxLkdldEFzc2V0UmVzcG9uc2USVQoMR2V0TGlmZWN5Y2xlEiEuam9id2FyZGVuLnYxLkdldExpZmVjeWNsZVJlcXVlc3QaIi5qb2J3YXJkZW4udjEuR2V0TGlmZWN5Y2xlUmVzcG9uc2USUgoLQ3JlYXRlQmF0Y2gSIC5qb2J3YXJkZW4udjEuQ3JlYXRlQmF0Y2hSZXF1ZXN0GiEuam9id2FyZGVuLnYxLkNyZWF0ZUJhdGNoUmVzcG9uc2USUgoLR2V0Sm9iU3RhdHMSIC5qb2J3YXJkZW4udjEuR2V0Sm9iU3RhdHNSZXF1ZXN0GiEuam9id2FyZGVuLnYxLkdldEpvYlN0YXRzUmVzcG9uc2VCngEKEGRldi5qb2J3YXJkZW4udjFCD0pvYlNlcnZpY2VQcm90b1ABWj5naXRodWIuY29tL2pvYndhcmRlbi9qb2J3YXJkZW4vZ2VuL2dvL2pvYndhcmRlbi92MTtqb2J3YXJkZW52MaICA0pXWKoCDEpvYndhcmRlbi5WMboCAkpXygIMSm9id2FyZGVuXFYx6gINSm9id2FyZGVuOjpWMWIGcHJvdG8z", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_status, file_jobwarden_v1_job]);
+
+/**
+ * GetJobStatsRequest chooses the jobs to summarise. The window is [start_time, end_time): give
+ * start_time, or window (the length of time before end_time), not both; neither means the last hour.
+ *
+ * @generated from message jobwarden.v1.GetJobStatsRequest
+ */
+export type GetJobStatsRequest = Message<"jobwarden.v1.GetJobStatsRequest"> & {
+  /**
+   * Only these job types (empty: every type that has jobs in the window or waiting now).
+   *
+   * @generated from field: repeated string job_types = 1;
+   */
+  jobTypes: string[];
+
+  /**
+   * Start of the window (inclusive); not with window.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 2;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * End of the window (exclusive); unset: now. Must be after the start.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 3;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * The window's length, ending at end_time (above 0, at most 366 days); not with start_time.
+   *
+   * @generated from field: google.protobuf.Duration window = 4;
+   */
+  window?: Duration | undefined;
+
+  /**
+   * Every owner's jobs, not only the caller's: needs an admin-global token (PERMISSION_DENIED
+   * otherwise).
+   *
+   * @generated from field: bool all_owners = 5;
+   */
+  allOwners: boolean;
+};
+
+/**
+ * Describes the message jobwarden.v1.GetJobStatsRequest.
+ * Use `create(GetJobStatsRequestSchema)` to create a new message.
+ */
+export const GetJobStatsRequestSchema: GenMessage<GetJobStatsRequest> = /*@__PURE__*/
+  messageDesc(file_jobwarden_v1_job_service, 0);
+
+/**
+ * GetJobStatsResponse carries one entry per job type, sorted by type.
+ *
+ * @generated from message jobwarden.v1.GetJobStatsResponse
+ */
+export type GetJobStatsResponse = Message<"jobwarden.v1.GetJobStatsResponse"> & {
+  /**
+   * The window the counts and durations cover, as the server resolved it.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * End of the window (exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * The statistics of each job type, sorted by job type.
+   *
+   * @generated from field: repeated jobwarden.v1.JobTypeStats job_types = 3;
+   */
+  jobTypes: JobTypeStats[];
+};
+
+/**
+ * Describes the message jobwarden.v1.GetJobStatsResponse.
+ * Use `create(GetJobStatsResponseSchema)` to create a new message.
+ */
+export const GetJobStatsResponseSchema: GenMessage<GetJobStatsResponse> = /*@__PURE__*/
+  messageDesc(file_jobwarden_v1_job_service, 1);
+
+/**
+ * JobTypeStats summarises one job type.
+ *
+ * @generated from message jobwarden.v1.JobTypeStats
+ */
+export type JobTypeStats = Message<"jobwarden.v1.JobTypeStats"> & {
+  /**
+   * The job type.
+   *
+   * @generated from field: string job_type = 1;
+   */
+  jobType: string;
+
+  /**
+   * Jobs of the type created in the window, by their status now.
+   *
+   * @generated from field: jobwarden.v1.JobStatusCounts counts = 2;
+   */
+  counts?: JobStatusCounts | undefined;
+
+  /**
+   * completed / (completed + partial + failed + cancelled + expired) among counts; 0 when none of
+   * them has finished.
+   *
+   * @generated from field: double success_rate = 3;
+   */
+  successRate: number;
+
+  /**
+   * Completion time (queued to finished: complete_time - create_time) of the jobs created in the
+   * window that ended COMPLETED.
+   *
+   * @generated from field: jobwarden.v1.DurationStats completion_time = 4;
+   */
+  completionTime?: DurationStats | undefined;
+
+  /**
+   * Run time (started to finished: complete_time - start_time, the last attempt only) of the same
+   * jobs.
+   *
+   * @generated from field: jobwarden.v1.DurationStats run_time = 5;
+   */
+  runTime?: DurationStats | undefined;
+
+  /**
+   * Jobs of the type QUEUED now, whenever they were created.
+   *
+   * @generated from field: int64 queue_depth = 6;
+   */
+  queueDepth: bigint;
+
+  /**
+   * How long the oldest of those has existed (now - its create_time); unset when none is queued.
+   *
+   * @generated from field: google.protobuf.Duration oldest_queued_age = 7;
+   */
+  oldestQueuedAge?: Duration | undefined;
+
+  /**
+   * Jobs of the type RUNNING now, whenever they were created.
+   *
+   * @generated from field: int64 running = 8;
+   */
+  running: bigint;
+
+  /**
+   * Of those, the ones flagged stalled (Job.stalled).
+   *
+   * @generated from field: int64 stalled = 9;
+   */
+  stalled: bigint;
+};
+
+/**
+ * Describes the message jobwarden.v1.JobTypeStats.
+ * Use `create(JobTypeStatsSchema)` to create a new message.
+ */
+export const JobTypeStatsSchema: GenMessage<JobTypeStats> = /*@__PURE__*/
+  messageDesc(file_jobwarden_v1_job_service, 2);
+
+/**
+ * JobStatusCounts counts jobs by status; the per-status counts add up to total.
+ *
+ * @generated from message jobwarden.v1.JobStatusCounts
+ */
+export type JobStatusCounts = Message<"jobwarden.v1.JobStatusCounts"> & {
+  /**
+   * All of them.
+   *
+   * @generated from field: int64 total = 1;
+   */
+  total: bigint;
+
+  /**
+   * Held (CREATED).
+   *
+   * @generated from field: int64 created = 2;
+   */
+  created: bigint;
+
+  /**
+   * Waiting for a worker (QUEUED).
+   *
+   * @generated from field: int64 queued = 3;
+   */
+  queued: bigint;
+
+  /**
+   * Leased by a worker (RUNNING).
+   *
+   * @generated from field: int64 running = 4;
+   */
+  running: bigint;
+
+  /**
+   * Succeeded (COMPLETED).
+   *
+   * @generated from field: int64 completed = 5;
+   */
+  completed: bigint;
+
+  /**
+   * Finished partially (PARTIAL).
+   *
+   * @generated from field: int64 partial = 6;
+   */
+  partial: bigint;
+
+  /**
+   * Failed (FAILED).
+   *
+   * @generated from field: int64 failed = 7;
+   */
+  failed: bigint;
+
+  /**
+   * Cancelled (CANCELLED).
+   *
+   * @generated from field: int64 cancelled = 8;
+   */
+  cancelled: bigint;
+
+  /**
+   * Expired (EXPIRED).
+   *
+   * @generated from field: int64 expired = 9;
+   */
+  expired: bigint;
+};
+
+/**
+ * Describes the message jobwarden.v1.JobStatusCounts.
+ * Use `create(JobStatusCountsSchema)` to create a new message.
+ */
+export const JobStatusCountsSchema: GenMessage<JobStatusCounts> = /*@__PURE__*/
+  messageDesc(file_jobwarden_v1_job_service, 3);
+
+/**
+ * DurationStats gives nearest-rank percentiles of a set of durations. They are computed over at
+ * most the 1,000 newest jobs (by create time) the set holds; `sampled` says when there were more.
+ *
+ * @generated from message jobwarden.v1.DurationStats
+ */
+export type DurationStats = Message<"jobwarden.v1.DurationStats"> & {
+  /**
+   * How many durations the percentiles were computed from (0: the percentiles are unset).
+   *
+   * @generated from field: int64 count = 1;
+   */
+  count: bigint;
+
+  /**
+   * The median.
+   *
+   * @generated from field: google.protobuf.Duration p50 = 2;
+   */
+  p50?: Duration | undefined;
+
+  /**
+   * The 95th percentile.
+   *
+   * @generated from field: google.protobuf.Duration p95 = 3;
+   */
+  p95?: Duration | undefined;
+
+  /**
+   * The 99th percentile.
+   *
+   * @generated from field: google.protobuf.Duration p99 = 4;
+   */
+  p99?: Duration | undefined;
+
+  /**
+   * True when the set held more jobs than were used (the newest 1,000 were).
+   *
+   * @generated from field: bool sampled = 5;
+   */
+  sampled: boolean;
+};
+
+/**
+ * Describes the message jobwarden.v1.DurationStats.
+ * Use `create(DurationStatsSchema)` to create a new message.
+ */
+export const DurationStatsSchema: GenMessage<DurationStats> = /*@__PURE__*/
+  messageDesc(file_jobwarden_v1_job_service, 4);
 
 /**
  * CreateBatchRequest describes a batch: its parent and its children.
@@ -91,7 +384,7 @@ export type CreateBatchRequest = Message<"jobwarden.v1.CreateBatchRequest"> & {
  * Use `create(CreateBatchRequestSchema)` to create a new message.
  */
 export const CreateBatchRequestSchema: GenMessage<CreateBatchRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 0);
+  messageDesc(file_jobwarden_v1_job_service, 5);
 
 /**
  * CreateBatchResponse carries the batch's parent.
@@ -112,7 +405,7 @@ export type CreateBatchResponse = Message<"jobwarden.v1.CreateBatchResponse"> & 
  * Use `create(CreateBatchResponseSchema)` to create a new message.
  */
 export const CreateBatchResponseSchema: GenMessage<CreateBatchResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 1);
+  messageDesc(file_jobwarden_v1_job_service, 6);
 
 /**
  * CreateJobRequest describes the job to create.
@@ -237,7 +530,7 @@ export type CreateJobRequest = Message<"jobwarden.v1.CreateJobRequest"> & {
  * Use `create(CreateJobRequestSchema)` to create a new message.
  */
 export const CreateJobRequestSchema: GenMessage<CreateJobRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 2);
+  messageDesc(file_jobwarden_v1_job_service, 7);
 
 /**
  * CreateJobResponse carries the created (or, on a retry, the first-created) job.
@@ -258,7 +551,7 @@ export type CreateJobResponse = Message<"jobwarden.v1.CreateJobResponse"> & {
  * Use `create(CreateJobResponseSchema)` to create a new message.
  */
 export const CreateJobResponseSchema: GenMessage<CreateJobResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 3);
+  messageDesc(file_jobwarden_v1_job_service, 8);
 
 /**
  * CreateJobsRequest carries the jobs to create, each described as for CreateJob.
@@ -280,7 +573,7 @@ export type CreateJobsRequest = Message<"jobwarden.v1.CreateJobsRequest"> & {
  * Use `create(CreateJobsRequestSchema)` to create a new message.
  */
 export const CreateJobsRequestSchema: GenMessage<CreateJobsRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 4);
+  messageDesc(file_jobwarden_v1_job_service, 9);
 
 /**
  * CreateJobsResponse carries one result per item, in the order of the request's items.
@@ -301,7 +594,7 @@ export type CreateJobsResponse = Message<"jobwarden.v1.CreateJobsResponse"> & {
  * Use `create(CreateJobsResponseSchema)` to create a new message.
  */
 export const CreateJobsResponseSchema: GenMessage<CreateJobsResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 5);
+  messageDesc(file_jobwarden_v1_job_service, 10);
 
 /**
  * CreateJobsResult is the outcome of one item of a CreateJobs call.
@@ -341,7 +634,7 @@ export type CreateJobsResult = Message<"jobwarden.v1.CreateJobsResult"> & {
  * Use `create(CreateJobsResultSchema)` to create a new message.
  */
 export const CreateJobsResultSchema: GenMessage<CreateJobsResult> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 6);
+  messageDesc(file_jobwarden_v1_job_service, 11);
 
 /**
  * GetJobRequest names a job.
@@ -362,7 +655,7 @@ export type GetJobRequest = Message<"jobwarden.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 7);
+  messageDesc(file_jobwarden_v1_job_service, 12);
 
 /**
  * GetJobResponse carries the job.
@@ -383,7 +676,7 @@ export type GetJobResponse = Message<"jobwarden.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 8);
+  messageDesc(file_jobwarden_v1_job_service, 13);
 
 /**
  * ListJobsRequest filters and pages the caller's jobs. Empty filters match everything.
@@ -460,6 +753,13 @@ export type ListJobsRequest = Message<"jobwarden.v1.ListJobsRequest"> & {
    * @generated from field: string parent_id = 50;
    */
   parentId: string;
+
+  /**
+   * Only jobs flagged stalled (Job.stalled) when true; false does not filter.
+   *
+   * @generated from field: bool stalled = 80;
+   */
+  stalled: boolean;
 };
 
 /**
@@ -467,7 +767,7 @@ export type ListJobsRequest = Message<"jobwarden.v1.ListJobsRequest"> & {
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 9);
+  messageDesc(file_jobwarden_v1_job_service, 14);
 
 /**
  * ListJobsResponse is one page of jobs.
@@ -495,7 +795,7 @@ export type ListJobsResponse = Message<"jobwarden.v1.ListJobsResponse"> & {
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 10);
+  messageDesc(file_jobwarden_v1_job_service, 15);
 
 /**
  * CancelJobRequest asks to cancel a job.
@@ -544,7 +844,7 @@ export type CancelJobRequest = Message<"jobwarden.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 11);
+  messageDesc(file_jobwarden_v1_job_service, 16);
 
 /**
  * CancelJobResponse carries the job after the cancel.
@@ -565,7 +865,7 @@ export type CancelJobResponse = Message<"jobwarden.v1.CancelJobResponse"> & {
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 12);
+  messageDesc(file_jobwarden_v1_job_service, 17);
 
 /**
  * ReleaseJobRequest names a held job.
@@ -601,7 +901,7 @@ export type ReleaseJobRequest = Message<"jobwarden.v1.ReleaseJobRequest"> & {
  * Use `create(ReleaseJobRequestSchema)` to create a new message.
  */
 export const ReleaseJobRequestSchema: GenMessage<ReleaseJobRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 13);
+  messageDesc(file_jobwarden_v1_job_service, 18);
 
 /**
  * ReleaseJobResponse carries the released job.
@@ -622,7 +922,7 @@ export type ReleaseJobResponse = Message<"jobwarden.v1.ReleaseJobResponse"> & {
  * Use `create(ReleaseJobResponseSchema)` to create a new message.
  */
 export const ReleaseJobResponseSchema: GenMessage<ReleaseJobResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 14);
+  messageDesc(file_jobwarden_v1_job_service, 19);
 
 /**
  * DeleteJobRequest names a finished job to delete.
@@ -651,7 +951,7 @@ export type DeleteJobRequest = Message<"jobwarden.v1.DeleteJobRequest"> & {
  * Use `create(DeleteJobRequestSchema)` to create a new message.
  */
 export const DeleteJobRequestSchema: GenMessage<DeleteJobRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 15);
+  messageDesc(file_jobwarden_v1_job_service, 20);
 
 /**
  * DeleteJobResponse confirms the delete; it carries nothing (the job is gone).
@@ -666,7 +966,7 @@ export type DeleteJobResponse = Message<"jobwarden.v1.DeleteJobResponse"> & {
  * Use `create(DeleteJobResponseSchema)` to create a new message.
  */
 export const DeleteJobResponseSchema: GenMessage<DeleteJobResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 16);
+  messageDesc(file_jobwarden_v1_job_service, 21);
 
 /**
  * WatchJobRequest names the job to watch and where to resume.
@@ -694,7 +994,7 @@ export type WatchJobRequest = Message<"jobwarden.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 17);
+  messageDesc(file_jobwarden_v1_job_service, 22);
 
 /**
  * WatchJobResponse is one message of a watch stream: first the job, then events.
@@ -731,7 +1031,7 @@ export type WatchJobResponse = Message<"jobwarden.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 18);
+  messageDesc(file_jobwarden_v1_job_service, 23);
 
 /**
  * ListJobEventsRequest names a job and a page.
@@ -774,7 +1074,7 @@ export type ListJobEventsRequest = Message<"jobwarden.v1.ListJobEventsRequest"> 
  * Use `create(ListJobEventsRequestSchema)` to create a new message.
  */
 export const ListJobEventsRequestSchema: GenMessage<ListJobEventsRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 19);
+  messageDesc(file_jobwarden_v1_job_service, 24);
 
 /**
  * ListJobEventsResponse is one page of events.
@@ -802,7 +1102,7 @@ export type ListJobEventsResponse = Message<"jobwarden.v1.ListJobEventsResponse"
  * Use `create(ListJobEventsResponseSchema)` to create a new message.
  */
 export const ListJobEventsResponseSchema: GenMessage<ListJobEventsResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 20);
+  messageDesc(file_jobwarden_v1_job_service, 25);
 
 /**
  * ListAssetsRequest names a job.
@@ -837,7 +1137,7 @@ export type ListAssetsRequest = Message<"jobwarden.v1.ListAssetsRequest"> & {
  * Use `create(ListAssetsRequestSchema)` to create a new message.
  */
 export const ListAssetsRequestSchema: GenMessage<ListAssetsRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 21);
+  messageDesc(file_jobwarden_v1_job_service, 26);
 
 /**
  * ListAssetsResponse is one page of assets.
@@ -865,7 +1165,7 @@ export type ListAssetsResponse = Message<"jobwarden.v1.ListAssetsResponse"> & {
  * Use `create(ListAssetsResponseSchema)` to create a new message.
  */
 export const ListAssetsResponseSchema: GenMessage<ListAssetsResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 22);
+  messageDesc(file_jobwarden_v1_job_service, 27);
 
 /**
  * GetAssetRequest names an asset.
@@ -886,7 +1186,7 @@ export type GetAssetRequest = Message<"jobwarden.v1.GetAssetRequest"> & {
  * Use `create(GetAssetRequestSchema)` to create a new message.
  */
 export const GetAssetRequestSchema: GenMessage<GetAssetRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 23);
+  messageDesc(file_jobwarden_v1_job_service, 28);
 
 /**
  * GetAssetResponse carries the asset.
@@ -907,7 +1207,7 @@ export type GetAssetResponse = Message<"jobwarden.v1.GetAssetResponse"> & {
  * Use `create(GetAssetResponseSchema)` to create a new message.
  */
 export const GetAssetResponseSchema: GenMessage<GetAssetResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 24);
+  messageDesc(file_jobwarden_v1_job_service, 29);
 
 /**
  * GetLifecycleRequest names a job type.
@@ -928,7 +1228,7 @@ export type GetLifecycleRequest = Message<"jobwarden.v1.GetLifecycleRequest"> & 
  * Use `create(GetLifecycleRequestSchema)` to create a new message.
  */
 export const GetLifecycleRequestSchema: GenMessage<GetLifecycleRequest> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 25);
+  messageDesc(file_jobwarden_v1_job_service, 30);
 
 /**
  * GetLifecycleResponse carries the table.
@@ -949,7 +1249,7 @@ export type GetLifecycleResponse = Message<"jobwarden.v1.GetLifecycleResponse"> 
  * Use `create(GetLifecycleResponseSchema)` to create a new message.
  */
 export const GetLifecycleResponseSchema: GenMessage<GetLifecycleResponse> = /*@__PURE__*/
-  messageDesc(file_jobwarden_v1_job_service, 26);
+  messageDesc(file_jobwarden_v1_job_service, 31);
 
 /**
  * JobService is the client's API: create jobs, look at them, cancel them and watch them.
@@ -1116,6 +1416,20 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof CreateBatchRequestSchema;
     output: typeof CreateBatchResponseSchema;
+  },
+  /**
+   * GetJobStats summarises the caller's jobs per job type: over the jobs created in a time window,
+   * their counts per status, success rate and completion and run time percentiles; and, whatever
+   * the window, how many wait in the queue now and since when. A malformed window is
+   * INVALID_ARGUMENT. With all_owners, an admin-global token sees every owner's jobs; any other
+   * caller asking for all owners is PERMISSION_DENIED.
+   *
+   * @generated from rpc jobwarden.v1.JobService.GetJobStats
+   */
+  getJobStats: {
+    methodKind: "unary";
+    input: typeof GetJobStatsRequestSchema;
+    output: typeof GetJobStatsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_jobwarden_v1_job_service, 0);
