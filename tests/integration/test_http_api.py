@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import timestamp_pb2
 from support import flows, rpc, web
 from support.web import client, read_sse, refusal
 
+from jobwarden.v1 import job_service_pb2
 from jobwarden_server import app
 
 TOKENS = web.TOKENS
@@ -179,6 +181,22 @@ async def test_queue_stats(base: str, srv: app.RunningServer) -> None:
         demo = next(q for q in found["queues"] if q["job_type"] == "demo")
         assert (demo["waiting"], sum(demo["completed"]), sum(demo["failed"])) == (1, 1, 1)
         assert demo["success_rate"] == 0.5 and demo["p95_seconds"] is not None
+        # One answer: the page's rate and p95 are GetJobStats's over the same span.
+        span = job_service_pb2.GetJobStatsRequest(
+            job_types=["demo"], start_time=_timestamp(found["start"]), end_time=_timestamp(found["end"])
+        )
+        async with rpc.stubs(srv.address, "token-a") as a:
+            [api] = (await a.jobs.GetJobStats(span, metadata=a.metadata)).job_types
+        assert demo["success_rate"] == api.success_rate
+        assert demo["p95_seconds"] == api.completion_time.p95.ToTimedelta().total_seconds()
+        other = next(q for q in found["queues"] if q["job_type"] == "other")
+        assert (other["success_rate"], other["p95_seconds"]) == (None, None)  # nothing of it finished
         assert demo["depth"][-1] == 1 and len(demo["depth"]) == 10
         assert [q["job_type"] for q in found["queues"]] == ["demo", "other"]
         assert (await bob.get("/api/queues")).json()["queues"] == []
+
+
+def _timestamp(text: str) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromJsonString(text)
+    return out

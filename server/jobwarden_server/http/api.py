@@ -307,10 +307,10 @@ async def delete_job(request: web.Request) -> web.Response:
 
 
 async def queues(request: web.Request) -> web.Response:
-    """Queue statistics of the caller's job types over the last `buckets` x `bucket_seconds`."""
-    window, found = await _services(request).dashboard.queue_stats(
+    """Queue charts and statistics of the caller's job types over the last `buckets` x `bucket_seconds`."""
+    window, charts, stats = await _services(request).dashboard.queues(
         _client(request),
         bucket_s=_int(request, "bucket_seconds", 60),
         buckets=_int(request, "buckets", 60),
     )
-    return answers.ok(shapes.queues(window, found))
+    return answers.ok(shapes.queues(window, charts, stats))

@@ -6,10 +6,12 @@ A job's lease token is left out: it is the worker's fencing credential, and noth
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from jobwarden_server.domain import queue_charts
 from jobwarden_server.domain.records import Asset, Event, Job
+from jobwarden_server.service.stats import TypeStats
 
 
 def time(value: dt.datetime | None) -> str | None:
@@ -88,25 +90,28 @@ def asset(value: Asset) -> dict[str, Any]:
     }
 
 
-def queues(window: queue_charts.StatsWindow, found: list[queue_charts.QueueStats]) -> dict[str, Any]:
-    """The queue statistics of one window (p95 beyond the last bound is reported as null with
-    `p95_over` set)."""
+def queues(
+    window: queue_charts.StatsWindow, charts: list[queue_charts.QueueChart], stats: Mapping[str, TypeStats]
+) -> dict[str, Any]:
+    """The queue charts of one window, each with its type's GetJobStats figures over the same span
+    (null where no job of the type was created in it, or none finished)."""
     return {
         "start": time(window.start),
         "end": time(window.end),
         "bucket_seconds": window.bucket_s,
-        "queues": [
-            {
-                "job_type": q.job_type,
-                "waiting": q.waiting,
-                "running": q.running,
-                "depth": list(q.depth),
-                "completed": list(q.completed),
-                "failed": list(q.failed),
-                "success_rate": q.success_rate,
-                "p95_seconds": None if q.p95_s is None or q.p95_s == float("inf") else q.p95_s,
-                "p95_over": queue_charts.DURATION_BOUNDS_S[-1] if q.p95_s == float("inf") else None,
-            }
-            for q in found
-        ],
+        "queues": [_queue(chart, stats.get(chart.job_type)) for chart in charts],
+    }
+
+
+def _queue(chart: queue_charts.QueueChart, stats: TypeStats | None) -> dict[str, Any]:
+    finished = 0 if stats is None else sum(n for s, n in stats.counts.items() if s.terminal)
+    return {
+        "job_type": chart.job_type,
+        "waiting": chart.waiting,
+        "running": chart.running,
+        "depth": list(chart.depth),
+        "completed": list(chart.completed),
+        "failed": list(chart.failed),
+        "success_rate": stats.success_rate if stats is not None and finished else None,
+        "p95_seconds": None if stats is None else stats.completion.p95,
     }

@@ -1,5 +1,6 @@
-"""The dashboard's use cases beyond JobsService: queue statistics, counting a filter's matches, and
-cancelling every job a filter matches. All scoped to the caller's owner, like every client call."""
+"""The dashboard's use cases beyond JobsService: queue charts with their statistics, counting a filter's
+matches, and cancelling every job a filter matches. All scoped to the caller's owner, like every client
+call."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from jobwarden_server.domain import errors, queue_charts
 from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.service.jobs import JobQuery, JobsService
+from jobwarden_server.service.stats import JobStats, StatsQuery, TypeStats
 from jobwarden_server.service.writer import Clock
 
 logger = logging.getLogger(__name__)
@@ -39,15 +41,18 @@ class BulkOutcome:
 class DashboardService:
     """Aggregates and bulk actions over the caller's jobs."""
 
-    def __init__(self, db: store.Store, jobs: JobsService, clock: Clock) -> None:
+    def __init__(self, db: store.Store, jobs: JobsService, stats: JobStats, clock: Clock) -> None:
         self._store = db
         self._jobs = jobs
+        self._stats = stats
         self._clock = clock
 
-    async def queue_stats(
+    async def queues(
         self, who: Principal, *, bucket_s: int, buckets: int
-    ) -> tuple[queue_charts.StatsWindow, list[queue_charts.QueueStats]]:
-        """Depth, throughput, success rate and p95 per job type over the last `buckets` buckets."""
+    ) -> tuple[queue_charts.StatsWindow, list[queue_charts.QueueChart], dict[str, TypeStats]]:
+        """Depth and throughput per job type over the last `buckets` buckets, and beside them each
+        type's GetJobStats over the same span (success rate, completion-time percentiles), so the page
+        and the API give one answer."""
         if not queue_charts.MIN_BUCKET_S <= bucket_s <= 86_400:
             raise errors.InvalidArgument("bucket_seconds", "must be between 1 and 86400")
         if not 1 <= buckets <= queue_charts.MAX_BUCKETS:
@@ -58,7 +63,8 @@ class DashboardService:
         end = dt.datetime.fromtimestamp(epoch_s, dt.UTC)
         window = queue_charts.StatsWindow(end=end, bucket_s=bucket_s, buckets=buckets)
         counts = await self._store.queue_counts(who.owner, window)
-        return window, queue_charts.queue_stats(counts, window)
+        stats = await self._stats.stats(who, StatsQuery(start=window.start, end=window.end))
+        return window, queue_charts.queue_charts(counts, window), {t.job_type: t for t in stats.types}
 
     async def count(self, who: Principal, query: JobQuery, limit: int = COUNT_LIMIT) -> int:
         """How many of the caller's jobs match, up to `limit`."""

@@ -60,6 +60,7 @@ def build(
     jobs = JobsService(
         db, writer, lifecycles, clock, retry, cancel_grace_s=cancel_grace_s, queue_timeouts=queue_timeouts
     )
+    stats = JobStats(db, clock)
     return Services(
         jobs=jobs,
         watch=WatchService(db, bus, slots),
@@ -69,7 +70,7 @@ def build(
         admin=AdminService(db, writer, jobs, lifecycles),
         retention=RetentionLoop(db, retention or Retention(), clock),
         batches=BatchService(jobs, writer, clock),
-        dashboard=DashboardService(db, jobs, clock),
+        dashboard=DashboardService(db, jobs, stats, clock),
         live=LiveFeed(db, bus, slots),
-        stats=JobStats(db, clock),
+        stats=stats,
     )

@@ -38,15 +38,6 @@ def _bucket(column: sa.ColumnElement[Any], window: queue_charts.StatsWindow) -> 
     return (column - _int(start_us)) // _int(window.bucket_s * 1_000_000)
 
 
-def _duration_bucket() -> sa.ColumnElement[int]:
-    took = jobs.c.complete_us - jobs.c.create_us
-    whens = [
-        (took <= _int(round(bound * 1_000_000)), _int(i))
-        for i, bound in enumerate(queue_charts.DURATION_BOUNDS_S)
-    ]
-    return sa.case(*whens, else_=_int(len(queue_charts.DURATION_BOUNDS_S)))
-
-
 async def queue_counts(
     conn: AsyncConnection, owner: str, window: queue_charts.StatsWindow
 ) -> queue_charts.StatsCounts:
@@ -65,14 +56,14 @@ async def queue_counts(
         .where(mine, jobs.c.create_us >= start_us, jobs.c.create_us < end_us)
         .group_by(jobs.c.job_type, arrival)
     )
-    end, duration = _bucket(jobs.c.complete_us, window), _duration_bucket()
+    end = _bucket(jobs.c.complete_us, window)
     ended_in_window = sa.and_(
         jobs.c.status.in_(_TERMINAL), jobs.c.complete_us >= start_us, jobs.c.complete_us < end_us
     )
     ended_q = (
-        sa.select(jobs.c.job_type, end, jobs.c.status, duration, sa.func.count())
+        sa.select(jobs.c.job_type, end, jobs.c.status, sa.func.count())
         .where(mine, ended_in_window)
-        .group_by(jobs.c.job_type, end, jobs.c.status, duration)
+        .group_by(jobs.c.job_type, end, jobs.c.status)
     )
     left_at = sa.func.coalesce(jobs.c.start_us, jobs.c.complete_us)
     departure = _bucket(left_at, window)
@@ -88,7 +79,7 @@ async def queue_counts(
     )
     depth = {(r[0], JobStatus(r[1])): int(r[2]) for r in await conn.execute(depth_q)}
     arrived = {(r[0], int(r[1])): int(r[2]) for r in await conn.execute(arrived_q)}
-    ended = {(r[0], int(r[1]), JobStatus(r[2]), int(r[3])): int(r[4]) for r in await conn.execute(ended_q)}
+    ended = {(r[0], int(r[1]), JobStatus(r[2])): int(r[3]) for r in await conn.execute(ended_q)}
     left = {(r[0], int(r[1])): int(r[2]) for r in await conn.execute(left_q)}
     return queue_charts.StatsCounts(depth=depth, arrived=arrived, left=left, ended=ended)
 

@@ -1,5 +1,6 @@
 // Queues: per job type, waiting and running now, depth and throughput over the chosen window,
-// success rate and p95 completion time (/api/queues: grouped counts, see domain/queue_charts.py). Redrawn
+// success rate and p95 completion time (/api/queues: grouped counts, see domain/queue_charts.py; the
+// rate and p95 are GetJobStats's over the same span, for the jobs created in it). Redrawn
 // when the live feed says jobs changed, at most every REDRAW_MS.
 
 import { get } from "./api.js";
@@ -24,7 +25,7 @@ function seconds(value) {
 
 function card(q, range) {
   const ended = q.completed.reduce((a, b) => a + b, 0) + q.failed.reduce((a, b) => a + b, 0);
-  const p95 = q.p95_over ? `> ${seconds(q.p95_over)}` : seconds(q.p95_seconds);
+  const p95 = seconds(q.p95_seconds);
   return h(
     "section",
     { class: "card queue", "data-job-type": q.job_type },
