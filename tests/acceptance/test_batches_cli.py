@@ -16,12 +16,6 @@ from support import proc
 from jobwarden.client import Client
 
 
-@pytest.fixture(autouse=True)
-def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "NO_COLOR", "JOBWARDEN_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture(scope="module")
 def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with proc.serving(tmp_path_factory.mktemp("batches") / "batches.db") as (_, addr):

@@ -24,13 +24,6 @@ from support import faultproc, proc
 from jobwarden.client import Client, Job, JobMessage, JobStatus, MessageLevel
 
 
-@pytest.fixture(autouse=True)
-def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No colour forced on from outside: piped output must be plain because it is piped."""
-    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "NO_COLOR", "JOBWARDEN_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture(scope="module")
 def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with proc.serving(tmp_path_factory.mktemp("cli") / "cli.db") as (_, addr):

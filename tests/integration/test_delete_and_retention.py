@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 from support import pg, rpc
+from support.clock import MovedClock
 
 from jobwarden import errors
 from jobwarden.client import Client, Job, JobStatus
@@ -33,19 +34,9 @@ TOKENS = {
 DAY = dt.timedelta(days=1)
 
 
-class Clock:
-    """The server's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
 @contextlib.asynccontextmanager
 async def serving(
-    tmp_path: Path, backend: str, clock: Clock, retention: Retention | None = None
+    tmp_path: Path, backend: str, clock: MovedClock, retention: Retention | None = None
 ) -> AsyncIterator[app.RunningServer]:
     async with contextlib.AsyncExitStack() as stack:
         if backend == "postgres":
@@ -62,12 +53,12 @@ async def serving(
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> MovedClock:
+    return MovedClock(dt.datetime.now(dt.UTC))
 
 
 @pytest.fixture
-async def alice(tmp_path: Path, backend: str, clock: Clock) -> AsyncIterator[Client]:
+async def alice(tmp_path: Path, backend: str, clock: MovedClock) -> AsyncIterator[Client]:
     async with serving(tmp_path, backend, clock) as srv, Client(srv.address, token="token-a") as client:
         yield client
 
@@ -136,7 +127,7 @@ async def test_an_unfinished_job_is_refused_until_it_is_cancelled(alice: Client)
 
 
 async def test_a_finished_watch_ends_and_the_raw_answers_carry_their_reasons(
-    tmp_path: Path, backend: str, clock: Clock
+    tmp_path: Path, backend: str, clock: MovedClock
 ) -> None:
     async with (
         serving(tmp_path, backend, clock) as srv,
@@ -169,7 +160,7 @@ async def test_a_finished_watch_ends_and_the_raw_answers_carry_their_reasons(
 
 
 async def test_retention_deletes_exactly_the_expired_jobs_by_type_and_status(
-    tmp_path: Path, backend: str, clock: Clock
+    tmp_path: Path, backend: str, clock: MovedClock
 ) -> None:
     """Completed jobs are kept 7 days, failed 30, `report` jobs completed 1 day; cancelled ones for
     good. The loop runs every 50 ms on the server's (moved) clock, while clients keep writing."""
@@ -227,7 +218,7 @@ async def _until(ids: Callable[[], Awaitable[set[str]]], expected: set[str]) -> 
 
 
 async def test_a_backlog_is_cleared_in_bounded_passes_one_after_another(
-    tmp_path: Path, backend: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, backend: str, clock: MovedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each pass stops after one batch here (its time budget made zero); the loop starts the next at
     once instead of waiting its (hour-long) interval, until nothing is left."""

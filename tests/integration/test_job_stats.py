@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support import flows, pg, rpc
+from support.clock import MovedClock
 
 from jobwarden import errors
 from jobwarden.client import Client, DurationStats, JobStatus
@@ -26,19 +27,9 @@ TOKENS = {
 S = dt.timedelta(seconds=1)
 
 
-class Clock:
-    """The server's clock, moved by the test: durations come out exact."""
-
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
 @pytest.fixture
-async def served(tmp_path: Path, backend: str) -> AsyncIterator[tuple[str, Clock]]:
-    clock = Clock()
+async def served(tmp_path: Path, backend: str) -> AsyncIterator[tuple[str, MovedClock]]:
+    clock = MovedClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
     async with contextlib.AsyncExitStack() as stack:
         if backend == "postgres":
             database = await stack.enter_async_context(pg.throwaway_database())
@@ -51,7 +42,7 @@ async def served(tmp_path: Path, backend: str) -> AsyncIterator[tuple[str, Clock
         yield srv.address, clock
 
 
-async def test_stats_count_measure_and_stay_within_the_owner(served: tuple[str, Clock]) -> None:
+async def test_stats_count_measure_and_stay_within_the_owner(served: tuple[str, MovedClock]) -> None:
     address, clock = served
     t0 = clock.now
     async with rpc.stubs(address, "alice") as alice, rpc.stubs(address, "bob") as bob:
@@ -106,7 +97,7 @@ async def test_stats_count_measure_and_stay_within_the_owner(served: tuple[str, 
         assert (await root.stats(job_types=["render"])).job_types[0].total == 0  # its own owner's: none
 
 
-async def test_a_malformed_request_is_refused_alike_on_every_store(served: tuple[str, Clock]) -> None:
+async def test_a_malformed_request_is_refused_alike_on_every_store(served: tuple[str, MovedClock]) -> None:
     address, clock = served
     async with Client(address, token="alice") as client:
         for call, field in (

@@ -4,12 +4,11 @@ changed jobs, a follower that falls behind is told to reload, and the reader sto
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from support import pg, rpc, waiting
+from support import rpc, waiting
 
 from jobwarden_server import store
 from jobwarden_server.domain.auth import Principal, Role
@@ -27,14 +26,7 @@ BOB = Principal(owner="bob", roles=frozenset({Role.CLIENT}))
 async def opened(
     tmp_path: Path, backend: str
 ) -> AsyncIterator[tuple[wiring.Services, store.Store, EventBus]]:
-    async with contextlib.AsyncExitStack() as stack:
-        if backend == "postgres":
-            url = await stack.enter_async_context(pg.throwaway_database())
-        else:
-            url = rpc.database_url(tmp_path)
-        await store.migrate(url)
-        db = store.open_store(url)
-        stack.push_async_callback(db.close)
+    async with rpc.migrated_store(tmp_path, backend) as db:
         bus = EventBus()
         defaults = Settings()
         yield wiring.build(db, bus, defaults.lifecycles, defaults.retry), db, bus

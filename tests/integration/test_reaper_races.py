@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from support import rpc
+from support.clock import MovedClock
 
 from jobwarden_server import store
 from jobwarden_server.domain import errors
@@ -31,16 +32,6 @@ from jobwarden_server.service.work import ClaimRequest
 WORKER = Principal(owner="acme", roles=frozenset({Role.CLIENT, Role.WORKER}))
 LEASE_S = 10.0
 NO_BACKOFF = RetryPolicy(initial_backoff_s=0.0, max_backoff_s=0.0)
-
-
-class Clock:
-    """The services' clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 class GapAfterDue:
@@ -62,7 +53,7 @@ class GapAfterDue:
 
 
 class Rig:
-    def __init__(self, db: GapAfterDue, clock: Clock) -> None:
+    def __init__(self, db: GapAfterDue, clock: MovedClock) -> None:
         services = wiring.build(db, EventBus(), Lifecycles.build(), NO_BACKOFF, clock=clock)  # type: ignore[arg-type]
         self.db, self.clock = db, clock
         self.jobs, self.work, self.reaper = services.jobs, services.work, services.reaper
@@ -92,7 +83,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     await store.migrate(url)
     db = store.open_store(url)
     try:
-        yield Rig(GapAfterDue(db), Clock())
+        yield Rig(GapAfterDue(db), MovedClock(dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)))
     finally:
         await db.close()
 

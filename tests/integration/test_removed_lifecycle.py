@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 from support import flows, pg, rpc
+from support.clock import MovedClock
 
 from jobwarden.v1 import job_pb2, job_service_pb2
 from jobwarden_server import app, store
@@ -84,18 +85,10 @@ async def test_only_finished_jobs_of_a_removed_table_do_not_stop_the_server(data
         assert (await flows.get(stubs, job.id)).status == job_pb2.JOB_STATUS_CANCELLED
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
 async def test_a_replica_without_the_table_refuses_its_jobs_and_rescues_the_others(database: str) -> None:
     await store.migrate(database)
     db = store.open_store(database)
-    clock = Clock()
+    clock = MovedClock(dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC))
     try:
         # A replica with the table creates and leases one job of each kind ...
         old = wiring.build(db, EventBus(), WITH_REVIEW, NO_BACKOFF, clock=clock)

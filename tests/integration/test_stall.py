@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 from google.protobuf import duration_pb2
-from support import flows, pg, rpc
+from support import flows, rpc
+from support.clock import MovedClock
 
 from jobwarden.v1 import job_pb2, job_service_pb2
 from jobwarden.v1 import worker_service_pb2 as pb
@@ -164,31 +165,14 @@ async def test_a_stalled_job_with_attempts_left_is_retried_unflagged(stubs: rpc.
     assert again.error.reason == "STALLED"
 
 
-class Clock:
-    """The services' clock, moved by the test: "the progress stood still a minute" is a fact."""
-
-    def __init__(self) -> None:
-        self.now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
 @pytest.fixture
 async def db(tmp_path: Path, backend: str) -> AsyncIterator[store.Store]:
-    async with contextlib.AsyncExitStack() as stack:
-        if backend == "postgres":
-            url = await stack.enter_async_context(pg.throwaway_database())
-        else:
-            url = rpc.database_url(tmp_path)
-        await store.migrate(url)
-        opened = store.open_store(url)
-        stack.push_async_callback(opened.close)
+    async with rpc.migrated_store(tmp_path, backend) as opened:
         yield opened
 
 
 async def test_each_reaper_pass_flags_a_still_job_once_and_counts_it(db: store.Store) -> None:
-    clock = Clock()
+    clock = MovedClock()
     settings = ReaperSettings(stall={"demo": StallRule(after_s=60)})
     services = wiring.build(db, EventBus(), Lifecycles.build(), RetryPolicy(), clock=clock, reaper=settings)
     who = Principal(owner="acme", roles=frozenset({Role.CLIENT, Role.WORKER}))

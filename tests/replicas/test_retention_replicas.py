@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from support import pg
+from support.clock import MovedClock
 
 from jobwarden_server import store
 from jobwarden_server.domain.auth import Principal, Role
@@ -28,18 +29,10 @@ POLICY = Retention(by_status={JobStatus.CANCELLED: 86400.0}, batch=40)
 JOBS = 300
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
 @pytest.fixture
-async def two(database: str) -> AsyncIterator[tuple[wiring.Services, wiring.Services, Clock]]:
+async def two(database: str) -> AsyncIterator[tuple[wiring.Services, wiring.Services, MovedClock]]:
     await store.migrate(database)
-    clock = Clock()
+    clock = MovedClock()
     a, b = store.open_store(database), store.open_store(database)
     try:
         yield (
@@ -52,7 +45,7 @@ async def two(database: str) -> AsyncIterator[tuple[wiring.Services, wiring.Serv
         await b.close()
 
 
-async def _expired(services: wiring.Services, clock: Clock) -> set[str]:
+async def _expired(services: wiring.Services, clock: MovedClock) -> set[str]:
     """JOBS jobs cancelled now, then two days pass (a day's retention)."""
     jobs = await services.jobs.create_many(ACME, [JobSpec(job_type="t", hold=True) for _ in range(JOBS)])
     ids = {job.id for job in jobs if not isinstance(job, Exception)}
@@ -70,7 +63,7 @@ async def _left(database: str) -> int:
 
 
 async def test_taking_turns_each_job_is_deleted_once(
-    two: tuple[wiring.Services, wiring.Services, Clock], database: str
+    two: tuple[wiring.Services, wiring.Services, MovedClock], database: str
 ) -> None:
     a, b, clock = two
     await _expired(a, clock)
@@ -85,7 +78,7 @@ async def test_taking_turns_each_job_is_deleted_once(
 
 
 async def test_racing_without_the_lock_each_job_is_deleted_once_and_neither_fails(
-    two: tuple[wiring.Services, wiring.Services, Clock], database: str
+    two: tuple[wiring.Services, wiring.Services, MovedClock], database: str
 ) -> None:
     """Sweeps raced batch against batch (as two replicas would if the lock were lost mid-pass): rows
     one of them holds are skipped by the other, so there is no waiting, no deadlock, no error."""

@@ -14,7 +14,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from jobwarden.v1 import job_service_pb2_grpc, worker_service_pb2_grpc
-from jobwarden_server import app
+from jobwarden_server import app, store
 from jobwarden_server.domain.auth import Principal, Role
 from jobwarden_server.settings import Settings
 from support import pg
@@ -58,6 +58,21 @@ def principals(tokens: Mapping[str, tuple[str, frozenset[Role]]]) -> dict[str, P
 def database_url(tmp_path: Path) -> str:
     """The database for a test server: a SQLite file in tmp_path."""
     return str(tmp_path / "jobwarden.db")
+
+
+@contextlib.asynccontextmanager
+async def migrated_store(tmp_path: Path, backend: str = "sqlite") -> AsyncIterator[store.Store]:
+    """An open store over a migrated database of its own, closed at the end of the block: a SQLite file
+    in tmp_path, or with `backend="postgres"` a throw-away PostgreSQL database."""
+    async with contextlib.AsyncExitStack() as stack:
+        if backend == "postgres":
+            url = await stack.enter_async_context(pg.throwaway_database())
+        else:
+            url = database_url(tmp_path)
+        await store.migrate(url)
+        opened = store.open_store(url)
+        stack.push_async_callback(opened.close)
+        yield opened
 
 
 @contextlib.asynccontextmanager
