@@ -41,7 +41,10 @@ def about_job(job_id: str) -> Iterator[None]:
     try:
         yield
     finally:
-        JOB_ID.reset(token)
+        with contextlib.suppress(ValueError):
+            # Only a streaming handler's generator closed from another task's context (left
+            # unfinished and finalized later) gets here: there is nothing of ours to restore there.
+            JOB_ID.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
