@@ -35,6 +35,7 @@ from jobwarden_server.api.worker_servicer import WorkerServicer
 from jobwarden_server.domain.errors import ConfigError, DomainError
 from jobwarden_server.events.bus import EventBus
 from jobwarden_server.events.relay import BusRelay
+from jobwarden_server.http import server as http_server
 from jobwarden_server.observability import logs
 from jobwarden_server.observability.metrics import Metrics
 from jobwarden_server.service import wiring
@@ -69,6 +70,8 @@ class RunningServer:
     bus: EventBus
     guard: Guard
     metrics: Metrics
+    http: http_server.HttpServer | None = None
+    """The HTTP port (dashboard), when settings.http_listen asks for one."""
 
     @property
     def address(self) -> str:
@@ -82,6 +85,8 @@ class RunningServer:
         # Streams and long polls would otherwise hold the whole grace period: end them now, with a
         # retryable status; unary calls in flight get the grace period to finish.
         await self.bus.close()
+        if self.http is not None:
+            await self.http.stop()
         await self.server.stop(grace)
         await self.guard.drain(within_s=5.0)
         self.stopping.set()
@@ -98,6 +103,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
     problem = listen.bind_problem(address)
     if problem is not None:
         raise ConfigError(problem)
+    http_server.check(settings)
     if migrate:
         await store.migrate(settings.database)
     db = store.open_store(
@@ -123,10 +129,8 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         metrics=metrics,
     )
     transport_limit = settings.max_request_bytes * TRANSPORT_LIMIT_FACTOR
-    guard = Guard(
-        Authenticator(settings.principals_by_hash, settings.principals_by_cn),
-        max_request_bytes=settings.max_request_bytes,
-    )
+    authenticator = Authenticator(settings.principals_by_hash, settings.principals_by_cn)
+    guard = Guard(authenticator, max_request_bytes=settings.max_request_bytes)
     server = grpc.aio.server(
         # The observer outermost: it times the whole call and sees the code the guard answered with.
         interceptors=[RpcObserver(metrics), guard],
@@ -163,6 +167,12 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         hint = " (or the TLS certificate and key do not belong together)" if settings.tls else ""
         raise ConfigError(f"cannot listen on {settings.listen}{hint}: {err}") from err
     await server.start()
+    try:
+        http = await http_server.start(settings, services, authenticator) if settings.http_listen else None
+    except BaseException:
+        await server.stop(None)
+        await db.close()
+        raise
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = address.host
@@ -195,6 +205,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         bus=bus,
         guard=guard,
         metrics=metrics,
+        http=http,
     )
 
 
@@ -237,6 +248,8 @@ async def _serve(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(f"jobwarden serving on {srv.address} (database {store.display_url(settings.database)})", flush=True)
+    if srv.http is not None:
+        print(f"jobwarden dashboard on {srv.http.url}", flush=True)
     await stop.wait()
     logger.info("shutting down (grace %.1fs)", settings.shutdown_grace_s)
     await srv.stop(settings.shutdown_grace_s)
@@ -269,6 +282,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PEM",
         help="mutual TLS: require client certificates signed by this CA ([[tokens]] client_cn maps them)",
     )
+    serve.add_argument(
+        "--http-listen",
+        metavar="HOST:PORT",
+        help=f"also serve the web dashboard on this address (env {settings_mod.ENV_HTTP_LISTEN}; default off)",
+    )
+    serve.add_argument(
+        "--http-insecure",
+        action="store_true",
+        default=None,
+        help="serve --http-listen in plaintext on a non-loopback address (behind a TLS-terminating proxy)",
+    )
     return parser
 
 
@@ -284,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls_key=getattr(args, "tls_key", None),
             tls_client_ca=getattr(args, "tls_client_ca", None),
             log_format=args.log_format,
+            http_listen=getattr(args, "http_listen", None),
+            http_insecure=getattr(args, "http_insecure", None),
         )
         # Only once the settings are read: the config file may choose the format. Nothing logs before.
         logs.configure(str(args.log_level), settings.log_format)

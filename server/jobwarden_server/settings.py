@@ -24,6 +24,10 @@ Config file (all keys optional):
     owner = "acme"
     roles = ["worker"]
 
+    [http]                                # the HTTP port: web dashboard (and /metrics); off by default
+    listen = "127.0.0.1:8080"             # flag --http-listen; another host needs [tls] (or insecure)
+    insecure = false                      # true: plaintext on a non-loopback address (behind a TLS proxy)
+
     [tls]                                 # paths relative to this file; flags --tls-* override
     cert = "server.pem"
     key = "server-key.pem"
@@ -96,6 +100,7 @@ DEFAULT_DATABASE = "jobwarden.db"
 ENV_DATABASE = "JOBWARDEN_DATABASE_URL"
 ENV_LISTEN = "JOBWARDEN_LISTEN"
 ENV_CONFIG = "JOBWARDEN_CONFIG"
+ENV_HTTP_LISTEN = "JOBWARDEN_HTTP_LISTEN"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +108,10 @@ class Settings:
     """Everything the composition root needs."""
 
     listen: str = DEFAULT_LISTEN
+    http_listen: str = ""
+    """host:port of the HTTP port (dashboard); "" keeps it off."""
+    http_insecure: bool = False
+    """Serve the HTTP port in plaintext on a non-loopback address (the operator's explicit opt-out)."""
     database: str = DEFAULT_DATABASE
     database_pool_size: int = 5
     """Connections per process: SQLite readers; on PostgreSQL all requests' (the listener has its own)."""
@@ -151,6 +160,7 @@ class Settings:
             raise ConfigError(
                 f"refusing to listen on {self.listen} without tokens: configure [[tokens]] or use 127.0.0.1"
             )
+        self._check_http()
         if self.database.startswith(("postgresql", "postgres:")) and self.database_pool_size < 2:
             # The reaper holds one pooled connection (its advisory lock) while its pass uses another.
             raise ConfigError("database_pool_size must be at least 2 with PostgreSQL")
@@ -159,6 +169,26 @@ class Settings:
             # The retention loop holds one more for its own lock while its batches use another.
             raise ConfigError("database_pool_size must be at least 3 with PostgreSQL and [retention]")
         return self
+
+    def _check_http(self) -> None:
+        """The HTTP port follows the gRPC port's rule (no tokens: loopback only), and on any other
+        address it carries the tokens (cookies) only over TLS, unless the operator opts out."""
+        if not self.http_listen:
+            return
+        parse_listen(self.http_listen)
+        if is_loopback(self.http_listen):
+            return
+        if not self.principals_by_hash and not self.principals_by_cn:
+            raise ConfigError(
+                f"refusing to serve HTTP on {self.http_listen} without tokens: configure [[tokens]] "
+                "or use 127.0.0.1"
+            )
+        if self.tls is None and not self.http_insecure:
+            raise ConfigError(
+                f"refusing to serve HTTP on {self.http_listen} without TLS: set [tls] cert and key "
+                "(--tls-cert, --tls-key), or, behind a proxy that terminates TLS, [http] insecure = true "
+                "(--http-insecure)"
+            )
 
 
 def is_loopback(listen: str) -> bool:
@@ -192,6 +222,8 @@ def load(config_path: str | None = None, **overrides: Any) -> Settings:
         values["database"] = os.environ[ENV_DATABASE]
     if ENV_LISTEN in os.environ:
         values["listen"] = os.environ[ENV_LISTEN]
+    if ENV_HTTP_LISTEN in os.environ:
+        values["http_listen"] = os.environ[ENV_HTTP_LISTEN]
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values).checked()
 
@@ -212,6 +244,7 @@ def _from_file(path: Path) -> dict[str, Any]:
         "queue_timeouts",
         "callbacks",
         "retention",
+        "http",
     }
     known |= {
         "shutdown_grace_seconds",
@@ -248,6 +281,7 @@ def _from_file(path: Path) -> dict[str, Any]:
             values[f"{key}_s"] = float(raw[f"{key}_seconds"])
     values["principals_by_hash"], values["principals_by_cn"] = _tokens(raw.get("tokens", []))
     values["tls"] = _tls_paths(raw.get("tls", {}), path.parent)
+    values.update(_http(raw.get("http", {})))
     values["retry"] = _retry(raw.get("retry", {}))
     values["callbacks"] = callbacks_policy(raw.get("callbacks", {}))
     values["retention"] = parse_retention(raw.get("retention", {}))
@@ -333,6 +367,23 @@ def _tls_paths(raw: Any, base: Path) -> dict[str, Path]:
     if unknown:
         raise ConfigError(f"[tls]: unknown keys {unknown} (use cert, key, client_ca)")
     return {key: base / str(value) for key, value in raw.items()}
+
+
+def _http(raw: Any) -> dict[str, Any]:
+    """The [http] table: listen (host:port) and insecure (true/false)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("[http] must be a table (listen, insecure)")
+    unknown = sorted(set(raw) - {"listen", "insecure"})
+    if unknown:
+        raise ConfigError(f"[http]: unknown keys {unknown} (use listen, insecure)")
+    values: dict[str, Any] = {}
+    if "listen" in raw:
+        values["http_listen"] = str(raw["listen"])
+    if "insecure" in raw:
+        if not isinstance(raw["insecure"], bool):
+            raise ConfigError("[http] insecure must be true or false")
+        values["http_insecure"] = raw["insecure"]
+    return values
 
 
 def _retry(raw: Mapping[str, Any]) -> RetryPolicy:

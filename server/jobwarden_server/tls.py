@@ -8,6 +8,7 @@ The files are read once, when the settings are loaded, so a missing or unreadabl
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from pathlib import Path
 
 import grpc
@@ -23,6 +24,8 @@ class TlsSettings:
     cert_chain: bytes
     private_key: bytes = dataclasses.field(repr=False)  # never in logs or error messages
     client_ca: bytes | None = None
+    paths: tuple[Path, Path] | None = dataclasses.field(default=None, compare=False)
+    """Where the cert and key were read from: Python's ssl module loads a key only from a file."""
 
     @property
     def mutual(self) -> bool:
@@ -59,6 +62,7 @@ class TlsSettings:
             cert_chain=_read("cert", cert, b"CERTIFICATE"),
             private_key=_read("key", key, b"PRIVATE KEY"),
             client_ca=None if client_ca is None else _read("client_ca", client_ca, b"CERTIFICATE"),
+            paths=(Path(cert), Path(key)),
         )
 
     def server_credentials(self) -> grpc.ServerCredentials:
@@ -69,6 +73,24 @@ class TlsSettings:
             root_certificates=self.client_ca,
             require_client_auth=self.mutual,
         )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The same certificate, key and client CA for the HTTP port (aiohttp's server).
+
+        Raises:
+            ConfigError: the files cannot be loaded (changed since start-up, or a key of another cert).
+        """
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        if self.paths is None:
+            raise ConfigError("TLS for the HTTP port needs the cert and key files (--tls-cert, --tls-key)")
+        try:
+            context.load_cert_chain(*self.paths)
+            if self.client_ca is not None:
+                context.load_verify_locations(cadata=self.client_ca.decode())
+                context.verify_mode = ssl.CERT_REQUIRED
+        except (OSError, ssl.SSLError, ValueError) as err:
+            raise ConfigError(f"TLS for the HTTP port: cannot load the cert and key ({err})") from err
+        return context
 
 
 def _read(what: str, path: Path | str, marker: bytes) -> bytes:

@@ -35,6 +35,57 @@ class CutOff(enum.Enum):
 TOO_SLOW = CutOff.TOO_SLOW
 
 
+class Tap:
+    """The ids of every job changed since the last `take`, of any owner: the dashboard's feed of the
+    list view. Bounded: past `max_ids` pending ids it forgets them and says RESYNC instead (the
+    reader reloads what it shows, like a watcher that reads the table after a gap)."""
+
+    RESYNC: frozenset[str] = frozenset()
+    """Returned by `take` when ids were lost (overflow, or other replicas' wake-ups were missed)."""
+
+    def __init__(self, max_ids: int) -> None:
+        self._max_ids = max_ids
+        self._ids: set[str] = set()
+        self._resync = False
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def offer(self, job_id: str) -> None:
+        """Note a changed job; never blocks."""
+        if self._resync:
+            return
+        if len(self._ids) >= self._max_ids:
+            self.resync()
+            return
+        self._ids.add(job_id)
+        self._ready.set()
+
+    def resync(self) -> None:
+        """Forget the pending ids: the reader must reload everything."""
+        self._ids.clear()
+        self._resync = True
+        self._ready.set()
+
+    async def take(self) -> frozenset[str]:
+        """The ids changed since the last take (at least one), or RESYNC; ShuttingDown once closed.
+        Changes arriving while the caller handles a batch gather into the next one."""
+        while not self._ids and not self._resync:
+            if self.closed:
+                raise ShuttingDown("server is shutting down")
+            self._ready.clear()
+            await self._ready.wait()
+        if self._resync:
+            self._resync = False
+            return self.RESYNC
+        ids, self._ids = frozenset(self._ids), set()
+        return ids
+
+    def close(self) -> None:
+        """Wake the reader for good."""
+        self.closed = True
+        self._ready.set()
+
+
 class Subscription:
     """Events of one job as they are committed, at most `maxsize` buffered."""
 
@@ -106,6 +157,19 @@ class EventBus:
         """Long polls waiting for work right now (for metrics and tests)."""
         self.watchers_cut_off = 0
         """Watches ended as too slow since start-up (for metrics and tests)."""
+        self._taps: set[Tap] = set()
+
+    @contextmanager
+    def tap(self, max_ids: int = 10_000) -> Iterator[Tap]:
+        """The ids of every job changed, local or (as wake-ups) from other replicas, for the block."""
+        tap = Tap(max_ids)
+        if self.closed:
+            tap.close()
+        self._taps.add(tap)
+        try:
+            yield tap
+        finally:
+            self._taps.discard(tap)
 
     @contextmanager
     def subscribe(self, job_id: str) -> Iterator[Subscription]:
@@ -131,6 +195,8 @@ class EventBus:
     def publish(self, events: Iterable[Event]) -> None:
         """Hand committed events to their job's subscribers. Never blocks."""
         for event in events:
+            for tap in self._taps:
+                tap.offer(event.job_id)
             subs = self._subscribers.get(event.job_id)
             if not subs:
                 continue
@@ -144,6 +210,8 @@ class EventBus:
 
         With `sequence` (from a change notification, which arrives for this replica's own commits
         too), subscribers already handed that event by `publish` are left alone."""
+        for tap in self._taps:
+            tap.offer(job_id)
         if sequence is not None and sequence <= self._published.get(job_id, 0):
             return
         for sub in self._subscribers.get(job_id, ()):
@@ -151,6 +219,8 @@ class EventBus:
 
     def poke_all(self) -> None:
         """Wake every subscriber to re-read the table (wake-ups from other replicas may be lost)."""
+        for tap in self._taps:
+            tap.resync()
         for subs in self._subscribers.values():
             for sub in subs:
                 sub.offer(CATCH_UP)
@@ -167,6 +237,8 @@ class EventBus:
     async def close(self) -> None:
         """Shutdown: end every watch (ShuttingDown) and release every waiting claimer at once."""
         self.closed = True
+        for tap in self._taps:
+            tap.close()
         for subs in self._subscribers.values():
             for sub in subs:
                 sub.close()

@@ -13,7 +13,9 @@ from jobwarden_server.events.bus import EventBus
 from jobwarden_server.observability.metrics import Metrics
 from jobwarden_server.service.admin import AdminService
 from jobwarden_server.service.batches import BatchService
+from jobwarden_server.service.dashboard import DashboardService
 from jobwarden_server.service.jobs import JobsService
+from jobwarden_server.service.live import LiveFeed
 from jobwarden_server.service.reaper import Reaper, ReaperSettings
 from jobwarden_server.service.retention import RetentionLoop
 from jobwarden_server.service.streams import StreamSlots
@@ -34,6 +36,8 @@ class Services:
     admin: AdminService
     retention: RetentionLoop
     batches: BatchService
+    dashboard: DashboardService
+    live: LiveFeed
 
 
 def build(
@@ -69,4 +73,6 @@ def build(
         admin=AdminService(db, writer, jobs, lifecycles),
         retention=RetentionLoop(db, retention or Retention(), clock),
         batches=BatchService(jobs, writer, clock),
+        dashboard=DashboardService(db, jobs, clock),
+        live=LiveFeed(db, bus, slots),
     )

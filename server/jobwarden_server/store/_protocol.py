@@ -18,6 +18,7 @@ from jobwarden_server.domain.errors import DomainError
 from jobwarden_server.domain.records import Asset, BatchCounts, CallbackState, Event, EventKind, Job
 from jobwarden_server.domain.retention import RetentionRule
 from jobwarden_server.domain.retry import RetryPolicy
+from jobwarden_server.domain.stats import StatsCounts, StatsWindow
 from jobwarden_server.domain.status import JobStatus, StopReason
 
 
@@ -313,6 +314,21 @@ class Store(Protocol):
 
     async def job_list(self, params: JobListParams) -> Sequence[Job]:
         """Jobs matching the filters ordered by (create_time, id), ascending or descending."""
+        ...
+
+    async def job_count(self, params: JobListParams) -> int:
+        """How many jobs match the filters of `params` (its cursor and order ignored), counting no
+        further than `params.limit`: a bounded walk of the listing index, never a full count."""
+        ...
+
+    async def job_get_many(self, job_ids: Sequence[str]) -> Sequence[Job]:
+        """The jobs of `job_ids` that exist, of any owner, in no particular order (the live feed
+        reads the jobs a burst of changes touched in one query and filters by owner itself)."""
+        ...
+
+    async def job_stats(self, owner: str, window: StatsWindow) -> StatsCounts:
+        """The owner's queue depth now, and per job type and bucket of `window` the jobs that
+        arrived, left the queue and ended (by status and completion-time bucket): grouped counts."""
         ...
 
     async def job_update(self, params: JobUpdateParams) -> Change | None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from jobwarden_server.domain import decisions, errors
+from jobwarden_server.domain import decisions, errors, stats
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job
 from jobwarden_server.domain.retention import RetentionRule
 from jobwarden_server.domain.status import JobStatus
@@ -28,6 +28,7 @@ from jobwarden_server.store import _claim as claim
 from jobwarden_server.store import _delete as delete
 from jobwarden_server.store import _outbox as outbox
 from jobwarden_server.store import _rows as rows
+from jobwarden_server.store import _stats as dashboard
 from jobwarden_server.store import _tables as tables
 from jobwarden_server.store._create import Creation
 from jobwarden_server.store._errors import translated
@@ -222,6 +223,21 @@ class SqlStore:
         async with self._read() as conn:
             result = await conn.execute(_list_query(params, self._dialect))
             return [rows.job_from_row(row) for row in result.mappings()]
+
+    async def job_count(self, params: JobListParams) -> int:
+        """How many of the owner's jobs match the filters, counting at most `params.limit`."""
+        async with self._read() as conn:
+            return await dashboard.count_at_most(conn, _list_query(params, self._dialect), params.limit)
+
+    async def job_get_many(self, job_ids: Sequence[str]) -> Sequence[Job]:
+        """The jobs of `job_ids` that exist, of any owner; see Store.job_get_many."""
+        async with self._read() as conn:
+            return await dashboard.jobs_by_id(conn, job_ids)
+
+    async def job_stats(self, owner: str, window: stats.StatsWindow) -> stats.StatsCounts:
+        """Grouped counts of the owner's queues; see Store.job_stats."""
+        async with self._read() as conn:
+            return await dashboard.job_stats(conn, owner, window)
 
     async def job_due(self, params: JobDueParams) -> Sequence[Job]:
         """RUNNING jobs with an expired lease, unfinished jobs past their deadline, then waiting jobs
