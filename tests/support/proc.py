@@ -15,6 +15,16 @@ from typing import IO
 
 PR_SET_PDEATHSIG = 1
 LISTENING = re.compile(r"serving on (\S+:\d+)")
+DASHBOARD = re.compile(r"dashboard on (\S+)")
+
+
+def dashboard_url(process: subprocess.Popen[str]) -> str:
+    """The dashboard's address, which `jobwarden serve --http-listen` prints after "serving on"."""
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = DASHBOARD.search(line)
+    assert match is not None, f"no dashboard line: {line!r}"
+    return match.group(1)
 
 
 def jobwarden_command() -> list[str]:
@@ -67,6 +77,7 @@ def spawn(
     inherit_env: bool = True,
     stdout: int | IO[str] = subprocess.PIPE,
     stderr: int | IO[str] = subprocess.PIPE,
+    stdin: int = subprocess.DEVNULL,
 ) -> subprocess.Popen[str]:
     """Start `command` (any program) tied to the test process: it is killed if the tests die.
 
@@ -76,7 +87,7 @@ def spawn(
         _tied_to_us(command),
         stdout=stdout,
         stderr=stderr,
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         text=True,
         cwd=cwd,
         env={**(os.environ if inherit_env else {}), **(env or {})},

@@ -137,18 +137,18 @@ async def job_stream(request: web.Request) -> web.StreamResponse:
 async def job_list_stream(request: web.Request) -> web.StreamResponse:
     """The caller's jobs as they change, for the list view."""
     who = auth.require(request, Role.CLIENT)
-    follow = request.app[api.SERVICES].live.follow(who)
+    with request.app[api.SERVICES].live.follow(who) as batches:
 
-    async def messages() -> AsyncIterator[bytes]:
-        async for batch in follow:
-            if batch is live.RESYNC:
-                yield _message("resync", {})
-            else:
-                yield _message("jobs", [shapes.job(job) for job in batch])
+        async def messages() -> AsyncIterator[bytes]:
+            async for batch in batches:
+                if batch is live.RESYNC:
+                    yield _message("resync", {})
+                else:
+                    yield _message("jobs", [shapes.job(job) for job in batch])
 
-    response = await _open(request)
-    try:
-        await _relay(response, messages())
-    finally:
-        await _close(follow)
+        response = await _open(request)  # after following: what the browser sees next is not missed
+        try:
+            await _relay(response, messages())
+        finally:
+            await _close(batches)
     return response

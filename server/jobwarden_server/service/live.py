@@ -14,14 +14,15 @@ jobs it missed: it reloads what it shows (one page) and follows on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 from jobwarden_server import store
 from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.errors import ShuttingDown
 from jobwarden_server.domain.records import Job
-from jobwarden_server.events.bus import EventBus
+from jobwarden_server.events.bus import EventBus, Tap
 from jobwarden_server.service.streams import StreamSlots
 
 logger = logging.getLogger(__name__)
@@ -70,52 +71,62 @@ class LiveFeed:
         self._followers: set[_Follower] = set()
         self._pump: asyncio.Task[None] | None = None
 
-    async def follow(self, who: Principal) -> AsyncIterator[Sequence[Job]]:
-        """Batches of the caller's jobs as they change (each job's latest row), or RESYNC; ends with
-        ShuttingDown when the server stops. Holds one of the owner's stream slots."""
+    @contextlib.contextmanager
+    def follow(self, who: Principal) -> Iterator[AsyncIterator[Sequence[Job]]]:
+        """For the block: batches of the caller's jobs as they change (each job's latest row), or
+        RESYNC; ending with ShuttingDown when the server stops. Every change committed after the block
+        begins is delivered (the tap is open before this returns). Holds one of the owner's stream slots."""
         with self._slots.hold(who.owner):
             follower = _Follower(who.owner, self._queue_size)
             self._followers.add(follower)
             self._ensure_pump()
             try:
-                while True:
-                    while not follower.pending and not follower.resync:
-                        if follower.closed or self._bus.closed:
-                            raise ShuttingDown("server is shutting down")
-                        follower.ready.clear()
-                        await follower.ready.wait()
-                    if follower.resync:
-                        follower.resync = False
-                        yield RESYNC
-                        continue
-                    latest = {job.id: job for job in follower.pending}
-                    follower.pending.clear()
-                    yield list(latest.values())
+                yield self._batches(follower)
             finally:
                 self._followers.discard(follower)
                 if not self._followers and self._pump is not None:
                     self._pump.cancel()
                     self._pump = None
 
-    def _ensure_pump(self) -> None:
-        if self._pump is None or self._pump.done():
-            self._pump = asyncio.get_running_loop().create_task(self._run(), name="jobwarden-live-feed")
+    async def _batches(self, follower: _Follower) -> AsyncIterator[Sequence[Job]]:
+        while True:
+            while not follower.pending and not follower.resync:
+                if follower.closed or self._bus.closed:
+                    raise ShuttingDown("server is shutting down")
+                follower.ready.clear()
+                await follower.ready.wait()
+            if follower.resync:
+                follower.resync = False
+                yield RESYNC
+                continue
+            latest = {job.id: job for job in follower.pending}
+            follower.pending.clear()
+            yield list(latest.values())
 
-    async def _run(self) -> None:
+    def _ensure_pump(self) -> None:
+        if self._pump is not None and not self._pump.done():
+            return
+        # The tap opens now, not when the task first runs: nothing committed after `follow` returned
+        # can be missed. It closes when the task ends, even a task cancelled before it ran.
+        taps = contextlib.ExitStack()
+        tap = taps.enter_context(self._bus.tap())
+        self._pump = asyncio.get_running_loop().create_task(self._run(tap), name="jobwarden-live-feed")
+        self._pump.add_done_callback(lambda _: taps.close())
+
+    async def _run(self, tap: Tap) -> None:
         try:
-            with self._bus.tap() as tap:
-                while True:
-                    ids = await tap.take()
-                    if ids is tap.RESYNC:
-                        self._resync_all()
-                        continue
-                    try:
-                        await self._deliver(sorted(ids))
-                    except Exception:
-                        # Those changes are lost to the followers: they reload once reads work again.
-                        logger.exception("live feed: reading %d changed jobs failed", len(ids))
-                        self._resync_all()
-                        await asyncio.sleep(RETRY_S)
+            while True:
+                ids = await tap.take()
+                if ids is tap.RESYNC:
+                    self._resync_all()
+                    continue
+                try:
+                    await self._deliver(sorted(ids))
+                except Exception:
+                    # Those changes are lost to the followers: they reload once reads work again.
+                    logger.exception("live feed: reading %d changed jobs failed", len(ids))
+                    self._resync_all()
+                    await asyncio.sleep(RETRY_S)
         except ShuttingDown:
             pass
         finally:

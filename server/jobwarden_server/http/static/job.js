@@ -69,7 +69,7 @@ function eventItem(event) {
     "li",
     { "data-sequence": String(event.sequence), "data-kind": event.kind },
     h("span", { class: "seq" }, `#${event.sequence}`),
-    h("span", { class: `kind ${rescue ? "rescue" : event.kind}` }, kind),
+    h("span", { class: `kind kind-${rescue ? "rescue" : event.kind}` }, kind),
     h("div", {}, h("div", {}, describe(event)), h("span", { class: "actor" }, event.actor), " ", when(event.time)),
   );
 }

@@ -59,10 +59,10 @@ function filterForm(filter) {
   const checks = STATUSES.map((s) =>
     h("label", {}, h("input", { type: "checkbox", name: "status", value: s, checked: filter.status.includes(s) }), s),
   );
-  return h(
+  const form = h(
     "form",
     {
-      class: "filters card",
+      class: "filters",
       id: "filters",
       onsubmit: (e) => {
         e.preventDefault();
@@ -86,6 +86,9 @@ function filterForm(filter) {
     h("label", {}, "Search", h("input", { name: "q", type: "search", value: filter.q, placeholder: "job id or type" })),
     h("div", {}, h("button", { type: "submit" }, "Apply"), " ", h("a", { href: "#/" }, "Clear")),
   );
+  // On a phone the filters start folded, so the jobs are what the screen shows first.
+  const open = !window.matchMedia("(max-width: 640px)").matches;
+  return h("details", { class: "filters card", open }, h("summary", {}, "Filters"), form);
 }
 
 function row(job) {
