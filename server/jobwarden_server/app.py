@@ -35,6 +35,7 @@ from jobwarden_server.api.worker_servicer import WorkerServicer
 from jobwarden_server.domain.errors import ConfigError, DomainError
 from jobwarden_server.events.bus import EventBus
 from jobwarden_server.events.relay import BusRelay
+from jobwarden_server.http import metrics as http_metrics
 from jobwarden_server.http import server as http_server
 from jobwarden_server.observability import logs
 from jobwarden_server.observability.metrics import Metrics
@@ -168,7 +169,10 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         raise ConfigError(f"cannot listen on {settings.listen}{hint}: {err}") from err
     await server.start()
     try:
-        http = await http_server.start(settings, services, authenticator) if settings.http_listen else None
+        http = None
+        if settings.http_listen:
+            routes = [http_metrics.route(metrics)]
+            http = await http_server.start(settings, services, authenticator, extra_routes=routes)
     except BaseException:
         await server.stop(None)
         await db.close()

@@ -16,7 +16,7 @@ Config file (all keys optional):
     [[tokens]]                            # no tokens = local mode (loopback only, owner "default")
     sha256 = "<hex sha256 of the token>"  # printf %s "$TOKEN" | sha256sum
     owner = "acme"
-    roles = ["client", "worker"]          # client, worker, admin (admin-global: every owner)
+    roles = ["client", "worker"]          # client, worker, admin (admin-global: every owner; metrics)
     name = "acme-ci"
 
     [[tokens]]                            # mTLS: a verified client certificate instead of a token
@@ -354,7 +354,9 @@ def _principal(i: int, entry: Mapping[str, Any]) -> Principal:
     try:
         roles = frozenset(Role(r) for r in entry.get("roles", ["client", "worker"]))
     except ValueError as err:
-        raise ConfigError(f"tokens[{i}].roles: {err} (use client, worker, admin, admin-global)") from err
+        raise ConfigError(
+            f"tokens[{i}].roles: {err} (use client, worker, admin, admin-global, metrics)"
+        ) from err
     return Principal(owner=owner, roles=roles, name=str(entry.get("name", owner)))
 
 
