@@ -108,8 +108,8 @@ def _code(context: Context) -> grpc.StatusCode:
 
 def _failed(context: Context, err: BaseException) -> grpc.StatusCode:
     """The status of a call that ended by an exception: the guard's abort set it; a caller that went
-    away cancelled the handler; anything else becomes UNKNOWN in grpc."""
-    if isinstance(err, asyncio.CancelledError):
+    away cancelled the handler (or closed its stream); anything else becomes UNKNOWN in grpc."""
+    if isinstance(err, asyncio.CancelledError | GeneratorExit):
         return grpc.StatusCode.CANCELLED
     code = context.code()
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
