@@ -510,6 +510,21 @@ async def replicas(block: Block, ctx: Ctx) -> None:
                 assert (job.owner, job.lifecycle) == ("acme", "staged")
 
 
+def dashboard(block: Block, ctx: Ctx) -> None:
+    [command] = block.commands
+    argv = block.argv(command)
+    assert argv[:2] == ["jobwarden", "serve"] and option(argv, "--http-listen") == "127.0.0.1:8080"
+    argv = replace_option(argv, "--http-listen", "127.0.0.1:0")
+    with proc.serving(ctx.tmp_path / "dashboard.db", serve=[*proc.jobwarden_command(), *argv[1:]]) as (
+        process,
+        _,
+    ):
+        url = proc.dashboard_url(process)
+        with httpx.Client(timeout=10) as browser:
+            assert "<title>jobwarden</title>" in browser.get(url).text
+            assert browser.get(f"{url}api/session").json()["local"] is True  # no login in local mode
+
+
 def layout(block: Block, ctx: Ctx) -> None:
     for line in block.text.splitlines():
         if line.startswith(" "):
@@ -999,6 +1014,7 @@ HOW: dict[str, How] = {
     "running-several-replicas-1-sh": How(
         "port 0, a throwaway PostgreSQL database, the sample config; then called", replicas, postgres=True
     ),
+    "dashboard-1-sh": How("port 0 instead of 8080; the page and local mode's session answer", dashboard),
     "metrics-and-logs-1-sh": How(
         "the server (HTTP port 0) with a job; curl on its real port prints the job's counter; every "
         "stderr line is a JSON record",

@@ -17,8 +17,9 @@ from support import pg, rpc
 
 from jobwarden_server import app
 
-SQLITE_ONLY_MODULES = frozenset({"test_validation"})
-"""Request validation refuses before any database access: a second database would test nothing new."""
+SQLITE_ONLY_MODULES = frozenset({"test_validation", "test_http_auth"})
+"""Request validation and the HTTP port's authentication refuse before any database access: a second
+database would test nothing new."""
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

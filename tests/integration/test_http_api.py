@@ -8,18 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from support import flows, rpc
+from support import flows, rpc, web
+from support.web import client, read_sse, refusal
 
 from jobwarden_server import app
-from jobwarden_server.domain.auth import Role
 
-TOKENS = {
-    "token-a": ("alice", frozenset({Role.CLIENT, Role.WORKER})),
-    "token-b": ("bob", frozenset({Role.CLIENT, Role.WORKER})),
-    "token-admin-a": ("alice", frozenset({Role.ADMIN})),
-}
+TOKENS = web.TOKENS
 
 
 @pytest.fixture
@@ -34,46 +29,6 @@ async def srv(tmp_path: Path, backend: str) -> AsyncIterator[app.RunningServer]:
 def base(srv: app.RunningServer) -> str:
     assert srv.http is not None
     return srv.http.url.rstrip("/")
-
-
-def client(base: str, token: str | None = None) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.AsyncClient(base_url=base, headers=headers, timeout=10)
-
-
-def refusal(response: httpx.Response, status: int, reason: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert (error["status"], error["reason"]) == (status, reason)
-    return error
-
-
-async def test_token_mode_needs_a_token_for_the_api_and_the_streams(base: str) -> None:
-    async with client(base) as anonymous, client(base, "not-a-token") as wrong:
-        for path in ("/api/jobs", "/api/jobs/count", "/api/queues", "/api/stream", "/api/session"):
-            refusal(await anonymous.get(path), 401, "UNAUTHENTICATED")
-            refusal(await wrong.get(path), 401, "UNAUTHENTICATED")
-        refusal(await anonymous.post("/api/jobs/cancel", json={"filter": {}}), 401, "UNAUTHENTICATED")
-        page = await anonymous.get("/")  # the page itself is public: its script shows the login form
-        assert page.status_code == 200 and "jobwarden" in page.text
-
-
-async def test_login_keeps_the_token_in_an_http_only_cookie(base: str, srv: app.RunningServer) -> None:
-    async with client(base) as browser:
-        refusal(await browser.post("/api/session", json={"token": "wrong"}), 401, "UNAUTHENTICATED")
-        assert not browser.cookies
-        response = await browser.post("/api/session", json={"token": "token-a"})
-        assert response.status_code == 200 and response.json()["owner"] == "alice"
-        cookie = response.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-        assert (await browser.get("/api/session")).json()["owner"] == "alice"
-        assert (await browser.get("/api/jobs")).status_code == 200
-        await browser.request("DELETE", "/api/session", json={})
-        refusal(await browser.get("/api/jobs"), 401, "UNAUTHENTICATED")
-    async with client(base) as browser:
-        redirect = await browser.get("/?token=token-b", follow_redirects=False)
-        assert redirect.status_code == 302 and redirect.headers["location"] == "/"
-        assert (await browser.get("/api/session")).json()["owner"] == "bob"
 
 
 async def test_an_owner_sees_and_touches_only_its_own_jobs(base: str, srv: app.RunningServer) -> None:
@@ -167,25 +122,6 @@ async def test_list_pages_by_keyset_and_filters(base: str, srv: app.RunningServe
         labelled = (await alice.get("/api/jobs?label=n=1")).json()["jobs"]
         assert {j["id"] for j in labelled} == {made[1].id, made[3].id}
         assert (await alice.get(f"/api/jobs?q={made[2].id}")).json()["jobs"][0]["id"] == made[2].id
-
-
-async def read_sse(response: httpx.Response, until: str) -> list[tuple[str, str, Any]]:
-    """(event, id, data) of each message until one named `until`."""
-    messages: list[tuple[str, str, Any]] = []
-    kind, event_id, data = "", "", ""
-    async for line in response.aiter_lines():
-        if line.startswith("event: "):
-            kind = line[7:]
-        elif line.startswith("id: "):
-            event_id = line[4:]
-        elif line.startswith("data: "):
-            data = line[6:]
-        elif line == "" and kind:
-            messages.append((kind, event_id, json.loads(data)))
-            if kind == until:
-                return messages
-            kind, event_id, data = "", "", ""
-    raise AssertionError(f"stream ended before {until!r}: {messages}")
 
 
 async def test_a_job_stream_resumes_after_last_event_id(base: str, srv: app.RunningServer) -> None:

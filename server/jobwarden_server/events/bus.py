@@ -37,11 +37,8 @@ TOO_SLOW = CutOff.TOO_SLOW
 
 class Tap:
     """The ids of every job changed since the last `take`, of any owner: the dashboard's feed of the
-    list view. Bounded: past `max_ids` pending ids it forgets them and says RESYNC instead (the
-    reader reloads what it shows, like a watcher that reads the table after a gap)."""
-
-    RESYNC: frozenset[str] = frozenset()
-    """Returned by `take` when ids were lost (overflow, or other replicas' wake-ups were missed)."""
+    list view. Bounded: past `max_ids` pending ids it forgets them and says so instead (the reader
+    reloads what it shows, like a watcher that reads the table after a gap)."""
 
     def __init__(self, max_ids: int) -> None:
         self._max_ids = max_ids
@@ -66,9 +63,10 @@ class Tap:
         self._resync = True
         self._ready.set()
 
-    async def take(self) -> frozenset[str]:
-        """The ids changed since the last take (at least one), or RESYNC; ShuttingDown once closed.
-        Changes arriving while the caller handles a batch gather into the next one."""
+    async def take(self) -> frozenset[str] | None:
+        """The ids changed since the last take (at least one), or None when some were lost (an
+        overflow, or missed wake-ups from other replicas): reload everything. ShuttingDown once
+        closed. Changes arriving while the caller handles a batch gather into the next one."""
         while not self._ids and not self._resync:
             if self.closed:
                 raise ShuttingDown("server is shutting down")
@@ -76,7 +74,7 @@ class Tap:
             await self._ready.wait()
         if self._resync:
             self._resync = False
-            return self.RESYNC
+            return None
         ids, self._ids = frozenset(self._ids), set()
         return ids
 
@@ -224,6 +222,10 @@ class EventBus:
         for subs in self._subscribers.values():
             for sub in subs:
                 sub.offer(CATCH_UP)
+
+    def tap_count(self) -> int:
+        """How many taps are open (for metrics and tests)."""
+        return len(self._taps)
 
     def subscriber_count(self) -> int:
         """How many watch subscriptions are open (for metrics and tests)."""

@@ -127,13 +127,11 @@ def _bound(address: listen.ListenAddress) -> socket.socket:
         sock.listen(128)
     except OSError as err:
         sock.close()
-        raise ConfigError(
-            f"cannot listen on {settings_address(address)} for HTTP: {err.strerror or err}"
-        ) from err
+        raise ConfigError(f"cannot listen on {_shown(address)} for HTTP: {err.strerror or err}") from err
     sock.setblocking(False)
     return sock
 
 
-def settings_address(address: listen.ListenAddress) -> str:
+def _shown(address: listen.ListenAddress) -> str:
     """host:port as written ([host]:port for IPv6)."""
     return f"[{address.host}]:{address.port}" if ":" in address.host else f"{address.host}:{address.port}"

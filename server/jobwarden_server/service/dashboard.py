@@ -62,7 +62,7 @@ class DashboardService:
 
     async def count(self, who: Principal, query: JobQuery, limit: int = COUNT_LIMIT) -> int:
         """How many of the caller's jobs match, up to `limit`."""
-        return await self._store.job_count(self._params(who, query, limit))
+        return await self._store.job_count(query.params(who.owner, limit))
 
     async def cancel_matching(self, who: Principal, query: JobQuery, reason: str) -> BulkOutcome:
         """Cancel the caller's unfinished jobs that match `query` (at most BULK_LIMIT), each as
@@ -72,7 +72,7 @@ class DashboardService:
         if not wanted:
             return BulkOutcome(matched=0, cancelled=0, refused=0)
         query = dataclasses.replace(query, statuses=wanted)
-        found = await self._store.job_list(self._params(who, query, BULK_LIMIT))
+        found = await self._store.job_list(query.params(who.owner, BULK_LIMIT))
         gate = asyncio.Semaphore(BULK_CONCURRENCY)
 
         async def one(job_id: str) -> bool:
@@ -87,18 +87,3 @@ class DashboardService:
         cancelled = sum(done)
         logger.info("bulk cancel owner=%s matched=%d cancelled=%d", who.owner, len(found), cancelled)
         return BulkOutcome(matched=len(found), cancelled=cancelled, refused=len(found) - cancelled)
-
-    @staticmethod
-    def _params(who: Principal, query: JobQuery, limit: int) -> store.JobListParams:
-        return store.JobListParams(
-            owner=who.owner,
-            limit=limit,
-            statuses=query.statuses,
-            job_types=query.job_types,
-            labels=query.labels,
-            stop_reasons=query.stop_reasons,
-            created_after=query.created_after,
-            created_before=query.created_before,
-            descending=query.descending,
-            parent_id=query.parent_id,
-        )

@@ -77,6 +77,24 @@ class JobQuery:
     parent_id: str = ""
     """Only the children of this batch parent."""
 
+    def params(
+        self, owner: str, limit: int, after: tuple[dt.datetime, str] | None = None
+    ) -> store.JobListParams:
+        """The store's listing of these filters for `owner`, `limit` rows after the keyset `after`."""
+        return store.JobListParams(
+            owner=owner,
+            limit=limit,
+            statuses=self.statuses,
+            job_types=self.job_types,
+            labels=self.labels,
+            stop_reasons=self.stop_reasons,
+            created_after=self.created_after,
+            created_before=self.created_before,
+            after=after,
+            descending=self.descending,
+            parent_id=self.parent_id,
+        )
+
 
 class JobsService:
     """What clients can do with their own jobs. Every read and write is scoped to the caller's owner."""
@@ -226,23 +244,7 @@ class JobsService:
                 raise errors.InvalidArgument(
                     "page_token", "is malformed", reason="INVALID_PAGE_TOKEN"
                 ) from err
-        jobs = list(
-            await self._store.job_list(
-                store.JobListParams(
-                    owner=who.owner,
-                    limit=size + 1,
-                    statuses=query.statuses,
-                    job_types=query.job_types,
-                    labels=query.labels,
-                    stop_reasons=query.stop_reasons,
-                    created_after=query.created_after,
-                    created_before=query.created_before,
-                    after=after,
-                    descending=query.descending,
-                    parent_id=query.parent_id,
-                )
-            )
-        )
+        jobs = list(await self._store.job_list(query.params(who.owner, size + 1, after)))
         if len(jobs) <= size:
             return jobs, ""
         last = jobs[size - 1]

@@ -117,7 +117,7 @@ class LiveFeed:
         try:
             while True:
                 ids = await tap.take()
-                if ids is tap.RESYNC:
+                if ids is None:
                     self._resync_all()
                     continue
                 try:

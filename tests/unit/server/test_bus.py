@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
+from jobwarden_server.domain.errors import ShuttingDown
 from jobwarden_server.domain.records import Event, EventKind
 from jobwarden_server.events.bus import CATCH_UP, TOO_SLOW, EventBus
 
@@ -55,3 +58,20 @@ async def test_a_live_subscriber_that_overflows_is_cut_off_and_buffers_nothing_m
         assert await sub.get() is TOO_SLOW
         bus.poke("a")
         assert await sub.get() is TOO_SLOW  # nothing is queued after the cut-off, not even wake-ups
+
+
+async def test_a_tap_gathers_the_ids_of_every_changed_job_until_taken() -> None:
+    bus = EventBus()
+    with bus.tap(max_ids=3) as tap:
+        bus.publish([_event("a", 1), _event("a", 2), _event("b", 1)])
+        bus.poke("c", 5)  # another replica's change: an id without a body
+        assert await tap.take() == {"a", "b", "c"}
+        for job_id in ("d", "e", "f", "g"):
+            bus.publish([_event(job_id, 1)])
+        assert await tap.take() is None  # more than max_ids pending: reload everything
+        bus.poke_all()
+        assert await tap.take() is None
+        await bus.close()
+        with pytest.raises(ShuttingDown):
+            await tap.take()
+    bus.publish([_event("h", 1)])  # a closed tap is gone from the bus
