@@ -26,7 +26,7 @@ class RpcObserver(grpc.aio.ServerInterceptor):
     """Times each call of a known method by its final status code."""
 
     def __init__(self, metrics: Metrics) -> None:
-        self._durations = metrics.rpc_duration
+        self._metrics = metrics
 
     async def intercept_service(
         self,
@@ -67,7 +67,7 @@ class RpcObserver(grpc.aio.ServerInterceptor):
                 code = _failed(context, err)
                 raise
             finally:
-                self._durations.labels(method, code.name).observe(time.perf_counter() - started)
+                self._metrics.time_rpc(method, code.name, time.perf_counter() - started)
 
         return unary
 
@@ -89,7 +89,7 @@ class RpcObserver(grpc.aio.ServerInterceptor):
                 code = _failed(context, err)
                 raise
             finally:
-                self._durations.labels(method, code.name).observe(time.perf_counter() - started)
+                self._metrics.time_rpc(method, code.name, time.perf_counter() - started)
 
         return stream
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -118,6 +119,19 @@ class Metrics:
         self.watchers = Gauge("jobwarden_watchers_active", "Open WatchJob streams.", registry=r)
         self.work_sessions = Gauge("jobwarden_work_sessions_active", "Open Work sessions.", registry=r)
         self._depth: DepthSource | None = None
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+    def _of(self, metric: Counter | Histogram, *values: str) -> Any:
+        """`metric.labels(*values)`, kept: the library's lookup costs more than the count itself, and
+        the writer counts several times per job. (As many entries as the metric has series.)"""
+        child = self._children.get((metric, values))
+        if child is None:
+            child = self._children[(metric, values)] = metric.labels(*values)
+        return child
+
+    def time_rpc(self, method: str, code: str, seconds: float) -> None:
+        """Record a call's time under its method and final status code."""
+        self._of(self.rpc_duration, method, code).observe(seconds)
 
     def read_depth_with(self, source: DepthSource) -> None:
         """Where `render` reads the queue depth from (service/wiring.py installs the store's count)."""
@@ -128,34 +142,38 @@ class Metrics:
         `job` is the job as the change left it; `events` are the events the change appended."""
         for event in events:
             if event.kind is EventKind.CREATED:
-                self.jobs_created.labels(job.job_type, str(event.data.get("status", job.status.value))).inc()
+                self._of(
+                    self.jobs_created, job.job_type, str(event.data.get("status", job.status.value))
+                ).inc()
             elif event.kind is EventKind.TRANSITION:
                 self._transition(job, event)
 
     def _transition(self, job: Job, event: Event) -> None:
         source, to = str(event.data.get("from", "")), str(event.data.get("to", ""))
-        self.transitions.labels(job.job_type, source, to).inc()
+        self._of(self.transitions, job.job_type, source, to).inc()
         if to in _TERMINAL:
-            self.jobs_finished.labels(job.job_type, to, _stop_reason(job, event)).inc()
+            self._of(self.jobs_finished, job.job_type, to, _stop_reason(job, event)).inc()
         if job.batch is not None:
             return  # a batch parent is driven by its children: nobody claims or runs it
         if source == JobStatus.QUEUED and to == JobStatus.RUNNING:
             due = max(job.create_time, job.run_after or job.create_time)
-            self.queue_wait.labels(job.job_type).observe(max(0.0, (event.create_time - due).total_seconds()))
+            self._of(self.queue_wait, job.job_type).observe(
+                max(0.0, (event.create_time - due).total_seconds())
+            )
         if source != JobStatus.RUNNING:
             return
         if job.start_time is not None:
-            self.run_duration.labels(job.job_type).observe(
+            self._of(self.run_duration, job.job_type).observe(
                 max(0.0, (event.create_time - job.start_time).total_seconds())
             )
         if to == JobStatus.QUEUED:
-            self.retries.labels(job.job_type).inc()
+            self._of(self.retries, job.job_type).inc()
         if _lease_expired(job, event, to):
-            self.lease_expirations.labels(job.job_type, to).inc()
+            self._of(self.lease_expirations, job.job_type, to).inc()
 
     def callback_attempt(self, outcome: str) -> None:
         """Count a recorded callback attempt: "delivered", "retrying" or "failed"."""
-        self.callback_deliveries.labels(outcome).inc()
+        self._of(self.callback_deliveries, outcome).inc()
 
     async def refresh(self) -> None:
         """Read what is read at scrape time (the queue depth). A database that cannot answer leaves
