@@ -22,6 +22,8 @@ from jobwarden_server.domain.status import JobStatus, StopReason
 
 SYSTEM = "system"
 """The actor of the server's own changes (the reaper)."""
+LEASE_EXPIRED = "LEASE_EXPIRED"
+"""The error reason of an attempt the reaper ended because its lease ran out (see `reap`)."""
 
 
 def client_actor(owner: str) -> str:
@@ -335,9 +337,7 @@ def reap(job: Job, table: Lifecycle, *, default_retry: RetryPolicy, now: dt.date
         )
     if job.status is not JobStatus.RUNNING or job.lease_expire_time is None or job.lease_expire_time >= now:
         return None
-    lost = JobError(
-        message=f"lease of worker {job.worker_id} expired", reason="LEASE_EXPIRED", retryable=True
-    )
+    lost = JobError(message=f"lease of worker {job.worker_id} expired", reason=LEASE_EXPIRED, retryable=True)
     return end_attempt(
         job,
         table,

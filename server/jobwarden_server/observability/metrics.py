@@ -22,6 +22,7 @@ from typing import Any
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from jobwarden_server.domain.decisions import LEASE_EXPIRED, SYSTEM
 from jobwarden_server.domain.records import Event, EventKind, Job
 from jobwarden_server.domain.status import JobStatus, StopReason
 
@@ -30,11 +31,6 @@ logger = logging.getLogger(__name__)
 # Counters would otherwise each carry a second series, <name>_created, holding when the counter was
 # made: noise next to `jobwarden_jobs_created_total`, and never what an operator looks for.
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-
-SYSTEM_ACTOR = "system"
-"""The actor of the server's own changes (domain/decisions.py SYSTEM)."""
-LEASE_EXPIRED = "LEASE_EXPIRED"
-"""The error reason the reaper gives an attempt whose lease ran out (decisions.reap)."""
 
 JOB_SECONDS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 """Buckets for waits and runs of jobs: from a hot queue's milliseconds to a day."""
@@ -208,7 +204,7 @@ def _lease_expired(job: Job, event: Event, to: str) -> bool:
     an attempt (decisions.reap -> end_attempt) gives the job the LEASE_EXPIRED error; the reaper's
     other move of a running job, a passed deadline, goes to EXPIRED."""
     return (
-        event.actor == SYSTEM_ACTOR
+        event.actor == SYSTEM
         and to != JobStatus.EXPIRED
         and job.error is not None
         and job.error.reason == LEASE_EXPIRED
