@@ -112,7 +112,9 @@ class Metrics:
             buckets=RPC_SECONDS,
             registry=r,
         )
-        self.watchers = Gauge("jobwarden_watchers_active", "Open WatchJob streams.", registry=r)
+        self.watchers = Gauge(
+            "jobwarden_watchers_active", "Open watches: WatchJob streams and dashboard job pages.", registry=r
+        )
         self.work_sessions = Gauge("jobwarden_work_sessions_active", "Open Work sessions.", registry=r)
         self._depth: DepthSource | None = None
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
