@@ -1,9 +1,9 @@
 """The metrics agree with the jobs, scraped from the real `jobwarden serve` over HTTP (GET /metrics).
 
-After a mixed workload (two job types; completed, failed, retried, cancelled and held jobs; dry-run,
-replayed and refused calls, which must count nothing; one lease left to expire and rescued by the
-reaper) every counter matches what the store says through the API (ListJobs, ListJobEvents), on a
-SQLite file and, with JOBWARDEN_TEST_DATABASE_URL, on PostgreSQL.
+After a mixed workload (two job types; jobs completed by unary calls and in a Work session, failed,
+retried, cancelled and held; dry-run, replayed and refused calls, which must count nothing; one lease
+left to expire and rescued by the reaper) every counter matches what the store says through the API
+(ListJobs, ListJobEvents), on a SQLite file and, with JOBWARDEN_TEST_DATABASE_URL, on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -69,6 +69,21 @@ async def _claim(s: rpc.Stubs, job_type: str, lease_s: int = 60) -> worker_servi
     return claim
 
 
+async def _complete_in_a_work_session(s: rpc.Stubs, job_type: str) -> None:
+    """Claim one job and complete it as a streaming worker does: one Work session, one step."""
+    session = s.workers.Work()
+    start = worker_service_pb2.WorkStart(worker_id="streamer", job_types=[job_type])
+    await session.write(worker_service_pb2.WorkRequest(start=start, credits=1))
+    (claim,) = (await session.read()).claims
+    done = worker_service_pb2.CompleteJobRequest(job_id=claim.job.id, lease_token=claim.lease_token)
+    step = worker_service_pb2.WorkStep(step_id="1", complete=done)
+    await session.write(worker_service_pb2.WorkRequest(steps=[step]))
+    (ack,) = (await session.read()).acks
+    assert ack.complete.job.status == job_pb2.JOB_STATUS_COMPLETED
+    await session.done_writing()
+    assert await session.read() == grpc.aio.EOF
+
+
 async def _workload(s: rpc.Stubs) -> None:
     """Two job types through every kind of change, plus calls that must count nothing."""
     await s.jobs.CreateJobs(
@@ -83,8 +98,9 @@ async def _workload(s: rpc.Stubs) -> None:
     await s.jobs.CreateJob(replayed)
     await s.jobs.CreateJob(replayed)  # a retry of the same call: no second job, nothing counted
 
-    for _ in range(3):
+    for _ in range(2):
         await flows.complete(s, await _claim(s, "mail"))
+    await _complete_in_a_work_session(s, "mail")
     failing = await _claim(s, "mail")
     await s.workers.FailJob(
         worker_service_pb2.FailJobRequest(
