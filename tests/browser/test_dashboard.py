@@ -18,6 +18,10 @@ from support import browser, flows, pg, proc, rpc
 
 from jobwarden.v1 import job_pb2
 
+# The first run on a fresh machine installs Chromium and the npm packages in the fixtures (each step
+# bounded by its own timeout); the per-test limit bounds the tests themselves.
+pytestmark = pytest.mark.timeout(60, func_only=True)
+
 TOKENS = {"alice": "token-alice-7f3a", "bob": "token-bob-19c2"}
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}

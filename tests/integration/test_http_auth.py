@@ -104,3 +104,12 @@ async def test_stopping_the_server_ends_open_event_streams_at_once(tmp_path: Pat
                 assert [line async for line in listed] == [""]
                 rest = [line async for line in watched]
             assert "event: job" in rest and "event: end" not in rest  # cut, not ended: it reconnects
+
+
+async def test_an_idle_stream_gets_heartbeats(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobwarden_server.http import events
+
+    monkeypatch.setattr(events, "HEARTBEAT_S", 0.05)
+    async with client(base, "token-a") as alice, alice.stream("GET", "/api/stream") as listing:
+        lines = listing.aiter_lines()
+        assert [await anext(lines) for _ in range(4)] == ["retry: 2000", "", ": heartbeat", ""]

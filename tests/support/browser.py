@@ -39,7 +39,9 @@ def install() -> None:
     if not (HERE / "node_modules" / "playwright-core").exists():
         npm = shutil.which("npm")
         assert npm is not None, "the dashboard tests need Node.js and npm"
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, capture_output=True)
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, capture_output=True, timeout=300
+        )
 
 
 class Browser:

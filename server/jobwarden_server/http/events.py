@@ -77,13 +77,11 @@ async def _relay(response: web.StreamResponse, items: AsyncIterator[bytes]) -> N
             if not done:
                 await response.write(b": heartbeat\n\n")
                 continue
+            finished, next_item = next_item, None
             try:
-                data = next_item.result()
+                data = finished.result()
             except StopAsyncIteration:
                 return
-            finally:
-                if done:
-                    next_item = None
             await response.write(data)
     except (errors.ShuttingDown, errors.WatcherTooSlow, ConnectionResetError):
         return

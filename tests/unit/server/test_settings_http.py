@@ -37,9 +37,12 @@ def test_a_bad_address_or_key_stops_loading(tmp_path: Path) -> None:
         _load(tmp_path, '[http]\ninsecure = "yes"\n')
 
 
-def test_another_host_needs_tokens(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"refusing to serve HTTP on 0\.0\.0\.0:8080 without tokens"):
+def test_another_host_needs_tokens_even_with_the_opt_out(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
         _load(tmp_path, '[http]\nlisten = "0.0.0.0:8080"\ninsecure = true\n')
+    assert str(refused.value) == (
+        "refusing to serve HTTP on 0.0.0.0:8080 without tokens: configure [[tokens]] or use 127.0.0.1"
+    )
 
 
 def test_another_host_needs_tls_or_the_explicit_opt_out(tmp_path: Path) -> None:

@@ -38,9 +38,13 @@ function card(q, range) {
       h("div", {}, h("b", {}, q.success_rate === null ? "—" : `${(q.success_rate * 100).toFixed(1)}%`), h("span", {}, "success")),
       h("div", {}, h("b", {}, p95), h("span", {}, "p95 completion")),
     ),
-    h("div", { class: "chart-title" }, "Depth (waiting)"),
+    h("div", { class: "chart-title" }, `Depth (waiting), peak ${Math.max(0, ...q.depth).toLocaleString()}`),
     areaChart(q.depth, `depth of ${q.job_type}`),
-    h("div", { class: "chart-title" }, "Throughput: completed / failed per bucket"),
+    h(
+      "div",
+      { class: "chart-title" },
+      `Ended per bucket: completed (green), failed or cancelled (red), peak ${Math.max(0, ...q.completed.map((c, i) => c + q.failed[i])).toLocaleString()}`,
+    ),
     stackedBars(q.completed, q.failed, `throughput of ${q.job_type}`),
   );
 }
