@@ -30,11 +30,15 @@ from jobwarden_server.api.admin_servicer import AdminServicer
 from jobwarden_server.api.auth import Authenticator
 from jobwarden_server.api.guard import Guard
 from jobwarden_server.api.job_servicer import JobServicer
+from jobwarden_server.api.observe import RpcObserver
 from jobwarden_server.api.worker_servicer import WorkerServicer
 from jobwarden_server.domain.errors import ConfigError, DomainError
 from jobwarden_server.events.bus import EventBus
 from jobwarden_server.events.relay import BusRelay
+from jobwarden_server.http import metrics as http_metrics
 from jobwarden_server.http import server as http_server
+from jobwarden_server.observability import logs
+from jobwarden_server.observability.metrics import Metrics
 from jobwarden_server.service import wiring
 from jobwarden_server.service.callbacks import CallbackDispatcher
 from jobwarden_server.service.reaper import ReaperSettings
@@ -66,6 +70,7 @@ class RunningServer:
     stopping: asyncio.Event
     bus: EventBus
     guard: Guard
+    metrics: Metrics
     http: http_server.HttpServer | None = None
     """The HTTP port (dashboard), when settings.http_listen asks for one."""
 
@@ -110,6 +115,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
     )
     await _check_lifecycles_in_use(db, settings)
     bus = EventBus(subscriber_queue_size=settings.subscriber_queue_size)
+    metrics = Metrics()
     services = wiring.build(
         db,
         bus,
@@ -121,12 +127,14 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         queue_timeouts=settings.queue_timeouts,
         reaper=ReaperSettings(interval_s=settings.reaper_interval_s, stall=settings.stall),
         retention=settings.retention,
+        metrics=metrics,
     )
     transport_limit = settings.max_request_bytes * TRANSPORT_LIMIT_FACTOR
     authenticator = Authenticator(settings.principals_by_hash, settings.principals_by_cn)
     guard = Guard(authenticator, max_request_bytes=settings.max_request_bytes)
     server = grpc.aio.server(
-        interceptors=[guard],
+        # The observer outermost: it times the whole call and sees the code the guard answered with.
+        interceptors=[RpcObserver(metrics), guard],
         options=[
             ("grpc.max_receive_message_length", transport_limit),
             ("grpc.max_send_message_length", transport_limit),
@@ -168,7 +176,10 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         raise ConfigError(f"cannot listen on {settings.listen}{hint}: {err}") from err
     await server.start()
     try:
-        http = await http_server.start(settings, services, authenticator) if settings.http_listen else None
+        http = None
+        if settings.http_listen:
+            routes = [http_metrics.route(metrics)]
+            http = await http_server.start(settings, services, authenticator, extra_routes=routes)
     except BaseException:
         await server.stop(None)
         await db.close()
@@ -177,7 +188,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = address.host
     stopping = asyncio.Event()
-    dispatcher = CallbackDispatcher(db, bus, settings.callbacks, clock)
+    dispatcher = CallbackDispatcher(db, bus, settings.callbacks, clock, metrics)
     loops = [services.reaper.run(stopping), dispatcher.run(stopping)]
     if services.retention.enabled:
         loops.append(services.retention.run(stopping))
@@ -204,6 +215,7 @@ async def start(settings: Settings, *, migrate: bool = True, clock: Clock = utc_
         stopping=stopping,
         bus=bus,
         guard=guard,
+        metrics=metrics,
         http=http,
     )
 
@@ -267,6 +279,10 @@ def _parser() -> argparse.ArgumentParser:
             help=f"SQLite path or postgresql:// URL (env {settings_mod.ENV_DATABASE}; default jobwarden.db)",
         )
         p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+        p.add_argument(
+            "--log-format",
+            help="text (default) or json: one JSON object per line, with job_id and trace_id when known",
+        )
     serve.add_argument("--listen", help=f"host:port (env {settings_mod.ENV_LISTEN}; default 127.0.0.1:50051)")
     serve.add_argument(
         "--tls-cert", metavar="PEM", help="serve TLS with this certificate (chain); needs --tls-key"
@@ -294,11 +310,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """`jobwarden serve` and `jobwarden migrate`. Returns the exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
     try:
         settings = settings_mod.load(
             args.config,
@@ -307,9 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls_cert=getattr(args, "tls_cert", None),
             tls_key=getattr(args, "tls_key", None),
             tls_client_ca=getattr(args, "tls_client_ca", None),
+            log_format=args.log_format,
             http_listen=getattr(args, "http_listen", None),
             http_insecure=getattr(args, "http_insecure", None),
         )
+        # Only once the settings are read: the config file may choose the format. Nothing logs before.
+        logs.configure(str(args.log_level), settings.log_format)
         if args.command == "migrate":
             asyncio.run(store.migrate(settings.database))
             print(f"database {store.display_url(settings.database)} is up to date")

@@ -11,11 +11,12 @@ Config file (all keys optional):
     max_streams_per_owner = 256           # open watch streams + long polls per owner
     watch_queue_size = 256                # events a live watcher may fall behind before it is cut off
     sqlite_synchronous = "NORMAL"         # FULL: every commit also survives a power loss (slower)
+    log_format = "text"                   # or "json": one JSON object per line (--log-format)
 
     [[tokens]]                            # no tokens = local mode (loopback only, owner "default")
     sha256 = "<hex sha256 of the token>"  # printf %s "$TOKEN" | sha256sum
     owner = "acme"
-    roles = ["client", "worker"]          # client, worker, admin (admin-global: every owner)
+    roles = ["client", "worker"]          # client, worker, admin (admin-global: every owner; metrics)
     name = "acme-ci"
 
     [[tokens]]                            # mTLS: a verified client certificate instead of a token
@@ -96,6 +97,7 @@ from jobwarden_server.domain.stall import parse as parse_stall
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.domain.webhooks import CallbackPolicy, IpNetwork, parse_secret
 from jobwarden_server.listen import parse_listen
+from jobwarden_server.observability.logs import LOG_FORMATS
 from jobwarden_server.store import SQLITE_SYNCHRONOUS
 from jobwarden_server.tls import TlsSettings
 
@@ -146,6 +148,8 @@ class Settings:
     """How long finished jobs are kept, per status and job type (default: for good)."""
     stall: StallRules = dataclasses.field(default_factory=dict)
     """Job type -> when its running jobs count as stalled, and what then (default: never)."""
+    log_format: str = "text"
+    """How log records are written to stderr: "text", or "json" (one object per line)."""
 
     def checked(self) -> Settings:
         """Refuse settings that are malformed or would be unsafe: without tokens, only a loopback address.
@@ -153,6 +157,8 @@ class Settings:
         TLS alone does not count: it hides the traffic but says nothing about who may call.
         """
         parse_listen(self.listen)  # first: "without tokens" would be a confusing answer to a typo
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be text or json, not {self.log_format!r}")
         if self.principals_by_cn and (self.tls is None or not self.tls.mutual):
             # Without a client CA no client certificate is requested, so no common name is ever verified.
             raise ConfigError(
@@ -256,11 +262,12 @@ def _from_file(path: Path) -> dict[str, Any]:
         "max_streams_per_owner",
     }
     known |= {"database_pool_size", "watch_queue_size", "sqlite_synchronous"}
+    known |= {"log_format"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"config file {path}: unknown keys {unknown}")
     values: dict[str, Any] = {}
-    for key in ("listen", "database"):
+    for key in ("listen", "database", "log_format"):
         if key in raw:
             values[key] = str(raw[key])
     if "sqlite_synchronous" in raw:
@@ -357,7 +364,9 @@ def _principal(i: int, entry: Mapping[str, Any]) -> Principal:
     try:
         roles = frozenset(Role(r) for r in entry.get("roles", ["client", "worker"]))
     except ValueError as err:
-        raise ConfigError(f"tokens[{i}].roles: {err} (use client, worker, admin, admin-global)") from err
+        raise ConfigError(
+            f"tokens[{i}].roles: {err} (use client, worker, admin, admin-global, metrics)"
+        ) from err
     return Principal(owner=owner, roles=roles, name=str(entry.get("name", owner)))
 
 

@@ -52,7 +52,7 @@ from jobwarden.client import (
 )
 from jobwarden_server import app, settings
 from jobwarden_server.api.auth import hash_token
-from jobwarden_server.domain.auth import Role
+from jobwarden_server.domain.auth import Principal, Role
 from jobwarden_server.domain.errors import ConfigError
 from jobwarden_server.domain.lifecycle import BUILTIN
 from jobwarden_server.domain.stall import StallAction, StallRule
@@ -1019,6 +1019,65 @@ def messages_sample(block: Block, ctx: Ctx) -> None:
         assert re.fullmatch(expected, got), (line, got)
 
 
+# --- metrics and logs -------------------------------------------------------------------------------
+
+README_HTTP = "http://127.0.0.1:8080"
+"""The HTTP port the Metrics and logs section serves on; the tests give it port 0 and use the real one."""
+
+
+async def metrics_serve(block: Block, ctx: Ctx) -> None:
+    serve_command, curl_command = block.commands
+    argv = block.argv(serve_command)
+    assert argv[:2] == ["jobwarden", "serve"] and option(argv, "--http-listen") == "127.0.0.1:8080"
+    serve = [*proc.jobwarden_command(), *replace_option(argv, "--http-listen", "127.0.0.1:0")[1:]]
+    with proc.serving(ctx.tmp_path / "metrics.db", serve=serve) as (server, address):
+        base = proc.dashboard_url(server).rstrip("/")
+        async with Client(address) as client:
+            job = await client.create_job("readme")
+            await client.cancel_job(job.id)  # a transition: logged with its job
+        scraped = Shell(ctx.tmp_path, {}).run(curl_command.replace(README_HTTP, base))
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
+        assert server.stderr is not None
+        log = [json.loads(line) for line in server.stderr.read().splitlines()]  # every line one object
+    assert scraped.returncode == 0, scraped.stderr
+    assert scraped.stdout.splitlines() == [
+        'jobwarden_jobs_created_total{job_type="readme",status="QUEUED"} 1.0'
+    ]
+    assert any(record.get("job_id") == job.id for record in log)
+    assert all({"time", "level", "logger", "message"} <= record.keys() for record in log)
+
+
+async def metrics_scrape_config(block: Block, ctx: Ctx) -> None:
+    """Checked for what Prometheus does with it: the bearer token read from credentials_file, sent to
+    each target's default metrics_path (/metrics) over http; here against a server in token mode."""
+    text = block.text
+    assert re.search(r"^scrape_configs:\n  - job_name: jobwarden\n", text)
+    assert "metrics_path" not in text and "scheme" not in text  # Prometheus's defaults: /metrics, http
+    credentials_file = re.search(r"credentials_file: (\S+)", text)
+    targets = re.search(r"targets: \[\"([^\"]+)\"\]", text)
+    assert credentials_file is not None and targets is not None
+    assert targets.group(1) == README_HTTP.removeprefix("http://")
+    token = "scraper-" + uuid.uuid4().hex
+    token_file = ctx.tmp_path / Path(credentials_file.group(1)).name
+    token_file.write_text(token + "\n")
+    scraper = Principal(owner="ops", roles=frozenset({Role.METRICS}))
+    config = settings.Settings(
+        listen="127.0.0.1:0",
+        database=str(ctx.tmp_path / "scrape.db"),
+        http_listen="127.0.0.1:0",
+        principals_by_hash={hash_token(token): scraper},
+    )
+    async with app.running(config) as srv:
+        assert srv.http is not None
+        bearer = token_file.read_text().strip()  # Prometheus trims the file's trailing newline
+        async with httpx.AsyncClient(base_url=srv.http.url) as http:
+            scraped = await http.get("/metrics", headers={"Authorization": f"Bearer {bearer}"})
+            anonymous = await http.get("/metrics")
+    assert scraped.status_code == 200 and "jobwarden_queue_depth" in scraped.text
+    assert anonymous.status_code == 401
+
+
 HOW: dict[str, How] = {
     "the-two-commands-1-sh": How(
         "scripts/serve for real (port 0, database in tmp_path); scripts/test collecting this file only",
@@ -1053,6 +1112,15 @@ HOW: dict[str, How] = {
         "port 0, a throwaway PostgreSQL database, the sample config; then called", replicas, postgres=True
     ),
     "dashboard-1-sh": How("port 0 instead of 8080; the page and local mode's session answer", dashboard),
+    "metrics-and-logs-1-sh": How(
+        "the server (HTTP port 0) with a job; curl on its real port prints the job's counter; every "
+        "stderr line is a JSON record",
+        metrics_serve,
+    ),
+    "metrics-and-logs-2-yaml": How(
+        "what Prometheus does with it: the file's token as a bearer, on /metrics of a server in token mode",
+        metrics_scrape_config,
+    ),
     "layout-1-text": How("a listing: every directory and script it names exists", layout),
     "deleting-jobs-and-retention-1-sh": How(
         "against a real server, the id replaced by a job run to COMPLETED; then GetJob is NOT_FOUND", deleting

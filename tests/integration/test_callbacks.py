@@ -305,7 +305,9 @@ async def test_the_resolved_address_is_checked_at_each_delivery(tmp_path: Path, 
             mixed = await finish(s, f"http://mixed.test:{receiver.port}/hook")
             stop = asyncio.Event()
             policy = callbacks_policy(policy_settings())
-            dispatcher = CallbackDispatcher(srv.store, srv.bus, policy, utc_now, resolver=resolver)
+            dispatcher = CallbackDispatcher(
+                srv.store, srv.bus, policy, utc_now, srv.metrics, resolver=resolver
+            )
             running = asyncio.create_task(dispatcher.run(stop))
             try:
                 refused = await settled(s, internal.id)

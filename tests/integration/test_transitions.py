@@ -18,6 +18,7 @@ from jobwarden_server.domain.lifecycle import BUILTIN, Lifecycles
 from jobwarden_server.domain.records import Job
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.events.bus import EventBus
+from jobwarden_server.observability.metrics import Metrics
 from jobwarden_server.service.writer import JobWriter, utc_now
 
 LIFECYCLES = Lifecycles.build(by_job_type={"simple-job": "simple", "staged-job": "staged"})
@@ -63,7 +64,7 @@ async def test_every_pair_of_every_builtin_table(db: store_mod.Store, lifecycle:
     """Through the one write entry: a legal move is written with its event, an illegal one changes
     nothing (the rule itself is unit-tested in tests/unit/server/test_decisions.py)."""
     table = BUILTIN[lifecycle]
-    writer = JobWriter(db, EventBus(), utc_now)
+    writer = JobWriter(db, EventBus(), utc_now, Metrics())
     checked = 0
     for n, (a, b) in enumerate(itertools.permutations(JobStatus, 2)):
         job_id = await _job_in(db, lifecycle, a, n)

@@ -7,13 +7,16 @@ import enum
 
 
 class Role(enum.StrEnum):
-    """What a token may do. Admin implies both others; admin-global implies admin."""
+    """What a token may do. Admin implies client and worker; admin-global implies every role."""
 
     CLIENT = "client"
     WORKER = "worker"
     ADMIN = "admin"
     GLOBAL_ADMIN = "admin-global"
     """An admin whose AdminService calls reach every owner's jobs (an `admin` reaches its own owner's)."""
+    METRICS = "metrics"
+    """Reads the server's metrics (GET /metrics), which count every owner's jobs, and nothing else:
+    the role of a Prometheus scraper's token."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,11 +28,12 @@ class Principal:
     name: str = ""
 
     def has(self, role: Role) -> bool:
-        """Whether the caller holds `role` (admins hold every role but admin-global, which only a
-        token granted it holds, and which holds every role)."""
+        """Whether the caller holds `role` (admins hold client and worker too; admin-global, which
+        only a token granted it holds, holds every role). An owner's admin does not hold metrics:
+        they count every owner's jobs."""
         if role in self.roles or Role.GLOBAL_ADMIN in self.roles:
             return True
-        return role is not Role.GLOBAL_ADMIN and Role.ADMIN in self.roles
+        return role in (Role.CLIENT, Role.WORKER) and Role.ADMIN in self.roles
 
 
 LOCAL_OWNER = "default"

@@ -23,6 +23,8 @@ from jobwarden_server.domain.status import JobStatus, StopReason
 
 SYSTEM = "system"
 """The actor of the server's own changes (the reaper)."""
+LEASE_EXPIRED = "LEASE_EXPIRED"
+"""The error reason of an attempt the reaper ended because its lease ran out (see `reap`)."""
 
 
 def client_actor(owner: str) -> str:
@@ -356,9 +358,7 @@ def reap(
         if stall_rule is None:
             return None
         return stall(job, table, stall_rule, default_retry=default_retry, now=now)
-    lost = JobError(
-        message=f"lease of worker {job.worker_id} expired", reason="LEASE_EXPIRED", retryable=True
-    )
+    lost = JobError(message=f"lease of worker {job.worker_id} expired", reason=LEASE_EXPIRED, retryable=True)
     return end_attempt(
         job,
         table,

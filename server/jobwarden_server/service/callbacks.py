@@ -36,6 +36,7 @@ from jobwarden_server import store
 from jobwarden_server.domain import errors, webhooks
 from jobwarden_server.domain.records import CallbackState
 from jobwarden_server.events.bus import EventBus
+from jobwarden_server.observability.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,12 @@ Clock = Callable[[], dt.datetime]
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 """host, port -> the addresses it resolves to (tests may swap in their own)."""
 
+OUTCOMES = {
+    CallbackState.DELIVERED: "delivered",
+    CallbackState.DELIVERING: "retrying",
+    CallbackState.FAILED: "failed",
+}
+"""An attempt's outcome as jobwarden_callback_deliveries_total counts it, by the state it left."""
 RECORD_RETRY_S = 0.5
 STOP_GRACE_S = 1.0
 """On shutdown, attempts in flight get this long to finish; the others are resent after their lease."""
@@ -67,6 +74,7 @@ class CallbackDispatcher:
         bus: EventBus,
         policy: webhooks.CallbackPolicy,
         clock: Clock,
+        metrics: Metrics,
         *,
         resolver: Resolver = resolve,
     ) -> None:
@@ -74,6 +82,7 @@ class CallbackDispatcher:
         self._bus = bus
         self._policy = policy
         self._clock = clock
+        self._metrics = metrics
         self._resolve = resolver
         self._inflight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
@@ -234,7 +243,9 @@ class CallbackDispatcher:
             status,
             state.value,
             error,
+            extra={"job_id": delivery.job_id},
         )
+        self._metrics.callback_attempt(OUTCOMES[state])
         self._bus.publish(change.events)
 
     async def _record_within_lease(self, params: store.CallbackAttemptParams) -> store.Change | None:

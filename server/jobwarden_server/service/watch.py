@@ -16,6 +16,7 @@ from jobwarden_server.domain.auth import Principal
 from jobwarden_server.domain.errors import InvalidArgument, WatcherTooSlow
 from jobwarden_server.domain.records import Event, Job
 from jobwarden_server.events.bus import CutOff, EventBus
+from jobwarden_server.observability.metrics import Metrics
 from jobwarden_server.service.jobs import reopens, terminal_event
 from jobwarden_server.service.streams import StreamSlots
 
@@ -25,16 +26,21 @@ CATCH_UP_BATCH = 500
 class WatchService:
     """Streams a job's snapshot and events to one watcher."""
 
-    def __init__(self, db: store.Store, bus: EventBus, slots: StreamSlots) -> None:
+    def __init__(self, db: store.Store, bus: EventBus, slots: StreamSlots, metrics: Metrics) -> None:
         self._store = db
         self._bus = bus
         self._slots = slots
+        self._watchers = metrics.watchers
 
     async def watch(self, who: Principal, job_id: str, after_sequence: int) -> AsyncIterator[Job | Event]:
         """Yield the job, then every event with sequence > after_sequence, ending after the terminal one."""
         if after_sequence < 0:
             raise InvalidArgument("after_sequence", "must not be negative")
-        with self._slots.hold(who.owner), self._bus.subscribe(job_id) as subscription:
+        with (
+            self._slots.hold(who.owner),
+            self._watchers.track_inprogress(),
+            self._bus.subscribe(job_id) as subscription,
+        ):
             # The job and the first page of its history in one read: a watch costs one transaction.
             job, first_page = await self._store.job_with_events(
                 store.PageParams(owner=who.owner, job_id=job_id, after=after_sequence, limit=CATCH_UP_BATCH)

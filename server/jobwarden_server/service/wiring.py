@@ -10,6 +10,7 @@ from jobwarden_server.domain.lifecycle import Lifecycles
 from jobwarden_server.domain.retention import Retention
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.events.bus import EventBus
+from jobwarden_server.observability.metrics import Metrics
 from jobwarden_server.service.admin import AdminService
 from jobwarden_server.service.batches import BatchService
 from jobwarden_server.service.dashboard import DashboardService
@@ -53,9 +54,14 @@ def build(
     queue_timeouts: Mapping[str, float] | None = None,
     reaper: ReaperSettings | None = None,
     retention: Retention | None = None,
+    metrics: Metrics | None = None,
 ) -> Services:
-    """The services over `db`; watches, long polls and Work sessions share the owners' stream slots."""
-    writer = JobWriter(db, bus, clock)
+    """The services over `db`; watches, long polls and Work sessions share the owners' stream slots.
+    `metrics` (a throw-away set when None) counts what the writer commits and the streams held open,
+    and reads the queue depth from `db` at each scrape."""
+    metrics = metrics or Metrics()
+    metrics.read_depth_with(db.job_depth)
+    writer = JobWriter(db, bus, clock, metrics)
     slots = StreamSlots(max_streams_per_owner)
     jobs = JobsService(
         db, writer, lifecycles, clock, retry, cancel_grace_s=cancel_grace_s, queue_timeouts=queue_timeouts
@@ -63,8 +69,8 @@ def build(
     stats = JobStats(db, clock)
     return Services(
         jobs=jobs,
-        watch=WatchService(db, bus, slots),
-        work=WorkService(db, writer, bus, lifecycles, clock, retry, slots),
+        watch=WatchService(db, bus, slots, metrics),
+        work=WorkService(db, writer, bus, lifecycles, clock, retry, slots, metrics),
         reaper=Reaper(db, writer, lifecycles, clock, retry, reaper or ReaperSettings()),
         writer=writer,
         admin=AdminService(db, writer, jobs, lifecycles),

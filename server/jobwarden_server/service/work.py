@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from jobwarden_server import store
@@ -23,6 +23,7 @@ from jobwarden_server.domain.records import Asset, Event, EventKind, Job, JobErr
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.status import StopReason
 from jobwarden_server.events.bus import EventBus
+from jobwarden_server.observability.metrics import Metrics
 from jobwarden_server.service import idempotency as replays
 from jobwarden_server.service.streams import StreamSlots
 from jobwarden_server.service.writer import Clock, JobWriter
@@ -110,6 +111,7 @@ class WorkService:
         clock: Clock,
         retry: RetryPolicy,
         slots: StreamSlots,
+        metrics: Metrics,
     ) -> None:
         self._store = db
         self._writer = writer
@@ -118,6 +120,7 @@ class WorkService:
         self._clock = clock
         self._retry = retry
         self._slots = slots
+        self._sessions = metrics.work_sessions
 
     async def claim(
         self, who: Principal, request: ClaimRequest, key: RequestKey = ANONYMOUS
@@ -309,9 +312,12 @@ class WorkService:
         """The service clock."""
         return self._clock()
 
-    def session_slot(self, owner: str) -> contextlib.AbstractContextManager[None]:
-        """A Work session holds one of the owner's stream slots for its whole life."""
-        return self._slots.hold(owner)
+    @contextlib.contextmanager
+    def session_slot(self, owner: str) -> Iterator[None]:
+        """A Work session holds one of the owner's stream slots for its whole life (and is counted
+        as open meanwhile)."""
+        with self._slots.hold(owner), self._sessions.track_inprogress():
+            yield
 
     async def wait_for_work(self, timeout_s: float) -> bool:
         """Wait until a job may have become claimable (or `timeout_s` passed); False once shut down."""

@@ -21,6 +21,8 @@ from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.events.bus import EventBus
+from jobwarden_server.observability import logs
+from jobwarden_server.observability.metrics import Metrics
 from jobwarden_server.service import idempotency as replays
 
 logger = logging.getLogger(__name__)
@@ -40,12 +42,14 @@ def utc_now() -> dt.datetime:
 
 
 class JobWriter:
-    """Applies decisions with one compare-and-set each, publishes their events, logs each transition."""
+    """Applies decisions with one compare-and-set each, publishes their events, logs each transition
+    and counts it (every committed change passes `_publish`, so the metrics agree with the jobs)."""
 
-    def __init__(self, db: store.Store, bus: EventBus, clock: Clock) -> None:
+    def __init__(self, db: store.Store, bus: EventBus, clock: Clock, metrics: Metrics) -> None:
         self._store = db
         self._bus = bus
         self._clock = clock
+        self._metrics = metrics
 
     async def change(
         self,
@@ -71,8 +75,20 @@ class JobWriter:
 
         `validate_only` answers the same way (the job as the change would leave it, or the very
         error) from a plain read, and writes and publishes nothing (see `_dry_run`)."""
-        if validate_only:
-            return await self._dry_run(owner, job_id, decide, request, replay)
+        with logs.about_job(job_id):
+            if validate_only:
+                return await self._dry_run(owner, job_id, decide, request, replay)
+            return await self._change(owner, job_id, decide, request, replay, cascade)
+
+    async def _change(
+        self,
+        owner: str,
+        job_id: str,
+        decide: Decide,
+        request: RequestKey,
+        replay: Replay | None,
+        cascade: Decide | None,
+    ) -> Job:
         for _ in range(MAX_CAS_TRIES):
             now = self._clock()
 
@@ -178,8 +194,8 @@ class JobWriter:
         return job
 
     def _publish(self, change: store.Change) -> Job:
-        """Publish a committed change's events, then its followers', and log its transitions; return
-        the job."""
+        """Publish a committed change's events, then its followers', log its transitions and count
+        them; return the job."""
         for event in change.events:
             if event.kind is EventKind.TRANSITION:
                 logger.info(
@@ -190,7 +206,9 @@ class JobWriter:
                     event.data.get("to"),
                     event.actor,
                     event.data.get("reason", ""),
+                    extra={"job_id": event.job_id},
                 )
+        self._metrics.record_change(change.job, change.events)
         self._bus.publish(change.events)
         for follower in change.followers:
             self._publish(follower)

@@ -431,6 +431,11 @@ class Store(Protocol):
         """How many unfinished jobs (any owner) each lifecycle table governs, by table name."""
         ...
 
+    async def job_depth(self) -> Mapping[tuple[str, JobStatus], int]:
+        """How many unfinished jobs (any owner) there are per (job type, status); pairs with none are
+        left out. One grouped count, for the metrics' queue depth."""
+        ...
+
     async def asset_add(self, params: AssetAddParams) -> tuple[Asset, Change] | None:
         """Insert the asset and its event if the job is RUNNING under `lease_token`; None otherwise
         (NotFound if the job is missing or not the owner's).

@@ -98,11 +98,21 @@ default_max_attempts = 5
             ),
             "lifecycle 'nofail' has no RUNNING -> FAILED",
         ),
+        ('log_format = "xml"', "log_format must be text or json, not 'xml'"),
     ],
 )
 def test_wrong_configs_are_refused_with_a_clear_message(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         settings.load(_write(tmp_path, text))
+
+
+def test_log_format_from_the_file_and_the_flag_over_it(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'log_format = "json"')
+    assert settings.load().log_format == "text"
+    assert settings.load(path).log_format == "json"
+    assert settings.load(path, log_format="text").log_format == "text"
+    with pytest.raises(ConfigError, match="log_format must be text or json, not 'JSON'"):
+        settings.load(log_format="JSON")
 
 
 def test_queue_timeouts_per_job_type(tmp_path: Path) -> None:
