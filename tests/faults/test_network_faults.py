@@ -520,6 +520,47 @@ async def test_a_slow_link_changes_nothing_every_job_completes_once_along_the_ta
         assert history.illegal_transitions(events, table) == 0
 
 
+async def test_a_completion_whose_ack_a_broken_session_lost_is_sent_again_when_the_next_one_opens(
+    tmp_path: Path,
+) -> None:
+    """The server commits a Work session's completion, the ack is lost, the connection is reset: the
+    next session resends the step at once (a replay: same request_id), which frees the job's slot, so
+    the worker, with room for one job, takes the next. Until that ack the slot stays held, and nothing
+    else (no claim, no other step) would wake the session to send it."""
+    job_type = "net.session-ack"
+    async with _rig(tmp_path) as (direct, proxy), Client(proxy.address, timeout=WAIT_S) as client:
+        worker = Worker(client, worker_id="w-ack", concurrency=1, lease_duration=30)
+        started, finish = asyncio.Event(), asyncio.Event()
+
+        @worker.handler(job_type)
+        async def handle(ctx: JobContext) -> dict[str, Any]:
+            started.set()
+            await finish.wait()  # until the test has held the session's replies
+            return {"job": ctx.job.id}
+
+        async def completed(job_id: str) -> bool:
+            job = await direct.jobs.GetJob(job_service_pb2.GetJobRequest(job_id=job_id))
+            return job.job.status == job_pb2.JOB_STATUS_COMPLETED
+
+        run = asyncio.create_task(worker.run())
+        try:
+            first = await client.create_job(job_type)
+            async with asyncio.timeout(WAIT_S):
+                await started.wait()
+            proxy.hold_replies()
+            finish.set()
+            await _until(lambda: completed(first.id))  # committed; its ack is held in the proxy
+            proxy.reset()  # the session breaks with the completion in flight
+            second = await client.create_job(job_type)
+            await _until(lambda: completed(second.id))
+        finally:
+            worker.stop()
+            async with asyncio.timeout(WAIT_S):
+                await run
+        events = await history.all_events(direct, first.id)
+    assert _transitions(events, job_pb2.JOB_STATUS_COMPLETED) == 1
+
+
 # --- WatchJob --------------------------------------------------------------------------------------
 
 

@@ -225,9 +225,12 @@ class SessionLink:
         return [pb.WorkLease(job_id=job_id, lease_token=token) for job_id, token in self._owner.running()]
 
     def _requeue(self) -> None:
-        """Steps sent to a session that broke go first in the next one (same request_ids)."""
+        """Steps sent to a session that broke go first in the next one (same request_ids), as soon as
+        it opens: nothing else may wake its sender while those steps hold their jobs' slots."""
         self._pending[:0] = list(self._inflight.values())
         self._inflight.clear()
+        if self._pending:
+            self._wake.set()
 
     def _fail_all(self, err: errors.JobwardenError) -> None:
         self._failed = err
