@@ -14,7 +14,11 @@ export default tseslint.config(
     rules: {
       // Numbers in messages are what template strings are for.
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
-      "@typescript-eslint/no-floating-promises": "error",
+      // node:test's describe/test return promises the runner itself awaits.
+      "@typescript-eslint/no-floating-promises": [
+        "error",
+        { allowForKnownSafeCalls: [{ from: "package", name: ["describe", "test", "it", "suite"], package: "node:test" }] },
+      ],
     },
   },
   {

@@ -350,10 +350,16 @@ const CONNECTION_LOST = new Set([
   "ERR_HTTP2_STREAM_CANCEL",
 ]);
 
+// A TLS handshake that fails (a certificate not trusted, a name that does not match, no client
+// certificate for a mutual-TLS server) never reaches the server either: gRPC says UNAVAILABLE.
+const TLS_FAILURE = /^(ERR_SSL_|ERR_TLS_|UNABLE_TO_|CERT_|DEPTH_ZERO_SELF_SIGNED|SELF_SIGNED_CERT)/;
+
+const PEER_RESET = /^http\/2 stream closed with error code (CANCEL|INTERNAL_ERROR|NO_ERROR|REFUSED_STREAM)|premature end|missing (grpc-)?status/i;
+
 function lostConnection(err: unknown): boolean {
   for (let cause = err, depth = 0; cause instanceof Error && depth < 8; depth++) {
     const code = (cause as { code?: unknown }).code;
-    if (typeof code === "string" && CONNECTION_LOST.has(code)) {
+    if (typeof code === "string" && (CONNECTION_LOST.has(code) || TLS_FAILURE.test(code))) {
       return true;
     }
     cause = cause.cause;
@@ -376,9 +382,10 @@ export function fromError(err: unknown): JobwardenError {
   if (details.reason === undefined && code !== Code.Unavailable && code !== Code.Canceled && lostConnection(err)) {
     code = Code.Unavailable;
   }
-  // "premature end of stream"-style protocol errors from a server that went away mid-response are
-  // connection losses too: no status ever arrived.
-  if (details.reason === undefined && code === Code.Internal && /premature|missing (grpc-)?status|stream closed/i.test(connectError.rawMessage)) {
+  // A stream the server reset without a status (a server stopping resets the streams opened as it
+  // stopped), or a response cut short, is a connection loss too: no status ever arrived. A call the
+  // caller aborted never gets here with these messages.
+  if (details.reason === undefined && PEER_RESET.test(connectError.rawMessage)) {
     code = Code.Unavailable;
   }
   return typed(code, connectError.rawMessage, details, domain);

@@ -235,10 +235,12 @@ export class Worker implements SessionOwner {
     }
     await Promise.allSettled([...this.#handbacks]);
     link.close();
+    const timer = new AbortController();
     const waited = await Promise.race([
       this.#sessionEnded.then(() => true),
-      sleep(Math.max(5_000, this.cancelGraceMs)).then(() => false),
+      sleepUnless(Math.max(5_000, this.cancelGraceMs), timer.signal).then(() => false),
     ]);
+    timer.abort(); // the timer must not keep the process alive
     if (!waited) {
       link.abort();
       await this.#sessionEnded;
