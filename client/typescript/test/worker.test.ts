@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { join } from "node:path";
 import { Client, JobAborted, JobStatus, MessageLevel, PartialResult, PermanentError, StopReason, Worker } from "@jobwarden/client";
 import type { Job, JobContext } from "@jobwarden/client";
-import { Server, tempDir } from "./support/server.js";
+import { freePort, Server, tempDir } from "./support/server.js";
 import { collect, until } from "./support/waiting.js";
 
 /** Watches a job to its end and returns it as it ended. */
@@ -130,4 +130,58 @@ describe("worker against a real server", () => {
       }
     });
   }
+});
+
+describe("a worker's Work session across a server restart", () => {
+  const dir = tempDir();
+  const database = join(dir.path, "restart.db");
+  let server: Server;
+  let client: Client;
+  let port: number;
+
+  before(async () => {
+    port = await freePort();
+    server = await Server.start(database, [], port);
+    client = new Client(server.address);
+  });
+
+  after(async () => {
+    client.close();
+    await server.stop();
+    dir.remove();
+  });
+
+  test("reopens the session: the running job keeps its lease and finishes, new jobs are pushed again", async () => {
+    let go: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (go = resolve));
+    const started: string[] = [];
+    const w = new Worker(client, { concurrency: 2, leaseDurationMs: 15_000 });
+    w.register("held", async (ctx) => {
+      started.push(ctx.job.id);
+      await ctx.progress(10, "waiting");
+      await released;
+      await ctx.progress(90, "after the restart"); // a step of the new session
+      return { attempt: ctx.job.attempt };
+    });
+    const running = w.run();
+    try {
+      const first = await client.createJob("held", {});
+      await until(async () => (await client.getJob(first.id)).progress?.percent === 10, 10_000, "the first job to start");
+
+      await server.stop("SIGKILL");
+      server = await Server.start(database, [], port);
+      go();
+      const firstEnd = await ended(client, first.id);
+      assert.equal(firstEnd.status, JobStatus.COMPLETED);
+      assert.deepEqual(firstEnd.result, { attempt: 1 });
+
+      const second = await client.createJob("held", {});
+      const secondEnd = await ended(client, second.id);
+      assert.equal(secondEnd.status, JobStatus.COMPLETED);
+      assert.deepEqual(started, [first.id, second.id]);
+    } finally {
+      w.stop();
+      await running;
+    }
+  });
 });
