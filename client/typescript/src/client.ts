@@ -5,7 +5,7 @@ import { createClient } from "@connectrpc/connect";
 import type { CallOptions, Client as ServiceClient, Transport } from "@connectrpc/connect";
 import { setTimeout as sleep } from "node:timers/promises";
 import { checkJsonObject, duration, eventKind, idempotencyKey, jobStatus, stopReason, timestamp } from "./convert.js";
-import { fromError, fromStatus, WatcherTooSlow } from "./errors.js";
+import { fromError, fromStatus, Unknown, WatcherTooSlow } from "./errors.js";
 import type { JobwardenError } from "./errors.js";
 import { AdminService } from "./gen/jobwarden/v1/admin_service_pb.js";
 import type {
@@ -228,9 +228,16 @@ export class Client implements WorkerLink {
   async createJobs(jobs: NewJob[]): Promise<(Job | JobwardenError)[]> {
     const requests = jobs.map((job) => newJobRequest(job, idempotencyKey(job.requestId)));
     const response = await this.unary((o) => this.jobs.createJobs({ requests }, o));
-    return response.results.map((r) =>
-      r.result.case === "job" ? r.result.value : fromStatus(r.result.value ?? { code: 2, message: "no result", details: [], $typeName: "google.rpc.Status" }),
-    );
+    return response.results.map((r) => {
+      switch (r.result.case) {
+        case "job":
+          return r.result.value;
+        case "error":
+          return fromStatus(r.result.value);
+        default:
+          return new Unknown("the server answered a job with neither a job nor an error");
+      }
+    });
   }
 
   /**

@@ -261,9 +261,11 @@ export class Worker implements SessionOwner {
     if (this.#stopping.signal.aborted) {
       // Pushed just as the worker stops: hand it straight back.
       const ctx = new JobContext(this.#link, claim, this.workerId, this.cancelGraceMs);
-      const handback = this.#fail(ctx, "worker shutting down", { retryable: true });
+      const handback = this.#fail(ctx, "worker shutting down", { retryable: true }).catch((err: unknown) => {
+        this.#log.error(`job ${ctx.job.id}: handing it back failed: ${String(err)}`);
+      });
       this.#handbacks.add(handback);
-      void handback.finally(() => this.#handbacks.delete(handback));
+      void handback.then(() => this.#handbacks.delete(handback));
       return;
     }
     this.#start(claim);

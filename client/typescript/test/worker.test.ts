@@ -130,6 +130,32 @@ describe("worker against a real server", () => {
       }
     });
   }
+  test("a lease the server says is lost (lost_job_ids) aborts the handler, and nothing more is reported", async () => {
+    const w = new Worker(client, { leaseDurationMs: 3_000 });
+    const seen: string[] = [];
+    w.register("losable", async (ctx) => {
+      await ctx.progress(5, "holding on");
+      await new Promise<void>((resolve) => { ctx.signal.addEventListener("abort", () => { resolve(); }, { once: true }); });
+      const reason: unknown = ctx.signal.reason;
+      seen.push(reason instanceof JobAborted ? reason.message : "other");
+      return { late: true };
+    });
+    const running = w.run();
+    const job = await client.createJob("losable", {});
+    try {
+      await until(async () => (await client.getJob(job.id)).progress?.percent === 5, 10_000, "the handler to start");
+      // An admin ends the job under the worker: its lease is gone, and the session's next listing says so.
+      await client.setJobStatus(job.id, "FAILED", "ops: stuck", { force: true });
+      await until(() => seen.length === 1, 10_000, "the handler to be aborted");
+      assert.deepEqual(seen, ["the job's lease was lost"]);
+    } finally {
+      w.stop();
+      await running;
+    }
+    const events = await collect(client.listJobEvents(job.id));
+    const transitions = events.flatMap((e) => (e.kind.case === "transition" ? [e.kind.value.toStatus] : []));
+    assert.deepEqual(transitions, [JobStatus.RUNNING, JobStatus.FAILED]);
+  });
 });
 
 describe("a worker's Work session across a server restart", () => {
