@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { join } from "node:path";
-import { Client, JobStatus, NotFound, PermissionDenied, Unauthenticated, Unavailable } from "@jobwarden/client";
+import { Client, JobStatus, NotFound, PermissionDenied, Unauthenticated, Unavailable, Worker } from "@jobwarden/client";
 import { authority, issue } from "./support/certs.js";
 import { Server, tempDir, tokenHash, writeConfig } from "./support/server.js";
 import { collect } from "./support/waiting.js";
@@ -57,6 +57,18 @@ describe("tokens and owners", () => {
       assert.equal((await acme.setJobStatus(other.id, "CANCELLED", "ops")).status, JobStatus.CANCELLED);
     } finally {
       acme.close();
+      globex.close();
+    }
+  });
+
+  test("a Worker whose token may not work stops at once with PermissionDenied", async () => {
+    const globex = new Client(server.address, { token: GLOBEX });
+    try {
+      for (const session of [true, false]) {
+        const worker = new Worker(globex, { session }).register("anything", () => Promise.resolve({}));
+        await assert.rejects(worker.run(), PermissionDenied, session ? "Work session" : "polling");
+      }
+    } finally {
       globex.close();
     }
   });
