@@ -87,29 +87,30 @@ export interface SessionOwner {
 /** A flag one side sets and the other waits for (with a timeout, or until a signal aborts). */
 class Wake {
   #set = false;
-  #waiters: (() => void)[] = [];
+  #waiter: (() => void) | undefined;
 
   set(): void {
     this.#set = true;
-    for (const resolve of this.#waiters.splice(0)) {
-      resolve();
-    }
+    this.#waiter?.();
   }
 
   /** Resolves true when set (and clears it), false when `timeoutMs` passed first; rejects when `signal` aborts. */
   async wait(timeoutMs: number, signal: AbortSignal): Promise<boolean> {
-    if (!this.#set) {
-      let resolve: () => void = () => undefined;
-      const woken = new Promise<void>((r) => {
-        resolve = r;
-        this.#waiters.push(r);
+    if (!this.#set && !signal.aborted) {
+      // A plain timer, cleared once woken: a wait per message must not leave a timer behind each time.
+      let timer: NodeJS.Timeout | undefined;
+      let wakeUp: () => void = () => undefined;
+      await new Promise<void>((resolve) => {
+        wakeUp = () => {
+          resolve();
+        };
+        this.#waiter = wakeUp;
+        timer = setTimeout(wakeUp, Math.max(0, timeoutMs));
+        signal.addEventListener("abort", wakeUp, { once: true });
       });
-      const timer = sleep(Math.max(0, timeoutMs), undefined, { signal });
-      try {
-        await Promise.race([woken, timer]);
-      } finally {
-        this.#waiters = this.#waiters.filter((w) => w !== resolve);
-      }
+      clearTimeout(timer);
+      signal.removeEventListener("abort", wakeUp);
+      this.#waiter = undefined;
     }
     signal.throwIfAborted();
     const was = this.#set;

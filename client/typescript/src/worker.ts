@@ -153,6 +153,7 @@ export class Worker implements SessionOwner {
       this.#force.abort();
     }
     this.#stopping.abort();
+    this.#slotFreed?.(); // a polling loop waiting for a free slot stops waiting
   }
 
   /**
@@ -300,7 +301,7 @@ export class Worker implements SessionOwner {
     while (!stopping.aborted) {
       const free = this.concurrency - this.#runs.size;
       if (free <= 0) {
-        await Promise.race([new Promise<void>((resolve) => (this.#slotFreed = resolve)), aborted(stopping)]);
+        await new Promise<void>((resolve) => (this.#slotFreed = resolve));
         continue;
       }
       const started = Date.now();
