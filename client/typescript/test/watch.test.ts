@@ -71,7 +71,8 @@ describe("watchJob across server restarts", () => {
     const errors = reconnects.flatMap((r) => (r.error === undefined ? [] : [r.error]));
     assert.ok(errors.some((e) => e instanceof ShuttingDown), errors.map(String).join());
     assert.ok(errors.every((e) => e instanceof Unavailable), errors.map((e) => `${e.name}: ${e.message}`).join());
-    assert.equal(reconnects.filter((r) => r.error === undefined).length, 2);
+    // At least once per restart (a stream reopened while the server was still stopping may break again).
+    assert.ok(reconnects.filter((r) => r.error === undefined).length >= 2);
   });
 
   test("a watch that cannot start fails at once, typed", async () => {
