@@ -21,6 +21,9 @@ export const VERSION = "0.1.0";
 const MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
 const MAX_SEND_MESSAGE_BYTES = 8 * 1024 * 1024;
 
+/** How often an open connection is pinged: just over gRPC servers' default minimum of 5 minutes. */
+export const KEEPALIVE_PING_MS = 330_000;
+
 /** PEM data as bytes, or the path of a PEM file as a string. */
 export type PemSource = Uint8Array | string;
 
@@ -94,9 +97,11 @@ export function createTransport(target: string, options: TransportOptions = {}):
     readMaxBytes: MAX_RECEIVE_MESSAGE_BYTES,
     writeMaxBytes: MAX_SEND_MESSAGE_BYTES,
     // Keepalive pings find a connection that died silently (a peer gone without a FIN), so a watch or a
-    // Work session on it fails and is reopened instead of waiting forever.
-    pingIntervalMs: 30_000,
-    pingTimeoutMs: 15_000,
+    // Work session on it fails and is reopened. No more often than every 5 minutes, though: a gRPC
+    // server by default counts a ping sooner than that as a strike, and after two it closes the
+    // connection (GOAWAY, ENHANCE_YOUR_CALM "too_many_pings").
+    pingIntervalMs: KEEPALIVE_PING_MS,
+    pingTimeoutMs: 20_000,
     interceptors: [authInterceptor(options.token), ...(options.interceptors ?? [])],
   });
 }
