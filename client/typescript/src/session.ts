@@ -266,6 +266,9 @@ export class SessionLink implements WorkerLink {
         holding: this.#holding(), // jobs started in an earlier session go on being renewed
       }),
     );
+    if (this.#pending.length > 0) {
+      this.#wake.set(); // the steps a broken session left unanswered go at once, not at the next listing
+    }
     let senderError: unknown;
     const sender = this.#send(outbox, signal).catch((err: unknown) => {
       if (!signal.aborted) {
