@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.peers:
         try:
-            select(args.systems)
+            select(args.systems, ts_workers=args.ts_workers)
         except ValueError as err:
             parser.error(str(err))  # exits 2 with the usage line
     try:

@@ -49,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile", action="store_true", help="then py-spy jobwarden's server over one more SQLite drain"
     )
     group.add_argument("--no-chart", action="store_true", help="skip the PNG (and the tools venv)")
+    group.add_argument(
+        "--ts-workers",
+        action="store_true",
+        help="also drain jobwarden with TypeScript SDK workers (Node.js; builds client/typescript first)",
+    )
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -117,7 +122,9 @@ def _check_services(systems: list[System], postgres: str, redis: str) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     """The whole comparison; exit status 1 when any run failed (the others are still reported)."""
-    systems = select(args.systems)
+    systems = select(args.systems, ts_workers=args.ts_workers)
+    if any(s.adapter == "sys_jobwarden_ts" for s in systems):
+        _build_typescript()
     jobs = args.jobs or (QUICK_JOBS if args.quick else FULL_JOBS)
     repetitions = args.repetitions or (QUICK_REPETITIONS if args.quick else FULL_REPETITIONS)
     postgres = args.database or DEFAULT_POSTGRES
@@ -206,6 +213,17 @@ async def _profile(pythons: dict[str | None, Path], jobs: int, postgres: str, re
         }
         say(f"profiled {system.name}: {stem}.svg")
     return found
+
+
+def _build_typescript() -> None:
+    """Builds client/typescript (its dependencies from the lock file, then tsc) for the TS workers."""
+    say("building client/typescript for the TypeScript workers")
+    script = "source scripts/_node.sh && cd client/typescript && npm run --silent build"
+    done = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"scripts/bench --peers --ts-workers: building client/typescript failed\n{done.stderr}"
+        )
 
 
 def _git_describe() -> str:

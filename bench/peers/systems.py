@@ -46,17 +46,26 @@ SYSTEMS: tuple[System, ...] = (
 )
 
 
-def select(patterns: str | None) -> list[System]:
-    """The systems named by a comma-separated list of names or globs (`jobwarden-*`); None: all.
+TS_SYSTEMS: tuple[System, ...] = (
+    System("jobwarden-sqlite+ts", "sys_jobwarden_ts", None, "noop", "", JOBWARDEN),
+    System("jobwarden-sqlite+ts+progress", "sys_jobwarden_ts", None, "progress", "", JOBWARDEN),
+)
+"""jobwarden drained by TypeScript SDK workers (Node.js): only with --ts-workers, which builds them."""
+
+
+def select(patterns: str | None, *, ts_workers: bool = False) -> list[System]:
+    """The systems named by a comma-separated list of names or globs (`jobwarden-*`); None: all. With
+    `ts_workers`, TS_SYSTEMS are candidates too.
 
     Raises:
         ValueError: a pattern matches no system.
     """
+    candidates = [*SYSTEMS, *(TS_SYSTEMS if ts_workers else ())]
     if not patterns:
-        return list(SYSTEMS)
+        return candidates
     wanted = [p.strip() for p in patterns.split(",") if p.strip()]
     for p in wanted:
-        if not any(fnmatch.fnmatchcase(s.name, p) for s in SYSTEMS):
-            names = ", ".join(s.name for s in SYSTEMS)
+        if not any(fnmatch.fnmatchcase(s.name, p) for s in candidates):
+            names = ", ".join(s.name for s in candidates)
             raise ValueError(f"--systems: {p!r} matches none of {names}")
-    return [s for s in SYSTEMS if any(fnmatch.fnmatchcase(s.name, p) for p in wanted)]
+    return [s for s in candidates if any(fnmatch.fnmatchcase(s.name, p) for p in wanted)]
