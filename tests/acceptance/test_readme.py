@@ -464,6 +464,16 @@ async def tls_config(block: Block, ctx: Ctx) -> None:
                 await worker_7.list_jobs()
 
 
+TYPESCRIPT_README_TEST = ROOT / "client/typescript/test/readme.test.ts"
+
+
+def typescript_example(block: Block, ctx: Ctx) -> None:
+    # Node.js runs it (scripts/test-typescript, in CI after this suite): the test there finds the block by
+    # this id and its address by PYTHON_ADDRESS's value; here only that the two still agree.
+    assert block.text.count(PYTHON_ADDRESS) == 1
+    assert f'"{block.id}"' in TYPESCRIPT_README_TEST.read_text()
+
+
 def tls_clients(block: Block, ctx: Ctx) -> None:
     assert_ruff_clean(block)
     pki = ctx.fixture("pki", Path)
@@ -953,6 +963,10 @@ HOW: dict[str, How] = {
     ),
     "from-python-1-python": How(
         "a program against a real server: creates, works and gets a job", python_example
+    ),
+    "from-typescript-1-typescript": How(
+        "type-checked and run against a real server by client/typescript's npm test (test/readme.test.ts)",
+        typescript_example,
     ),
     "configuration-1-toml": How("the settings loader, then served with the recipe's token", configuration),
     "configuration-2-sh": How("the token recipe, one bash script; the hash is the server's", token_recipe),
