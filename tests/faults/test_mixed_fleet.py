@@ -16,10 +16,13 @@ the same order, equal to ListJobEvents.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import functools
+import hashlib
 import json
 import shutil
 import subprocess
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -67,16 +70,27 @@ def typescript() -> str:
     """The node binary, with the TypeScript package built (a fresh clone has no dist/)."""
     node = shutil.which("node")
     assert node is not None, "the mixed fleet test needs Node.js 20 or later"
-    if not _built():
-        # scripts/_node.sh installs the npm packages from the lock file when they are missing.
-        subprocess.run(
-            ["bash", "-c", "source scripts/_node.sh && cd client/typescript && npm run --silent build"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            timeout=300,
-            stdin=subprocess.DEVNULL,
-        )
+    # pytest-xdist may run this module's tests in two processes at once: one builds, the other waits.
+    lock_path = (
+        Path(tempfile.gettempdir())
+        / f"jobwarden-ts-build-{hashlib.sha256(bytes(ROOT)).hexdigest()[:12]}.lock"
+    )
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _built():
+            # scripts/_node.sh installs the npm packages from the lock file when they are missing.
+            build = subprocess.run(
+                ["bash", "-c", "source scripts/_node.sh && cd client/typescript && npm run --silent build"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+            assert build.returncode == 0, (
+                f"npm run build failed:\n{build.stdout[-3000:]}{build.stderr[-3000:]}"
+            )
     assert _built(), "npm run build did not write dist/test/fleet"
     return node
 

@@ -53,7 +53,7 @@ export async function run(scenario: Scenario, address: string, principals: Recor
   try {
     await s.open();
     for (const [symbol, lifecycle] of Object.entries(scenario.job_types)) {
-      await runStep(s, { op: "get_lifecycle", job_type: symbol, expect: { name: lifecycle } }, `job type ${JSON.stringify(symbol)}`);
+      await runStep(s, { op: "get_lifecycle", job_type: symbol, expect: { name: lifecycle } }, `job type '${symbol}'`);
     }
     for (const [i, step] of scenario.steps.entries()) {
       await runStep(s, step, `step ${i} (${step.op})`);
