@@ -13,6 +13,9 @@ Modes (what the handler of `--job-type` does):
 - `load`: follows the job's parameters (`steps`, `step_ms`, `asset`, `outcome`); see `_load`.
 - `hold`: reports progress once, then holds the job (heartbeats keep its lease) until the process dies.
 - `quick`: reports progress, adds an asset, completes.
+- `fleet`: logs the handler's start and finish (job, attempt; the log adds pid and worker), reports
+  progress once and works the job's `work_ms` parameter in between; returns who ran it. The mixed fleet
+  test runs it beside the TypeScript worker (client/typescript/test/fleet/worker.ts), which does the same.
 - `zombie`: a worker that does not stop when it loses its lease: it keeps writing progress under its
   token until refused three times, then tries an asset, a completion and a failure under the same
   token. Run it, freeze it (SIGSTOP) past its lease, resume it: every one of those writes must be refused.
@@ -137,6 +140,17 @@ async def _quick(ctx: JobContext) -> Any:
     return {"by": ctx.worker_id}
 
 
+def _fleet(log: CallLog) -> Callable[[JobContext], Any]:
+    async def handler(ctx: JobContext) -> Any:
+        log.write(call="handler_start", job=ctx.job.id, attempt=ctx.job.attempt)
+        await ctx.progress(50.0, "working")
+        await asyncio.sleep(float(ctx.parameters.get("work_ms", 0)) / 1000)  # the job's simulated work
+        log.write(call="handler_finish", job=ctx.job.id, attempt=ctx.job.attempt)
+        return {"pid": os.getpid(), "worker": ctx.worker_id, "attempt": ctx.job.attempt}
+
+    return handler
+
+
 _KEEP: set[asyncio.Task[None]] = set()
 
 
@@ -182,7 +196,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--log", required=True)
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--job-type", required=True)
-    parser.add_argument("--mode", choices=["load", "hold", "quick", "zombie"], required=True)
+    parser.add_argument("--mode", choices=["load", "hold", "quick", "zombie", "fleet"], required=True)
     parser.add_argument("--lease", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--poll-wait", type=float, default=2.0)
@@ -201,7 +215,13 @@ async def _run(args: argparse.Namespace, log: CallLog) -> None:
         shutdown_grace=1.0,
         cancel_grace=0.5,
     )
-    handlers = {"load": _load, "hold": _hold, "quick": _quick, "zombie": _zombie(client, log)}
+    handlers = {
+        "load": _load,
+        "hold": _hold,
+        "quick": _quick,
+        "zombie": _zombie(client, log),
+        "fleet": _fleet(log),
+    }
     worker.register(args.job_type, handlers[args.mode])
     log.write(call="start", t0=time.time(), mode=args.mode, job_type=args.job_type)
     try:

@@ -316,6 +316,7 @@ export class Worker implements SessionOwner {
         });
       } catch (err) {
         if (this.#isStopping()) {
+          await this.#fence();
           return;
         }
         const error = fromError(err);
@@ -339,6 +340,17 @@ export class Worker implements SessionOwner {
         await sleepUnless(idle, stopping);
       }
     }
+  }
+
+  /**
+   * One round trip on the connection the cancelled long-poll used, before {@link run} returns. Node's
+   * HTTP/2 stack sends the long-poll's RST_STREAM a little later than the abort itself, so without it a
+   * job created right after `run()` returned could reach the server first and be claimed for this
+   * stopped worker (and wait out its lease). Frames of one connection are read in order: once this
+   * call is answered, the server has seen the cancel. Its outcome does not matter.
+   */
+  async #fence(): Promise<void> {
+    await this.client.getLifecycle(this.jobTypes[0]).catch(() => undefined);
   }
 
   async #heartbeat(ctx: JobContext, done: AbortSignal): Promise<void> {

@@ -17,7 +17,7 @@ import { createHash } from "node:crypto";
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 /** The repository's root. */
 export const REPO_ROOT = resolve(PACKAGE_ROOT, "../..");
-const VENV_BIN = process.env.JOBWARDEN_VENV_BIN ?? join(REPO_ROOT, ".venv/bin");
+export const VENV_BIN = process.env.JOBWARDEN_VENV_BIN ?? join(REPO_ROOT, ".venv/bin");
 
 // PR_SET_PDEATHSIG = 1, SIGKILL = 9; the setting survives exec.
 const LAUNCHER =
