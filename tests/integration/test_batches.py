@@ -184,6 +184,8 @@ async def test_a_refused_child_refuses_the_whole_batch(stubs: rpc.Stubs, srv: ap
     )
     keyed = await rpc.fails(create_batch(stubs, [child(), child(request_id="mine")]))
     assert keyed.fields == ["children[1].request_id"]
+    dry_child = await rpc.fails(create_batch(stubs, [child(), child(validate_only=True)]))
+    assert dry_child.fields == ["children[1].validate_only"]
     none = await rpc.fails(create_batch(stubs, []))
     assert none.fields == ["children"]
     assert (await stubs.jobs.ListJobs(job_service_pb2.ListJobsRequest(), metadata=stubs.metadata)).jobs == []

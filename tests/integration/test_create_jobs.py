@@ -82,6 +82,14 @@ async def test_a_call_of_only_invalid_items_answers_each_and_creates_nothing(stu
     assert await _all_jobs(stubs) == []
 
 
+async def test_an_item_asking_for_a_dry_run_is_refused_not_created(stubs: rpc.Stubs) -> None:
+    results = await _create(stubs, _item("kept"), _item("checked", validate_only=True))
+    assert results[0].WhichOneof("result") == "job"
+    refused = _refusal(results[1])
+    assert (refused.code, refused.fields) == (IA, ["requests[1].validate_only"])
+    assert [job.job_type for job in await _all_jobs(stubs)] == ["kept"]
+
+
 async def test_a_retried_call_answers_with_the_first_jobs_and_changes_nothing(stubs: rpc.Stubs) -> None:
     items = [_item(request_id=f"r-{i}", parameters=flows.struct(n=i)) for i in range(5)]
     first = await _create(stubs, *items)

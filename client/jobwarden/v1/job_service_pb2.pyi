@@ -446,7 +446,9 @@ class CreateJobRequest(_message.Message):
     """Idempotency key (AIP-155), unique per owner; at most 128 characters."""
     validate_only: _builtins.bool
     """Check the request and answer as the call would (the job as it would be created, with an id that
-    is not kept, or the very error), but create nothing.
+    is not kept, or the very error), but create nothing. CreateJob only: an item of CreateJobs or a
+    child of CreateBatch with it set is refused (INVALID_ARGUMENT), never created; a batch is checked
+    whole with CreateBatchRequest.validate_only.
     """
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct:

@@ -113,6 +113,9 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         for i, item in enumerate(request.requests):
             try:
                 refuse_nul(item)  # item by item: the guard leaves this to batch calls (guard.ITEMIZED)
+                _refuse_dry_run_item(
+                    item, "CreateJobs creates every valid item; dry-run a job with CreateJob"
+                )
                 specs[i] = self._spec_of(who, item)
             except errors.InvalidArgument as err:
                 outcomes[i] = err
@@ -296,6 +299,14 @@ def _child_in(
     """A batch's child decoded and checked as CreateJob would; its refusal refuses the batch, its
     field under `children[position]`."""
     try:
+        _refuse_dry_run_item(item, "set validate_only on the CreateBatch request, for the whole batch")
         return spec_of(who, item)
     except errors.InvalidArgument as err:
         raise err.within(f"children[{position}]") from None
+
+
+def _refuse_dry_run_item(item: job_service_pb2.CreateJobRequest, instead: str) -> None:
+    """An item of a batch call asking for a dry run of itself alone: refused rather than ignored, which
+    would create the job its client meant only to check."""
+    if item.validate_only:
+        raise errors.InvalidArgument("validate_only", f"is not taken on an item: {instead}")

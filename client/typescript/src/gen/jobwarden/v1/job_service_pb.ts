@@ -518,7 +518,9 @@ export type CreateJobRequest = Message<"jobwarden.v1.CreateJobRequest"> & {
 
   /**
    * Check the request and answer as the call would (the job as it would be created, with an id that
-   * is not kept, or the very error), but create nothing.
+   * is not kept, or the very error), but create nothing. CreateJob only: an item of CreateJobs or a
+   * child of CreateBatch with it set is refused (INVALID_ARGUMENT), never created; a batch is checked
+   * whole with CreateBatchRequest.validate_only.
    *
    * @generated from field: bool validate_only = 70;
    */
