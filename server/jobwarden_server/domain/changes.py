@@ -49,6 +49,9 @@ class JobChanges:
     """The job is flagged stalled from this time."""
     clear_stall: bool = False
     """The job is no longer stalled (its progress moved, it completed or goes back to the queue)."""
+    attempt: int | None = None
+    """The attempt number, set outright: only a claim taken back (decisions.undelivered_claim) undoes
+    the count a claim made."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -197,6 +197,27 @@ def fail(
     )
 
 
+def undelivered_claim(job: Job, table: Lifecycle, *, lease_token: str) -> Decision | None:
+    """A claim whose caller was gone before its reply could go out (the call ended while the claim was
+    being written): the job goes back to the queue at once, its attempt count as before the claim,
+    instead of waiting out a lease nobody holds. None, and the lease runs out as usual, when the
+    claim is no longer the job's or its table has no way back to QUEUED."""
+    if job.status is not JobStatus.RUNNING or job.lease_token != lease_token:
+        return None
+    if not table.allows(JobStatus.RUNNING, JobStatus.QUEUED):
+        return None
+    changes = JobChanges(attempt=job.attempt - 1, clear_lease=True, clear_stall=True)
+    return transition(
+        job,
+        table,
+        JobStatus.QUEUED,
+        actor=SYSTEM,
+        reason="claim not delivered: the caller was gone before the reply",
+        changes=changes,
+        lease_token=lease_token,
+    )
+
+
 def renewed_lease(job: Job, now: dt.datetime) -> dt.datetime | None:
     """A heartbeat renews the lease, except after a cancel request: the grace period stands."""
     if job.cancel_requested:

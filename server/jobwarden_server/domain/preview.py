@@ -34,6 +34,7 @@ def applied(job: Job, decision: Decision, now: dt.datetime) -> Job:
         queue_expire_time=c.queue_expire_time if c.queue_expire_time is not None else job.queue_expire_time,
         progress_time=c.progress_time if c.progress_time is not None else job.progress_time,
         stall_time=c.stall_time if c.stall_time is not None else (None if c.clear_stall else job.stall_time),
+        attempt=c.attempt if c.attempt is not None else job.attempt,
         version=job.version + 1,
         last_sequence=job.last_sequence + len(decision.events),
         update_time=now,

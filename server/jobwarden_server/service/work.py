@@ -6,9 +6,11 @@ makes the change, so a worker that lost its lease can never write.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -27,6 +29,8 @@ from jobwarden_server.observability.metrics import Metrics
 from jobwarden_server.service import idempotency as replays
 from jobwarden_server.service.streams import StreamSlots
 from jobwarden_server.service.writer import Clock, JobWriter
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_LEASE_S = 30.0
 MIN_LEASE_S = 1.0
@@ -142,7 +146,8 @@ class WorkService:
     async def _claim(self, who: Principal, request: ClaimRequest, key: RequestKey) -> Sequence[Job]:
         loop_deadline = self._clock() + dt.timedelta(seconds=request.wait_s)
         while True:
-            claimed = await self._writer.claim(
+            claimed = await self._claim_delivered(
+                who.owner,
                 store.JobClaimParams(
                     owner=who.owner,
                     worker_id=request.worker_id,
@@ -152,7 +157,7 @@ class WorkService:
                     now=self._clock(),
                     request_id=key.id,
                     request_fingerprint=key.fingerprint,
-                )
+                ),
             )
             if claimed:
                 return claimed
@@ -160,6 +165,34 @@ class WorkService:
             if remaining <= 0 or self._bus.closed:
                 return []
             await self._bus.wait_for_work(min(remaining, RECHECK_S))
+
+    async def _claim_delivered(self, owner: str, params: store.JobClaimParams) -> Sequence[Job]:
+        """Claim; and if the caller's call ends while the claim is being written (the client went
+        away, or its deadline passed), let the write finish and put its jobs straight back in the queue:
+        nobody will get the reply, and otherwise they would wait out leases nobody holds."""
+        write = asyncio.ensure_future(self._writer.claim(params))
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            try:
+                claimed = await write
+            except errors.DomainError:
+                claimed = []  # nothing was claimed (the store is failing)
+            for job in claimed:
+                await self._take_back(owner, job)
+            raise
+
+    async def _take_back(self, owner: str, job: Job) -> None:
+        def decide(current: Job, now: dt.datetime) -> Decision | None:
+            table = self._lifecycles.named(current.lifecycle)
+            return decisions.undelivered_claim(current, table, lease_token=job.lease_token)
+
+        try:
+            await self._writer.change(owner, job.id, decide)
+        except errors.DomainError:
+            logger.warning(
+                "job %s: an undelivered claim could not be taken back; its lease will run out", job.id
+            )
 
     async def progress(
         self,

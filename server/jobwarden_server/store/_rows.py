@@ -338,10 +338,19 @@ def change_values(changes: JobChanges) -> dict[str, Any]:
         values["complete_us"] = None
     if changes.queue_expire_time is not None:
         values["queue_expire_us"] = to_us(changes.queue_expire_time)
-    if changes.start_time is not None:
-        values["start_us"] = to_us(changes.start_time)
+    values.update(attempt_values(changes))
     values.update(stall_values(changes))
     values.update(lease_values(changes))
+    return values
+
+
+def attempt_values(changes: JobChanges) -> dict[str, Any]:
+    """The attempt columns JobChanges sets: when it started, and its number (a claim taken back)."""
+    values: dict[str, Any] = {}
+    if changes.start_time is not None:
+        values["start_us"] = to_us(changes.start_time)
+    if changes.attempt is not None:
+        values["attempt"] = changes.attempt
     return values
 
 

@@ -65,6 +65,24 @@ def test_a_worker_without_the_current_lease_is_refused_every_change() -> None:
             decide(job(status=JobStatus.QUEUED, lease_token="old"))
 
 
+def test_an_undelivered_claim_puts_the_job_back_as_it_was_before_the_claim() -> None:
+    back = decisions.undelivered_claim(job(attempt=2), DEFAULT, lease_token="tok")
+    assert back is not None
+    assert (back.changes.status, back.changes.attempt) == (JobStatus.QUEUED, 1)
+    assert back.changes.clear_lease and back.changes.clear_stall and back.expect_lease_token == "tok"
+    [event] = back.events
+    assert (event.actor, event.data["from"], event.data["to"]) == ("system", "RUNNING", "QUEUED")
+    # Not the claim's any more (a later lease, or no lease): left alone, its own lease runs out.
+    assert decisions.undelivered_claim(job(lease_token="later"), DEFAULT, lease_token="tok") is None
+    assert decisions.undelivered_claim(job(status=JobStatus.COMPLETED), DEFAULT, lease_token="tok") is None
+    # A table with no way back to QUEUED keeps the job RUNNING until its lease runs out.
+    no_way_back = [
+        name for name, table in BUILTIN.items() if not table.allows(JobStatus.RUNNING, JobStatus.QUEUED)
+    ]
+    for name in no_way_back:
+        assert decisions.undelivered_claim(job(lifecycle=name), BUILTIN[name], lease_token="tok") is None
+
+
 def test_complete_sets_progress_to_100_and_drops_the_lease_partial_keeps_the_error() -> None:
     done = decisions.complete(job(), DEFAULT, lease_token="tok", result={"n": 1}, partial=None, now=NOW)
     assert done.changes.status is JobStatus.COMPLETED and done.changes.progress == Progress(percent=100)
