@@ -5,7 +5,7 @@ The mix, by the job's index i (so any N gives the same proportions):
 - job type: 40% email.send, 30% report.render, 20% image.resize, 10% video.transcode;
 - parameters: a small object ({"item": i, "note": ...});
 - labels: tenant t00..t49 (i mod 50: 2% each) and region eu/us/ap;
-- 10% created held (CREATED); the rest queued, of which FINISHED_SHARE of all jobs is claimed
+- 10% created held (CREATED); the rest queued, of which 10% of all jobs (FINISHED_SHARE) is claimed
   (ClaimJobs of 100) and ended: 4 of 5 CompleteJob, 1 of 5 FailJob, not retryable (FAILED).
 Claims take the oldest queued jobs first, so the finished jobs are the oldest of the store.
 """
