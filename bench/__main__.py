@@ -148,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             select(args.systems, ts_workers=args.ts_workers)
         except ValueError as err:
             parser.error(str(err))  # exits 2 with the usage line
+    if args.dashboard and args.dashboard_jobs is not None and args.dashboard_jobs < dashboard.MIN_JOBS:
+        parser.error(f"--dashboard-jobs must be at least {dashboard.MIN_JOBS} (the mix and a second page)")
     try:
         if args.watchers:
             return asyncio.run(watchers.run(args))

@@ -39,6 +39,7 @@ class Sizes:
 
 FULL = Sizes(jobs=100_000, repeats=50, warmup=3)
 QUICK = Sizes(jobs=2_000, repeats=5, warmup=1)
+MIN_JOBS = 1_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
