@@ -1,7 +1,7 @@
 """`python -m bench` (run it as scripts/bench): start the real server, measure, print ratios.
 
 `--peers` runs the comparison with other job queues instead (bench/peers/); `--watchers` the watcher
-measurements (bench/watchers/).
+measurements (bench/watchers/); `--dashboard` the dashboard's API with a large store (bench/dashboard/).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from bench import baselines, pipeline, report, scenarios
+from bench.dashboard import run as dashboard
 from bench.measure import Measurement
 from bench.peers import orchestrate
 from bench.peers.systems import select
@@ -36,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="fewer operations: done in under 30 s (with --peers: 100 jobs, 1 round, every system; with "
-        "--watchers: 5 s of load, 500 watchers)",
+        "--watchers: 5 s of load, 500 watchers; with --dashboard: 2,000 jobs, 5 requests each)",
     )
     parser.add_argument(
         "--database",
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     orchestrate.add_arguments(parser)
     watchers.add_arguments(parser)
+    dashboard.add_arguments(parser)
     return parser
 
 
@@ -146,9 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             select(args.systems, ts_workers=args.ts_workers)
         except ValueError as err:
             parser.error(str(err))  # exits 2 with the usage line
+    if args.dashboard and args.dashboard_jobs is not None and args.dashboard_jobs < dashboard.MIN_JOBS:
+        parser.error(f"--dashboard-jobs must be at least {dashboard.MIN_JOBS} (the mix and a second page)")
     try:
         if args.watchers:
             return asyncio.run(watchers.run(args))
+        if args.dashboard:
+            return asyncio.run(dashboard.run(args))
         return asyncio.run(orchestrate.run(args) if args.peers else _run(args))
     except KeyboardInterrupt:
         return 130

@@ -19,6 +19,7 @@ import asyncpg
 
 PR_SET_PDEATHSIG = 1
 LISTENING = re.compile(r"serving on (\S+:\d+)")
+DASHBOARD = re.compile(r"dashboard on (\S+)")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 
@@ -41,6 +42,8 @@ class Server:
     pid: int
     address: str
     log_path: Path
+    dashboard: str = ""
+    """The HTTP port's base URL (http://127.0.0.1:PORT/), when started with one."""
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the server process (all its threads), in seconds.
@@ -67,10 +70,10 @@ def jobwarden_command() -> list[str]:
 
 @contextlib.asynccontextmanager
 async def serving(
-    database: str, workdir: Path, log_level: str, config: Path | None = None
+    database: str, workdir: Path, log_level: str, config: Path | None = None, *, dashboard: bool = False
 ) -> AsyncIterator[Server]:
     """`jobwarden serve` on 127.0.0.1 with a free port over `database` (and the TOML file `config`, if
-    given); stopped with SIGTERM at the end."""
+    given; with `dashboard`, the HTTP port too, on another free port); stopped with SIGTERM at the end."""
     out_path, log_path = workdir / "server.out", workdir / "server.log"
     # Files, not pipes: the server logs a line per transition, and a pipe nobody reads would fill up
     # and stall it in the middle of a measurement.
@@ -88,13 +91,14 @@ async def serving(
             "--log-level",
             log_level,
             *(["--config", str(config)] if config is not None else []),
+            *(["--http-listen", "127.0.0.1:0"] if dashboard else []),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=out,
             stderr=log,
         )
     try:
-        address = await _listening_address(proc, out_path, log_path)
-        yield Server(pid=proc.pid, address=address, log_path=log_path)
+        address, url = await _listening_address(proc, out_path, log_path, dashboard=dashboard)
+        yield Server(pid=proc.pid, address=address, log_path=log_path, dashboard=url)
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -105,13 +109,17 @@ async def serving(
                 await proc.wait()
 
 
-async def _listening_address(proc: asyncio.subprocess.Process, out_path: Path, log_path: Path) -> str:
+async def _listening_address(
+    proc: asyncio.subprocess.Process, out_path: Path, log_path: Path, *, dashboard: bool
+) -> tuple[str, str]:
+    """The gRPC address and (with `dashboard`) the dashboard's URL, from the lines serve prints."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + START_TIMEOUT_S
     while loop.time() < deadline:
-        match = LISTENING.search(await asyncio.to_thread(out_path.read_text, errors="replace"))
-        if match is not None:
-            return match.group(1)
+        out = await asyncio.to_thread(out_path.read_text, errors="replace")
+        match, http = LISTENING.search(out), DASHBOARD.search(out)
+        if match is not None and (http is not None or not dashboard):
+            return match.group(1), http.group(1) if http is not None else ""
         if proc.returncode is not None:
             break
         await asyncio.sleep(0.05)  # the file has no readiness to await; polling it is the simple way

@@ -73,7 +73,7 @@ async def run(args: argparse.Namespace) -> int:
     rates = tuple(float(r) for r in args.rates.split(",")) if args.rates else base.rates
     sizes = dataclasses.replace(base, rates=rates, watchers=args.watcher_count or base.watchers)
     load_before = os.getloadavg()[0]
-    git = _git_describe()
+    git = git_describe()
     results: dict[str, Any] = {}
     described = ""
     with tempfile.TemporaryDirectory(prefix="jobwarden-watchers-") as tmp:
@@ -139,7 +139,7 @@ def _summary(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _git_describe() -> str:
+def git_describe() -> str:
     done = subprocess.run(
         ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
     )
