@@ -105,10 +105,7 @@ class Guard(grpc.aio.ServerInterceptor):
         auth.set_principal(principal)
 
     def _authorize(self, context: grpc.aio.ServicerContext[Any, Any], role: Role) -> Principal:
-        principal = self._auth.authenticate(context.invocation_metadata(), context.auth_context())
-        if not principal.has(role):
-            raise errors.PermissionDenied(f"this token lacks the {role.value!r} role")
-        return principal
+        return self._auth.authenticate(context.invocation_metadata(), context.auth_context()).require(role)
 
     def _check(self, request: message.Message) -> None:
         """A request that did not parse, or is too large, is refused (only after authorization: AIP-211)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from jobwarden_server.domain import errors
+
 
 class Role(enum.StrEnum):
     """What a token may do. Admin implies client and worker; admin-global implies every role."""
@@ -34,6 +36,13 @@ class Principal:
         if role in self.roles or Role.GLOBAL_ADMIN in self.roles:
             return True
         return role in (Role.CLIENT, Role.WORKER) and Role.ADMIN in self.roles
+
+    def require(self, role: Role) -> Principal:
+        """The caller, if it holds `role` (the gRPC guard's and the HTTP port's one check);
+        PermissionDenied otherwise."""
+        if not self.has(role):
+            raise errors.PermissionDenied(f"this token lacks the {role.value!r} role")
+        return self
 
 
 LOCAL_OWNER = "default"

@@ -38,6 +38,20 @@ def _bucket(column: sa.ColumnElement[Any], window: queue_charts.StatsWindow) -> 
     return (column - _int(start_us)) // _int(window.bucket_s * 1_000_000)
 
 
+async def unfinished_counts(conn: AsyncConnection, owner: str | None) -> dict[tuple[str, JobStatus], int]:
+    """Unfinished jobs per (job type, status), of one owner or (None) of every owner: the queues
+    page's depth now, and the metrics' queue depth. Only rows of the three unfinished statuses are
+    read (status leads the owner/status index and ix_jobs_status_lease_expire_us)."""
+    query = (
+        sa.select(jobs.c.job_type, jobs.c.status, sa.func.count())
+        .where(jobs.c.status.in_(_UNFINISHED))
+        .group_by(jobs.c.job_type, jobs.c.status)
+    )
+    if owner is not None:
+        query = query.where(jobs.c.owner == owner)
+    return {(job_type, JobStatus(status)): int(n) for job_type, status, n in await conn.execute(query)}
+
+
 async def queue_counts(
     conn: AsyncConnection, owner: str, window: queue_charts.StatsWindow
 ) -> queue_charts.StatsCounts:
@@ -45,11 +59,6 @@ async def queue_counts(
     start_us = _int(rows.to_us(window.start))
     end_us = _int(rows.to_us(window.end))
     mine = jobs.c.owner == owner
-    depth_q = (
-        sa.select(jobs.c.job_type, jobs.c.status, sa.func.count())
-        .where(mine, jobs.c.status.in_(_UNFINISHED))
-        .group_by(jobs.c.job_type, jobs.c.status)
-    )
     arrival = _bucket(jobs.c.create_us, window)
     arrived_q = (
         sa.select(jobs.c.job_type, arrival, sa.func.count())
@@ -77,7 +86,7 @@ async def queue_counts(
         )
         .group_by(jobs.c.job_type, departure)
     )
-    depth = {(r[0], JobStatus(r[1])): int(r[2]) for r in await conn.execute(depth_q)}
+    depth = await unfinished_counts(conn, owner)
     arrived = {(r[0], int(r[1])): int(r[2]) for r in await conn.execute(arrived_q)}
     ended = {(r[0], int(r[1]), JobStatus(r[2])): int(r[3]) for r in await conn.execute(ended_q)}
     left = {(r[0], int(r[1])): int(r[2]) for r in await conn.execute(left_q)}

@@ -345,19 +345,9 @@ class SqlStore:
             return {name: int(count) for name, count in (await conn.execute(query)).all()}
 
     async def job_depth(self) -> Mapping[tuple[str, JobStatus], int]:
-        """Unfinished jobs per (job type, status), any owner: one grouped count over the rows of the
-        three unfinished statuses (status leads ix_jobs_status_lease_expire_us), read at each scrape."""
-        unfinished = [s.value for s in JobStatus if not s.terminal]
-        query = (
-            sa.select(jobs.c.job_type, jobs.c.status, sa.func.count())
-            .where(jobs.c.status.in_(unfinished))
-            .group_by(jobs.c.job_type, jobs.c.status)
-        )
+        """Unfinished jobs per (job type, status), any owner, read at each scrape; see Store.job_depth."""
         async with self._read() as conn:
-            return {
-                (job_type, JobStatus(status)): int(n)
-                for job_type, status, n in (await conn.execute(query)).all()
-            }
+            return await dashboard.unfinished_counts(conn, None)
 
     async def job_update(self, params: JobUpdateParams) -> Change | None:
         """The compare-and-set: one guarded UPDATE, then its events; None if a guard failed."""
