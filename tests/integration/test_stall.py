@@ -25,6 +25,7 @@ from jobwarden_server.domain.records import Progress
 from jobwarden_server.domain.retry import RetryPolicy
 from jobwarden_server.domain.stall import StallAction, StallRule
 from jobwarden_server.events.bus import EventBus
+from jobwarden_server.observability.metrics import Metrics
 from jobwarden_server.service import wiring
 from jobwarden_server.service.jobs import JobSpec
 from jobwarden_server.service.reaper import ReaperSettings
@@ -174,7 +175,10 @@ async def db(tmp_path: Path, backend: str) -> AsyncIterator[store.Store]:
 async def test_each_reaper_pass_flags_a_still_job_once_and_counts_it(db: store.Store) -> None:
     clock = MovedClock()
     settings = ReaperSettings(stall={"demo": StallRule(after_s=60)})
-    services = wiring.build(db, EventBus(), Lifecycles.build(), RetryPolicy(), clock=clock, reaper=settings)
+    metrics = Metrics()
+    services = wiring.build(
+        db, EventBus(), Lifecycles.build(), RetryPolicy(), clock=clock, reaper=settings, metrics=metrics
+    )
     who = Principal(owner="acme", roles=frozenset({Role.CLIENT, Role.WORKER}))
     await services.jobs.create(who, JobSpec(job_type="demo"))
     claim = ClaimRequest(worker_id="w1", job_types=frozenset({"demo"}), lease_duration_s=3600)
@@ -185,10 +189,13 @@ async def test_each_reaper_pass_flags_a_still_job_once_and_counts_it(db: store.S
         clock.now += dt.timedelta(seconds=seconds)
         return await reaper.tick()
 
-    assert (await pass_after(59), reaper.stalls_flagged) == (0, 0)
-    assert (await pass_after(1), reaper.stalls_flagged) == (1, 1)
+    def flagged() -> float:
+        return metrics.registry.get_sample_value("jobwarden_jobs_stalled_total", {"job_type": "demo"}) or 0.0
+
+    assert (await pass_after(59), flagged()) == (0, 0)
+    assert (await pass_after(1), flagged()) == (1, 1)
     assert (await services.jobs.get(who, job.id)).stall_time == clock.now
-    assert (await pass_after(600), reaper.stalls_flagged) == (0, 1)  # flagged already: left alone
+    assert (await pass_after(600), flagged()) == (0, 1)  # flagged already: left alone
     moved = await services.work.progress(who, job.id, job.lease_token, Progress(percent=5))
     assert not moved.stalled and moved.progress_time == clock.now
-    assert (await pass_after(60), reaper.stalls_flagged) == (1, 2)  # still again for a minute
+    assert (await pass_after(60), flagged()) == (1, 2)  # still again for a minute

@@ -54,8 +54,6 @@ class Reaper:
         self._clock = clock
         self._retry = retry
         self._settings = settings
-        self.stalls_flagged = 0
-        """Jobs this reaper flagged stalled since it started (a counter for metrics to read)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until `stop` is set. A failing tick (database down) is logged and retried next time."""
@@ -103,7 +101,6 @@ class Reaper:
                     # Someone else moved it first (its worker, a client, another replica): nothing to do.
                     logger.debug("reaper: job %s changed meanwhile; left as it is", job.id)
                 elif any(event.kind is EventKind.STALLED for event in decision.events):
-                    self.stalls_flagged += 1
                     logger.warning("reaper: job %s (%s) stalled", job.id, job.job_type)
             except errors.StoreUnavailable:
                 raise  # the whole pass is off; the loop retries it
