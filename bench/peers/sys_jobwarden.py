@@ -41,7 +41,7 @@ class Jobwarden:
 
     async def setup(self) -> None:
         database = self.s.postgres_url or str(self.s.workdir / "jobwarden.db")
-        # The server's own default log level (INFO: a line per transition is part of what users pay).
+        # The server's own default log level, as users run it (INFO: failures, retries, rescues; a claim or a completion is DEBUG).
         self._server = await self._stack.enter_async_context(serving(database, self.s.workdir, "INFO"))
         self._client = Client(self._server.address)
         if self.s.postgres_url:

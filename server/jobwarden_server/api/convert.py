@@ -38,13 +38,21 @@ E = TypeVar("E", JobStatus, StopReason)
 # --- scalars -------------------------------------------------------------------------------------
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     """A datetime as a Timestamp (None stays unset)."""
     if value is None:
         return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    # Integer arithmetic on the microseconds: exact, and several times cheaper than FromDatetime's
+    # calendar.timegm (a claim or a completion sends a job with up to ten times).
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)  # FromDatetime's reading of a naive time
+    micros = (value - _EPOCH) // _MICROSECOND
+    seconds, micros = divmod(micros, 1_000_000)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=micros * 1000)
 
 
 def time_in(message: Any, field: str) -> dt.datetime | None:

@@ -36,6 +36,19 @@ Replay = Callable[[Job, Event], Job]
 MAX_CAS_TRIES = 5
 
 
+_ROUTINE = frozenset({JobStatus.RUNNING.value, JobStatus.COMPLETED.value})
+
+
+def _log_level(transition: Event) -> int:
+    """DEBUG for a worker's claim or completion, the normal course of every job; INFO for the rest
+    (failures, partial results, retries, cancels, rescues, stalls, expiries, an admin's moves).
+
+    At thousands of jobs a second a line per routine transition costs the server more than some of
+    its statements, and it buries what needs a look; every transition stays in the job's history."""
+    routine = transition.data.get("to") in _ROUTINE and transition.actor.startswith("worker:")
+    return logging.DEBUG if routine else logging.INFO
+
+
 def utc_now() -> dt.datetime:
     """The server clock (UTC, microsecond precision as stored)."""
     return dt.datetime.now(dt.UTC)
@@ -198,7 +211,8 @@ class JobWriter:
         them; return the job."""
         for event in change.events:
             if event.kind is EventKind.TRANSITION:
-                logger.info(
+                logger.log(
+                    _log_level(event),
                     "transition job=%s owner=%s from=%s to=%s actor=%s reason=%r",
                     event.job_id,
                     event.owner,
