@@ -69,11 +69,22 @@ async def test_a_watcher_that_reads_along_is_never_cut_off(tmp_path: Path) -> No
     async with rpc.server(tmp_path, subscriber_queue_size=QUEUE) as srv, rpc.stubs(srv.address) as s:
         job = await flows.create(s)
         claim = await flows.claim_one(s)
-        watcher = flows.start_watch(s, job.id)
+        call = s.jobs.WatchJob(job_service_pb2.WatchJobRequest(job_id=job.id), metadata=s.metadata)
+        await call.read()  # the snapshot: the watch is open
+        seen: list[job_pb2.JobEvent] = []
+
+        async def read_through(sequence: int) -> None:
+            while not seen or seen[-1].sequence < sequence:
+                seen.append((await call.read()).event)  # fails on the cut-off's status
+
+        # The watcher keeps within half its queue of the writes: it reads along, never stops.
         for n in range(REPORTS):
             await flows.progress(s, claim, n / 2)
-        await flows.complete(s, claim)
-        _, seen = await watcher  # raises if the stream ended with an error
+            if n % (QUEUE // 2) == 0:
+                await read_through((await flows.get(s, job.id)).last_sequence)
+        done = await flows.complete(s, claim)
+        await read_through(done.last_sequence)
+        assert await call.read() is grpc.aio.EOF  # the job ended, and so did the watch
         assert seen == await flows.events(s, job.id)
 
 
