@@ -7,6 +7,7 @@ _open.require_postgres), so a server on SQLite starts without it.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Mapping, Sequence
 
@@ -60,28 +61,31 @@ def claim_rows(conn: sa.Connection, params: JobClaimParams) -> Sequence[sa.RowMa
     locked rows are numbered and each takes its own lease token from a bound array, so tokens come
     from Python's CSPRNG and the claim stays one round trip.
     """
+    binds = claim.claim_binds(params)
+    binds["lease_tokens"] = [rows.new_lease_token() for _ in range(params.limit)]
+    return list(conn.execute(_claim_statement(len(params.job_types)), binds).mappings())
+
+
+@functools.cache
+def _claim_statement(job_types: int) -> sa.Update:
+    """The claim of `claim_rows` for this many job types, built once (values bound per call)."""
     picked = (
         sa.select(jobs.c.id)
-        .where(*claim.claimable(params))
+        .where(*claim.claimable(job_types))
         .order_by(*claim.CLAIM_ORDER)
-        .limit(params.limit)
+        .limit(sa.bindparam("p_limit"))
         .with_for_update(skip_locked=True)
         .cte("picked")
     )
     numbered = sa.select(picked.c.id, sa.func.row_number().over().label("n")).cte("numbered")
-    tokens = sa.bindparam(
-        "lease_tokens",
-        [rows.new_lease_token() for _ in range(params.limit)],
-        type_=postgresql.ARRAY(sa.String()),
-    )
-    statement = (
+    tokens = sa.bindparam("lease_tokens", type_=postgresql.ARRAY(sa.String()))
+    return (
         sa.update(jobs)
         .where(jobs.c.id == numbered.c.id)
         # Grouped: PostgreSQL parses `$1::VARCHAR[][n]` as a type, so the array needs parentheses.
-        .values(claim.claim_values(params, sa.Grouping(tokens)[numbered.c.n]))
+        .values(claim.claim_values(sa.Grouping(tokens)[numbered.c.n]))
         .returning(*jobs.c)
     )
-    return list(conn.execute(statement).mappings())
 
 
 def singleton_key(name: str) -> int:

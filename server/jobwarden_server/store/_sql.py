@@ -34,6 +34,7 @@ from jobwarden_server.store import _tables as tables
 from jobwarden_server.store._create import Creation
 from jobwarden_server.store._errors import translated
 from jobwarden_server.store._feed import ChangeFeed, ChangeSink
+from jobwarden_server.store._prepared import Prepared
 from jobwarden_server.store._protocol import (
     AssetAddParams,
     CallbackAttemptParams,
@@ -90,14 +91,15 @@ def _update_statement(
     columns: tuple[str, ...],
     *,
     owner: bool,
-    statuses: bool,
+    statuses: int,
     lease_token: bool,
     version: bool,
     messages: bool = False,
-) -> sa.Update:
-    """The compare-and-set UPDATE for one shape of change, built once: its values and guards are bound
-    parameters (v_<column>, p_<guard>), so a call costs no statement building and hits the compiled
-    cache. There are few shapes: one per kind of change the service makes."""
+) -> Prepared:
+    """The compare-and-set UPDATE for one shape of change, built and compiled once: its values and
+    guards are bound parameters (v_<column>, p_<guard>, p_status_<i> for each of `statuses` expected
+    statuses), so a call costs no statement building. There are few shapes: one per kind of change
+    the service makes."""
     counters: dict[str, Any] = {
         "version": jobs.c.version + 1,
         "last_sequence": jobs.c.last_sequence + sa.bindparam("p_events", type_=sa.BigInteger()),
@@ -119,12 +121,14 @@ def _update_statement(
     if owner:
         statement = statement.where(jobs.c.owner == sa.bindparam("p_owner"))
     if statuses:
-        statement = statement.where(jobs.c.status.in_(sa.bindparam("p_statuses", expanding=True)))
+        statement = statement.where(
+            jobs.c.status.in_([sa.bindparam(f"p_status_{i}") for i in range(statuses)])
+        )
     if lease_token:
         statement = statement.where(jobs.c.lease_token == sa.bindparam("p_lease_token"))
     if version:
         statement = statement.where(jobs.c.version == sa.bindparam("p_version"))
-    return statement
+    return Prepared(statement)
 
 
 class SqlStore:
@@ -159,7 +163,7 @@ class SqlStore:
 
         Every write that appends events goes through here, so no write path can forget to announce."""
         if event_rows:
-            conn.execute(_INSERT_EVENTS, list(event_rows))
+            _insert_events(tuple(event_rows[0])).run_many(conn, event_rows)
         if self._dialect.announce is not None:
             self._dialect.announce(conn, event_rows, work=work)
 
@@ -377,13 +381,10 @@ class SqlStore:
         def modify(conn: sa.Connection) -> Change | None:
             if request_id:  # the replay lookup rides on the job's read: one statement, not two
                 keys = _request_keys(owner, job_id, request_id)
-                row = conn.execute(_JOB_OF_OWNER_WITH_REPLAY, keys).mappings().one_or_none()
+                found = _JOB_OF_OWNER_WITH_REPLAY.rows(conn, keys)
             else:
-                row = (
-                    conn.execute(_JOB_OF_OWNER, {"p_job_id": job_id, "p_owner": owner})
-                    .mappings()
-                    .one_or_none()
-                )
+                found = _JOB_OF_OWNER.rows(conn, {"p_job_id": job_id, "p_owner": owner})
+            row = found[0] if found else None
             if row is None:
                 raise errors.NotFound(f"job {job_id} not found", metadata={"job_id": job_id})
             job = rows.job_from_row(row)
@@ -469,7 +470,7 @@ class SqlStore:
         if earlier is None:
             return
         if job is None:
-            row = conn.execute(_JOB_OF_OWNER, {"p_job_id": job_id, "p_owner": owner}).mappings().one()
+            row = _JOB_OF_OWNER.rows(conn, {"p_job_id": job_id, "p_owner": owner})[0]
             job = rows.job_from_row(row)
         raise Replayed(job, rows.event_from_row(earlier))
 
@@ -485,10 +486,11 @@ class SqlStore:
     def _apply(self, conn: sa.Connection, params: JobUpdateParams) -> Change | None:
         now_us = rows.to_us(params.now)
         values = rows.change_values(params.changes)
+        statuses = sorted(s.value for s in params.expect_statuses or ())
         statement = _update_statement(
             tuple(values),
             owner=params.owner is not None,
-            statuses=params.expect_statuses is not None,
+            statuses=len(statuses),
             lease_token=params.expect_lease_token is not None,
             version=params.expect_version is not None,
             messages=params.changes.messages_added > 0,
@@ -500,14 +502,14 @@ class SqlStore:
             "p_messages": params.changes.messages_added,
             "p_now": now_us,
             "p_owner": params.owner,
-            "p_statuses": sorted(s.value for s in params.expect_statuses or ()),
             "p_lease_token": params.expect_lease_token,
             "p_version": params.expect_version,
         }
-        found = conn.execute(statement, bound).mappings().one_or_none()
-        if found is None:
+        bound |= {f"p_status_{i}": status for i, status in enumerate(statuses)}
+        found = statement.rows(conn, bound)
+        if not found:
             return None
-        row: rows.Row = found
+        row: rows.Row = found[0]
         if params.changes.status is not None and params.changes.status.terminal:
             # The job ended: its callback's outbox row commits (or not) with this very change.
             row = outbox.enqueue(conn, row, now_us)
@@ -530,7 +532,7 @@ class SqlStore:
 
         def claim_some(
             conn: sa.Connection,
-        ) -> tuple[list[sa.RowMapping], list[dict[str, Any]], list[Change]]:
+        ) -> tuple[list[rows.Row], list[dict[str, Any]], list[Change]]:
             claimed = claim.sort_claimed(self._dialect.claim_rows(conn, params))
             event_rows = [claim.claim_event_row(row, params) for row in claimed]
             self._append_events(conn, event_rows)
@@ -586,7 +588,7 @@ class SqlStore:
             row = conn.execute(statement).mappings().one_or_none()
             if row is None:
                 keys = {"p_job_id": params.job_id, "p_owner": params.owner}
-                if conn.execute(_JOB_OF_OWNER, keys).first() is None:
+                if not _JOB_OF_OWNER.rows(conn, keys):
                     raise errors.NotFound(
                         f"job {params.job_id} not found", metadata={"job_id": params.job_id}
                     )
@@ -769,9 +771,10 @@ class _RolledBack(Exception):
 # CPU than running it on SQLite, and a prebuilt one goes straight to the compiled cache.
 _INSERT_EVENTS = sa.insert(job_events)
 _INSERT_JOBS = sa.insert(jobs)
-_JOB_OF_OWNER = sa.select(jobs).where(
+_JOB_OF_OWNER_SELECT = sa.select(jobs).where(
     jobs.c.id == sa.bindparam("p_job_id"), jobs.c.owner == sa.bindparam("p_owner")
 )
+_JOB_OF_OWNER = Prepared(_JOB_OF_OWNER_SELECT)
 _FIRST_EVENT_OF_REQUEST = (
     sa.select(job_events)
     .where(
@@ -783,17 +786,25 @@ _FIRST_EVENT_OF_REQUEST = (
     .limit(1)
 )
 """The first event of a job recorded by the call with a request_id (a retry's first outcome)."""
-_JOB_OF_OWNER_WITH_REPLAY = _JOB_OF_OWNER.add_columns(
-    sa.select(sa.func.min(job_events.c.sequence))
-    .where(
-        job_events.c.job_id == sa.bindparam("p_job_id"),
-        job_events.c.request_id == sa.bindparam("p_request_id"),
-        job_events.c.owner == sa.bindparam("p_owner"),
+_JOB_OF_OWNER_WITH_REPLAY = Prepared(
+    _JOB_OF_OWNER_SELECT.add_columns(
+        sa.select(sa.func.min(job_events.c.sequence))
+        .where(
+            job_events.c.job_id == sa.bindparam("p_job_id"),
+            job_events.c.request_id == sa.bindparam("p_request_id"),
+            job_events.c.owner == sa.bindparam("p_owner"),
+        )
+        .scalar_subquery()
+        .label("replayed_sequence")
     )
-    .scalar_subquery()
-    .label("replayed_sequence")
 )
 """The job, and the sequence of its first event recorded by the call with a request_id (None if none)."""
+
+
+@functools.cache
+def _insert_events(keys: tuple[str, ...]) -> Prepared:
+    """The INSERT of event rows that give `keys` (every writer gives the same few)."""
+    return Prepared(_INSERT_EVENTS, keys=keys)
 
 
 def _request_keys(owner: str, job_id: str, request_id: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,10 +12,12 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.store import _claim as claim
 from jobwarden_server.store import _create as create
 from jobwarden_server.store import _rows as rows
 from jobwarden_server.store import _tables as tables
+from jobwarden_server.store._prepared import Prepared
 from jobwarden_server.store._protocol import JobClaimParams
 from jobwarden_server.store._sql import Dialect
 
@@ -115,29 +118,42 @@ def create_migration_engine(path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TI
     return engine
 
 
-def claim_rows(conn: sa.Connection, params: JobClaimParams) -> Sequence[sa.RowMapping]:
-    """Claim on SQLite: pick the ids, then one UPDATE ... RETURNING that sets a token per id.
+def claim_rows(conn: sa.Connection, params: JobClaimParams) -> Sequence[rows.Row]:
+    """Claim on SQLite: pick the ids, then one UPDATE ... RETURNING per id with its own token.
 
     No row locking is needed (or available): the transaction began IMMEDIATE, so it holds the
     database's only write lock from the first statement, and no other connection or process can
-    claim between the SELECT and the UPDATE. The ids are read first because each job needs its own
-    lease token, and the tokens come from Python's CSPRNG (`secrets`) like everywhere else, rather
-    than from SQLite's randomblob().
+    claim between the SELECT and the UPDATEs. Each job needs its own lease token, and the tokens come
+    from Python's CSPRNG (`secrets`) like everywhere else, rather than from SQLite's randomblob(); an
+    UPDATE per id binds its token as a plain parameter, one prepared statement for any claim size.
     """
-    picked = (
-        sa.select(jobs.c.id).where(*claim.claimable(params)).order_by(*claim.CLAIM_ORDER).limit(params.limit)
+    binds = claim.claim_binds(params)
+    picked = _pick(len(params.job_types)).rows(conn, binds)
+    return [
+        row
+        for job_id in (pick["id"] for pick in picked)
+        for row in _TAKE.rows(conn, binds | {"p_id": job_id, "p_lease_token": rows.new_lease_token()})
+    ]
+
+
+@functools.cache
+def _pick(job_types: int) -> Prepared:
+    """The ids a claim takes, best first (see claim.claimable)."""
+    return Prepared(
+        sa.select(jobs.c.id)
+        .where(*claim.claimable(job_types))
+        .order_by(*claim.CLAIM_ORDER)
+        .limit(sa.bindparam("p_limit"))
     )
-    ids = list(conn.execute(picked).scalars())
-    if not ids:
-        return []
-    tokens = {job_id: rows.new_lease_token() for job_id in ids}
-    statement = (
-        sa.update(jobs)
-        .where(jobs.c.id.in_(ids), jobs.c.status == "QUEUED")
-        .values(claim.claim_values(params, sa.case(tokens, value=jobs.c.id)))
-        .returning(*jobs.c)
-    )
-    return list(conn.execute(statement).mappings())
+
+
+_TAKE = Prepared(
+    sa.update(jobs)
+    .where(jobs.c.id == sa.bindparam("p_id"), jobs.c.status == JobStatus.QUEUED.value)
+    .values(claim.claim_values(sa.bindparam("p_lease_token")))
+    .returning(*jobs.c)
+)
+"""One picked job moved to RUNNING under its own lease."""
 
 
 def labels_match(labels: Mapping[str, str]) -> sa.ColumnElement[bool]:
