@@ -99,6 +99,16 @@ class Prepared:
         return self._sqlite
 
 
+def run_plain(conn: sa.Connection, sql: str) -> None:
+    """A statement without parameters or rows (BEGIN, SAVEPOINT, RELEASE), straight on sqlite3's
+    connection where there is one, else through SQLAlchemy: a batch of units runs two per unit."""
+    if not _on_sqlite3(conn):
+        conn.exec_driver_sql(sql)
+        return
+    with _as_sqlalchemy_errors(sql, ()):
+        conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+
+
 @contextlib.contextmanager
 def _as_sqlalchemy_errors(sql: str, args: Any) -> Iterator[None]:
     """sqlite3's errors as SQLAlchemy raises them (OperationalError, IntegrityError, ...), so the

@@ -17,7 +17,7 @@ from jobwarden_server.store import _claim as claim
 from jobwarden_server.store import _create as create
 from jobwarden_server.store import _rows as rows
 from jobwarden_server.store import _tables as tables
-from jobwarden_server.store._prepared import Prepared
+from jobwarden_server.store._prepared import Prepared, run_plain
 from jobwarden_server.store._protocol import JobClaimParams
 from jobwarden_server.store._sql import Dialect
 
@@ -65,7 +65,7 @@ def _configure(engine: AsyncEngine | sa.Engine, *, begin: str, pragmas: list[str
         cursor.close()
 
     def on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql(begin)
+        run_plain(connection, begin)
 
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     event.listen(sync_engine, "connect", on_connect)

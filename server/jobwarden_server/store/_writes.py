@@ -28,6 +28,8 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobwarden_server.store._prepared import run_plain
+
 T = TypeVar("T")
 Unit = Callable[[sa.Connection], T]
 
@@ -188,16 +190,16 @@ def commit_batch(conn: sa.Connection, batch: list[_Queued]) -> None:
         with conn.begin():
             for queued in batch:
                 if not alone:
-                    conn.exec_driver_sql("SAVEPOINT unit")
+                    run_plain(conn, "SAVEPOINT unit")
                 try:
                     queued.result = queued.unit(conn)
                 except BaseException as err:
                     queued.error = err
                     if alone:
                         raise
-                    conn.exec_driver_sql("ROLLBACK TO unit")
+                    run_plain(conn, "ROLLBACK TO unit")
                 if not alone:
-                    conn.exec_driver_sql("RELEASE unit")
+                    run_plain(conn, "RELEASE unit")
     except BaseException as err:  # noqa: BLE001 - BEGIN or COMMIT failed: nothing of the batch stands
         # When the connection broke under a unit, the failure seen here is SQLAlchemy's refusal to go
         # on (PendingRollbackError); the database's own error, the unit's, says what happened.
