@@ -1,83 +1,91 @@
-"""Hot statements run straight on SQLite's cursor: written in Core like every other statement,
-compiled once, executed without SQLAlchemy's per-call machinery.
+"""Hot statements run straight on the driver's cursor: written in Core like every other statement,
+compiled once per database, executed without SQLAlchemy's per-call machinery.
 
-A job's claim and completion are a handful of small statements on the writer thread, and for each
-of them SQLAlchemy's execution context, parameter processing and result objects cost about as much
-CPU as SQLite's own work (docs/performance.md). A `Prepared` statement keeps what SQLAlchemy compiled
-(the SQL text, the order of its parameters, the type conversions of its values and columns) and hands
-it to the sqlite3 cursor itself. Anywhere else it runs through `Connection.execute` as before: on
-PostgreSQL the statements cross a socket, and asyncpg's adapter needs SQLAlchemy's own path (as does
-aiosqlite's, on the maintenance engine).
+A job's claim and completion are a handful of small statements in a write unit, and for each of them
+SQLAlchemy's execution context, parameter processing and result objects cost about as much CPU as
+SQLite's own work (docs/performance.md). A `Prepared` statement keeps what SQLAlchemy compiled for the
+connection's dialect (the SQL text with its casts, the order of its parameters, the conversions of
+its values and columns) and hands it to the DBAPI cursor itself: sqlite3's on the writer thread, the
+asyncpg adapter's inside `run_sync` on PostgreSQL. What SQLAlchemy would do around a failure is done
+here too: the driver's error is raised as SQLAlchemy's, and a connection that broke is invalidated.
 
-Only plain bound parameters (no `expanding` IN lists) and columns of known types: what the hot
-statements use.
+Only plain bound parameters (no `expanding` IN lists): what the hot statements use.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 Processor = Callable[[Any], Any] | None
+Statement = sa.Select[Any] | sa.Update | sa.Insert
 _REQUIRED = object()
 """Stands for the value of a parameter the caller must give (a bindparam without a value)."""
-Statement = sa.Select[Any] | sa.Update | sa.Insert
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class _Compiled:
     sql: str
     binds: tuple[tuple[str, Processor, Any], ...]
     """Each positional parameter's name, its value conversion (JSON to text, for instance) and the
     value the statement itself gives it (a literal written into the statement, like a status)."""
-    columns: tuple[tuple[int, Processor], ...]
-    """The result columns that need a conversion (JSON from text, for instance), by position."""
+    columns: tuple[tuple[int, Processor], ...] | None = None
+    """The result columns that need a conversion, by position; learnt from the first result's
+    description (a driver tells some column types only there)."""
 
 
 class Prepared:
-    """One Core statement, compiled for SQLite on first use; `rows` and `run` execute it."""
+    """One Core statement, compiled for each database it first runs on; `rows` and `run_many` run it."""
 
     def __init__(self, statement: Statement, *, keys: Sequence[str] | None = None) -> None:
         """`keys`: for an INSERT, the columns its rows give (its VALUES clause is compiled from them)."""
         self.statement = statement
         self._keys = list(keys) if keys is not None else None
-        self._sqlite: _Compiled | None = None
+        self._compiled: dict[tuple[str, str], _Compiled] = {}
 
     def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> list[Mapping[Any, Any]]:
         """Execute with `params`; the rows it returns, as mappings by column name."""
-        if not _on_sqlite3(conn):
-            return list(conn.execute(self.statement, dict(params)).mappings())
-        compiled = self._sqlite or self._compile(conn)
+        compiled = self._for(conn.dialect)
         args = _args(compiled, params)
-        with _as_sqlalchemy_errors(compiled.sql, args):
-            cursor = conn.connection.driver_connection.execute(compiled.sql, args)  # type: ignore[union-attr]
-        names = [column[0] for column in cursor.description] if cursor.description else []
-        found = cursor.fetchall()
-        if compiled.columns:
-            found = [_converted(row, compiled.columns) for row in found]
-        return [dict(zip(names, row, strict=True)) for row in found]
+        with _cursor(conn, compiled.sql, args) as cursor:
+            cursor.execute(compiled.sql, args)
+            description = cursor.description
+            found = cursor.fetchall() if description else []
+        if not description:
+            return []
+        if compiled.columns is None:
+            compiled.columns = self._conversions(conn.dialect, description)
+        names = [column[0] for column in description]
+        if not compiled.columns:
+            return [dict(zip(names, row, strict=True)) for row in found]
+        return [dict(zip(names, _converted(row, compiled.columns), strict=True)) for row in found]
 
     def run_many(self, conn: sa.Connection, params: Sequence[Mapping[str, Any]]) -> None:
         """Execute once per item of `params` (an INSERT of several rows), returning nothing."""
         if not params:
             return
-        if not _on_sqlite3(conn):
-            conn.execute(self.statement, [dict(p) for p in params])
-            return
-        compiled = self._sqlite or self._compile(conn)
+        compiled = self._for(conn.dialect)
         many = [_args(compiled, p) for p in params]
-        with _as_sqlalchemy_errors(compiled.sql, many):
-            conn.connection.driver_connection.executemany(compiled.sql, many)  # type: ignore[union-attr]
+        with _cursor(conn, compiled.sql, many) as cursor:
+            cursor.executemany(compiled.sql, many)
 
-    def _compile(self, conn: sa.Connection) -> _Compiled:
-        dialect = conn.dialect
+    def _for(self, dialect: sa.Dialect) -> _Compiled:
+        key = (dialect.name, dialect.driver)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = self._compile(dialect)
+        return compiled
+
+    def _compile(self, dialect: sa.Dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect, column_keys=self._keys)
-        assert compiled.positiontup is not None, "SQLite's parameters are positional"
+        if compiled.positiontup is None:
+            raise ValueError(f"{dialect.name}'s driver takes named parameters; prepare for positional ones")
+        if any(compiled.binds[name].expanding for name in compiled.positiontup):
+            raise ValueError("a prepared statement takes plain parameters, not expanding lists")
         binds = tuple(
             (
                 name,
@@ -87,42 +95,51 @@ class Prepared:
             for name in compiled.positiontup
             if (bind := compiled.binds[name]) is not None
         )
-        if any(compiled.binds[name].expanding for name in compiled.positiontup):
-            raise ValueError("a prepared statement takes plain parameters, not expanding lists")
-        exported = getattr(self.statement, "exported_columns", ())
-        columns = tuple(
+        return _Compiled(sql=compiled.string, binds=binds)
+
+    def _conversions(
+        self, dialect: sa.Dialect, description: Sequence[Any]
+    ) -> tuple[tuple[int, Processor], ...]:
+        exported = list(getattr(self.statement, "exported_columns", ()))
+        if len(exported) != len(description):
+            raise ValueError("the statement's columns and the driver's description disagree")
+        return tuple(
             (position, processor)
-            for position, column in enumerate(exported)
-            if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
+            for position, (column, described) in enumerate(zip(exported, description, strict=True))
+            if (processor := column.type.dialect_impl(dialect).result_processor(dialect, described[1]))
+            is not None
         )
-        self._sqlite = _Compiled(sql=compiled.string, binds=binds, columns=columns)
-        return self._sqlite
 
 
 def run_plain(conn: sa.Connection, sql: str) -> None:
-    """A statement without parameters or rows (BEGIN, SAVEPOINT, RELEASE), straight on sqlite3's
-    connection where there is one, else through SQLAlchemy: a batch of units runs two per unit."""
-    if not _on_sqlite3(conn):
-        conn.exec_driver_sql(sql)
-        return
-    with _as_sqlalchemy_errors(sql, ()):
-        conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+    """A statement without parameters or rows (BEGIN, SAVEPOINT, RELEASE) on the driver's cursor: a
+    batch of units runs two per unit."""
+    with _cursor(conn, sql, ()) as cursor:
+        cursor.execute(sql)
 
 
 @contextlib.contextmanager
-def _as_sqlalchemy_errors(sql: str, args: Any) -> Iterator[None]:
-    """sqlite3's errors as SQLAlchemy raises them (OperationalError, IntegrityError, ...), so the
-    store's seam (_errors.py) and the write thread read them as from any other statement."""
+def _cursor(conn: sa.Connection, sql: str, args: Any) -> Iterator[Any]:
+    """A DBAPI cursor of the connection, closed after use; the driver's errors raised as SQLAlchemy
+    raises them (OperationalError, IntegrityError, ...), so the store's seam (_errors.py) and the
+    write units read them as from any other statement, and a connection that broke is invalidated
+    (not handed back to the pool), as SQLAlchemy would."""
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    cursor = dbapi_connection.cursor()
     try:
-        yield
-    except sqlite3.Error as err:
-        raise sa.exc.DBAPIError.instance(sql, args, err, sqlite3.Error) from err
-
-
-def _on_sqlite3(conn: sa.Connection) -> bool:
-    """Whether `conn` is the sqlite3 module's own connection (the writer thread's), not an async
-    adapter's (aiosqlite, asyncpg), whose driver connection cannot be called from sync code."""
-    return conn.dialect.name == "sqlite" and conn.dialect.driver == "pysqlite"
+        yield cursor
+    except dbapi_error as err:
+        gone = conn.dialect.is_disconnect(err, dbapi_connection, cursor)
+        if gone:
+            conn.invalidate(err)
+        raise sa.exc.DBAPIError.instance(
+            sql, args, err, dbapi_error, connection_invalidated=gone, dialect=conn.dialect
+        ) from err
+    finally:
+        with contextlib.suppress(Exception):
+            cursor.close()
 
 
 def _args(compiled: _Compiled, params: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -135,9 +152,9 @@ def _args(compiled: _Compiled, params: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(args)
 
 
-def _converted(row: tuple[Any, ...], columns: tuple[tuple[int, Processor], ...]) -> tuple[Any, ...]:
+def _converted(row: Sequence[Any], columns: tuple[tuple[int, Processor], ...]) -> list[Any]:
     values = list(row)
     for position, process in columns:
         assert process is not None
         values[position] = process(values[position])
-    return tuple(values)
+    return values
