@@ -11,10 +11,13 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import exc
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.sql import operators
 
 from jobwarden_server.domain.records import Job
 from jobwarden_server.domain.status import JobStatus, StopReason
 from jobwarden_server.store import SqlStore, is_migrated, migrate, open_store
+from jobwarden_server.store import _sqlite as sqlite_store
 from jobwarden_server.store._migrate import alembic_config, head_revisions
 from jobwarden_server.store._tables import metadata
 
@@ -149,6 +152,53 @@ async def test_the_migrations_build_the_tables_the_store_uses(store: SqlStore) -
     for table in metadata.sorted_tables:
         declared.update(_declared(table))
     assert found == declared
+
+
+def _descending_columns(connection: sa.Connection, index: sa.Index) -> list[str]:
+    """The columns the database's own definition of `index` sorts DESC (reflection does not say on
+    SQLite, so read the definition itself)."""
+    if connection.dialect.name == "sqlite":
+        query = sa.text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :name")
+    else:
+        query = sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = :name")
+    definition = str(connection.execute(query, {"name": index.name}).scalar_one())
+    columns = definition[definition.index("(") + 1 : definition.index(")")].split(",")
+    return [c.split()[0].strip('"') for c in columns if c.strip().upper().endswith("DESC")]
+
+
+async def test_every_index_sorts_its_columns_as_declared(store: SqlStore) -> None:
+    """An index's column directions (priority DESC in the claim's index) survive every migration."""
+    declared = {
+        str(i.name): [
+            _column_name(e) for e in i.expressions if getattr(e, "modifier", None) is operators.desc_op
+        ]
+        for table in metadata.sorted_tables
+        for i in table.indexes
+    }
+    assert declared["ix_jobs_claimable"] == ["priority"]  # the control: one index has one
+    async with store.write_engine.connect() as conn:
+        found = await conn.run_sync(
+            lambda c: {
+                str(i.name): _descending_columns(c, i)
+                for table in metadata.sorted_tables
+                for i in table.indexes
+            }
+        )
+    assert found == declared
+
+
+async def test_the_claim_reads_its_jobs_in_the_index_order_on_sqlite(store: SqlStore, backend: str) -> None:
+    """SQLite walks the claim index in the claim's order, without sorting the queue for each claim."""
+    if backend != "sqlite":
+        return  # PostgreSQL plans by its statistics; its index definition is checked above
+    compiled = sqlite_store._pick(1).statement.compile(dialect=sqlite_dialect.dialect())
+    async with store.write_engine.connect() as conn:
+        plan = (
+            await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string, ("o", "t", 0, 0, 1, 0))
+        ).all()
+    details = [str(row[-1]) for row in plan]
+    assert any("ix_jobs_claimable" in d for d in details), details
+    assert not any("TEMP B-TREE" in d for d in details), details
 
 
 async def test_downgrade_then_upgrade_round_trips(empty_database_url: str, backend: str) -> None:

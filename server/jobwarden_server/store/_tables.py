@@ -124,6 +124,9 @@ jobs = sa.Table(
 )
 
 # Claiming: only QUEUED rows, in the claim's order, so the index stays small however long the history.
+# SQLite's reflection does not carry `DESC`, so a batch migration that recreates `jobs` rebuilds this
+# index ascending (0013 repaired that): such a migration must create it again after the batch. The
+# schema test checks the direction on both databases.
 sa.Index(
     "ix_jobs_claimable",
     jobs.c.owner,
