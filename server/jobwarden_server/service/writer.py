@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from jobwarden_server import store
-from jobwarden_server.domain import errors, idempotency, preview
+from jobwarden_server.domain import decisions, errors, idempotency, preview
 from jobwarden_server.domain.changes import Decision
 from jobwarden_server.domain.idempotency import ANONYMOUS, RequestKey
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job
@@ -37,6 +37,8 @@ MAX_CAS_TRIES = 5
 
 
 _ROUTINE = frozenset({JobStatus.RUNNING.value, JobStatus.COMPLETED.value})
+_WORKERS = decisions.worker_actor("")
+"""What every worker's actor name starts with."""
 
 
 def _log_level(transition: Event) -> int:
@@ -45,7 +47,7 @@ def _log_level(transition: Event) -> int:
 
     At thousands of jobs a second a line per routine transition costs the server more than some of
     its statements, and it buries what needs a look; every transition stays in the job's history."""
-    routine = transition.data.get("to") in _ROUTINE and transition.actor.startswith("worker:")
+    routine = transition.data.get("to") in _ROUTINE and transition.actor.startswith(_WORKERS)
     return logging.DEBUG if routine else logging.INFO
 
 
