@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -151,11 +152,14 @@ def batch_values(counts: BatchCounts | None) -> dict[str, Any]:
     }
 
 
+# Cached: every job row written or read converts its callback statuses, and there are few sets.
+@functools.cache
 def statuses_to_text(statuses: frozenset[JobStatus]) -> str:
     """callback_statuses as stored: comma-separated in the enum's order ('' for none)."""
     return ",".join(s.value for s in JobStatus if s in statuses)
 
 
+@functools.cache
 def statuses_from_text(text: str) -> frozenset[JobStatus]:
     """The inverse of statuses_to_text."""
     return frozenset(JobStatus(s) for s in text.split(",") if s)
