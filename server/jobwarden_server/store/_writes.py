@@ -176,8 +176,13 @@ class WriteThread:
                         break
                     batch.append(more)
                 commit_batch(conn, batch)
+                # One wake-up per event loop for the whole batch, not one per unit: each costs the
+                # loop a read of its self-pipe and this thread a write to it.
+                by_loop: dict[asyncio.AbstractEventLoop, list[_Queued]] = {}
                 for queued in batch:
-                    queued.loop.call_soon_threadsafe(_settle, queued)
+                    by_loop.setdefault(queued.loop, []).append(queued)
+                for loop, settled in by_loop.items():
+                    loop.call_soon_threadsafe(_settle_all, settled)
                 if stop:
                     return
 
@@ -213,6 +218,11 @@ def commit_batch(conn: sa.Connection, batch: list[_Queued]) -> None:
 def _database_error(batch: list[_Queued]) -> sa.exc.DBAPIError | None:
     """The first database error a unit of the batch met, if any."""
     return next((q.error for q in batch if isinstance(q.error, sa.exc.DBAPIError)), None)
+
+
+def _settle_all(batch: list[_Queued]) -> None:
+    for queued in batch:
+        _settle(queued)
 
 
 def _settle(queued: _Queued) -> None:
