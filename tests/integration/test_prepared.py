@@ -98,6 +98,25 @@ async def test_an_update_binds_its_literals_and_returns_the_changed_row(in_trans
     assert again == []
 
 
+async def test_run_answers_how_many_rows_a_statement_changed(in_transaction: Run) -> None:
+    take = Prepared(
+        sa.update(jobs)
+        .where(jobs.c.status == "QUEUED", jobs.c.priority <= sa.bindparam("p_priority"))
+        .values(status="RUNNING", parameters=sa.bindparam("p_parameters"))
+    )
+
+    def work(conn: sa.Connection) -> tuple[list[int], list[Any]]:
+        conn.execute(sa.insert(jobs), [_job("a"), _job("b", priority=5), _job("c")])
+        counts = [take.run(conn, {"p_priority": 0, "p_parameters": {"k": "v"}}) for _ in range(2)]
+        counts.append(take.run(conn, {"p_priority": 9, "p_parameters": {"k": "w"}}))
+        read = sa.select(jobs.c.id, jobs.c.status, jobs.c.parameters).order_by(jobs.c.id)
+        return counts, [tuple(row) for row in conn.execute(read)]
+
+    counts, after = await in_transaction(work)
+    assert counts == [2, 0, 1]  # the second finds nothing QUEUED at priority 0 any more
+    assert after == [("a", "RUNNING", {"k": "v"}), ("b", "RUNNING", {"k": "w"}), ("c", "RUNNING", {"k": "v"})]
+
+
 async def test_run_many_inserts_each_row_with_its_json(in_transaction: Run) -> None:
     rows = [EVENT | {"job_id": "a", "sequence": n, "data": {"percent": n, "text": "ü"}} for n in (1, 2)]
     insert = Prepared(sa.insert(job_events), keys=list(rows[0]))

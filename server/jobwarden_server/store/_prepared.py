@@ -64,6 +64,14 @@ class Prepared:
             return [dict(zip(names, row, strict=True)) for row in found]
         return [dict(zip(names, _converted(row, compiled.columns), strict=True)) for row in found]
 
+    def run(self, conn: sa.Connection, params: Mapping[str, Any]) -> int:
+        """Execute with `params` a statement that returns no rows; how many rows it changed."""
+        compiled = self._for(conn.dialect)
+        args = _args(compiled, params)
+        with _cursor(conn, compiled.sql, args) as cursor:
+            cursor.execute(compiled.sql, args)
+            return int(cursor.rowcount)
+
     def run_many(self, conn: sa.Connection, params: Sequence[Mapping[str, Any]]) -> None:
         """Execute once per item of `params` (an INSERT of several rows), returning nothing."""
         if not params:

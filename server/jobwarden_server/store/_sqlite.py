@@ -126,14 +126,17 @@ def claim_rows(conn: sa.Connection, params: JobClaimParams) -> Sequence[rows.Row
     claim between the SELECT and the UPDATEs. Each job needs its own lease token, and the tokens come
     from Python's CSPRNG (`secrets`) like everywhere else, rather than from SQLite's randomblob(); an
     UPDATE per id binds its token as a plain parameter, one prepared statement for any claim size.
+    Each claimed row is then read back by its key: cheaper than RETURNING, for which SQLite builds a
+    temporary table per statement.
     """
     binds = claim.claim_binds(params)
     picked = _pick(len(params.job_types)).rows(conn, binds)
-    return [
-        row
-        for job_id in (pick["id"] for pick in picked)
-        for row in _TAKE.rows(conn, binds | {"p_id": job_id, "p_lease_token": rows.new_lease_token()})
-    ]
+    claimed = []
+    for pick in picked:
+        taken = _TAKE.run(conn, binds | {"p_id": pick["id"], "p_lease_token": rows.new_lease_token()})
+        if taken:  # always, under the write lock: the job was QUEUED a statement ago
+            claimed.extend(_TAKEN.rows(conn, {"p_id": pick["id"]}))
+    return claimed
 
 
 @functools.cache
@@ -151,9 +154,10 @@ _TAKE = Prepared(
     sa.update(jobs)
     .where(jobs.c.id == sa.bindparam("p_id"), jobs.c.status == JobStatus.QUEUED.value)
     .values(claim.claim_values(sa.bindparam("p_lease_token")))
-    .returning(*jobs.c)
 )
 """One picked job moved to RUNNING under its own lease."""
+_TAKEN = Prepared(sa.select(jobs).where(jobs.c.id == sa.bindparam("p_id")))
+"""A job just taken, as it now stands."""
 
 
 def labels_match(labels: Mapping[str, str]) -> sa.ColumnElement[bool]:
