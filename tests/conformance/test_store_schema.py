@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,9 +17,11 @@ from sqlalchemy.sql import operators
 
 from jobwarden_server.domain.records import Job
 from jobwarden_server.domain.status import JobStatus, StopReason
-from jobwarden_server.store import SqlStore, is_migrated, migrate, open_store
+from jobwarden_server.store import JobDueParams, SqlStore, is_migrated, migrate, open_store
 from jobwarden_server.store import _sqlite as sqlite_store
+from jobwarden_server.store import _tables as tables
 from jobwarden_server.store._migrate import alembic_config, head_revisions
+from jobwarden_server.store._sql import due_queries
 from jobwarden_server.store._tables import metadata
 
 CreateJob = Callable[..., Awaitable[Job]]
@@ -199,6 +202,40 @@ async def test_the_claim_reads_its_jobs_in_the_index_order_on_sqlite(store: SqlS
     details = [str(row[-1]) for row in plan]
     assert any("ix_jobs_claimable" in d for d in details), details
     assert not any("TEMP B-TREE" in d for d in details), details
+
+
+def test_the_reaper_indexes_name_every_status_it_may_act_on() -> None:
+    """The partial indexes' status lists are literal text: they must stay the unfinished and the
+    waiting statuses as the domain has them."""
+
+    def statuses(where: str) -> set[str]:
+        return {s.strip(" '") for s in where[where.index("(") + 1 : where.index(")")].split(",")}
+
+    assert statuses(tables.UNFINISHED_WHERE) == {s.value for s in JobStatus if not s.terminal}
+    assert statuses(tables.WAITING_WHERE) == {JobStatus.CREATED.value, JobStatus.QUEUED.value}
+
+
+async def test_the_reaper_reads_only_due_jobs_on_sqlite(store: SqlStore, backend: str) -> None:
+    """Each of the reaper's reads walks an index of the jobs it may act on, in the read's order: none
+    reads the unfinished jobs by status and sorts them (as the deadline and queue-timeout reads did
+    before migration 0014)."""
+    if backend != "sqlite":
+        return  # PostgreSQL plans by its statistics; its index definitions are checked above
+    params = JobDueParams(now=dt.datetime.now(dt.UTC), limit=10, stall_after_s={"render": 60.0})
+    plans = []
+    async with store.write_engine.connect() as conn:
+        for query in due_queries(params):
+            compiled = query.compile(dialect=sqlite_dialect.dialect(), compile_kwargs={"literal_binds": True})
+            plan = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string)).all()
+            plans.append(" / ".join(str(row[-1]) for row in plan))
+    walked = [
+        "ix_jobs_status_lease_expire_us",
+        "ix_jobs_unfinished_deadline_us",
+        "ix_jobs_waiting_queue_expire_us",
+        "ix_jobs_running_job_type_progress_us",
+    ]
+    assert [index in plan for index, plan in zip(walked, plans, strict=True)] == [True] * 4, plans
+    assert not any("TEMP B-TREE" in plan for plan in plans), plans
 
 
 async def test_downgrade_then_upgrade_round_trips(empty_database_url: str, backend: str) -> None:

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from jobwarden_server.domain import decisions, errors, queue_charts
 from jobwarden_server.domain.records import Asset, Event, EventKind, Job
@@ -148,6 +150,73 @@ def _row_after(
     }
 
 
+class _Common(sa.ColumnElement[Any]):
+    """A term most rows meet. SQLite, which keeps no statistics, is told so (`likelihood`), so that it
+    walks an index that serves the rest of the WHERE and the ORDER BY instead of one on this term;
+    other databases get the term as it is."""
+
+    inherit_cache = True
+    # No boolean type: SQLite's compiler would write `... = 1` after it, which no index term matches.
+    type: sa.types.TypeEngine[Any] = sa.types.NullType()
+    _traverse_internals = [("term", InternalTraversal.dp_clauseelement)]  # noqa: RUF012 - SQLAlchemy's own shape
+
+    def __init__(self, term: sa.ColumnElement[bool] | sa.TextClause) -> None:
+        self.term = term
+
+
+@compiles(_Common)
+def _common(element: _Common, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.term, **kw))
+
+
+@compiles(_Common, "sqlite")
+def _common_on_sqlite(element: _Common, compiler: Any, **kw: Any) -> str:
+    return f"likelihood({compiler.process(element.term, **kw)}, 0.9)"
+
+
+def due_queries(params: JobDueParams) -> list[sa.Select[Any]]:
+    """The reaper's reads, each walking an index of only the jobs it may act on (see Store.job_due)."""
+    now_us = rows.to_us(params.now)
+    governed = [] if params.lifecycles is None else [jobs.c.lifecycle.in_(sorted(params.lifecycles))]
+    expired = (
+        sa.select(jobs)
+        .where(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expire_us < now_us, *governed)
+        .order_by(jobs.c.lease_expire_us)
+        .limit(params.limit)
+    )
+    # The status terms are the partial indexes' own, as literal text (see _tables.py); left to itself,
+    # SQLite would take a status index and sort every unfinished job at each tick.
+    overdue = (
+        sa.select(jobs)
+        .where(jobs.c.deadline_us <= now_us, _Common(sa.text(tables.UNFINISHED_WHERE)), *governed)
+        .order_by(jobs.c.deadline_us)
+        .limit(params.limit)
+    )
+    unclaimed = (
+        sa.select(jobs)
+        .where(jobs.c.queue_expire_us <= now_us, _Common(sa.text(tables.WAITING_WHERE)), *governed)
+        .order_by(jobs.c.queue_expire_us)
+        .limit(params.limit)
+    )
+    # Stalled: running jobs of a type with a stall rule whose progress stood still too long and that
+    # are not flagged yet (ix_jobs_running_job_type_progress_us: the literal status lets both planners
+    # use the partial index).
+    stalled = [
+        sa.select(jobs)
+        .where(
+            jobs.c.status == sa.literal_column(f"'{JobStatus.RUNNING.value}'"),
+            jobs.c.job_type == job_type,
+            jobs.c.progress_us <= now_us - round(after_s * 1_000_000),
+            jobs.c.stall_us.is_(None),
+            *governed,
+        )
+        .order_by(jobs.c.progress_us)
+        .limit(params.limit)
+        for job_type, after_s in sorted(params.stall_after_s.items())
+    ]
+    return [expired, overdue, unclaimed, *stalled]
+
+
 class SqlStore:
     """The Store protocol over SQLAlchemy async engines; build it with `open_store`."""
 
@@ -266,47 +335,9 @@ class SqlStore:
     async def job_due(self, params: JobDueParams) -> Sequence[Job]:
         """RUNNING jobs with an expired lease, unfinished jobs past their deadline, waiting jobs past
         their queue timeout, then running jobs whose progress stood still past their type's stall rule."""
-        now_us = rows.to_us(params.now)
-        unfinished = [s.value for s in JobStatus if not s.terminal]
-        governed = [] if params.lifecycles is None else [jobs.c.lifecycle.in_(sorted(params.lifecycles))]
-        expired = (
-            sa.select(jobs)
-            .where(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expire_us < now_us, *governed)
-            .order_by(jobs.c.lease_expire_us)
-            .limit(params.limit)
-        )
-        overdue = (
-            sa.select(jobs)
-            .where(jobs.c.deadline_us <= now_us, jobs.c.status.in_(unfinished), *governed)
-            .order_by(jobs.c.deadline_us)
-            .limit(params.limit)
-        )
-        waiting = [JobStatus.CREATED.value, JobStatus.QUEUED.value]
-        unclaimed = (
-            sa.select(jobs)
-            .where(jobs.c.queue_expire_us <= now_us, jobs.c.status.in_(waiting), *governed)
-            .order_by(jobs.c.queue_expire_us)
-            .limit(params.limit)
-        )
-        # Stalled: running jobs of a type with a stall rule whose progress stood still too long and
-        # that are not flagged yet (ix_jobs_running_job_type_progress_us: the literal status lets
-        # both planners use the partial index).
-        stalled = [
-            sa.select(jobs)
-            .where(
-                jobs.c.status == sa.literal_column(f"'{JobStatus.RUNNING.value}'"),
-                jobs.c.job_type == job_type,
-                jobs.c.progress_us <= now_us - round(after_s * 1_000_000),
-                jobs.c.stall_us.is_(None),
-                *governed,
-            )
-            .order_by(jobs.c.progress_us)
-            .limit(params.limit)
-            for job_type, after_s in sorted(params.stall_after_s.items())
-        ]
         async with self._read() as conn:
             found: dict[str, Job] = {}
-            for query in (expired, overdue, unclaimed, *stalled):
+            for query in due_queries(params):
                 for row in (await conn.execute(query)).mappings():
                     found.setdefault(row["id"], rows.job_from_row(row))
             return list(found.values())

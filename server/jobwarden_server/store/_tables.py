@@ -142,10 +142,29 @@ sa.Index("ix_jobs_owner_status_create_us_id", jobs.c.owner, jobs.c.status, jobs.
 sa.Index("ix_jobs_owner_create_us_id", jobs.c.owner, jobs.c.create_us, jobs.c.id)
 # A batch's children, in the order they were given (their ids sort in that order: store/_batches.py).
 sa.Index("ix_jobs_owner_parent_id_create_us_id", jobs.c.owner, jobs.c.parent_id, jobs.c.create_us, jobs.c.id)
-# Reaping: expired leases, passed deadlines.
+# Reaping: expired leases; passed deadlines of unfinished jobs; passed queue timeouts of waiting jobs.
 sa.Index("ix_jobs_status_lease_expire_us", jobs.c.status, jobs.c.lease_expire_us)
-sa.Index("ix_jobs_deadline_us", jobs.c.deadline_us)
-sa.Index("ix_jobs_queue_expire_us", jobs.c.queue_expire_us)
+# The deadline and queue-timeout indexes hold only the jobs the reaper may still act on (a finished job
+# keeps its deadline_us, and most jobs have neither), so a tick reads the due rows, not the whole queue
+# or history, and a claim or a completion of a job without them touches neither index. The reaper's
+# queries repeat the status terms literally (store/_sql.py `due_queries`): SQLite uses a partial
+# index only for a query whose WHERE holds the index's own terms.
+UNFINISHED_WHERE = "status IN ('CREATED', 'QUEUED', 'RUNNING')"
+WAITING_WHERE = "status IN ('CREATED', 'QUEUED')"
+_DEADLINE_WHERE = f"deadline_us IS NOT NULL AND {UNFINISHED_WHERE}"
+_QUEUE_EXPIRE_WHERE = f"queue_expire_us IS NOT NULL AND {WAITING_WHERE}"
+sa.Index(
+    "ix_jobs_unfinished_deadline_us",
+    jobs.c.deadline_us,
+    sqlite_where=sa.text(_DEADLINE_WHERE),
+    postgresql_where=sa.text(_DEADLINE_WHERE),
+)
+sa.Index(
+    "ix_jobs_waiting_queue_expire_us",
+    jobs.c.queue_expire_us,
+    sqlite_where=sa.text(_QUEUE_EXPIRE_WHERE),
+    postgresql_where=sa.text(_QUEUE_EXPIRE_WHERE),
+)
 # AIP-155 idempotency: a request_id names one job per owner; the empty string means "none given".
 REQUEST_ID_INDEX = "uq_jobs_owner_request_id"
 REQUEST_ID_WHERE = "request_id <> ''"
