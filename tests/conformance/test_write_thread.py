@@ -131,3 +131,59 @@ async def test_a_transaction_that_cannot_start_fails_every_unit_of_its_batch(
     assert all(isinstance(o, sa.exc.OperationalError) and "locked" in str(o) for o in outcomes), outcomes
     assert stored(path) == []
     assert await writes.run(insert("c")) == 1  # the thread and its connection carry on
+
+
+async def test_a_batch_runs_straight_through_and_only_a_failure_brings_in_savepoints(tmp_path: Path) -> None:
+    """A batch without failures costs no SAVEPOINT or RELEASE; when a unit fails, the whole
+    transaction is undone and the batch runs again unit by unit, so a neighbour that ran before the
+    failure runs twice and is written once."""
+    path = tmp_path / "s.db"
+    setup = sqlite3.connect(path)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE t (name TEXT PRIMARY KEY)")
+    setup.close()
+    engine, maintenance, reader = _sqlite.create_engines(str(path), read_pool_size=1)
+    statements: list[str] = []
+    event.listen(engine, "connect", lambda dbapi, _record: dbapi.set_trace_callback(statements.append))
+    writes = WriteThread(engine)
+    runs: dict[str, int] = {}
+
+    def counted(name: str, *, fail: bool = False) -> Unit:
+        def unit(conn: sa.Connection) -> int:
+            runs[name] = runs.get(name, 0) + 1
+            conn.execute(sa.text("INSERT INTO t (name) VALUES (:n)"), {"n": name})
+            if fail:
+                raise LookupError("refused after writing")
+            return 1
+
+        return unit
+
+    async def batch(*units: Unit) -> list[object]:
+        release, started = threading.Event(), threading.Event()
+
+        def hold(_conn: sa.Connection) -> None:
+            started.set()
+            release.wait(30)
+
+        first = asyncio.ensure_future(writes.run(hold))
+        await asyncio.to_thread(started.wait, 30)
+        queued = [asyncio.ensure_future(writes.run(unit)) for unit in units]
+        await asyncio.sleep(0)  # each unit queues while the first holds the thread: one batch
+        release.set()
+        await first
+        return list(await asyncio.gather(*queued, return_exceptions=True))
+
+    try:
+        assert await batch(counted("a"), counted("b")) == [1, 1]
+        assert runs == {"a": 1, "b": 1}
+        assert not any(s.startswith(("SAVEPOINT", "RELEASE")) for s in statements), statements
+
+        outcomes = await batch(counted("c"), counted("d", fail=True), counted("e"))
+        assert outcomes[0] == 1 and isinstance(outcomes[1], LookupError) and outcomes[2] == 1
+        assert (runs["c"], runs["d"], runs["e"]) == (2, 2, 1)  # e never ran before the rollback
+        assert statements.count("SAVEPOINT unit") == 3
+        assert stored(path) == ["a", "b", "c", "e"]
+    finally:
+        await writes.close()
+        await maintenance.dispose()
+        await reader.dispose()
