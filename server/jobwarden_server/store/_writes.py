@@ -200,23 +200,26 @@ def commit_batch(conn: sa.Connection, batch: list[_Queued]) -> None:
 
 def _straight_through(conn: sa.Connection, batch: list[_Queued]) -> bool:
     """Run the units in one transaction without savepoints; False if a unit of a batch of several
-    raised (all of it rolled back, to be run unit by unit)."""
-    failed: BaseException | None = None
+    raised (all of it rolled back, to be run unit by unit). A unit that lost the connection fails
+    the batch as it always did, without a second run on a new connection: its callers hear of the
+    outage and retry with their request_ids."""
+    failing: _Queued | None = None
+    failure: BaseException | None = None
     try:
         with conn.begin():
             for queued in batch:
                 try:
                     queued.result = queued.unit(conn)
-                except BaseException as err:
-                    failed = err
+                except BaseException as unit_error:
+                    failing, failure = queued, unit_error
                     raise
     except BaseException as err:  # noqa: BLE001 - settled below, or handed to _unit_by_unit
-        if failed is not None and len(batch) > 1:
+        if failing is not None and len(batch) > 1 and not conn.invalidated:
             for queued in batch:
                 queued.result = None
             return False
-        if failed is not None:
-            batch[0].error = failed  # a batch of one: its unit's failure is its answer
+        if failing is not None:
+            failing.error = failure  # its own failure is its answer (the batch's, if alone)
         _fail_the_rest(batch, err)
     return True
 
