@@ -151,9 +151,9 @@ def _row_after(
 
 
 class _Common(sa.ColumnElement[Any]):
-    """A term most rows meet. SQLite, which keeps no statistics, is told so (`likelihood`), so that it
-    walks an index that serves the rest of the WHERE and the ORDER BY instead of one on this term;
-    other databases get the term as it is."""
+    """A term not worth walking an index for. SQLite, which keeps no statistics, is told that most rows
+    meet it (`likelihood`), so that it walks the index serving the rest of the WHERE and the ORDER BY
+    instead of one on this term; other databases, which plan by their statistics, get the term as is."""
 
     inherit_cache = True
     # No boolean type: SQLite's compiler would write `... = 1` after it, which no index term matches.
