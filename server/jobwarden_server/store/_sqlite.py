@@ -119,7 +119,7 @@ def create_migration_engine(path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TI
 
 
 def claim_rows(conn: sa.Connection, params: JobClaimParams) -> Sequence[rows.Row]:
-    """Claim on SQLite: pick the ids, then one UPDATE ... RETURNING per id with its own token.
+    """Claim on SQLite: pick the ids, then one UPDATE per id with its own token, each row read back.
 
     No row locking is needed (or available): the transaction began IMMEDIATE, so it holds the
     database's only write lock from the first statement, and no other connection or process can

@@ -106,8 +106,7 @@ class BatchedTransactions:
                 for queued in batch:
                     if queued.error is None:
                         queued.error, queued.result = err, None
-            for queued in batch:
-                _settle(queued)
+            _settle_all(batch)
 
 
 @dataclasses.dataclass(slots=True)
