@@ -66,7 +66,12 @@ class Session:
         self.call.cancel()
 
     async def start(
-        self, credits: int = 0, job_types: tuple[str, ...] = ("demo",), lease_s: int = 30
+        self,
+        credits: int = 0,
+        job_types: tuple[str, ...] = ("demo",),
+        lease_s: int = 30,
+        *,
+        brief_acks: bool = False,
     ) -> None:
         await self._write(
             pb.WorkRequest(
@@ -74,6 +79,7 @@ class Session:
                     worker_id="w-session",
                     job_types=job_types,
                     lease_duration=duration_pb2.Duration(seconds=lease_s),
+                    brief_acks=brief_acks,
                 ),
                 credits=credits,
             )
@@ -217,6 +223,36 @@ async def test_a_replayed_step_gets_its_first_answer(stubs: rpc.Stubs, session: 
     (first,) = await session.steps(session.step(fail=request))
     (again,) = await session.steps(session.step(fail=request))
     assert again.status.code == 0 and again.fail.job == first.fail.job
+
+
+async def test_brief_acks_carry_no_finished_job_and_change_nothing_else(
+    stubs: rpc.Stubs, session: Session
+) -> None:
+    jobs = [await flows.create(stubs) for _ in range(2)]
+    await session.start(credits=2, brief_acks=True)
+    await session.until(lambda: len(session.claims) == 2)
+    done, failed = session.claims
+    progress = pb.ReportProgressRequest(
+        job_id=done.job.id, lease_token=done.lease_token, progress=job_pb2.Progress(percent=50)
+    )
+    fail = pb.FailJobRequest(
+        job_id=failed.job.id, lease_token=failed.lease_token, error=job_pb2.JobError(message="no")
+    )
+    stale = pb.CompleteJobRequest(job_id=failed.job.id, lease_token="stale")
+    acks = await session.steps(
+        session.step(progress=progress),
+        session.step(**complete(done, ok=True)),
+        session.step(fail=fail),
+        session.step(complete=stale),
+    )
+    assert [a.status.code for a in acks[:3]] == [0, 0, 0]
+    assert acks[0].progress.lease_expire_time.seconds > 0  # a progress ack is as it always is
+    assert [a.WhichOneof("result") for a in acks[1:3]] == ["complete", "fail"]
+    assert not acks[1].complete.HasField("job") and not acks[2].fail.HasField("job")
+    assert reason(acks[3]) == (grpc.StatusCode.ABORTED.value[0], "LEASE_LOST")  # refusals as always
+    stored = [await flows.get(stubs, job.id) for job in jobs]
+    assert [j.status for j in stored] == [S.JOB_STATUS_COMPLETED, S.JOB_STATUS_FAILED]
+    assert stored[0].result == flows.struct(ok=True)
 
 
 async def test_a_session_that_lists_its_jobs_keeps_their_leases(tmp_path: Path, backend: str) -> None:

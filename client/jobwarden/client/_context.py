@@ -65,7 +65,8 @@ Handler = Callable[["JobContext"], Awaitable[HandlerResult]]
 
 class WorkerLink(Protocol):
     """How a worker's writes reach the server: the client's unary calls, or a Work session's steps
-    (_session.SessionLink). Both have these methods, with the same meaning and answers."""
+    (_session.SessionLink). Both have these methods, with the same meaning and answers; the Worker
+    reads nothing back from a completion or a failure (a session's brief acks carry no job)."""
 
     async def report_progress(
         self,
@@ -112,7 +113,7 @@ class WorkerLink(Protocol):
         error_message: str = "",
         *,
         request_id: str | None = None,
-    ) -> _models.Job: ...
+    ) -> object: ...
 
     async def fail_job(
         self,
@@ -124,7 +125,7 @@ class WorkerLink(Protocol):
         *,
         stop_reason: _models.StopReason | str | None = None,
         request_id: str | None = None,
-    ) -> _models.Job: ...
+    ) -> object: ...
 
 
 class _Abort(enum.IntEnum):

@@ -90,6 +90,7 @@ class SessionLink:
             worker_id=worker_id,
             job_types=list(job_types),
             lease_duration=_convert.duration_to_pb(lease_duration),
+            brief_acks=True,  # the Worker never reads a finished job back
         )
         self._pending: list[_Pending] = []
         self._inflight: dict[str, _Pending] = {}
@@ -323,10 +324,11 @@ class SessionLink:
         error_message: str = "",
         *,
         request_id: str | None = None,
-    ) -> _models.Job:
-        """As :meth:`jobwarden.client.Client.complete_job`, as a step of the session."""
+    ) -> None:
+        """As :meth:`jobwarden.client.Client.complete_job`, as a step of the session; the session's
+        acks are brief, so the answer is only whether it went through."""
         request = requests.complete(job_id, lease_token, result, partial, error_message, request_id)
-        return _convert.job_from_pb((await self._step("complete", request)).job)
+        await self._step("complete", request)
 
     async def fail_job(
         self,
@@ -338,7 +340,8 @@ class SessionLink:
         *,
         stop_reason: _models.StopReason | str | None = None,
         request_id: str | None = None,
-    ) -> _models.Job:
-        """As :meth:`jobwarden.client.Client.fail_job`, as a step of the session."""
+    ) -> None:
+        """As :meth:`jobwarden.client.Client.fail_job`, as a step of the session; the session's acks
+        are brief, so the answer is only whether it went through."""
         request = requests.fail(job_id, lease_token, message, reason, retryable, stop_reason, request_id)
-        return _convert.job_from_pb((await self._step("fail", request)).job)
+        await self._step("fail", request)

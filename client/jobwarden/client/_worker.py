@@ -484,7 +484,7 @@ class Worker:
         )
 
     async def _finish(
-        self, ctx: _context.JobContext, call: Callable[[], Coroutine[Any, Any, _models.Job]]
+        self, ctx: _context.JobContext, call: Callable[[], Coroutine[Any, Any, object]]
     ) -> None:
         # The finishing call is retried with the same request_id, so a retry of a call that did reach
         # the server returns its first answer instead of LEASE_LOST.

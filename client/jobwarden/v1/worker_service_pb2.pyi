@@ -572,8 +572,15 @@ class WorkStart(_message.Message):
     WORKER_ID_FIELD_NUMBER: _builtins.int
     JOB_TYPES_FIELD_NUMBER: _builtins.int
     LEASE_DURATION_FIELD_NUMBER: _builtins.int
+    BRIEF_ACKS_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """The worker's self-chosen id (required, at most 128 characters), recorded on its jobs."""
+    brief_acks: _builtins.bool
+    """When true, the acks of complete and fail steps carry no job: an empty CompleteJobResponse or
+    FailJobResponse, with the status as always. For a worker that does not read the finished job
+    back (the SDKs' workers): the server saves converting it, the wire carrying it, the worker
+    parsing it. Every other ack is unchanged.
+    """
     @_builtins.property
     def job_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Job types the worker can run (at least one)."""
@@ -590,10 +597,11 @@ class WorkStart(_message.Message):
         worker_id: _builtins.str = ...,
         job_types: _abc.Iterable[_builtins.str] | None = ...,
         lease_duration: _duration_pb2.Duration | None = ...,
+        brief_acks: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lease_duration", b"lease_duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_types", b"job_types", "lease_duration", b"lease_duration", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["brief_acks", b"brief_acks", "job_types", b"job_types", "lease_duration", b"lease_duration", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

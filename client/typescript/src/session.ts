@@ -24,7 +24,7 @@ import {
   Unavailable,
   Unimplemented,
 } from "./errors.js";
-import type { Asset, Job, JobEvent } from "./gen/jobwarden/v1/job_pb.js";
+import type { Asset, JobEvent } from "./gen/jobwarden/v1/job_pb.js";
 import { WorkRequestSchema, WorkStepSchema } from "./gen/jobwarden/v1/worker_service_pb.js";
 import type {
   AddAssetResponse,
@@ -196,7 +196,8 @@ export class SessionLink implements WorkerLink {
     this.#leaseDurationMs = options.leaseDurationMs;
     this.#log = options.warn ?? (() => undefined);
     this.#start = create(WorkRequestSchema, {
-      start: { workerId: options.workerId, jobTypes: options.jobTypes, leaseDuration: duration(options.leaseDurationMs) },
+      // Brief acks: the worker never reads a finished job back, so its acks need not carry it.
+      start: { workerId: options.workerId, jobTypes: options.jobTypes, leaseDuration: duration(options.leaseDurationMs), briefAcks: true },
     }).start as WorkStart;
   }
 
@@ -407,12 +408,14 @@ export class SessionLink implements WorkerLink {
     return messagesAnswer(await this.#step("messages", messagesRequest(jobId, leaseToken, messages, options)));
   }
 
-  async completeJob(jobId: string, leaseToken: string, completion: Completion, options?: WriteOptions): Promise<Job> {
-    return required((await this.#step("complete", completeRequest(jobId, leaseToken, completion, options))).job);
+  /** As the client's completeJob, as a step of the session; its acks are brief, so there is no job to answer with. */
+  async completeJob(jobId: string, leaseToken: string, completion: Completion, options?: WriteOptions): Promise<void> {
+    await this.#step("complete", completeRequest(jobId, leaseToken, completion, options));
   }
 
-  async failJob(jobId: string, leaseToken: string, failure: Failure, options?: WriteOptions): Promise<Job> {
-    return required((await this.#step("fail", failRequest(jobId, leaseToken, failure, options))).job);
+  /** As the client's failJob, as a step of the session; its acks are brief, so there is no job to answer with. */
+  async failJob(jobId: string, leaseToken: string, failure: Failure, options?: WriteOptions): Promise<void> {
+    await this.#step("fail", failRequest(jobId, leaseToken, failure, options));
   }
 }
 

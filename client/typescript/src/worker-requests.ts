@@ -4,7 +4,7 @@
  */
 import { create, fromJson } from "@bufbuild/protobuf";
 import { timestampDate, ValueSchema } from "@bufbuild/protobuf/wkt";
-import type { Asset, Job, JobEvent, MessageLevel, StopReason } from "./gen/jobwarden/v1/job_pb.js";
+import type { Asset, JobEvent, MessageLevel, StopReason } from "./gen/jobwarden/v1/job_pb.js";
 import { JobErrorSchema, StopReason as StopReasons } from "./gen/jobwarden/v1/job_pb.js";
 import {
   AddAssetRequestSchema,
@@ -84,14 +84,15 @@ export interface ProgressAnswer {
 
 /**
  * How a worker's writes reach the server: the client's unary calls or a Work session's steps. Both have
- * these methods with the same meaning and answers.
+ * these methods with the same meaning and answers; the worker reads nothing back from a completion or a
+ * failure (a session's brief acks carry no job).
  */
 export interface WorkerLink {
   reportProgress(jobId: string, leaseToken: string, progress: ProgressReport, options?: WriteOptions): Promise<ProgressAnswer>;
   addAsset(jobId: string, leaseToken: string, asset: NewAsset, options?: WriteOptions): Promise<Asset>;
   addMessages(jobId: string, leaseToken: string, messages: (JobMessage | string)[], options?: WriteOptions): Promise<JobEvent[]>;
-  completeJob(jobId: string, leaseToken: string, completion: Completion, options?: WriteOptions): Promise<Job>;
-  failJob(jobId: string, leaseToken: string, failure: Failure, options?: WriteOptions): Promise<Job>;
+  completeJob(jobId: string, leaseToken: string, completion: Completion, options?: WriteOptions): Promise<unknown>;
+  failJob(jobId: string, leaseToken: string, failure: Failure, options?: WriteOptions): Promise<unknown>;
 }
 
 export function progressRequest(jobId: string, leaseToken: string, p: ProgressReport, o: WriteOptions = {}): ReportProgressRequest {

@@ -9,7 +9,7 @@ import type { Client } from "./client.js";
 import { AbortKind, JobContext, PartialResult, PermanentError } from "./context.js";
 import type { Handler, HandlerResult } from "./context.js";
 import { fromError, JobwardenError, LeaseLost, NotFound } from "./errors.js";
-import type { Job, StopReason } from "./gen/jobwarden/v1/job_pb.js";
+import type { StopReason } from "./gen/jobwarden/v1/job_pb.js";
 import type { JobClaim } from "./gen/jobwarden/v1/worker_service_pb.js";
 import { backoff } from "./retry.js";
 import { isFatal, SessionLink } from "./session.js";
@@ -512,7 +512,7 @@ export class Worker implements SessionOwner {
    * server returns its first answer instead of LEASE_LOST. Errors other than the server's (a result
    * that cannot be sent) are thrown.
    */
-  async #finish(ctx: JobContext, call: () => Promise<Job>): Promise<void> {
+  async #finish(ctx: JobContext, call: () => Promise<unknown>): Promise<void> {
     for (let attempt = 0; attempt < FINISH_ATTEMPTS; attempt++) {
       try {
         await call();

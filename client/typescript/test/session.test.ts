@@ -109,6 +109,7 @@ describe("SessionLink", () => {
     const [first, second] = seen;
     assert.ok(first !== undefined && second !== undefined);
     assert.equal(first[0]?.start?.workerId, "w1");
+    assert.equal(first[0].start.briefAcks, true); // the worker reads no finished job back
     assert.equal(first[0].credits, 2);
     // The new session starts by listing the job held from the first one, and by granting what is free.
     assert.deepEqual(second[0]?.holding.map((h) => [h.jobId, h.leaseToken]), [["j1", "L1"]]);

@@ -60,11 +60,13 @@ def _start(request: pb.WorkRequest) -> ClaimRequest:
 
 
 class WorkStream:
-    """Serves one Work session; `steps` maps a step kind to the servicer method of the unary call."""
+    """Serves Work sessions; `steps` maps a step kind to the servicer method of the unary call, and
+    `brief` the kinds whose answer a session with brief acks gets without the job."""
 
-    def __init__(self, work: WorkService, steps: dict[str, StepCall]) -> None:
+    def __init__(self, work: WorkService, steps: dict[str, StepCall], *, brief: dict[str, StepCall]) -> None:
         self._work = work
         self._steps = steps
+        self._brief_steps = {**steps, **brief}
 
     async def serve(
         self, requests: AsyncIterator[pb.WorkRequest], context: Context
@@ -76,11 +78,12 @@ class WorkStream:
             return
         who = current_principal()
         session = WorkSession(self._work, who, _start(first))
+        steps = self._brief_steps if first.start.brief_acks else self._steps
         out: asyncio.Queue[Any] = asyncio.Queue()
         wake = asyncio.Event()
         with self._work.session_slot(who.owner):
             loops = [
-                asyncio.create_task(self._read(first, requests, session, context, out, wake)),
+                asyncio.create_task(self._read(first, requests, session, steps, context, out, wake)),
                 asyncio.create_task(self._claim(session, out, wake)),
             ]
             try:
@@ -98,6 +101,7 @@ class WorkStream:
         first: pb.WorkRequest,
         requests: AsyncIterator[pb.WorkRequest],
         session: WorkSession,
+        steps: dict[str, StepCall],
         context: Context,
         out: asyncio.Queue[Any],
         wake: asyncio.Event,
@@ -122,7 +126,7 @@ class WorkStream:
                     refuse_nul(pb.WorkRequest(holding=request.holding))
                     await self._renew(session, request, out)
                 if request.steps:
-                    await out.put(pb.WorkResponse(acks=await self._apply(request.steps, context)))
+                    await out.put(pb.WorkResponse(acks=await self._apply(request.steps, steps, context)))
                 request = await anext(requests, None)
             await out.put(_END)  # the worker closed its side: the session is over
         except (errors.DomainError, grpc.aio.AbortError) as err:
@@ -131,7 +135,7 @@ class WorkStream:
             logger.exception("unexpected failure in a Work session")
             await out.put(api_errors.internal())
 
-    async def _apply(self, steps: Any, context: Context) -> list[pb.WorkAck]:
+    async def _apply(self, steps: Any, calls: dict[str, StepCall], context: Context) -> list[pb.WorkAck]:
         acks: list[pb.WorkAck | None] = [None] * len(steps)
         by_job: dict[str, list[int]] = {}
         for index, step in enumerate(steps):
@@ -141,12 +145,13 @@ class WorkStream:
 
         async def one_job(indexes: list[int]) -> None:
             for index in indexes:
-                acks[index] = await self._step(steps[index], context)
+                acks[index] = await self._step(steps[index], calls, context)
 
         await asyncio.gather(*(one_job(indexes) for indexes in by_job.values()))
         return [ack for ack in acks if ack is not None]
 
-    async def _step(self, step: pb.WorkStep, context: Context) -> pb.WorkAck:
+    @staticmethod
+    async def _step(step: pb.WorkStep, calls: dict[str, StepCall], context: Context) -> pb.WorkAck:
         ack = pb.WorkAck(step_id=step.step_id[: limits.MAX_ID])
         kind = step.WhichOneof("step")
         try:
@@ -157,7 +162,7 @@ class WorkStream:
                 raise errors.InvalidArgument("step", "set one of progress, asset, messages, complete or fail")
             request = getattr(step, kind)
             refuse_nul(request)
-            answer = await self._steps[kind](request, context)
+            answer = await calls[kind](request, context)
         except errors.DomainError as err:
             ack.status.CopyFrom(api_errors.to_status(err)[1])
             return ack

@@ -13,6 +13,7 @@ from jobwarden_server.api import convert
 from jobwarden_server.api.auth import current_principal
 from jobwarden_server.api.work_session import WorkStream
 from jobwarden_server.domain import limits, messages
+from jobwarden_server.domain.records import Job
 from jobwarden_server.service.work import (
     DEFAULT_LEASE_S,
     AssetSpec,
@@ -44,6 +45,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 "complete": self.CompleteJob,
                 "fail": self.FailJob,
             },
+            brief={"complete": self._complete_briefly, "fail": self._fail_briefly},
         )
 
     def Work(
@@ -146,9 +148,31 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     async def CompleteJob(
         self, request: worker_service_pb2.CompleteJobRequest, context: Context
     ) -> worker_service_pb2.CompleteJobResponse:
+        return worker_service_pb2.CompleteJobResponse(job=convert.job_out(await self._complete(request)))
+
+    async def FailJob(
+        self, request: worker_service_pb2.FailJobRequest, context: Context
+    ) -> worker_service_pb2.FailJobResponse:
+        return worker_service_pb2.FailJobResponse(job=convert.job_out(await self._fail(request)))
+
+    async def _complete_briefly(
+        self, request: worker_service_pb2.CompleteJobRequest, context: Context
+    ) -> worker_service_pb2.CompleteJobResponse:
+        """A Work session's complete step when its acks are brief: the same call, no job in the answer."""
+        await self._complete(request)
+        return worker_service_pb2.CompleteJobResponse()
+
+    async def _fail_briefly(
+        self, request: worker_service_pb2.FailJobRequest, context: Context
+    ) -> worker_service_pb2.FailJobResponse:
+        """A Work session's fail step when its acks are brief: the same call, no job in the answer."""
+        await self._fail(request)
+        return worker_service_pb2.FailJobResponse()
+
+    async def _complete(self, request: worker_service_pb2.CompleteJobRequest) -> Job:
         result = limits.check_struct("result", convert.struct_in("result", request.result))
         partial = check_error("error", convert.error_in(request.error)) if request.partial else None
-        job = await self._work.complete(
+        return await self._work.complete(
             current_principal(),
             _id("job_id", request.job_id),
             request.lease_token,
@@ -157,16 +181,13 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             convert.request_of(request),
             validate_only=request.validate_only,
         )
-        return worker_service_pb2.CompleteJobResponse(job=convert.job_out(job))
 
-    async def FailJob(
-        self, request: worker_service_pb2.FailJobRequest, context: Context
-    ) -> worker_service_pb2.FailJobResponse:
+    async def _fail(self, request: worker_service_pb2.FailJobRequest) -> Job:
         error = check_error("error", convert.error_in(request.error))
         stop = limits.check_worker_stop_reason(
             "stop_reason", convert.stop_reason_in("stop_reason", request.stop_reason, allow_unspecified=True)
         )
-        job = await self._work.fail(
+        return await self._work.fail(
             current_principal(),
             _id("job_id", request.job_id),
             request.lease_token,
@@ -175,4 +196,3 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             convert.request_of(request),
             validate_only=request.validate_only,
         )
-        return worker_service_pb2.FailJobResponse(job=convert.job_out(job))
