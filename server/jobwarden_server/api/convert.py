@@ -164,19 +164,27 @@ def stop_reason_in(field: str, value: int, *, allow_unspecified: bool = False) -
     return _enum_in(StopReason, job_pb2.StopReason, "STOP_REASON_", field, value)
 
 
+# The wire's number of each domain value, looked up once: every job sent carries several of them.
+_STATUSES_OUT = {s: job_pb2.JobStatus.Value(f"JOB_STATUS_{s.value}") for s in JobStatus}
+_CALLBACK_STATES_OUT = {
+    s: job_pb2.CallbackState.Value(f"CALLBACK_STATE_{s.value or 'UNSPECIFIED'}") for s in CallbackState
+}
+_STOP_REASONS_OUT = {r: job_pb2.StopReason.Value(f"STOP_REASON_{r.value}") for r in StopReason}
+
+
 def status_out(value: JobStatus) -> job_pb2.JobStatus.ValueType:
     """A JobStatus on the wire."""
-    return job_pb2.JobStatus.Value(f"JOB_STATUS_{value.value}")
+    return _STATUSES_OUT[value]
 
 
 def callback_state_out(value: CallbackState) -> job_pb2.CallbackState.ValueType:
     """A CallbackState on the wire (NONE is UNSPECIFIED)."""
-    return job_pb2.CallbackState.Value(f"CALLBACK_STATE_{value.value or 'UNSPECIFIED'}")
+    return _CALLBACK_STATES_OUT[value]
 
 
 def stop_reason_out(value: StopReason) -> job_pb2.StopReason.ValueType:
     """A StopReason on the wire."""
-    return job_pb2.StopReason.Value(f"STOP_REASON_{value.value}")
+    return _STOP_REASONS_OUT[value]
 
 
 _WAITING = (JobStatus.CREATED, JobStatus.QUEUED)
@@ -230,7 +238,9 @@ def job_out(job: Job) -> job_pb2.Job:
         complete_time=timestamp(job.complete_time),
         worker_id=job.worker_id,
         last_sequence=job.last_sequence,
-        callback_statuses=[status_out(s) for s in JobStatus if s in job.callback_statuses],
+        callback_statuses=[_STATUSES_OUT[s] for s in _STATUSES_OUT if s in job.callback_statuses]
+        if job.callback_statuses
+        else None,
         callback_state=callback_state_out(job.callback_state),
         callback_attempts=job.callback_attempts,
         callback_error=job.callback_error,
