@@ -14,7 +14,6 @@ Only plain bound parameters (no `expanding` IN lists): what the hot statements u
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 Processor = Callable[[Any], Any] | None
-Statement = sa.Select[Any] | sa.Update | sa.Insert
+Statement = sa.Select[Any] | sa.Update | sa.Insert | sa.TextClause
 _REQUIRED = object()
 """Stands for the value of a parameter the caller must give (a bindparam without a value)."""
 
@@ -147,6 +146,9 @@ class _cursor:
         return self._cursor
 
     def __exit__(self, _kind: type[BaseException] | None, err: BaseException | None, _tb: object) -> None:
+        if err is None:  # the common case, first
+            self._close()
+            return
         try:
             dialect = self._conn.dialect
             dbapi_error = dialect.loaded_dbapi.Error
@@ -158,8 +160,13 @@ class _cursor:
                     self._sql, self._args, err, dbapi_error, connection_invalidated=gone, dialect=dialect
                 ) from err
         finally:
-            with contextlib.suppress(Exception):
-                self._cursor.close()
+            self._close()
+
+    def _close(self) -> None:
+        try:
+            self._cursor.close()
+        except Exception:  # noqa: BLE001, S110 - a cursor that will not close has nothing left to give
+            pass
 
 
 def _args(compiled: _Compiled, params: Mapping[str, Any]) -> tuple[Any, ...]:
