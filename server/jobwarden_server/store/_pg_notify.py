@@ -14,6 +14,7 @@ Each replica listens on one connection of its own (detached from the pool, so it
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import Collection, Mapping, Sequence
@@ -45,15 +46,41 @@ MAX_BACKOFF_S = 5.0
 # without a traceback (anything else is logged in full, and the listener carries on all the same).
 _CONNECTION_ERRORS = (OSError, sa_exc.SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
-# One round trip for any number of notifications: unnest pairs each channel with its payload. Run
-# prepared (store/_prepared.py): every write that appends events sends one, so SQLAlchemy's own
-# execution path cost the lane more CPU than any other statement of a claim or a completion.
-_NOTIFY = Prepared(
+# One round trip for any number of notifications: unnest pairs each channel with its payload, and
+# pg_notify is called in that order. Run prepared (store/_prepared.py): every write that appends events
+# notifies, so SQLAlchemy's own execution path cost the lane more CPU than any other statement.
+_NOTIFY_SQL = (
+    "SELECT pg_notify(n.channel, n.payload) FROM unnest(:channels, :payloads) AS n(channel, payload)"
+)
+_NOTIFY_BINDS = (
+    sa.bindparam("channels", type_=postgresql.ARRAY(sa.Text())),
+    sa.bindparam("payloads", type_=postgresql.ARRAY(sa.Text())),
+)
+_NOTIFY = Prepared(sa.text(_NOTIFY_SQL).bindparams(*_NOTIFY_BINDS))
+
+# The events' INSERT and their notifications in one statement, so one round trip: a data-modifying
+# WITH runs to completion, and before the SELECT's notifications, whether or not the SELECT reads it.
+# Each column is bound as one array (its rows' values in order) and unnested back into rows; the
+# events' data as JSON text, cast to JSONB as the column would take it.
+_TEXT, _BIGINT = postgresql.ARRAY(sa.Text()), postgresql.ARRAY(sa.BigInteger())
+_EVENT_COLUMNS: dict[str, tuple[str, Any]] = {
+    "job_id": ("TEXT[]", _TEXT),
+    "sequence": ("BIGINT[]", _BIGINT),
+    "owner": ("TEXT[]", _TEXT),
+    "create_us": ("BIGINT[]", _BIGINT),
+    "actor": ("TEXT[]", _TEXT),
+    "kind": ("TEXT[]", _TEXT),
+    "data": ("JSONB[]", _TEXT),
+    "request_id": ("TEXT[]", _TEXT),
+}
+_UNNESTED = ", ".join(f"CAST(:e_{name} AS {cast})" for name, (cast, _) in _EVENT_COLUMNS.items())
+_INSERT_AND_NOTIFY = Prepared(
     sa.text(
-        "SELECT pg_notify(n.channel, n.payload) FROM unnest(:channels, :payloads) AS n(channel, payload)"
+        f"WITH inserted AS (INSERT INTO job_events ({', '.join(_EVENT_COLUMNS)}) "
+        f"SELECT * FROM unnest({_UNNESTED})) {_NOTIFY_SQL}"
     ).bindparams(
-        sa.bindparam("channels", type_=postgresql.ARRAY(sa.Text())),
-        sa.bindparam("payloads", type_=postgresql.ARRAY(sa.Text())),
+        *_NOTIFY_BINDS,
+        *(sa.bindparam(f"e_{name}", type_=bound) for name, (_, bound) in _EVENT_COLUMNS.items()),
     )
 )
 
@@ -71,8 +98,9 @@ def parse_event_payload(payload: str) -> tuple[str, int] | None:
     return job_id, int(sequence)
 
 
-def announce(conn: sa.Connection, event_rows: Sequence[Mapping[str, Any]], *, work: bool) -> None:
-    """Queue the notifications of a write in its transaction: each job's newest sequence, and work."""
+def append_events(conn: sa.Connection, event_rows: Sequence[Mapping[str, Any]], *, work: bool) -> None:
+    """Insert a write's events and queue its notifications in its transaction, in one round trip: each
+    job's newest sequence, and work when the write made a job QUEUED."""
     newest: dict[str, int] = {}
     for row in event_rows:
         newest[row["job_id"]] = max(newest.get(row["job_id"], 0), row["sequence"])
@@ -81,8 +109,15 @@ def announce(conn: sa.Connection, event_rows: Sequence[Mapping[str, Any]], *, wo
     if work:
         channels.append(WORK_CHANNEL)
         payloads.append("")
-    if channels:
-        _NOTIFY.run(conn, {"channels": channels, "payloads": payloads})
+    notify = {"channels": channels, "payloads": payloads}
+    if not event_rows:
+        if channels:
+            _NOTIFY.run(conn, notify)
+        return
+    given = [{"request_id": "", **row} for row in event_rows]  # the column's default, as in the table
+    columns = {f"e_{c}": [row[c] for row in given] for c in _EVENT_COLUMNS}
+    columns["e_data"] = [json.dumps(data) for data in columns["e_data"]]  # as the JSONB column would
+    _INSERT_AND_NOTIFY.run(conn, notify | columns)
 
 
 class _Listening(Protocol):

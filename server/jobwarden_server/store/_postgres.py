@@ -120,7 +120,7 @@ DIALECT = Dialect(
     claim_rows=claim_rows,
     insert_jobs=create.insert_statement(postgresql.insert),
     labels_match=labels_match,
-    announce=pg_notify.announce,
+    append_events=pg_notify.append_events,
     try_singleton=try_singleton,
     change_feed=pg_notify.PgChangeFeed,
 )

@@ -62,8 +62,8 @@ from jobwarden_server.store._writes import T, Unit, Writes
 jobs, job_events, assets = tables.jobs, tables.job_events, tables.assets
 
 
-class Announce(Protocol):
-    """Queues a write's wake-ups in its transaction: see Dialect.announce."""
+class AppendEvents(Protocol):
+    """Inserts a write's events and queues its wake-ups in its transaction: see Dialect.append_events."""
 
     def __call__(
         self, conn: sa.Connection, event_rows: Sequence[Mapping[str, Any]], *, work: bool
@@ -80,8 +80,9 @@ class Dialect:
     """Insert new jobs, skipping a taken (owner, request_id), returning the ids inserted (_create.py)."""
     labels_match: Callable[[Mapping[str, str]], sa.ColumnElement[bool]]
     """A WHERE term true for jobs carrying every given label (key and value, matched exactly)."""
-    announce: Announce | None = None
-    """Queue wake-ups for other replicas in a write's transaction (None: one process, nothing to tell)."""
+    append_events: AppendEvents | None = None
+    """Insert a write's events and queue, in the same transaction, the wake-ups for other replicas
+    (None: insert them plainly; one process, nobody to tell)."""
     try_singleton: Callable[[AsyncConnection, str], Awaitable[bool]] | None = None
     """Take the named lock for the rest of the connection's transaction; False if another holds it."""
     change_feed: Callable[[AsyncEngine, ChangeSink], ChangeFeed] | None = None
@@ -248,10 +249,10 @@ class SqlStore:
         """Insert a write's events; with them, in the same transaction, the wake-ups for other replicas.
 
         Every write that appends events goes through here, so no write path can forget to announce."""
-        if event_rows:
+        if self._dialect.append_events is not None:
+            self._dialect.append_events(conn, event_rows, work=work)
+        elif event_rows:
             _insert_events(tuple(event_rows[0])).run_many(conn, event_rows)
-        if self._dialect.announce is not None:
-            self._dialect.announce(conn, event_rows, work=work)
 
     @contextlib.asynccontextmanager
     async def singleton(self, name: str) -> AsyncIterator[bool]:
