@@ -5,7 +5,8 @@ it lists, passing on cancels and lost leases, applying its steps and answering e
 with one message of acks); the claimer pushes claims while credits are left. Steps run through the same servicer methods
 as the unary calls, so they are checked, applied and answered exactly alike; a refused step becomes
 its ack's status and the session goes on. Steps of one job run in order; different jobs' steps run
-together, so the store commits them in one transaction.
+together, so the store commits them in one transaction. A session opened with brief acks gets its
+complete and fail steps answered without the finished job (the `brief` servicer methods).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ one that makes a job QUEUED sends an empty payload on WORK_CHANNEL. The notifica
 writing transaction, so PostgreSQL delivers them exactly when it commits and never for a rollback: a
 replica that crashes right after committing cannot lose the wake-up the way a NOTIFY sent after the
 commit could. They carry no event bodies: listeners re-read the events table, which stays the record.
+A write's events are inserted by the same statement that sends their notifications (`append_events`).
 
 Each replica listens on one connection of its own (detached from the pool, so it never counts against
 `pool_size`). When that connection is lost, notifications sent meanwhile are gone, so after every
