@@ -152,7 +152,9 @@ async def test_retries_follow_the_backoff_schedule_with_one_webhook_id(tmp_path:
 
 async def test_gone_stops_and_redirects_are_not_followed(tmp_path: Path, backend: str) -> None:
     with Receiver(always(410)) as gone, Receiver(always(302)) as moved:
-        async with served(tmp_path, backend, horizon_seconds=0.5) as s:
+        # A short horizon, but room for a retry after a first attempt that a slow machine made late
+        # (0.5 s once saw a single attempt: the first one ended too close to the horizon to retry).
+        async with served(tmp_path, backend, horizon_seconds=2.0) as s:
             stopped = await finish(s, gone.url)
             redirected = await finish(s, moved.url)
             stopped_job = await settled(s, stopped.id)
