@@ -27,6 +27,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobwarden_server.store import _tables as tables
 from jobwarden_server.store._feed import ChangeSink
 from jobwarden_server.store._prepared import Prepared
 
@@ -64,16 +65,18 @@ _NOTIFY = Prepared(sa.text(_NOTIFY_SQL).bindparams(*_NOTIFY_BINDS))
 # Each column is bound as one array (its rows' values in order) and unnested back into rows; the
 # events' data as JSON text, cast to JSONB as the column would take it.
 _TEXT, _BIGINT = postgresql.ARRAY(sa.Text()), postgresql.ARRAY(sa.BigInteger())
-_EVENT_COLUMNS: dict[str, tuple[str, Any]] = {
-    "job_id": ("TEXT[]", _TEXT),
-    "sequence": ("BIGINT[]", _BIGINT),
-    "owner": ("TEXT[]", _TEXT),
-    "create_us": ("BIGINT[]", _BIGINT),
-    "actor": ("TEXT[]", _TEXT),
-    "kind": ("TEXT[]", _TEXT),
-    "data": ("JSONB[]", _TEXT),
-    "request_id": ("TEXT[]", _TEXT),
-}
+
+
+def _array_of(column: sa.Column[Any]) -> tuple[str, Any]:
+    """How a `job_events` column is bound as an array: the SQL cast, and the bound array's type."""
+    if isinstance(column.type, sa.BigInteger):
+        return "BIGINT[]", _BIGINT
+    if isinstance(column.type, sa.JSON):
+        return "JSONB[]", _TEXT
+    return "TEXT[]", _TEXT
+
+
+_EVENT_COLUMNS: dict[str, tuple[str, Any]] = {c.name: _array_of(c) for c in tables.job_events.c}
 _UNNESTED = ", ".join(f"CAST(:e_{name} AS {cast})" for name, (cast, _) in _EVENT_COLUMNS.items())
 _INSERT_AND_NOTIFY = Prepared(
     sa.text(
