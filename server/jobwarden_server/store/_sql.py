@@ -57,6 +57,7 @@ from jobwarden_server.store._protocol import (
     RenewedLease,
     Replayed,
 )
+from jobwarden_server.store._recent import RecentRows
 from jobwarden_server.store._writes import T, Unit, Writes
 
 jobs, job_events, assets = tables.jobs, tables.job_events, tables.assets
@@ -218,6 +219,10 @@ def due_queries(params: JobDueParams) -> list[sa.Select[Any]]:
     return [expired, overdue, unclaimed, *stalled]
 
 
+Applied = tuple[Change, rows.Row | None]
+"""A committed write's change, and the job's row after it when the write knows it (to keep)."""
+
+
 class SqlStore:
     """The Store protocol over SQLAlchemy async engines; build it with `open_store`."""
 
@@ -227,6 +232,7 @@ class SqlStore:
         self._writer = writer
         self._reader = reader
         self._dialect = dialect
+        self._recent = RecentRows()
 
     @property
     def write_engine(self) -> AsyncEngine:
@@ -404,7 +410,7 @@ class SqlStore:
 
     async def job_update(self, params: JobUpdateParams) -> Change | None:
         """The compare-and-set: one guarded UPDATE, then its events; None if a guard failed."""
-        return await self._write(lambda conn: self._update(conn, params))
+        return self._kept(await self._write(lambda conn: self._update(conn, params)))
 
     async def job_modify(
         self,
@@ -427,7 +433,10 @@ class SqlStore:
         the write lock, taken at BEGIN, already rules that out. NotFound if missing or not the owner's.
         """
 
-        def modify(conn: sa.Connection) -> Change | None:
+        def modify(conn: sa.Connection) -> Applied | None:
+            kept = self._recent.take(job_id)
+            if kept is not None and (applied := self._modify_kept(conn, kept, owner, decide, request_id)):
+                return applied
             if request_id:  # the replay lookup rides on the job's read: one statement, not two
                 keys = _request_keys(owner, job_id, request_id)
                 found = _JOB_OF_OWNER_WITH_REPLAY.rows(conn, keys)
@@ -441,15 +450,50 @@ class SqlStore:
                 self._refuse_replay(conn, owner, job_id, request_id, job)
             params = decide(job)
             if params is None:
-                return Change(job=job, events=())
+                return Change(job=job, events=()), None
             if cascade is None or job.batch is None:
                 return self._update(conn, params, read=row)
-            return self._cascaded(conn, job, params, cascade)
+            return self._cascaded(conn, job, params, cascade), None
 
         try:
-            return await self._write(modify)
+            return self._kept(await self._write(modify))
         except _RolledBack:
             return None
+
+    def _modify_kept(
+        self,
+        conn: sa.Connection,
+        kept: tuple[rows.Row, Job],
+        owner: str,
+        decide: Callable[[Job], JobUpdateParams | None],
+        request_id: str,
+    ) -> Applied | None:
+        """`job_modify`'s change decided on the job's row as this process last committed it (see
+        _recent.py); None if that row cannot answer, and the change is decided on a fresh read.
+
+        Only a change that is written here takes this way: a retried request, a refusal, a change to
+        nothing and a batch parent's change are answered from the fresh read, as ever."""
+        row, job = kept
+        if job.owner != owner or job.batch is not None:
+            return None
+        if request_id and _EVENT_OF_REQUEST.rows(conn, _request_keys(owner, job.id, request_id)):
+            return None
+        try:
+            params = decide(job)
+        except errors.DomainError:
+            return None
+        if params is None or params.expect_version != row["version"]:
+            return None
+        return self._update(conn, params, read=row)  # None if the row is no longer the job's
+
+    def _kept(self, applied: Applied | None) -> Change | None:
+        """The change of a committed write, keeping the job's row after it for its next change."""
+        if applied is None:
+            return None
+        change, row = applied
+        if row is not None:
+            self._recent.keep(row, change.job)
+        return change
 
     def _cascaded(
         self,
@@ -525,21 +569,31 @@ class SqlStore:
 
     def _update(
         self, conn: sa.Connection, params: JobUpdateParams, read: rows.Row | None = None
-    ) -> Change | None:
+    ) -> Applied | None:
         """The compare-and-set, and (a batch child's status moved) its parent's change with it;
-        `read` as for `_apply`."""
-        change = self._apply(conn, params, read)
-        move = None if change is None else batches.move_of(params, change)
-        if change is None or move is None:
-            return change
+        `read` as for `_applied`."""
+        applied = self._applied(conn, params, read)
+        if applied is None:
+            return None
+        change, row = applied
+        move = batches.move_of(params, change)
+        if move is None:
+            return applied
         followers = batches.settle(conn, [move], params.now, self._apply)
-        return dataclasses.replace(change, followers=followers)
+        return dataclasses.replace(change, followers=followers), row
 
     def _apply(
         self, conn: sa.Connection, params: JobUpdateParams, read: rows.Row | None = None
     ) -> Change | None:
-        """The compare-and-set of `params`, its events (and outbox row) after it; None if its guards
-        no longer hold.
+        """`_applied`'s change alone."""
+        applied = self._applied(conn, params, read)
+        return None if applied is None else applied[0]
+
+    def _applied(
+        self, conn: sa.Connection, params: JobUpdateParams, read: rows.Row | None = None
+    ) -> tuple[Change, rows.Row] | None:
+        """The compare-and-set of `params`, its events (and outbox row) after it, and the job's row
+        after it; None if its guards no longer hold.
 
         `read`: the job's row as this transaction read it. When the change expects that row's version,
         a match means the row was exactly that, so the row after is built from it (`_row_after`)
@@ -587,7 +641,8 @@ class SqlStore:
             row = outbox.enqueue(conn, row, now_us)
         event_rows = rows.event_rows(row, params.events, now_us)
         self._append_events(conn, event_rows, work=params.changes.status is JobStatus.QUEUED)
-        return Change(job=rows.job_from_row(row), events=tuple(rows.event_from_row(e) for e in event_rows))
+        change = Change(job=rows.job_from_row(row), events=tuple(rows.event_from_row(e) for e in event_rows))
+        return change, row
 
     async def job_delete(self, params: JobDeleteParams) -> bool:
         """Delete a finished job and everything of it (by cascade); see Store.job_delete, _delete.py."""
@@ -621,6 +676,8 @@ class SqlStore:
             Change(job=rows.job_from_row(row), events=(rows.event_from_row(event),))
             for row, event in zip(claimed, event_rows, strict=True)
         ]
+        for row, change in zip(claimed, changes, strict=True):
+            self._recent.keep(row, change.job)  # the worker's next change to it reads no row
         if parents:  # published with the claims: the first carries them
             changes[0] = dataclasses.replace(changes[0], followers=parents)
         return changes
@@ -858,6 +915,16 @@ _FIRST_EVENT_OF_REQUEST = (
     .limit(1)
 )
 """The first event of a job recorded by the call with a request_id (a retry's first outcome)."""
+_EVENT_OF_REQUEST = Prepared(
+    sa.select(job_events.c.sequence)
+    .where(
+        job_events.c.job_id == sa.bindparam("p_job_id"),
+        job_events.c.request_id == sa.bindparam("p_request_id"),
+        job_events.c.owner == sa.bindparam("p_owner"),
+    )
+    .limit(1)
+)
+"""Whether the call with a request_id already recorded an event of the job (then it is a retry)."""
 _JOB_OF_OWNER_WITH_REPLAY = Prepared(
     _JOB_OF_OWNER_SELECT.add_columns(
         sa.select(sa.func.min(job_events.c.sequence))
