@@ -104,6 +104,10 @@ class Worker:
         self._session_task: asyncio.Task[None] | None = None
         self._handlers: dict[str, _context.Handler] = {}
         self._runs: dict[asyncio.Task[None], _context.JobContext] = {}
+        self._slots_taken: set[asyncio.Task[None]] = set()
+        """The runs whose handler has not returned yet: each takes one of `concurrency` slots. A run
+        whose handler returned is only reporting its outcome and frees its slot at once (see
+        `_free_slot`)."""
         self._stopping = asyncio.Event()
         self._force = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -139,7 +143,7 @@ class Worker:
     @property
     def running_jobs(self) -> int:
         """How many handlers are running now."""
-        return len(self._runs)
+        return len(self._slots_taken)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -234,7 +238,7 @@ class Worker:
 
     def free_slots(self) -> int:
         """SessionOwner: how many more jobs this worker can take now."""
-        return 0 if self._stopping.is_set() else max(0, self.concurrency - len(self._runs))
+        return 0 if self._stopping.is_set() else max(0, self.concurrency - len(self._slots_taken))
 
     def running(self) -> list[tuple[str, str]]:
         """SessionOwner: the jobs running now, whose leases the session keeps."""
@@ -273,7 +277,7 @@ class Worker:
         failures = 0
         while not self._stopping.is_set():
             self._slot_freed.clear()  # before counting, so a slot freed meanwhile is not missed
-            free = self.concurrency - len(self._runs)
+            free = self.concurrency - len(self._slots_taken)
             if free <= 0:
                 await self._wait_until_stopping(self._slot_freed.wait())
                 continue
@@ -338,15 +342,27 @@ class Worker:
         ctx = _context.JobContext(self._link, claim, self.worker_id, cancel_grace=self.cancel_grace)
         task = asyncio.create_task(self._run_job(ctx), name=f"jobwarden-job-{claim.job.id}")
         self._runs[task] = ctx
+        self._slots_taken.add(task)
         task.add_done_callback(self._job_done)
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
         self._runs.pop(task, None)
+        self._free_slot(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("job runner crashed", exc_info=exc)
+
+    def _free_slot(self, run: asyncio.Task[None]) -> None:
+        """The run's handler is done: its slot may take the next job while its outcome is reported.
+
+        Waiting for the report's answer first would add a round trip to the server (and, on a
+        session, a commit) to every job's turn of a slot; on a session the new credit then rides in
+        the very message that carries the outcome. A run frees its slot once."""
+        if run not in self._slots_taken:
+            return
+        self._slots_taken.discard(run)
         self._slot_freed.set()
         if self._session is not None and not self._stopping.is_set():
             self._session.grant(1)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            logger.error("job runner crashed", exc_info=exc)
 
     async def _run_job(self, ctx: _context.JobContext) -> None:
         job = ctx.job
@@ -379,6 +395,8 @@ class Worker:
             await asyncio.gather(*heartbeats, return_exceptions=True)
         if not task.cancelled() and (exc := task.exception()) is not None:
             _tracing.record_handler_error(exc)
+        if (run := asyncio.current_task()) is not None:
+            self._free_slot(run)
         await self._settle(ctx, task)
 
     @staticmethod

@@ -98,6 +98,11 @@ export class Worker implements SessionOwner {
   readonly #log: WorkerLogger;
   readonly #handlers = new Map<string, Handler>();
   readonly #runs = new Set<Run>();
+  /**
+   * The runs whose handler has not returned yet: each takes one of `concurrency` slots. A run whose
+   * handler returned is only reporting its outcome and frees its slot at once (see `#freeSlot`).
+   */
+  readonly #slotsTaken = new Set<Run>();
   readonly #handbacks = new Set<Promise<void>>();
   #link: WorkerLink;
   #sessionLink: SessionLink | undefined;
@@ -141,7 +146,7 @@ export class Worker implements SessionOwner {
 
   /** How many handlers are running now. */
   get runningJobs(): number {
-    return this.#runs.size;
+    return this.#slotsTaken.size;
   }
 
   /**
@@ -249,7 +254,7 @@ export class Worker implements SessionOwner {
   }
 
   freeSlots(): number {
-    return this.#stopping.signal.aborted ? 0 : Math.max(0, this.concurrency - this.#runs.size);
+    return this.#stopping.signal.aborted ? 0 : Math.max(0, this.concurrency - this.#slotsTaken.size);
   }
 
   running(): [string, string][] {
@@ -299,7 +304,7 @@ export class Worker implements SessionOwner {
     let failures = 0;
     const stopping = this.#stopping.signal;
     while (!stopping.aborted) {
-      const free = this.concurrency - this.#runs.size;
+      const free = this.concurrency - this.#slotsTaken.size;
       if (free <= 0) {
         await new Promise<void>((resolve) => (this.#slotFreed = resolve));
         continue;
@@ -382,21 +387,36 @@ export class Worker implements SessionOwner {
   #start(claim: JobClaim): void {
     const ctx = new JobContext(this.#link, claim, this.workerId, this.cancelGraceMs);
     const run: Run = { ctx, done: Promise.resolve() };
-    run.done = this.#runJob(ctx)
+    this.#runs.add(run);
+    this.#slotsTaken.add(run);
+    run.done = this.#runJob(run)
       .catch((err: unknown) => {
         this.#log.error(`job runner crashed: ${String(err)}`);
       })
       .finally(() => {
         this.#runs.delete(run);
-        this.#slotFreed?.();
-        if (!this.#stopping.signal.aborted) {
-          this.#sessionLink?.grant(1);
-        }
+        this.#freeSlot(run);
       });
-    this.#runs.add(run);
   }
 
-  async #runJob(ctx: JobContext): Promise<void> {
+  /**
+   * The run's handler is done: its slot may take the next job while its outcome is reported. Waiting
+   * for the report's answer first would add a round trip to the server (and, on a session, a commit)
+   * to every job's turn of a slot; on a session the new credit then rides in the very message that
+   * carries the outcome. A run frees its slot once.
+   */
+  #freeSlot(run: Run): void {
+    if (!this.#slotsTaken.delete(run)) {
+      return;
+    }
+    this.#slotFreed?.();
+    if (!this.#stopping.signal.aborted) {
+      this.#sessionLink?.grant(1);
+    }
+  }
+
+  async #runJob(run: Run): Promise<void> {
+    const ctx = run.ctx;
     const job = ctx.job;
     const handler = this.#handlers.get(job.jobType);
     if (handler === undefined) {
@@ -419,6 +439,7 @@ export class Worker implements SessionOwner {
     ctx.disarm();
     heartbeatDone.abort();
     await heartbeat;
+    this.#freeSlot(run);
     await this.#settle(ctx, outcome);
   }
 

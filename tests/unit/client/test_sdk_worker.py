@@ -374,6 +374,47 @@ async def test_claims_never_exceed_free_slots(fake: FakeClient) -> None:
     assert set(fake.completed) == {"j1", "j2", "j3"}
 
 
+class SlowAnswers(FakeClient):
+    """A server whose answer to a completion waits for `answer`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+        self.asked: list[str] = []
+
+    async def complete_job(self, job_id: str, lease_token: str, *args: Any, **kwargs: Any) -> Job:
+        self.asked.append(job_id)
+        await self.answer.wait()
+        return await super().complete_job(job_id, lease_token, *args, **kwargs)
+
+
+async def test_a_slot_takes_the_next_job_while_the_last_outcome_is_still_being_reported() -> None:
+    fake = SlowAnswers()
+    worker = Worker(fake, worker_id="w1", concurrency=1, lease_duration=300, shutdown_grace=0, session=False)
+    started: list[str] = []
+    second_started = asyncio.Event()
+
+    @worker.handler("echo")
+    async def note(ctx: JobContext) -> dict[str, Any]:
+        started.append(ctx.job.id)
+        if len(started) == 2:
+            second_started.set()
+        return {}
+
+    first, second = fake.add(), fake.add()
+
+    async def scenario() -> None:
+        await second_started.wait()  # never set if the slot waited for the first job's answer
+        assert fake.asked == [first] and fake.completed == {}  # the first is still being reported
+        fake.answer.set()
+        while len(fake.completed) < 2:
+            fake.finished.clear()
+            await fake.finished.wait()
+
+    await _run_until(worker, scenario)
+    assert started == [first, second] and set(fake.completed) == {first, second}
+
+
 async def test_unavailable_while_polling_backs_off_and_retries(fake: FakeClient, worker: Worker) -> None:
     worker.register("echo", _ok)
     # The server's RetryInfo delay is honoured, which keeps this test fast.
