@@ -9,25 +9,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from support.store_params import claim as _claim
 
 from jobwarden_server.domain.records import EventKind, Job
 from jobwarden_server.domain.status import JobStatus
-from jobwarden_server.store import JobClaimParams, PageParams, SqlStore
+from jobwarden_server.store import PageParams, SqlStore
 
 CreateJob = Callable[..., Awaitable[Job]]
-
-
-def _claim(now: dt.datetime, **overrides: Any) -> JobClaimParams:
-    values: dict[str, Any] = {
-        "owner": "alice",
-        "worker_id": "w1",
-        "job_types": frozenset({"render"}),
-        "limit": 10,
-        "lease_duration_s": 30.0,
-        "now": now,
-    }
-    values.update(overrides)
-    return JobClaimParams(**values)
 
 
 async def test_claims_highest_priority_first_then_oldest(

@@ -4,18 +4,17 @@ another owner's call is answered from a fresh read, exactly as without it (store
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from support import store_params
 
 from jobwarden_server.domain import errors
 from jobwarden_server.domain.records import EventKind, Job, Progress
 from jobwarden_server.domain.status import JobStatus
 from jobwarden_server.store import (
     JobChanges,
-    JobClaimParams,
     JobUpdateParams,
     LeaseRenewParams,
     NewEvent,
@@ -25,18 +24,6 @@ from jobwarden_server.store import (
 )
 
 CreateJob = Callable[..., Awaitable[Job]]
-
-
-def _claim(now: dt.datetime, **overrides: Any) -> JobClaimParams:
-    values: dict[str, Any] = {
-        "owner": "alice",
-        "worker_id": "w1",
-        "job_types": frozenset({"render"}),
-        "limit": 1,
-        "lease_duration_s": 30.0,
-        "now": now,
-    }
-    return JobClaimParams(**(values | overrides))
 
 
 def _progress(seen: list[Job], clock: Any, percent: float) -> Callable[[Job], JobUpdateParams]:
@@ -67,7 +54,7 @@ async def test_changes_after_a_claim_are_decided_on_the_job_each_write_committed
     store: SqlStore, create_job: CreateJob, clock: Any
 ) -> None:
     await create_job()
-    [claim] = await store.job_claim(_claim(clock.tick()))
+    [claim] = await store.job_claim(store_params.claim(clock.tick(), limit=1))
     seen: list[Job] = []
 
     first = await store.job_modify("alice", claim.job.id, _progress(seen, clock, 10))
@@ -85,7 +72,7 @@ async def test_a_job_written_elsewhere_since_the_claim_is_decided_again_on_a_fre
     store: SqlStore, open_stores: Callable[..., SqlStore], create_job: CreateJob, clock: Any
 ) -> None:
     await create_job()
-    [claim] = await store.job_claim(_claim(clock.tick()))
+    [claim] = await store.job_claim(store_params.claim(clock.tick(), limit=1))
     other = open_stores()  # another server on the same database
     renewed_at = clock.tick()
     [renewed] = await other.job_renew_leases(
@@ -109,7 +96,9 @@ async def test_a_request_id_the_job_already_recorded_is_a_replay_right_after_the
     store: SqlStore, create_job: CreateJob, clock: Any
 ) -> None:
     await create_job()
-    [claim] = await store.job_claim(_claim(clock.tick(), request_id="claim-1", request_fingerprint="f"))
+    [claim] = await store.job_claim(
+        store_params.claim(clock.tick(), limit=1, request_id="claim-1", request_fingerprint="f")
+    )
     seen: list[Job] = []
 
     with pytest.raises(Replayed) as replay:
@@ -124,7 +113,7 @@ async def test_another_owner_is_not_answered_from_the_claimed_row(
     store: SqlStore, create_job: CreateJob, clock: Any
 ) -> None:
     await create_job()
-    [claim] = await store.job_claim(_claim(clock.tick()))
+    [claim] = await store.job_claim(store_params.claim(clock.tick(), limit=1))
     seen: list[Job] = []
 
     with pytest.raises(errors.NotFound):
@@ -138,7 +127,7 @@ async def test_a_refusal_is_decided_on_a_fresh_read(
     store: SqlStore, create_job: CreateJob, clock: Any
 ) -> None:
     await create_job()
-    [claim] = await store.job_claim(_claim(clock.tick()))
+    [claim] = await store.job_claim(store_params.claim(clock.tick(), limit=1))
     seen: list[Job] = []
 
     def refuse(current: Job) -> JobUpdateParams:
