@@ -11,7 +11,7 @@ import shutil
 import signal
 import sys
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,8 @@ LISTENING = re.compile(r"serving on (\S+:\d+)")
 DASHBOARD = re.compile(r"dashboard on (\S+)")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+WRAPPED_SLOWDOWN = 20.0
+"""How many times longer a server run under a wrapper (valgrind) may take to start and to stop."""
 
 # Started through this launcher, the server gets SIGKILL from the kernel if the bench dies (even by
 # SIGKILL), so an interrupted run never leaves a server behind. execv keeps the pid, so the pid we hold
@@ -70,10 +72,18 @@ def jobwarden_command() -> list[str]:
 
 @contextlib.asynccontextmanager
 async def serving(
-    database: str, workdir: Path, log_level: str, config: Path | None = None, *, dashboard: bool = False
+    database: str,
+    workdir: Path,
+    log_level: str,
+    config: Path | None = None,
+    *,
+    dashboard: bool = False,
+    wrapper: Sequence[str] = (),
 ) -> AsyncIterator[Server]:
     """`jobwarden serve` on 127.0.0.1 with a free port over `database` (and the TOML file `config`, if
-    given; with `dashboard`, the HTTP port too, on another free port); stopped with SIGTERM at the end."""
+    given; with `dashboard`, the HTTP port too, on another free port); stopped with SIGTERM at the end.
+    `wrapper` runs the server under another command (valgrind), given more time to start and stop."""
+    slowdown = WRAPPED_SLOWDOWN if wrapper else 1.0
     out_path, log_path = workdir / "server.out", workdir / "server.log"
     # Files, not pipes: the server logs a line per transition, and a pipe nobody reads would fill up
     # and stall it in the middle of a measurement.
@@ -82,6 +92,7 @@ async def serving(
             sys.executable,
             "-c",
             _LAUNCHER,
+            *wrapper,
             *jobwarden_command(),
             "serve",
             "--listen",
@@ -97,24 +108,26 @@ async def serving(
             stderr=log,
         )
     try:
-        address, url = await _listening_address(proc, out_path, log_path, dashboard=dashboard)
+        address, url = await _listening_address(
+            proc, out_path, log_path, dashboard=dashboard, within_s=START_TIMEOUT_S * slowdown
+        )
         yield Server(pid=proc.pid, address=address, log_path=log_path, dashboard=url)
     finally:
         if proc.returncode is None:
             proc.terminate()
             try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S * slowdown)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
 
 
 async def _listening_address(
-    proc: asyncio.subprocess.Process, out_path: Path, log_path: Path, *, dashboard: bool
+    proc: asyncio.subprocess.Process, out_path: Path, log_path: Path, *, dashboard: bool, within_s: float
 ) -> tuple[str, str]:
     """The gRPC address and (with `dashboard`) the dashboard's URL, from the lines serve prints."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + START_TIMEOUT_S
+    deadline = loop.time() + within_s
     while loop.time() < deadline:
         out = await asyncio.to_thread(out_path.read_text, errors="replace")
         match, http = LISTENING.search(out), DASHBOARD.search(out)

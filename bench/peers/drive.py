@@ -13,6 +13,7 @@ import dataclasses
 import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,6 +55,7 @@ class Settings:
     redis_url: str | None  # the bench's Redis database number, flushed before and after
     profile: Path | None  # with a server process: py-spy records it over the drain into this file
     py_spy: str | None
+    callgrind: Path | None = None  # with a server process: run it under valgrind's callgrind, totals here
 
     @property
     def progress(self) -> bool:
@@ -251,6 +253,22 @@ async def measure(adapter: Adapter, s: Settings) -> dict[str, Any]:
     }
 
 
+def callgrind_command(out: Path) -> list[str]:
+    """The prefix that runs a command under callgrind, counting its instructions into `out`."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise RuntimeError("valgrind is not installed (Debian: apt-get install valgrind)")
+    return [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}"]
+
+
+def callgrind_total(out: Path) -> int:
+    """The instructions a callgrind output file counted, all threads together."""
+    for line in out.read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {out}")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.peers.drive")
     p.add_argument("--system", required=True, help="adapter module under bench.peers, e.g. sys_celery")
@@ -261,6 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url")
     p.add_argument("--profile", type=Path, help="py-spy the server over the drain (.svg or .txt)")
     p.add_argument("--py-spy", help="the py-spy command")
+    p.add_argument("--callgrind", type=Path, help="run the server under callgrind, its output file here")
     p.add_argument("--out", type=Path, required=True)
     return p
 
@@ -279,8 +298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             redis_url=args.redis_url,
             profile=args.profile,
             py_spy=args.py_spy,
+            callgrind=args.callgrind,
         )
         result = asyncio.run(measure(module.make(s), s))
+        if s.callgrind is not None:
+            result["server_instructions"] = callgrind_total(s.callgrind)
     args.out.write_text(json.dumps(result))
     return 0
 

@@ -30,6 +30,7 @@ DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 RUN_TIMEOUT_S = 900.0
 PROFILE_JOBS = 1000
+INSTRUCTION_JOBS, QUICK_INSTRUCTION_JOBS = 1000, 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--venvs", type=Path, metavar="DIR", help="venv cache (default .bench-venvs/)")
     group.add_argument(
         "--profile", action="store_true", help="then py-spy jobwarden's server over one more SQLite drain"
+    )
+    group.add_argument(
+        "--instructions",
+        action="store_true",
+        help="then count jobwarden's server instructions per job under valgrind's callgrind (drains of "
+        f"{INSTRUCTION_JOBS:,} and {3 * INSTRUCTION_JOBS:,} jobs on SQLite; --quick {QUICK_INSTRUCTION_JOBS} "
+        "and 3x): a figure that does not move with the machine's speed, for comparing two trees",
     )
     group.add_argument("--no-chart", action="store_true", help="skip the PNG (and the tools venv)")
     group.add_argument(
@@ -173,6 +181,9 @@ async def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.profile:
         report["profile"] = await _profile(pythons, jobs, postgres, args.redis)
+    if args.instructions:
+        n = QUICK_INSTRUCTION_JOBS if args.quick else INSTRUCTION_JOBS
+        report["instructions"] = await _instructions(pythons[None], n, postgres, args.redis)
     report["settings"]["total_seconds"] = round(time.monotonic() - started, 1)
     print(summary.table(report))
     json_path = args.json or ROOT / "bench-results" / f"peers-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -212,6 +223,36 @@ async def _profile(pythons: dict[str | None, Path], jobs: int, postgres: str, re
             "summary": profile.summarise(stem.with_suffix(".txt").read_text()),
         }
         say(f"profiled {system.name}: {stem}.svg")
+    return found
+
+
+async def _instructions(python: Path, jobs: int, postgres: str, redis: str) -> dict[str, Any]:
+    """The server's instructions per job: the no-op SQLite drain of `jobs` and of three times `jobs` jobs with
+    the server under callgrind. Their difference is the jobs' own (queued and drained); start-up and
+    the idle loops cancel out of it. Wall-clock figures on a shared machine move by tens of percent
+    between runs; instruction counts repeat within a fraction of one, so two trees compare on them."""
+    from bench.peers.systems import SYSTEMS
+
+    system = next(s for s in SYSTEMS if s.kind == JOBWARDEN and s.needs == "" and s.variant == "noop")
+    counts: dict[int, int] = {}
+    with tempfile.TemporaryDirectory(prefix="jobwarden-callgrind-") as tmp:
+        for n in (jobs, 3 * jobs):
+            extra = ["--callgrind", str(Path(tmp) / f"server-{n}.callgrind")]
+            counts[n] = int(
+                (await _run_one(system, python, n, postgres, redis, extra))["server_instructions"]
+            )
+    per_job = (counts[3 * jobs] - counts[jobs]) / (2 * jobs)
+    found = {
+        "system": system.name,
+        "server_instructions": {str(n): c for n, c in counts.items()},
+        "per_job": round(per_job),
+        "start_up_and_idle": round(counts[jobs] - jobs * per_job),
+    }
+    say(
+        f"instructions: {system.name} server {per_job / 1e6:.2f} M per job "
+        f"(drains of {jobs:,} and {3 * jobs:,} jobs under callgrind; {found['start_up_and_idle'] / 1e9:.2f} G "
+        "start-up and idle)"
+    )
     return found
 
 

@@ -9,7 +9,7 @@ from importlib import metadata
 
 import asyncpg
 
-from bench.peers.drive import CONCURRENCY, Settings
+from bench.peers.drive import CONCURRENCY, Settings, callgrind_command
 from bench.server import Server, serving
 from jobwarden.client import Client, Job, NewJob
 
@@ -42,7 +42,10 @@ class Jobwarden:
     async def setup(self) -> None:
         database = self.s.postgres_url or str(self.s.workdir / "jobwarden.db")
         # The server's own default log level, as users run it (INFO: failures, retries, rescues; a claim or a completion is DEBUG).
-        self._server = await self._stack.enter_async_context(serving(database, self.s.workdir, "INFO"))
+        wrapper = callgrind_command(self.s.callgrind) if self.s.callgrind else ()
+        self._server = await self._stack.enter_async_context(
+            serving(database, self.s.workdir, "INFO", wrapper=wrapper)
+        )
         self._client = Client(self._server.address)
         if self.s.postgres_url:
             self._pg = await asyncpg.connect(self.s.postgres_url)

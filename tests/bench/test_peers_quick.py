@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support import apt
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = ("jobwarden-sqlite", "floor-sqlite", "pgqueuer")
@@ -70,6 +71,39 @@ def test_peers_quick_reports_every_figure_for_each_system(tmp_path: Path) -> Non
         ratio = report["ratios"]["jobwarden-sqlite"][other]
         assert ratio["drain"] > 0 and ratio["enqueue"] > 0
     assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.timeout(900)
+def test_instructions_counts_the_server_per_job_under_callgrind(tmp_path: Path) -> None:
+    apt.ensure("valgrind", Path("/usr/bin/valgrind"))
+    out = tmp_path / "instructions.json"
+    result = subprocess.run(
+        [
+            str(ROOT / "scripts" / "bench"),
+            "--peers",
+            "--quick",
+            "--systems",
+            "jobwarden-sqlite",
+            "--instructions",
+            "--no-chart",
+            "--json",
+            str(out),
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=580,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "instructions: jobwarden-sqlite server" in result.stderr + result.stdout
+
+    found = json.loads(out.read_text())["instructions"]
+    counts = found["server_instructions"]
+    assert set(counts) == {"20", "60"}
+    assert counts["60"] > counts["20"] > 0  # three times the jobs cost the server more
+    assert found["per_job"] == round((counts["60"] - counts["20"]) / 40)
+    assert 0 < found["start_up_and_idle"] < counts["20"]
 
 
 def test_peers_refuses_an_unknown_system() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from support import proc
+from support import apt, proc
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "tests" / "browser"
@@ -30,12 +30,7 @@ UPDATE_DOCS = os.environ.get("JOBWARDEN_UPDATE_SCREENSHOTS") == "1"
 
 def install() -> None:
     """Chromium and the driver's npm packages, installed once if missing."""
-    if not CHROMIUM.exists():
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "chromium"], check=True, env=env, capture_output=True
-        )
+    apt.ensure("chromium", CHROMIUM)
     if not (HERE / "node_modules" / "playwright-core").exists():
         npm = shutil.which("npm")
         assert npm is not None, "the dashboard tests need Node.js and npm"
