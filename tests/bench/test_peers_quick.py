@@ -20,27 +20,31 @@ ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = ("jobwarden-sqlite", "floor-sqlite", "pgqueuer")
 
 
+def _bench(*args: str, timeout: float = 580) -> subprocess.CompletedProcess[str]:
+    """`scripts/bench` with `args`, its output captured."""
+    return subprocess.run(
+        [str(ROOT / "scripts" / "bench"), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.mark.postgres
 @pytest.mark.timeout(600)
 def test_peers_quick_reports_every_figure_for_each_system(tmp_path: Path) -> None:
     out = tmp_path / "peers.json"
-    result = subprocess.run(
-        [
-            str(ROOT / "scripts" / "bench"),
-            "--peers",
-            "--quick",
-            "--systems",
-            ",".join(SYSTEMS),
-            "--database",
-            os.environ["JOBWARDEN_TEST_DATABASE_URL"],
-            "--json",
-            str(out),
-        ],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=580,
-        check=False,
+    result = _bench(
+        "--peers",
+        "--quick",
+        "--systems",
+        ",".join(SYSTEMS),
+        "--database",
+        os.environ["JOBWARDEN_TEST_DATABASE_URL"],
+        "--json",
+        str(out),
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "jobwarden ÷ peer/floor, drain jobs/s" in result.stdout
@@ -77,23 +81,15 @@ def test_peers_quick_reports_every_figure_for_each_system(tmp_path: Path) -> Non
 def test_instructions_counts_the_server_per_job_under_callgrind(tmp_path: Path) -> None:
     apt.ensure("valgrind", Path("/usr/bin/valgrind"))
     out = tmp_path / "instructions.json"
-    result = subprocess.run(
-        [
-            str(ROOT / "scripts" / "bench"),
-            "--peers",
-            "--quick",
-            "--systems",
-            "jobwarden-sqlite",
-            "--instructions",
-            "--no-chart",
-            "--json",
-            str(out),
-        ],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=580,
-        check=False,
+    result = _bench(
+        "--peers",
+        "--quick",
+        "--systems",
+        "jobwarden-sqlite",
+        "--instructions",
+        "--no-chart",
+        "--json",
+        str(out),
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "instructions: jobwarden-sqlite server" in result.stderr + result.stdout
@@ -107,14 +103,7 @@ def test_instructions_counts_the_server_per_job_under_callgrind(tmp_path: Path) 
 
 
 def test_peers_refuses_an_unknown_system() -> None:
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "bench"), "--peers", "--quick", "--systems", "rabbitmq"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _bench("--peers", "--quick", "--systems", "rabbitmq", timeout=120)
     assert result.returncode == 2
     assert "'rabbitmq' matches none of" in result.stderr
     assert "Traceback" not in result.stderr
