@@ -904,35 +904,20 @@ _JOB_OF_OWNER_SELECT = sa.select(jobs).where(
     jobs.c.id == sa.bindparam("p_job_id"), jobs.c.owner == sa.bindparam("p_owner")
 )
 _JOB_OF_OWNER = Prepared(_JOB_OF_OWNER_SELECT)
-_FIRST_EVENT_OF_REQUEST = (
-    sa.select(job_events)
-    .where(
-        job_events.c.job_id == sa.bindparam("p_job_id"),
-        job_events.c.request_id == sa.bindparam("p_request_id"),
-        job_events.c.owner == sa.bindparam("p_owner"),
-    )
-    .order_by(job_events.c.sequence)
-    .limit(1)
+_OF_REQUEST = (
+    job_events.c.job_id == sa.bindparam("p_job_id"),
+    job_events.c.request_id == sa.bindparam("p_request_id"),
+    job_events.c.owner == sa.bindparam("p_owner"),
 )
+"""An event of a job recorded by the call with a request_id (see `_request_keys`)."""
+_FIRST_EVENT_OF_REQUEST = sa.select(job_events).where(*_OF_REQUEST).order_by(job_events.c.sequence).limit(1)
 """The first event of a job recorded by the call with a request_id (a retry's first outcome)."""
-_EVENT_OF_REQUEST = Prepared(
-    sa.select(job_events.c.sequence)
-    .where(
-        job_events.c.job_id == sa.bindparam("p_job_id"),
-        job_events.c.request_id == sa.bindparam("p_request_id"),
-        job_events.c.owner == sa.bindparam("p_owner"),
-    )
-    .limit(1)
-)
+_EVENT_OF_REQUEST = Prepared(sa.select(job_events.c.sequence).where(*_OF_REQUEST).limit(1))
 """Whether the call with a request_id already recorded an event of the job (then it is a retry)."""
 _JOB_OF_OWNER_WITH_REPLAY = Prepared(
     _JOB_OF_OWNER_SELECT.add_columns(
         sa.select(sa.func.min(job_events.c.sequence))
-        .where(
-            job_events.c.job_id == sa.bindparam("p_job_id"),
-            job_events.c.request_id == sa.bindparam("p_request_id"),
-            job_events.c.owner == sa.bindparam("p_owner"),
-        )
+        .where(*_OF_REQUEST)
         .scalar_subquery()
         .label("replayed_sequence")
     )
